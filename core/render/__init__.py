@@ -1,0 +1,142 @@
+"""One rendering entry point, three backends.
+
+:func:`render` takes :class:`~splatgen.core.gaussians.Gaussians` and OpenCV cameras (world-to-camera
+``viewmats`` and pixel intrinsics ``Ks``, as ``gsplat.rasterization`` takes them) and returns RGB,
+alpha and expected depth. The backend is picked automatically:
+
+* ``"gsplat"`` — gsplat's CUDA rasterizer (differentiable, batched); used when the Gaussians are on CUDA.
+* ``"torch"`` — a pure-PyTorch differentiable rasterizer on sparse pixel/Gaussian pair lists; the
+  reference, used for tests and CPU training steps.
+* ``"gl"`` — an OpenGL splat renderer (sorted instanced quads), headless through EGL; fast viewing
+  without CUDA, not differentiable.
+
+All three follow the same image model, so they draw the same picture:
+
+1. camera-space mean ``m = R x + t``; splats with ``m.z`` outside (near, far) are dropped;
+2. 2D covariance ``Σ' = J W Σ Wᵀ Jᵀ + 0.3·I`` (EWA, with the 0.3 px² low-pass of 3DGS), 2D mean
+   ``(fx m.x/m.z + cx, fy m.y/m.z + cy)``; pixel (i, j) is sampled at its centre (i+0.5, j+0.5);
+3. ``α = min(0.99, opacity · exp(-½ dᵀ Σ'⁻¹ d))``, ignored when ``α < 1/255``;
+4. front-to-back compositing in depth order of the splat centres:
+   ``C = Σ_k T_k α_k c_k + T_final · background``, ``T_k = Π_{j<k} (1 - α_j)``;
+5. depth is the expected depth ``Σ_k T_k α_k z_k / Σ_k T_k α_k`` (0 where nothing is drawn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .. import framing
+from ..gaussians import Gaussians
+
+BACKENDS = ("auto", "gsplat", "torch", "gl")
+
+
+class RenderError(RuntimeError):
+    """A backend cannot render the request (unavailable, bad cameras...)."""
+
+
+@dataclass
+class RenderOutput:
+    """Rendered images, channels last, values in [0, 1] for colour and alpha.
+
+    ``rgb`` ``(*B, C, H, W, 3)``, ``alpha`` ``(*B, C, H, W, 1)``, ``depth`` ``(*B, C, H, W, 1)``
+    (expected camera-space z, world units; 0 where alpha is 0).
+    """
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor
+    depth: torch.Tensor
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def pick_backend(gaussians: Gaussians, backend: str = "auto", *, differentiable: bool = False) -> str:
+    """Resolve ``"auto"``: gsplat for CUDA tensors, else torch when gradients are needed, else gl."""
+    if backend not in BACKENDS:
+        raise RenderError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    if gaussians.device.type == "cuda":
+        return "gsplat"
+    if differentiable or torch.is_grad_enabled() and any(t.requires_grad for t in gaussians.tensors().values()):
+        return "torch"
+    from . import gl_backend
+
+    return "gl" if gl_backend.available() else "torch"
+
+
+def _as_background(background, device, dtype) -> torch.Tensor:
+    if background is None:
+        background = framing.BACKGROUND
+    return torch.as_tensor(background, device=device, dtype=dtype).reshape(3)
+
+
+def render(
+    gaussians: Gaussians,
+    viewmats: torch.Tensor,
+    Ks: torch.Tensor,
+    width: int,
+    height: int,
+    *,
+    background: Sequence[float] | torch.Tensor | None = None,
+    backend: str = "auto",
+    near: float = framing.NEAR,
+    far: float = framing.FAR,
+    sh_degree: int | None = None,
+) -> RenderOutput:
+    """Render Gaussians from one or more cameras.
+
+    Args:
+        gaussians: shape ``(*B, N)``; a batch of scenes ``B`` renders each scene from its own cameras.
+        viewmats: world-to-camera ``(C, 4, 4)`` or ``(*B, C, 4, 4)``, OpenCV axes.
+        Ks: intrinsics ``(C, 3, 3)``, ``(*B, C, 3, 3)`` or one ``(3, 3)`` for all cameras, pixels.
+        width, height: image size in pixels.
+        background: RGB in [0, 1] composited behind the splats (default: the canonical background).
+        backend: ``"auto"``, ``"gsplat"``, ``"torch"`` or ``"gl"``.
+        near, far: clipping distances along the camera z axis, world units.
+        sh_degree: SH degree to use for colour (default: all the Gaussians hold).
+
+    Returns:
+        :class:`RenderOutput` with ``(*B, C, H, W, ·)`` tensors on the Gaussians' device.
+    """
+    batch = tuple(gaussians.batch_shape)
+    viewmats = torch.as_tensor(viewmats, dtype=gaussians.dtype, device=gaussians.device)
+    Ks = torch.as_tensor(Ks, dtype=gaussians.dtype, device=gaussians.device)
+    if viewmats.dim() == 2:
+        viewmats = viewmats[None]
+    if viewmats.shape[-2:] != (4, 4):
+        raise RenderError(f"viewmats must be (..., 4, 4), got {tuple(viewmats.shape)}")
+    viewmats = viewmats.expand(*batch, *viewmats.shape[-3:]) if viewmats.dim() == 3 else viewmats
+    if Ks.dim() == 2:
+        Ks = Ks.expand(*viewmats.shape[:-2], 3, 3)
+    elif Ks.dim() == 3:
+        Ks = Ks.expand(*batch, *Ks.shape)
+    if tuple(viewmats.shape[:-3]) != batch or tuple(Ks.shape[:-2]) != tuple(viewmats.shape[:-2]):
+        raise RenderError(f"cameras {tuple(viewmats.shape)} / {tuple(Ks.shape)} do not match "
+                          f"Gaussians of shape {tuple(gaussians.shape)}")
+    if width <= 0 or height <= 0:
+        raise RenderError(f"image size must be positive, got {width}x{height}")
+    bg = _as_background(background, gaussians.device, gaussians.dtype)
+    name = pick_backend(gaussians, backend)
+    kwargs = dict(background=bg, near=near, far=far, sh_degree=sh_degree)
+    if name == "gsplat":
+        from .gsplat_backend import render_gsplat
+
+        return render_gsplat(gaussians, viewmats, Ks, width, height, **kwargs)
+    # The torch and GL backends render one scene at a time.
+    if batch:
+        outs = [render(gaussians[i], viewmats[i], Ks[i], width, height, background=bg, backend=name,
+                       near=near, far=far, sh_degree=sh_degree) for i in range(batch[0])]
+        return RenderOutput(*(torch.stack([getattr(o, f) for o in outs]) for f in ("rgb", "alpha", "depth")))
+    if name == "torch":
+        from .torch_backend import render_torch
+
+        return render_torch(gaussians, viewmats, Ks, width, height, **kwargs)
+    from .gl_backend import render_gl
+
+    return render_gl(gaussians, viewmats, Ks, width, height, **kwargs)
