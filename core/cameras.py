@@ -21,6 +21,7 @@ from typing import Sequence
 import torch
 
 from . import framing
+from .errors import SplatgenError
 
 # Flipping the camera's y and z axes turns OpenGL camera axes into OpenCV ones (and back).
 _GL_CV_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -128,7 +129,7 @@ def relative_viewmats(viewmats: torch.Tensor, reference: torch.Tensor) -> torch.
 
 
 # ---------------------------------------------------------------------- transforms.json
-class CameraFileError(ValueError):
+class CameraFileError(SplatgenError, ValueError):
     """A camera file could not be read; the message names the file and the problem."""
 
 

@@ -29,12 +29,13 @@ from typing import Sequence
 import torch
 
 from .. import framing
+from ..errors import SplatgenError
 from ..gaussians import Gaussians
 
 BACKENDS = ("auto", "gsplat", "torch", "gl")
 
 
-class RenderError(RuntimeError):
+class RenderError(SplatgenError, RuntimeError):
     """A backend cannot render the request (unavailable, bad cameras...)."""
 
 

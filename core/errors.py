@@ -1,0 +1,13 @@
+"""Errors the user can cause and fix; the CLI and GUI show their message as one line, no traceback."""
+
+
+class SplatgenError(Exception):
+    """Base of all expected, user-facing errors. The message names the file/value and the problem."""
+
+
+class SplatFileError(SplatgenError, ValueError):
+    """A splat file (``.ply`` / ``.splat``) cannot be read or written."""
+
+
+class DatasetError(SplatgenError, ValueError):
+    """A dataset folder is missing, empty or malformed."""
