@@ -18,7 +18,7 @@ import math
 import torch
 
 from ..gaussians import Gaussians, quat_to_rotation_matrix
-from . import RenderOutput
+from . import RenderError, RenderOutput
 from .sh import eval_sh
 
 ALPHA_MIN = 1.0 / 255.0  # contributions below this are skipped (as gsplat / 3DGS)
@@ -26,6 +26,8 @@ ALPHA_MAX = 0.999  # gsplat's clamp, keeps log(1 - α) finite
 T_MIN = 1e-4  # a pixel stops compositing before its transmittance would reach this
 EPS_2D = 0.3  # low-pass blur added to the 2D covariance, px²
 EXTEND_MAX = 3.33  # bounding boxes reach at most this many standard deviations
+#: Refuse a camera needing more (pixel, Gaussian) pairs than this (~100 bytes each through autograd).
+MAX_PAIRS = 40_000_000
 
 
 def project(
@@ -111,6 +113,10 @@ def _pairs(mean2d, cov2d, conic, opacity, width: int, height: int):
     x0 = torch.ceil(ug + (-c1 * dy - root) / c0 - 0.5).clamp(0, width)
     x1 = torch.floor(ug + (-c1 * dy + root) / c0 - 0.5).clamp(-1, width - 1)
     cols = torch.where(disc >= 0, (x1 - x0 + 1).clamp_min(0), torch.zeros_like(x0)).long()
+    total = int(cols.sum())
+    if total > MAX_PAIRS:
+        raise RenderError(f"the torch renderer would need {total:,} pixel/splat pairs (limit {MAX_PAIRS:,}); "
+                          "render smaller images, or use the gl or gsplat backend")
     row_id, j = _expand(cols)  # (P,) pairs
     gid = g_row.index_select(0, row_id)
     pix = (py * width + x0).long().index_select(0, row_id) + j

@@ -1,0 +1,36 @@
+"""``splatgen bench``: speed figures, printed and written as JSON under ``benchmarks/``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..benchmarks import write_result
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure speed; results go to benchmarks/*.json",
+                       description="Benchmarks. Results are printed and written as JSON with the machine and date.")
+    bench_sub = p.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+
+    r = bench_sub.add_parser("render", help="ms/frame and FPS per renderer backend, size and splat count")
+    r.add_argument("--backends", nargs="+", choices=("torch", "gl", "gsplat"),
+                   help="default: every backend this machine has")
+    r.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 1024])
+    r.add_argument("--counts", nargs="+", type=int, default=[16384, 65536, 262144])
+    r.add_argument("--repeat", type=int, default=10)
+    r.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    r.set_defaults(func=run_render)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from ..render.benchmark import run_render_benchmark
+
+    result = run_render_benchmark(args.backends, tuple(args.sizes), tuple(args.counts), args.repeat)
+    result["command"] = "splatgen bench render " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in (("backends", args.backends), ("sizes", args.sizes), ("counts", args.counts),
+                     ("repeat", args.repeat)) if v)
+    path = write_result("render", result, args.out_dir)
+    print(f"wrote {path}")
+    return 0
