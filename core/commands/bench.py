@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     r.set_defaults(func=run_render)
 
+    q = bench_sub.add_parser("parity", help="PSNR between two renderer backends on random scenes")
+    q.add_argument("--reference", choices=("torch", "gl", "gsplat"), default="torch")
+    q.add_argument("--other", choices=("torch", "gl", "gsplat"), default="gsplat")
+    q.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    q.set_defaults(func=run_parity)
+
 
 def run_render(args: argparse.Namespace) -> int:
     from ..render.benchmark import run_render_benchmark
@@ -32,5 +38,17 @@ def run_render(args: argparse.Namespace) -> int:
         for k, v in (("backends", args.backends), ("sizes", args.sizes), ("counts", args.counts),
                      ("repeat", args.repeat)) if v)
     path = write_result("render", result, args.out_dir)
+    print(f"wrote {path}")
+    return 0
+
+
+def run_parity(args: argparse.Namespace) -> int:
+    from ..benchmarks import machine_info
+    from ..render.parity import compare_backends
+
+    rows = compare_backends(args.reference, args.other)
+    result = {"machine": machine_info(), "command": f"splatgen bench parity --reference {args.reference} "
+              f"--other {args.other}", "results": rows}
+    path = write_result(f"parity-{args.reference}-{args.other}", result, args.out_dir)
     print(f"wrote {path}")
     return 0

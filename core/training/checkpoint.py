@@ -1,0 +1,154 @@
+"""Training checkpoints: safetensors only (never a pickle), resumable exactly.
+
+A checkpoint folder holds
+
+* ``model/`` — the trained network, ``save_pretrained`` layout (config.json + safetensors);
+* ``ema/`` — the EMA weights, same layout (what gets shipped and evaluated);
+* ``optimizer.safetensors`` — every optimizer state tensor, keyed ``<param-name>/<state-key>``;
+* ``trainer.json`` — step, optimizer hyper-parameters, scalar states, arguments, history;
+* ``rng.safetensors`` — CPU (and CUDA) random generator states and the sampler generator's state.
+
+Everything is written to a temporary folder first and renamed into place, so an interrupted write
+never leaves a half checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import SplatgenError
+
+
+class CheckpointError(SplatgenError):
+    """A checkpoint is missing, corrupted or does not match the model."""
+
+
+def _named_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    names = {id(p): n for n, p in model.named_parameters()}
+    tensors, scalars = {}, {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    tensors[f"{names[id(p)]}/{key}"] = value.detach().contiguous()
+                else:
+                    scalars[f"{names[id(p)]}/{key}"] = value
+    return tensors, scalars
+
+
+def save_checkpoint(
+    folder: str | os.PathLike,
+    model,
+    ema_model,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    sampler_generator: torch.Generator | None = None,
+    extra: dict | None = None,
+) -> Path:
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    unwrap(model).save_pretrained(tmp / "model", safe_serialization=True)
+    ema_model.save_pretrained(tmp / "ema", safe_serialization=True)
+    tensors, scalars = _named_state(unwrap(model), optimizer)
+    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp / "optimizer.safetensors"))
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    if sampler_generator is not None:
+        rng["sampler"] = sampler_generator.get_state()
+    save_file(rng, str(tmp / "rng.safetensors"))
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    meta = {"step": step, "param_groups": groups, "optimizer_scalars": scalars, **(extra or {})}
+    (tmp / "trainer.json").write_text(json.dumps(meta, indent=2, default=str))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def load_checkpoint(folder: str | os.PathLike, model, ema_model, optimizer: torch.optim.Optimizer,
+                    sampler_generator: torch.Generator | None = None) -> dict:
+    """Restore model, EMA, optimizer and RNG states in place; returns ``trainer.json``'s content."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "trainer.json").read_text())
+        weights = load_weights(folder / "model")
+        ema_weights = load_weights(folder / "ema")
+        opt_tensors = load_file(str(folder / "optimizer.safetensors"))
+        rng = load_file(str(folder / "rng.safetensors"))
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder}: not a readable training checkpoint ({exc})") from None
+    load_into(unwrap(model), weights, folder / "model")
+    load_into(ema_model, ema_weights, folder / "ema")
+    params = dict(unwrap(model).named_parameters())
+    for key, value in opt_tensors.items():
+        name, state_key = key.rsplit("/", 1)
+        if name not in params:
+            raise CheckpointError(f"{folder}: optimizer state for unknown parameter {name}")
+        p = params[name]
+        optimizer.state[p][state_key] = value.to(p.device)
+    for key, value in meta.get("optimizer_scalars", {}).items():
+        name, state_key = key.rsplit("/", 1)
+        optimizer.state[params[name]][state_key] = value
+    for group, saved in zip(optimizer.param_groups, meta.get("param_groups", [])):
+        group.update({k: v for k, v in saved.items() if k in group})
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda"])
+    if sampler_generator is not None and "sampler" in rng:
+        sampler_generator.set_state(rng["sampler"].to(sampler_generator.get_state().device))
+    return meta
+
+
+def load_weights(model_folder: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The safetensors weights of a ``save_pretrained`` folder (one file or shards)."""
+    model_folder = Path(model_folder)
+    files = sorted(model_folder.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{model_folder}: no .safetensors weights in this folder")
+    weights = {}
+    for f in files:
+        try:
+            weights.update(load_file(str(f)))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types on corrupt files
+            raise CheckpointError(f"{f}: corrupted or unreadable weights ({exc})") from None
+    return weights
+
+
+def load_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], source) -> None:
+    """Load ``weights`` into ``model`` strictly, with a clear message on any mismatch."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    wrong = [k for k in own if k in weights and own[k].shape != weights[k].shape]
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            detail.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(weights[k].shape)} vs "
+                          f"{tuple(own[k].shape)})")
+        raise CheckpointError(f"{source}: weights do not match this model: " + "; ".join(detail))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})
+
+
+def unwrap(model):
+    """The module inside a DistributedDataParallel / compiled wrapper."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
+    return model

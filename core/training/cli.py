@@ -1,0 +1,58 @@
+"""``splatgen train {regressor,var,diffusion}``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (regressor, var, diffusion) on a built dataset",
+                       description="Train one of the generator's models. Runs end cleanly after --max-minutes "
+                                   "with a resumable checkpoint in OUT/checkpoint; --resume continues exactly. "
+                                   "Under torchrun the run uses every GPU (DistributedDataParallel).")
+    p.add_argument("model", choices=("regressor", "var", "diffusion"))
+    p.add_argument("--data", type=Path, required=True,
+                   help="dataset split: a folder of object folders, a dataset root (its train split), or packed shards")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoint/, log.jsonl, samples)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from OUT/checkpoint if it exists")
+    p.add_argument("--init-from", help="start from the weights of a model folder (e.g. assets/models/regressor)")
+    p.add_argument("--export", help="write the EMA weights as fp16 to this model folder at the end")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
+    p.add_argument("--max-steps", type=int, help="stop at this global step")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--num-targets", type=int, default=3, help="novel views rendered per object and step")
+    p.add_argument("--num-context", type=int, default=2,
+                   help="var: target views the encoder also sees (the others test 3D consistency)")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--gaussians-per-pixel", type=int, default=2)
+    p.add_argument("--ssim-weight", type=float, default=0.2)
+    p.add_argument("--alpha-weight", type=float, default=0.1)
+    p.add_argument("--kl-weight", type=float, default=1e-4, help="β of the VAR's KL term")
+    p.add_argument("--var", help="diffusion: the trained VAR model folder whose latent space to model")
+    p.add_argument("--cond-dropout", type=float, default=0.1, help="diffusion: condition dropout for CFG")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .viewbank import load_view_bank
+
+    if args.max_minutes is None and args.max_steps is None:
+        args.max_steps = 100_000
+    if args.model in ("regressor", "var"):
+        from .recon import train_reconstruction
+
+        result = train_reconstruction(args, lambda device: load_view_bank(args.data, device))
+    else:
+        from .diffusion import train_diffusion
+
+        result = train_diffusion(args, lambda device: load_view_bank(args.data, device))
+    print(f"done: step {result['step']} ({result['steps_this_run']} this run, {result['minutes']:.1f} min)")
+    return 0

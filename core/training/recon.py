@@ -1,0 +1,157 @@
+"""Train a SplatterNet — the deterministic regressor or the Variational AutoReconstructor — from 2D views.
+
+Each step: pick objects, an input view and target views per object; predict a Splatter Image from
+the input; render it (gsplat on CUDA, the torch rasterizer on CPU) into the input view and the target
+views, all expressed in the input camera's frame; compare with the images:
+
+``loss = MSE(rgb) + λ_ssim·(1 - SSIM(rgb)) + λ_alpha·L1(alpha) [+ β·KL for the VAR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..gaussians import Gaussians
+from ..models.splatter_net import SplatterNet
+from ..render import render
+from .checkpoint import load_into, load_weights, unwrap
+from ..metrics import psnr, ssim
+from .trainer import (EMA, LoopClock, RunLog, finite_or_raise, resume_or_init, save_checkpoint, setup_run,
+                      warmup_lr, wrap_ddp)
+from .viewbank import ViewBank, ViewBatch
+
+
+def reconstruction_loss(model_out, batch: ViewBatch, args, backend: str) -> tuple[torch.Tensor, dict]:
+    """Render predicted Gaussians into every view of the batch and compare. Returns (loss, metrics)."""
+    g: Gaussians = model_out.gaussians
+    s = batch.rgb.shape[-2]
+    out = render(g, batch.viewmats, batch.Ks, s, s, backend=backend)
+    mse = (out.rgb - batch.rgb).square().mean()
+    ssim_val = ssim(out.rgb, batch.rgb).mean()
+    alpha_l1 = (out.alpha - batch.alpha).abs().mean()
+    loss = mse + args.ssim_weight * (1 - ssim_val) + args.alpha_weight * alpha_l1
+    metrics = {"mse": mse.item(), "ssim": ssim_val.item(), "alpha_l1": alpha_l1.item()}
+    with torch.no_grad():
+        p = psnr(out.rgb.clamp(0, 1), batch.rgb)  # (B, V)
+        metrics["psnr_input"] = p[:, 0].mean().item()
+        metrics["psnr_novel"] = p[:, 1:].mean().item()
+    if model_out.mean is not None:
+        kl = model_out.kl()
+        loss = loss + args.kl_weight * kl
+        metrics["kl"] = kl.item()
+    return loss, metrics
+
+
+def encoder_views(batch: ViewBatch, num_context: int) -> dict:
+    """The VAR encoder's views: the input view and the first ``num_context`` targets, posed.
+
+    The remaining targets are rendered but unseen by the encoder, so the latent must describe the
+    object in 3D rather than copy the views it was shown."""
+    n = 1 + num_context
+    views = torch.cat([batch.rgb[:, :n], batch.alpha[:, :n]], -1).permute(0, 1, 4, 2, 3)
+    return {"views": views.contiguous(), "viewmats": batch.viewmats[:, :n]}
+
+
+def save_samples(path: Path, model, batch: ViewBatch, backend: str, num_context: int, n: int = 4) -> None:
+    """A PNG grid: per object, the target views (top) and the model's renders of them (bottom)."""
+    model.eval()
+    with torch.no_grad():
+        sub = ViewBatch(*(t[:n] for t in (batch.input, batch.rgb, batch.alpha, batch.viewmats, batch.Ks,
+                                          batch.objects)))
+        out = model(sub.input, **encoder_views(sub, num_context)) if model.config.variational else model(sub.input)
+        s = batch.rgb.shape[-2]
+        r = render(out.gaussians, batch.viewmats[:n], batch.Ks[:n], s, s, backend=backend)
+    model.train()
+    gt = batch.rgb[:n].clamp(0, 1)
+    pred = r.rgb.clamp(0, 1)
+    rows = []
+    for i in range(gt.shape[0]):
+        rows.append(torch.cat(list(gt[i]), 1))
+        rows.append(torch.cat(list(pred[i]), 1))
+    grid = (torch.cat(rows, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    import imageio.v3 as iio
+
+    iio.imwrite(path, grid)
+
+
+def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
+    """The training loop behind ``splatgen train regressor|var``. ``bank_loader(device) -> ViewBank``."""
+    ctx = setup_run(args.device)
+    torch.manual_seed(args.seed + ctx.rank)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bank: ViewBank = bank_loader(ctx.device)
+    variational = args.model == "var"
+    model = SplatterNet(variational=variational, gaussians_per_pixel=args.gaussians_per_pixel).to(ctx.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    ema = EMA(model, args.ema_decay)
+    generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
+
+    def init_weights(folder: str) -> int:
+        load_into(model, load_weights(folder), folder)
+        cfg = json.loads((Path(folder) / "config.json").read_text())
+        return int(cfg.get("trained_steps", 0))
+
+    step = resume_or_init(out_dir, args.resume, args.init_from, model, ema, optimizer, generator, init_weights)
+    ddp_model = wrap_ddp(model, ctx)
+    backend = "gsplat" if ctx.device.type == "cuda" else "torch"
+    log = RunLog(out_dir, ctx.is_main)
+    clock = LoopClock(args.max_steps, args.max_minutes, args.checkpoint_minutes)
+    if ctx.is_main:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"training {args.model}: {n_params / 1e6:.2f}M parameters, {bank.num_objects} objects x "
+              f"{bank.views_per_object} views, device {ctx.device} x{ctx.world_size}, from step {step}", flush=True)
+    steps_this_run, t_last, running = 0, time.monotonic(), {}
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+    batch = None
+    while not clock.done(step, steps_this_run):
+        warmup_lr(optimizer, args.lr, steps_this_run, args.warmup)
+        batch = bank.sample(args.batch_size, args.num_targets, generator)
+        with amp:
+            model_out = ddp_model(batch.input, **encoder_views(batch, args.num_context)) if variational \
+                else ddp_model(batch.input)
+        loss, metrics = reconstruction_loss(model_out, batch, args, backend)
+        finite_or_raise(loss, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        ema.update(model, step)
+        step += 1
+        steps_this_run += 1
+        for k, v in metrics.items():
+            running[k] = running.get(k, 0.0) + v
+        if step % args.log_every == 0:
+            now = time.monotonic()
+            rec = {"step": step, **{k: v / args.log_every for k, v in running.items()},
+                   "grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"],
+                   "steps_per_s": args.log_every / (now - t_last), "minutes": clock.minutes}
+            log.write(rec)
+            running, t_last = {}, now
+        if ctx.is_main and clock.checkpoint_due():
+            save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
+                            {"args": vars(args)})
+    if ctx.is_main:
+        ema.model.register_to_config(trained_steps=step)
+        unwrap(model).register_to_config(trained_steps=step)
+        save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator, {"args": vars(args)})
+        if batch is not None:
+            save_samples(out_dir / f"samples_{step:07d}.png", ema.model, batch, backend, args.num_context)
+        if args.export:
+            export_model(ema.model, Path(args.export))
+    return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
+
+
+def export_model(model, folder: Path) -> None:
+    """Ship a model: fp16 safetensors + config.json via ``save_pretrained`` (weights cast, config kept)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    half = type(model).from_config(model.config)
+    half.load_state_dict(model.state_dict())
+    half.to(torch.float16).save_pretrained(folder, safe_serialization=True)

@@ -1,0 +1,151 @@
+"""What every training run shares: device and DDP set-up, EMA, the loop's clock, logging, checkpoints.
+
+A run lives in one output folder: ``checkpoint/`` (resumable, see :mod:`.checkpoint`), ``log.jsonl``
+(one JSON line per logging step) and ``samples_*.png``. ``--max-minutes`` ends the loop cleanly with a
+checkpoint, so one device call of bounded length always leaves something to resume from.
+
+Multi-GPU: started under ``torchrun``, the run joins the process group (NCCL), wraps the model in
+DistributedDataParallel and draws a different batch stream per rank; rank 0 alone logs and saves.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint, unwrap
+
+
+@dataclass
+class RunContext:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    distributed: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_run(device_name: str = "auto") -> RunContext:
+    """Pick the device; join the process group when started by torchrun (``LOCAL_RANK`` set)."""
+    if "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch.distributed as dist
+
+        local_rank = int(os.environ["LOCAL_RANK"])
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+        return RunContext(torch.device("cuda", local_rank), dist.get_rank(), dist.get_world_size(), True)
+    if device_name == "auto":
+        device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_name == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return RunContext(torch.device(device_name))
+
+
+def wrap_ddp(model: torch.nn.Module, ctx: RunContext) -> torch.nn.Module:
+    if not ctx.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[ctx.device.index])
+
+
+class EMA:
+    """Exponential moving average of a model's weights, kept as a full model copy (so it can be saved)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
+        self.model = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        # Warm-up: average over the steps seen so far until `decay` takes over.
+        d = min(self.decay, (1 + step) / (10 + step))
+        for e, p in zip(self.model.parameters(), unwrap(model).parameters()):
+            e.lerp_(p.detach(), 1.0 - d)
+        for e, b in zip(self.model.buffers(), unwrap(model).buffers()):
+            e.copy_(b)
+
+
+@dataclass
+class LoopClock:
+    """Stops a loop after ``max_steps`` or ``max_minutes`` (whichever first), and times checkpoints."""
+
+    max_steps: int | None
+    max_minutes: float | None
+    checkpoint_minutes: float = 10.0
+    start: float = field(default_factory=time.monotonic)
+    last_checkpoint: float = field(default_factory=time.monotonic)
+
+    def done(self, step: int, steps_this_run: int) -> bool:
+        if self.max_steps is not None and step >= self.max_steps:
+            return True
+        return self.max_minutes is not None and (time.monotonic() - self.start) / 60 >= self.max_minutes
+
+    def checkpoint_due(self) -> bool:
+        if (time.monotonic() - self.last_checkpoint) / 60 >= self.checkpoint_minutes:
+            self.last_checkpoint = time.monotonic()
+            return True
+        return False
+
+    @property
+    def minutes(self) -> float:
+        return (time.monotonic() - self.start) / 60
+
+
+def warmup_lr(optimizer: torch.optim.Optimizer, base_lr: float, steps_this_run: int, warmup: int) -> None:
+    """Linear warm-up at the start of every run (Adam's moments restart when resuming from weights only)."""
+    scale = min(1.0, (steps_this_run + 1) / max(1, warmup))
+    for g in optimizer.param_groups:
+        g["lr"] = base_lr * scale
+
+
+class RunLog:
+    """Appends JSON lines to ``log.jsonl`` and prints a compact line (rank 0 only)."""
+
+    def __init__(self, out_dir: Path, enabled: bool):
+        self.path = out_dir / "log.jsonl"
+        self.enabled = enabled
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()]
+        print(" ".join(parts), flush=True)
+
+
+def resume_or_init(out_dir: Path, resume: bool, init_from: str | None, model, ema: EMA, optimizer,
+                   generator: torch.Generator, load_weights_fn) -> int:
+    """Resume from ``out_dir/checkpoint`` (exact), else initialise weights from ``init_from`` (a model
+    folder, e.g. the shipped one: weights only). Returns the global step to continue from."""
+    ckpt = out_dir / "checkpoint"
+    if resume and ckpt.exists():
+        meta = load_checkpoint(ckpt, model, ema.model, optimizer, generator)
+        return int(meta["step"])
+    if init_from:
+        step = load_weights_fn(init_from)
+        ema.model.load_state_dict(unwrap(model).state_dict())
+        return step
+    return 0
+
+
+def finite_or_raise(loss: torch.Tensor, step: int) -> None:
+    if not math.isfinite(float(loss)):
+        raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate or resume "
+                                 "from the last checkpoint")
+
+
+__all__ = ["RunContext", "setup_run", "wrap_ddp", "EMA", "LoopClock", "warmup_lr", "RunLog", "resume_or_init",
+           "save_checkpoint", "finite_or_raise"]

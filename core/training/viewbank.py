@@ -1,0 +1,93 @@
+"""All training views of a split held as one uint8 tensor (on the GPU when there is one), sampled there.
+
+At 128² a whole split (~750 objects × 24 views) is ~1.2 GB of RGBA bytes: small next to a GPU's
+memory, so batches are drawn by indexing on the device and no loader process can become the bottleneck.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import framing
+from ..cameras import canonical_intrinsics, relative_viewmats
+from ..errors import DatasetError
+
+
+@dataclass
+class ViewBatch:
+    """A training batch; every camera is expressed in the input view's camera frame.
+
+    ``input`` ``(B, 4, S, S)`` RGBA in [0, 1], RGB composited on the background (model input);
+    ``rgb`` ``(B, V, S, S, 3)`` and ``alpha`` ``(B, V, S, S, 1)`` the views to reconstruct, view 0 being
+    the input view itself; ``viewmats`` ``(B, V, 4, 4)`` (view 0 is the identity); ``Ks`` ``(B, V, 3, 3)``.
+    """
+
+    input: torch.Tensor
+    rgb: torch.Tensor
+    alpha: torch.Tensor
+    viewmats: torch.Tensor
+    Ks: torch.Tensor
+    objects: torch.Tensor
+
+
+class ViewBank:
+    """``images`` ``(O, V, S, S, 4)`` uint8 RGBA (straight alpha) and ``viewmats`` ``(O, V, 4, 4)`` OpenCV."""
+
+    def __init__(self, images: torch.Tensor, viewmats: torch.Tensor, device="cpu",
+                 background=framing.BACKGROUND, names: list[str] | None = None):
+        if images.dim() != 5 or images.shape[-1] != 4 or images.dtype != torch.uint8:
+            raise DatasetError(f"view bank images must be (O, V, S, S, 4) uint8, got {tuple(images.shape)} "
+                               f"{images.dtype}")
+        if images.shape[2] != framing.IMAGE_SIZE or images.shape[3] != framing.IMAGE_SIZE:
+            raise DatasetError(f"dataset views are {images.shape[3]}x{images.shape[2]} pixels, the models need "
+                               f"{framing.IMAGE_SIZE}x{framing.IMAGE_SIZE}: rebuild with --size {framing.IMAGE_SIZE}")
+        if images.shape[0] == 0 or images.shape[1] < 2:
+            raise DatasetError("the dataset needs at least one object with at least two views")
+        self.images = images.to(device)
+        self.viewmats = viewmats.to(device=device, dtype=torch.float32)
+        self.background = torch.tensor(background, device=device, dtype=torch.float32)
+        self.K = canonical_intrinsics(images.shape[2]).to(device)
+        self.names = names or [str(i) for i in range(images.shape[0])]
+
+    @property
+    def num_objects(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def views_per_object(self) -> int:
+        return self.images.shape[1]
+
+    def decode(self, rgba_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 RGBA ``(..., S, S, 4)`` → (RGB on the background ``(..., S, S, 3)``, alpha ``(..., S, S, 1)``)."""
+        x = rgba_u8.float() / 255.0
+        rgb, alpha = x[..., :3], x[..., 3:]
+        return rgb * alpha + self.background * (1 - alpha), alpha
+
+    def batch(self, objects: torch.Tensor, input_views: torch.Tensor, target_views: torch.Tensor) -> ViewBatch:
+        """Assemble a batch: ``objects`` ``(B,)``, ``input_views`` ``(B,)``, ``target_views`` ``(B, T)``."""
+        views = torch.cat([input_views[:, None], target_views], 1)  # (B, 1+T)
+        rgb, alpha = self.decode(self.images[objects[:, None], views])
+        vms = self.viewmats[objects[:, None], views]  # (B, 1+T, 4, 4)
+        rel = relative_viewmats(vms, vms[:, :1])
+        inp = torch.cat([rgb[:, 0], alpha[:, 0]], -1).permute(0, 3, 1, 2).contiguous()
+        Ks = self.K.expand(*views.shape, 3, 3)
+        return ViewBatch(inp, rgb, alpha, rel, Ks, objects)
+
+    def sample(self, batch_size: int, num_targets: int, generator: torch.Generator) -> ViewBatch:
+        """Random objects, a random input view each, and ``num_targets`` other views of the same object."""
+        dev = self.images.device
+        o, v = self.num_objects, self.views_per_object
+        objects = torch.randint(0, o, (batch_size,), generator=generator, device=dev)
+        # a random permutation per item: first entry is the input view, the next ones the targets
+        perm = torch.argsort(torch.rand(batch_size, v, generator=generator, device=dev), dim=1)
+        return self.batch(objects, perm[:, 0], perm[:, 1:1 + num_targets])
+
+
+def load_view_bank(path, device="cpu") -> ViewBank:
+    """Load a dataset split into a :class:`ViewBank` (see :func:`splatgen.core.data.dataset.load_split_arrays`)."""
+    from ..data.dataset import load_split_arrays
+
+    images, viewmats, names = load_split_arrays(path)
+    return ViewBank(torch.as_tensor(images), torch.as_tensor(viewmats), device=device, names=names)
