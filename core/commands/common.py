@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 
 from ..errors import SplatgenError
+
+#: Image formats the commands write, by extension, and whether each keeps an alpha channel.
+IMAGE_EXTENSIONS = {".png": True, ".webp": True, ".jpg": False, ".jpeg": False, ".bmp": False}
 
 
 def parse_background(text: str) -> tuple[float, float, float]:
@@ -19,34 +22,82 @@ def parse_background(text: str) -> tuple[float, float, float]:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"background must be R,G,B numbers, got {text!r}") from None
-    if len(values) != 3 or any(v < 0 or v > 255 for v in values):
+    if len(values) != 3 or not all(math.isfinite(v) and 0 <= v <= 255 for v in values):
         raise argparse.ArgumentTypeError(f"background must be three values in [0,1] or [0,255], got {text!r}")
     if any(v > 1 for v in values):
         values = [v / 255 for v in values]
     return tuple(values)  # type: ignore[return-value]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise SplatgenError(f"{path}: the folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
     try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def check_output_path(path: str | os.PathLike, extensions: dict | None = None) -> Path:
+    """Fail early, before any work, when ``path`` cannot be written as an output file.
+
+    Checks that the folder exists and is a folder, that ``path`` is not a folder, and (when
+    ``extensions`` is given) that its extension is one of them. Raises :class:`SplatgenError`.
+    """
+    path = Path(path)
+    parent = path.parent
+    if not parent.exists():
+        raise SplatgenError(f"{path}: the folder {parent} does not exist")
+    if not parent.is_dir():
+        raise SplatgenError(f"{path}: {parent} is not a folder")
+    if path.is_dir():
+        raise SplatgenError(f"{path}: is a folder; give a file name")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SplatgenError(f"{path}: the folder {parent} is not writable")
+    if extensions is not None and path.suffix.lower() not in extensions:
+        raise SplatgenError(f"{path}: unsupported output type {path.suffix or '(no extension)'!r} "
+                            f"(use {', '.join(extensions)})")
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+
+    Any failure raises :class:`SplatgenError` naming ``path`` and leaves no file behind (an older
+    file at ``path`` is kept).
+    """
+    path = check_output_path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise SplatgenError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
 def atomic_write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Encode ``image`` ``(H, W, 3|4)`` uint8 by the file extension and write it atomically."""
-    path = Path(path)
-    ext = path.suffix.lower() or ".png"
+    """Encode ``image`` ``(H, W, 3|4)`` uint8 by the file extension and write it atomically.
+
+    Formats without alpha (JPEG, BMP) get the RGB channels only.
+    """
+    import imageio.v3 as iio
+
+    path = check_output_path(path, IMAGE_EXTENSIONS)
+    ext = path.suffix.lower()
+    if not IMAGE_EXTENSIONS[ext] and image.ndim == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
     try:
-        data = iio.imwrite("<bytes>", image, extension=ext)
+        data = iio.imwrite("<bytes>", np.ascontiguousarray(image), extension=ext)
     except (ValueError, OSError) as exc:
-        raise SplatgenError(f"{path}: cannot encode an image of this type ({exc})") from None
+        raise SplatgenError(f"{path}: cannot encode the image as {ext} ({exc})") from None
     atomic_write_bytes(path, data)

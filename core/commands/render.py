@@ -12,7 +12,10 @@ from .. import framing
 from ..cameras import framing_viewmat, intrinsics_from_fov, load_transforms, scale_intrinsics
 from ..errors import SplatgenError
 from ..render import BACKENDS, render
-from .common import atomic_write_image, parse_background
+from .common import IMAGE_EXTENSIONS, atomic_write_image, check_output_path, parse_background, positive_int
+
+#: Largest image rendered, pixels.
+MAX_PIXELS = 8192 * 8192
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path, help="splat file: INRIA 3DGS .ply or .splat")
     p.add_argument("--camera", type=Path, help="transforms.json (instant-ngp / nerfstudio convention)")
     p.add_argument("--frame", type=int, default=0, help="frame index in --camera (default 0)")
-    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"),
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("W", "H"),
                    help="output size in pixels (default: the camera's, or 512 512)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: gsplat on CUDA, else the OpenGL renderer, else torch")
@@ -34,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--azimuth", type=float, default=30.0, help="orbit view azimuth, degrees (no --camera)")
     p.add_argument("--elevation", type=float, default=20.0, help="orbit view elevation, degrees (no --camera)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output PNG (RGBA: alpha kept)")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output image: .png (RGBA, alpha kept), or "
+                        + ", ".join(e for e in IMAGE_EXTENSIONS if e != ".png"))
     p.set_defaults(func=run)
 
 
@@ -49,7 +54,12 @@ def resolve_device(name: str) -> torch.device:
 def run(args: argparse.Namespace) -> int:
     from ..io import load_splats
 
+    check_output_path(args.output, IMAGE_EXTENSIONS)  # fail before the work, not after it
+    if args.size and args.size[0] * args.size[1] > MAX_PIXELS:
+        raise SplatgenError(f"--size {args.size[0]}x{args.size[1]} is too large (at most 8192x8192 pixels)")
     gaussians = load_splats(args.file)
+    if gaussians.num_gaussians == 0:
+        raise SplatgenError(f"{args.file}: holds no splats; nothing to render")
     device = resolve_device(args.device)
     if args.backend == "gsplat":
         device = resolve_device("cuda")
@@ -67,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
         width, height = args.size or (512, 512)
         viewmat = framing_viewmat(gaussians.means, azimuth_deg=args.azimuth, elevation_deg=args.elevation)
         K = intrinsics_from_fov(framing.FOV_DEG, width, height)
-    if width * height > 8192 * 8192:
-        raise SplatgenError(f"--size {width}x{height} is too large (at most 8192x8192 pixels)")
+    if width * height > MAX_PIXELS:
+        raise SplatgenError(f"image size {width}x{height} is too large (at most 8192x8192 pixels)")
     with torch.no_grad():
         out = render(gaussians, viewmat[None], K[None], width, height,
                      background=args.background, backend=args.backend)

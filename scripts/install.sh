@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Set up splatgen on a Debian machine: system packages, then .venv with everything in it.
+#
+#   scripts/install.sh
+#
+# Idempotent and quick when nothing is missing: apt runs only for packages not yet installed (as
+# root, else through sudo), the venv is created only when absent or broken, torch only when the
+# pinned CPU wheel is not there, and the project only when pyproject.toml changed since last time.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+# Installed FIRST, so that pip never resolves "torch" itself (which would fetch GBs of CUDA wheels).
+TORCH_PIN="torch==2.13.0"
+STAMP="$VENV/.splatgen-install"
+
+# Debian packages: Python's venv; xvfb + xauth (xvfb-run, tests of the GUI); the X/xcb, font and
+# D-Bus libraries the Qt in PyQt6 loads; EGL/GL with Mesa's software drivers (moderngl renders
+# headless through EGL); ffmpeg (videos); sweethome3d-furniture (3D models the dataset is built from).
+APT_PACKAGES=(
+  python3 python3-venv
+  xvfb xauth
+  libxkbcommon0 libxkbcommon-x11-0 libxcb1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
+  libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xkb1
+  libfontconfig1 libfreetype6 fonts-dejavu-core libglib2.0-0 libdbus-1-3
+  libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri
+  ffmpeg
+  sweethome3d-furniture
+)
+
+say() { echo "install.sh: $*"; }
+
+# ------------------------------------------------------------------ system packages
+if command -v dpkg-query >/dev/null 2>&1; then
+  installed=" $(dpkg-query -W -f='${Package}=${db:Status-Status} ' "${APT_PACKAGES[@]}" 2>/dev/null || true)"
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    [[ "$installed" == *" $p=installed "* ]] || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+      SUDO=()
+    elif command -v sudo >/dev/null 2>&1; then
+      SUDO=(sudo)
+    else
+      say "need root or sudo to install these Debian packages: ${missing[*]}" >&2
+      exit 1
+    fi
+    say "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    say "Debian packages: all present"
+  fi
+else
+  say "no dpkg here (not Debian?): install the equivalents of these yourself: ${APT_PACKAGES[*]}" >&2
+fi
+
+# ------------------------------------------------------------------ virtual environment
+if ! "$PY" -c "import sys" >/dev/null 2>&1; then
+  say "creating .venv"
+  python3 -m venv --clear "$VENV"
+fi
+
+if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('torch').split('+')[0] != '${TORCH_PIN#torch==}')" >/dev/null 2>&1; then
+  say "pip install $TORCH_PIN"
+  "$PY" -m pip install -q "$TORCH_PIN"
+fi
+
+# The editable install points at this checkout; redo it when pyproject.toml changed or the
+# checkout moved.
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $ROOT"
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ] || [ ! -x "$VENV/bin/splatgen" ] \
+   || ! "$PY" -c "import os, splatgen.core; assert os.path.samefile(list(splatgen.core.__path__)[0], 'core')" >/dev/null 2>&1; then
+  say "pip install -e '.[test]'"
+  "$PY" -m pip install -q -e '.[test]'
+  echo "$want" > "$STAMP"
+else
+  say "splatgen: installed in .venv"
+fi
+say "done"
