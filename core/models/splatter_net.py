@@ -194,6 +194,8 @@ class SplatterNet(ModelMixin, ConfigMixin):
         skip_dropout: float = 0.5,
         # inference default, kept with the weights
         default_skip_weight: float = 1.0,
+        # bookkeeping: optimiser steps these weights have seen (objects·steps = steps × batch size)
+        trained_steps: int = 0,
     ):
         super().__init__()
         channels = tuple(channels)

@@ -150,8 +150,11 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
 
 
 def export_model(model, folder: Path) -> None:
-    """Ship a model: fp16 safetensors + config.json via ``save_pretrained`` (weights cast, config kept)."""
+    """Ship a model: fp16 safetensors + config.json via ``save_pretrained``.
+
+    The copy keeps the live config (``from_config`` would rebuild it from the constructor's view and
+    drop values registered during training, such as the latent normalisation)."""
+    import copy
+
     folder.mkdir(parents=True, exist_ok=True)
-    half = type(model).from_config(model.config)
-    half.load_state_dict(model.state_dict())
-    half.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    copy.deepcopy(unwrap(model)).to(torch.float16).save_pretrained(folder, safe_serialization=True)

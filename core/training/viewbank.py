@@ -85,9 +85,9 @@ class ViewBank:
         return self.batch(objects, perm[:, 0], perm[:, 1:1 + num_targets])
 
 
-def load_view_bank(path, device="cpu") -> ViewBank:
+def load_view_bank(path, device="cpu", split: str = "train") -> ViewBank:
     """Load a dataset split into a :class:`ViewBank` (see :func:`splatgen.core.data.dataset.load_split_arrays`)."""
     from ..data.dataset import load_split_arrays
 
-    images, viewmats, names = load_split_arrays(path)
+    images, viewmats, names = load_split_arrays(path, split=split)
     return ViewBank(torch.as_tensor(images), torch.as_tensor(viewmats), device=device, names=names)

@@ -1,0 +1,86 @@
+"""The latent denoiser: a diffusers UNet over VAR latents, conditioned on the input image.
+
+Condition (seed 001): the VAR image encoder's 16×16 features of the input view, projected by a 1×1
+conv and **concatenated** with the noisy latent along channels. For classifier-free guidance the
+projected condition is zeroed for a fraction of training items (``cond_dropout``); at inference the
+unconditional prediction uses zeros as well.
+
+Latents are normalised before diffusion: ``z_diffusion = (z_var - latent_shift) · latent_scale``;
+both numbers are measured on the training data and kept in the config with the weights, together
+with the inference defaults (guidance, steps, scheduler).
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import ConfigMixin, DDIMScheduler, DPMSolverMultistepScheduler, ModelMixin, UNet2DModel
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+SCHEDULERS = ("ddim", "dpm")
+
+
+class LatentDenoiser(ModelMixin, ConfigMixin):
+    @register_to_config
+    def __init__(
+        self,
+        latent_channels: int = 4,
+        latent_size: int = 16,
+        condition_channels: int = 128,
+        condition_projection: int = 64,
+        block_out_channels: tuple[int, ...] = (64, 128, 128),
+        layers_per_block: int = 1,
+        attention_head_dim: int = 32,
+        prediction_type: str = "v_prediction",
+        num_train_timesteps: int = 1000,
+        beta_schedule: str = "squaredcos_cap_v2",
+        latent_scale: float = 1.0,
+        latent_shift: float = 0.0,
+        default_guidance: float = 2.0,
+        default_steps: int = 50,
+        default_scheduler: str = "ddim",
+        trained_steps: int = 0,  # bookkeeping: optimiser steps these weights have seen
+    ):
+        super().__init__()
+        self.cond_proj = nn.Conv2d(condition_channels, condition_projection, 1)
+        n = len(block_out_channels)
+        self.unet = UNet2DModel(
+            sample_size=latent_size,
+            in_channels=latent_channels + condition_projection,
+            out_channels=latent_channels,
+            block_out_channels=tuple(block_out_channels),
+            layers_per_block=layers_per_block,
+            down_block_types=("DownBlock2D",) + ("AttnDownBlock2D",) * (n - 1),
+            up_block_types=("AttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+            attention_head_dim=attention_head_dim,
+            norm_num_groups=32,
+        )
+
+    def project_condition(self, condition: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Image features ``(B, C_cond, s, s)`` → projected condition; items with ``keep`` False become zeros."""
+        c = self.cond_proj(condition)
+        if keep is not None:
+            c = c * keep.to(c.dtype).reshape(-1, 1, 1, 1)
+        return c
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, projected_condition: torch.Tensor) -> torch.Tensor:
+        """``noisy`` ``(B, C_lat, s, s)``, ``timesteps`` ``(B,)``, projected condition → prediction ``(B, C_lat, s, s)``."""
+        return self.unet(torch.cat([noisy, projected_condition.to(noisy.dtype)], 1), timesteps).sample
+
+    def make_scheduler(self, name: str | None = None):
+        """A fresh diffusers scheduler matching the training noise schedule (``ddim`` or ``dpm``)."""
+        name = name or self.config.default_scheduler
+        common = dict(num_train_timesteps=self.config.num_train_timesteps, beta_schedule=self.config.beta_schedule,
+                      prediction_type=self.config.prediction_type)
+        if name == "ddim":
+            return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
+        if name == "dpm":
+            return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                               timestep_spacing="trailing")
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+
+    def normalise(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.config.latent_shift) * self.config.latent_scale
+
+    def denormalise(self, z: torch.Tensor) -> torch.Tensor:
+        return z / self.config.latent_scale + self.config.latent_shift

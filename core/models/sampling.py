@@ -1,0 +1,76 @@
+"""Classifier-free-guided sampling of VAR latents with a diffusers scheduler.
+
+Shared by the Generator API, training previews and evaluation, so they all sample the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import torch
+
+from .denoiser import LatentDenoiser
+
+
+class Cancelled(Exception):
+    """Sampling was cancelled through its ``cancel`` event."""
+
+
+@torch.no_grad()
+def sample_latents(
+    denoiser: LatentDenoiser,
+    condition: torch.Tensor,
+    *,
+    steps: int = 50,
+    guidance: float = 2.0,
+    scheduler: str | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    noise: torch.Tensor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    repaint: Callable[[torch.Tensor, torch.Tensor, object], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Sample normalised-away (VAR-space) latents ``(B, C_lat, s, s)`` for image features ``condition``.
+
+    Args:
+        condition: the VAR image encoder's 16×16 features ``(B, C_cond, s, s)`` (one per sample).
+        guidance: classifier-free guidance weight w: ``pred = uncond + w·(cond - uncond)``; 1 = none.
+        generator: one generator, or one per sample (so each sample is reproducible on its own).
+        noise: start from this noise instead of drawing it.
+        progress: called as ``progress(step, steps)`` after each denoising step.
+        cancel: checked before each step; when set, :class:`Cancelled` is raised.
+        repaint: optional hook ``repaint(latents, t, scheduler) -> latents`` applied after each step
+            (RePaint-style resampling keeps the known part of the latent there).
+    """
+    b = condition.shape[0]
+    c, s = denoiser.config.latent_channels, denoiser.config.latent_size
+    device, dtype = condition.device, condition.dtype
+    if noise is None:
+        gens = generator if isinstance(generator, list) else [generator] * b
+        noise = torch.cat([torch.randn((1, c, s, s), generator=g, device=device, dtype=torch.float32)
+                           for g in gens]).to(dtype)
+    sched = denoiser.make_scheduler(scheduler)
+    sched.set_timesteps(steps, device=device)
+    cond = denoiser.project_condition(condition)
+    guided = guidance != 1.0
+    if guided:
+        cond = torch.cat([torch.zeros_like(cond), cond])
+    latents = noise * sched.init_noise_sigma
+    timesteps = sched.timesteps
+    for i, t in enumerate(timesteps):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        model_in = sched.scale_model_input(torch.cat([latents] * 2) if guided else latents, t)
+        tt = t.expand(model_in.shape[0]).to(device)
+        pred = denoiser(model_in, tt, cond)
+        if guided:
+            uncond, condp = pred.chunk(2)
+            pred = uncond + guidance * (condp - uncond)
+        latents = sched.step(pred, t, latents).prev_sample
+        if repaint is not None:
+            next_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
+            latents = repaint(latents, next_t, sched)
+        if progress is not None:
+            progress(i + 1, len(timesteps))
+    return denoiser.denormalise(latents)

@@ -1,0 +1,170 @@
+"""Train the latent denoiser over a frozen VAR's latent space (seed 001, stage 2).
+
+Each step: for random objects and input views, the frozen VAR gives the condition (its image
+encoder's 16×16 features of the input view) and the target latent (a posterior sample from the
+input view plus ``num_context`` other posed views, normalised). The denoiser learns to predict
+``v`` (or ε) from a noised latent at a random timestep, with the condition dropped for a fraction
+of items so that classifier-free guidance works at inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import SplatgenError
+from ..metrics import psnr
+from ..models.denoiser import LatentDenoiser
+from ..models.sampling import sample_latents
+from ..models.splatter_net import SplatterNet
+from ..render import render
+from .checkpoint import load_into, load_weights, unwrap
+from .recon import encoder_views, export_model
+from .trainer import (EMA, LoopClock, RunLog, finite_or_raise, resume_or_init, save_checkpoint, setup_run,
+                      warmup_lr, wrap_ddp)
+from .viewbank import ViewBank, ViewBatch
+
+
+def load_frozen_var(folder: str, device) -> SplatterNet:
+    if not folder:
+        raise SplatgenError("diffusion training needs the trained VAR: pass --var MODEL_FOLDER")
+    try:
+        var = SplatterNet.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise SplatgenError(f"{folder}: cannot load the VAR model ({exc})") from None
+    if not var.config.variational:
+        raise SplatgenError(f"{folder}: this is a regressor, not a VAR (variational=false in its config)")
+    return var.float().to(device).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def var_targets(var: SplatterNet, batch: ViewBatch, num_context: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(condition features ``(B, 128, s, s)``, VAR posterior sample ``(B, C_lat, s, s)``) for a batch."""
+    features = var.encode_image(batch.input)
+    mean, logvar = var.encode_views(**encoder_views(batch, num_context))
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+    return features[-1], mean + torch.exp(0.5 * logvar) * eps
+
+
+@torch.no_grad()
+def measure_latent_stats(var: SplatterNet, bank: ViewBank, num_context: int, generator, batches: int = 16,
+                         batch_size: int = 64) -> tuple[float, float]:
+    """Mean and 1/std of VAR posterior samples over random training views (the LDM normalisation)."""
+    zs = [var_targets(var, bank.sample(batch_size, num_context, generator), num_context, generator)[1]
+          for _ in range(batches)]
+    z = torch.cat(zs)
+    return float(z.mean()), float(1.0 / z.std().clamp_min(1e-6))
+
+
+def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
+    ctx = setup_run(args.device)
+    torch.manual_seed(args.seed + ctx.rank)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bank: ViewBank = bank_loader(ctx.device)
+    var = load_frozen_var(args.var, ctx.device)
+    generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
+    denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
+                              latent_channels=var.config.latent_channels,
+                              latent_size=var.latent_shape[-1]).to(ctx.device)
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    ema = EMA(denoiser, args.ema_decay)
+
+    def init_weights(folder: str) -> int:
+        load_into(denoiser, load_weights(folder), folder)
+        cfg = json.loads((Path(folder) / "config.json").read_text())
+        denoiser.register_to_config(latent_scale=cfg["latent_scale"], latent_shift=cfg["latent_shift"])
+        return int(cfg.get("trained_steps", 0))
+
+    step = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator, init_weights)
+    if step == 0:
+        shift, scale = measure_latent_stats(var, bank, args.num_context, generator)
+        denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
+    elif args.resume and (out_dir / "checkpoint" / "model" / "config.json").exists():
+        cfg = json.loads((out_dir / "checkpoint" / "model" / "config.json").read_text())
+        denoiser.register_to_config(latent_scale=cfg["latent_scale"], latent_shift=cfg["latent_shift"])
+    ema.model.register_to_config(latent_shift=denoiser.config.latent_shift, latent_scale=denoiser.config.latent_scale)
+    model = wrap_ddp(denoiser, ctx)
+    train_sched = denoiser.make_scheduler("ddim")
+    alphas = train_sched.alphas_cumprod.to(ctx.device)
+    log = RunLog(out_dir, ctx.is_main)
+    clock = LoopClock(args.max_steps, args.max_minutes, args.checkpoint_minutes)
+    if ctx.is_main:
+        print(f"training diffusion: {sum(p.numel() for p in denoiser.parameters()) / 1e6:.2f}M parameters, "
+              f"latent scale {denoiser.config.latent_scale:.4g} shift {denoiser.config.latent_shift:.4g}, "
+              f"from step {step}", flush=True)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+    steps_this_run, t_last, running = 0, time.monotonic(), 0.0
+    while not clock.done(step, steps_this_run):
+        warmup_lr(optimizer, args.lr, steps_this_run, args.warmup)
+        batch = bank.sample(args.batch_size, args.num_context, generator)
+        condition, z = var_targets(var, batch, args.num_context, generator)
+        z0 = denoiser.normalise(z)
+        noise = torch.randn(z0.shape, generator=generator, device=z0.device)
+        t = torch.randint(0, len(alphas), (z0.shape[0],), generator=generator, device=z0.device)
+        a = alphas[t].reshape(-1, 1, 1, 1)
+        noisy = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        target = a.sqrt() * noise - (1 - a).sqrt() * z0 if denoiser.config.prediction_type == "v_prediction" \
+            else noise
+        keep = torch.rand(z0.shape[0], generator=generator, device=z0.device) >= args.cond_dropout
+        with amp:
+            pred = model(noisy, t, unwrap(model).project_condition(condition, keep))
+        loss = (pred.float() - target).square().mean()
+        finite_or_raise(loss, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(denoiser.parameters(), args.grad_clip)
+        optimizer.step()
+        ema.update(denoiser, step)
+        step += 1
+        steps_this_run += 1
+        running += loss.item()
+        if step % args.log_every == 0:
+            now = time.monotonic()
+            log.write({"step": step, "loss": running / args.log_every, "grad_norm": float(grad_norm),
+                       "lr": optimizer.param_groups[0]["lr"], "steps_per_s": args.log_every / (now - t_last),
+                       "minutes": clock.minutes})
+            running, t_last = 0.0, now
+        if ctx.is_main and clock.checkpoint_due():
+            save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
+                            {"args": vars(args)})
+    result = {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
+    if ctx.is_main:
+        ema.model.register_to_config(trained_steps=step)
+        denoiser.register_to_config(trained_steps=step)
+        save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator, {"args": vars(args)})
+        result.update(preview(out_dir / f"samples_{step:07d}.png", var, ema.model, bank, generator))
+        log.write({"step": step, **{k: v for k, v in result.items() if k.startswith("preview")}})
+        if args.export:
+            export_model(ema.model, Path(args.export))
+    return result
+
+
+@torch.no_grad()
+def preview(path: Path, var: SplatterNet, denoiser: LatentDenoiser, bank: ViewBank, generator,
+            objects: int = 4, samples: int = 3, steps: int = 25) -> dict:
+    """Sample a few objects, render the input and target views, write a PNG grid and quick PSNRs."""
+    batch = bank.sample(objects, 3, generator)
+    features = var.encode_image(batch.input)
+    rows, p_in, p_novel = [], [], []
+    s = batch.rgb.shape[-2]
+    rows.append(torch.cat(list(batch.rgb.flatten(0, 1)), 1))
+    for _ in range(samples):
+        z = sample_latents(denoiser, features[-1], steps=steps, guidance=denoiser.config.default_guidance,
+                           generator=generator)
+        out = var.decode(features, z, 1.0)
+        r = render(out.gaussians, batch.viewmats, batch.Ks, s, s).rgb.clamp(0, 1)
+        p = psnr(r, batch.rgb)
+        p_in.append(p[:, 0].mean().item())
+        p_novel.append(p[:, 1:].mean().item())
+        rows.append(torch.cat(list(r.flatten(0, 1)), 1))
+    import imageio.v3 as iio
+
+    iio.imwrite(path, (torch.cat(rows, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8))
+    return {"preview_psnr_input": float(np.mean(p_in)), "preview_psnr_novel": float(np.mean(p_novel))}
