@@ -14,9 +14,11 @@ import sys
 
 # (module, what it adds) in the order `--help` lists them.
 COMMAND_MODULES = (
+    "splatgen.core.commands.generate",
     "splatgen.core.commands.render",
     "splatgen.core.data.cli",
     "splatgen.core.training.cli",
+    "splatgen.core.commands.eval",
     "splatgen.core.commands.bench",
 )
 

@@ -1,0 +1,110 @@
+"""What every generator shares: the settings of a request, a generated sample, the input camera.
+
+A generator turns one prepared 128² input image (see :mod:`splatgen.core.imageprep`) into samples.
+Every sample's Gaussians live in one **object frame**: Y up, the object centred at the origin, the
+input camera on the +Z side looking at it from ``framing.CAMERA_DISTANCE`` at elevation
+:data:`INPUT_ELEVATION_DEG` (a photo's true elevation is unknown; the mean of the training range is
+the best guess, and it only tilts the orbit's up direction). The networks themselves predict in the
+input camera's frame (OpenCV axes); :func:`to_object_frame` is the one place that moves them out.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+
+from .. import framing
+from ..cameras import canonical_intrinsics, orbit_viewmat
+from ..gaussians import Gaussians
+
+#: Elevation assumed for the input photo's camera, degrees (middle of the training range).
+INPUT_ELEVATION_DEG = sum(framing.ELEVATION_RANGE_DEG) / 2
+
+#: ``progress(done, total)`` — called after every denoising step (done = 1 … total).
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The knobs of one request. ``None`` fields take the model's defaults (:meth:`Generator.resolve`)."""
+
+    guidance: float | None = None  # classifier-free guidance weight w (1 = no guidance)
+    skip_weight: float | None = None  # weight of the input image's skip features, 0 … 1
+    steps: int | None = None  # denoising steps
+    scheduler: str | None = None  # "ddim" or "dpm"
+    seed: int = 0  # sample i uses seed + i
+    num_samples: int = 1
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("guidance", "skip_weight", "steps", "scheduler", "seed", "num_samples")}
+
+
+@dataclass
+class Sample:
+    """One generated object.
+
+    ``gaussians`` ``(N,)`` in the object frame (module docstring), ``N = 128·128·M`` in Splatter-Image
+    slot order (pixel-major, M per pixel), nothing pruned, so two samples of one input line up slot
+    by slot (resampling relies on it). ``input_viewmat`` ``(4, 4)`` OpenCV world-to-camera and ``K``
+    ``(3, 3)`` pixel intrinsics of the input camera at ``image_size``² pixels. ``latent`` is the VAR
+    latent ``(C, s, s)`` the sample was decoded from (None for deterministic models).
+    """
+
+    gaussians: Gaussians
+    input_viewmat: torch.Tensor
+    K: torch.Tensor
+    seed: int
+    settings: GenerationSettings
+    model: str
+    image_size: int = framing.IMAGE_SIZE
+    latent: torch.Tensor | None = None
+    info: dict = field(default_factory=dict)
+
+    def to(self, device) -> "Sample":
+        return replace(self, gaussians=self.gaussians.to(device), input_viewmat=self.input_viewmat.to(device),
+                       K=self.K.to(device), latent=None if self.latent is None else self.latent.to(device))
+
+
+def input_camera(device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input photo's camera in the object frame: (viewmat ``(4, 4)``, K ``(3, 3)``)."""
+    viewmat = orbit_viewmat(0.0, INPUT_ELEVATION_DEG, framing.CAMERA_DISTANCE)
+    return viewmat.to(device), canonical_intrinsics(framing.IMAGE_SIZE).to(device)
+
+
+def to_object_frame(gaussians_camera: Gaussians) -> Gaussians:
+    """Gaussians in the input camera's frame (OpenCV) → the object frame (module docstring)."""
+    viewmat, _ = input_camera(gaussians_camera.device)
+    return gaussians_camera.transformed(torch.linalg.inv(viewmat.double()).to(gaussians_camera.dtype))
+
+
+class Generator:
+    """Interface of every generator (the latent diffusion model, the deterministic regressor, …).
+
+    Attributes: ``name`` (shown in the GUI), ``kind``, ``stochastic`` (False: one sample whatever the
+    seed), ``defaults`` (a fully resolved :class:`GenerationSettings`), ``device``.
+    """
+
+    name: str = "generator"
+    kind: str = "abstract"
+    stochastic: bool = False
+    defaults: GenerationSettings = GenerationSettings()
+    device: torch.device = torch.device("cpu")
+
+    def resolve(self, settings: GenerationSettings) -> GenerationSettings:
+        """Fill ``None`` fields from :attr:`defaults`."""
+        d = self.defaults
+        return replace(settings, **{k: getattr(d, k) for k in ("guidance", "skip_weight", "steps", "scheduler")
+                                    if getattr(settings, k) is None})
+
+    def generate(self, image: torch.Tensor, settings: GenerationSettings = GenerationSettings(), *,
+                 progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> list[Sample]:
+        """``image`` ``(4, S, S)`` in [0, 1] (RGB on the canonical background + alpha) → samples."""
+        raise NotImplementedError
+
+    def resample(self, image: torch.Tensor, sample: Sample, region: str | torch.Tensor = "occluded", seed: int = 1,
+                 *, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> Sample:
+        """Redraw part of ``sample`` (see :mod:`.resample`)."""
+        raise NotImplementedError(f"{self.name} is deterministic: there is nothing to resample")

@@ -1,0 +1,68 @@
+"""``splatgen bench generate``: model load, regressor pass and full diffusion samples, timed.
+
+The input is the shipped example splat rendered from the input camera (a real object at the
+canonical framing), so the benchmark needs no dataset.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .. import framing
+from ..benchmarks import machine_info, time_call
+from .base import GenerationSettings, input_camera
+
+
+def example_input(device="cpu") -> torch.Tensor:
+    """``(4, 128, 128)`` prepared input: the shipped example splat seen from the input camera."""
+    from pathlib import Path
+
+    import splatgen.assets
+    from ..io import load_splats
+    from ..render import render
+
+    path = Path(next(iter(splatgen.assets.__path__))) / "examples" / "teddy_bear.ply"
+    g = load_splats(path)
+    viewmat, K = input_camera()
+
+    out = render(g, viewmat[None], K, framing.IMAGE_SIZE, framing.IMAGE_SIZE, backend="torch")
+    return torch.cat([out.rgb[0], out.alpha[0]], -1).permute(2, 0, 1).clamp(0, 1).to(device)
+
+
+def run_generate_benchmark(device: str = "auto", steps: int = 50, guidance: float = 2.0, repeat: int = 3,
+                           threads: int | None = 2, compile_unet: bool = True) -> dict:
+    from .loading import load_generator, pick_device
+
+    dev = pick_device(device)
+    if dev.type == "cpu" and threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    gen = load_generator("diffusion", dev)
+    load_s = time.perf_counter() - t0
+    reg = load_generator("regressor", dev)
+    image = example_input(dev)
+    rows = []
+
+    def add(name, fn, **extra):
+        r = time_call(fn, warmup=1, repeat=repeat, device=dev)
+        rows.append({"what": name, **extra, **r})
+        print(f"{name:44s} {r['median_ms']:9.1f} ms")
+
+    add("regressor: one reconstruction", lambda: reg.generate(image))
+    for n in (1, 4):
+        s = GenerationSettings(steps=steps, guidance=guidance, num_samples=n, scheduler="ddim")
+        add(f"diffusion: {n} sample(s), {steps} steps, guidance {guidance}", lambda s=s: gen.generate(image, s),
+            samples=n, steps=steps)
+    if dev.type == "cuda" and compile_unet:
+        gen.compile()
+        for n in (1, 4):
+            s = GenerationSettings(steps=steps, guidance=guidance, num_samples=n, scheduler="ddim")
+            t = time.perf_counter()
+            gen.generate(image, s)  # compile + capture
+            print(f"compile for {n} sample(s): {time.perf_counter() - t:.1f} s")
+            add(f"diffusion compiled: {n} sample(s), {steps} steps", lambda s=s: gen.generate(image, s),
+                samples=n, steps=steps, compiled=True)
+    return {"machine": machine_info(), "device": str(dev), "threads": torch.get_num_threads() if dev.type == "cpu" else None,
+            "model_load_s": load_s, "results": rows}

@@ -1,0 +1,213 @@
+"""Generators built on Splatter-Image networks: the latent diffusion model (seed 001) and the
+deterministic regressor (the baseline / teacher).
+
+Latent diffusion: the VAR's image encoder gives skip features and the denoiser's condition; the
+denoiser samples a latent with classifier-free guidance; the VAR's reconstructor decodes latent +
+``skip_weight``·skips into a Splatter Image, i.e. Gaussians in the input camera's frame.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import torch
+
+from ..errors import SplatgenError
+from ..gaussians import Gaussians
+from ..models.denoiser import SCHEDULERS, LatentDenoiser
+from ..models.sampling import Cancelled, sample_latents
+from ..models.splatter_net import SplatterNet
+from .base import GenerationSettings, Generator, ProgressCallback, Sample, input_camera, to_object_frame
+from ..render import render
+from .resample import merge_samples, pin_input_view, region_mask
+
+__all__ = ["SettingsError", "LatentDiffusionGenerator", "RegressorGenerator", "Cancelled"]
+
+MAX_SAMPLES = 64
+MAX_STEPS = 1000
+
+
+class SettingsError(SplatgenError, ValueError):
+    """A generation setting is out of range."""
+
+
+def check_image(image: torch.Tensor, size: int) -> torch.Tensor:
+    image = torch.as_tensor(image)
+    if image.shape != (4, size, size) or not image.is_floating_point():
+        raise SettingsError(f"the input must be a prepared RGBA image of shape (4, {size}, {size}) in [0, 1], "
+                            f"got {image.dtype} {tuple(image.shape)}; prepare photos with prepare_image()")
+    return image
+
+
+class _SplatterGenerator(Generator):
+    def __init__(self, name: str, device: torch.device):
+        self.name, self.device = name, device
+
+    def _sample(self, camera_gaussians: Gaussians, seed: int, settings: GenerationSettings,
+                latent: torch.Tensor | None) -> Sample:
+        viewmat, K = input_camera(self.device)
+        return Sample(gaussians=to_object_frame(camera_gaussians.to(dtype=torch.float32)), input_viewmat=viewmat, K=K, seed=seed,
+                      settings=settings, model=self.name, latent=latent)
+
+
+class RegressorGenerator(_SplatterGenerator):
+    """The deterministic Splatter-Image regressor: one sample, whatever the seed."""
+
+    kind = "regressor"
+    stochastic = False
+
+    def __init__(self, net: SplatterNet, name: str = "regressor", device: torch.device = torch.device("cpu")):
+        super().__init__(name, device)
+        self.net = net.to(device).eval()
+        self.defaults = GenerationSettings(guidance=1.0, skip_weight=1.0, steps=1, scheduler="none")
+
+    @torch.no_grad()
+    def generate(self, image, settings=GenerationSettings(), *, progress=None, cancel=None):
+        image = check_image(image, self.net.config.image_size).to(self.device)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        out = self.net(image[None].float())
+        if progress is not None:
+            progress(1, 1)
+        return [self._sample(out.gaussians[0], settings.seed, self.resolve(settings), None)]
+
+
+class _Wrapped(torch.nn.Module):
+    """A module whose forward is replaced (keeps the original's parameters registered)."""
+
+    def __init__(self, inner: torch.nn.Module, forward):
+        super().__init__()
+        self.inner, self._forward = inner, forward
+
+    def forward(self, *args, **kwargs):
+        return self._forward(*args, **kwargs)
+
+
+class LatentDiffusionGenerator(_SplatterGenerator):
+    """Seed 001: latent diffusion over the VAR's Splatter-Image latents, conditioned on the input image."""
+
+    kind = "latent-diffusion"
+    stochastic = True
+    max_batch = 8  # samples denoised together
+
+    def __init__(self, var: SplatterNet, denoiser: LatentDenoiser, name: str = "diffusion",
+                 device: torch.device = torch.device("cpu"), defaults: dict | None = None):
+        super().__init__(name, device)
+        if not var.config.variational:
+            raise SettingsError("the latent diffusion generator needs a VAR (variational SplatterNet)")
+        self.var = var.to(device).eval()
+        self.denoiser = denoiser.to(device).eval()
+        d = dict(guidance=denoiser.config.default_guidance, skip_weight=var.config.default_skip_weight,
+                 steps=denoiser.config.default_steps, scheduler=denoiser.config.default_scheduler)
+        d.update(defaults or {})
+        self.defaults = GenerationSettings(**d)
+
+    def compile(self) -> None:
+        """CUDA: run the denoiser through ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) in
+        bf16, so a 50-step sample is no longer bound by kernel launches. The first call per batch
+        size compiles (tens of seconds); later calls replay."""
+        if self.device.type != "cuda":
+            return
+        unet = self.denoiser.unet
+        compiled = torch.compile(unet, mode="reduce-overhead", dynamic=False)
+
+        def forward(sample, timestep, *args, **kwargs):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = compiled(sample, timestep, *args, **kwargs)
+            return type(out)(sample=out.sample.float().clone())
+
+        self.denoiser.unet = _Wrapped(unet, forward)
+
+    # ------------------------------------------------------------------ settings
+    def validate(self, s: GenerationSettings) -> GenerationSettings:
+        s = self.resolve(s)
+        if not (math.isfinite(s.guidance) and 0.0 <= s.guidance <= 20.0):
+            raise SettingsError(f"guidance must be between 0 and 20, got {s.guidance}")
+        if not (math.isfinite(s.skip_weight) and 0.0 <= s.skip_weight <= 2.0):
+            raise SettingsError(f"skip weight must be between 0 and 2, got {s.skip_weight}")
+        if not 1 <= int(s.steps) <= MAX_STEPS:
+            raise SettingsError(f"steps must be between 1 and {MAX_STEPS}, got {s.steps}")
+        if s.scheduler not in SCHEDULERS:
+            raise SettingsError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {s.scheduler!r}")
+        if not 1 <= int(s.num_samples) <= MAX_SAMPLES:
+            raise SettingsError(f"number of samples must be between 1 and {MAX_SAMPLES}, got {s.num_samples}")
+        if not 0 <= int(s.seed) < 2**63:
+            raise SettingsError(f"seed must be a non-negative integer, got {s.seed}")
+        return s
+
+    # ------------------------------------------------------------------ the pipeline
+    @torch.no_grad()
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """Prepared image ``(4, S, S)`` → VAR image features (finest first; last = 16×16 condition)."""
+        image = check_image(image, self.var.config.image_size).to(self.device).float()
+        return self.var.encode_image(image[None])
+
+    def noise(self, seed: int) -> torch.Tensor:
+        """The starting noise ``(1, C, s, s)`` of seed ``seed``: drawn on the CPU, so a seed gives the
+        same sample on every device."""
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.randn((1, *self.var.latent_shape), generator=g).to(self.device)
+
+    @torch.no_grad()
+    def decode(self, features: list[torch.Tensor], latents: torch.Tensor, skip_weight: float) -> Gaussians:
+        """Latents ``(B, C, s, s)`` → Gaussians ``(B, N)`` in the input camera's frame."""
+        b = latents.shape[0]
+        return self.var.decode([f.expand(b, *f.shape[1:]) for f in features], latents, skip_weight).gaussians
+
+    @torch.no_grad()
+    def generate(self, image, settings=GenerationSettings(), *, progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None) -> list[Sample]:
+        s = self.validate(settings)
+        features = self.encode(image)
+        seeds = [int(s.seed) + i for i in range(int(s.num_samples))]
+        chunks = [seeds[i:i + self.max_batch] for i in range(0, len(seeds), self.max_batch)]
+        total = int(s.steps) * len(chunks)
+        samples: list[Sample] = []
+        for k, chunk in enumerate(chunks):
+            def chunk_progress(done: int, _steps: int, k=k) -> None:
+                if progress is not None:
+                    progress(k * int(s.steps) + done, total)
+
+            noise = torch.cat([self.noise(seed) for seed in chunk])
+            cond = features[-1].expand(len(chunk), *features[-1].shape[1:])
+            z = sample_latents(self.denoiser, cond, steps=int(s.steps), guidance=float(s.guidance),
+                               scheduler=s.scheduler, noise=noise, progress=chunk_progress, cancel=cancel)
+            gaussians = self.decode(features, z, float(s.skip_weight))
+            for i, seed in enumerate(chunk):
+                samples.append(self._sample(gaussians[i], seed, s, z[i]))
+        return samples
+
+    def resample(self, image, sample: Sample, region="occluded", seed: int = 1, *, progress=None,
+                 cancel=None) -> Sample:
+        """Redraw what the input view does not pin down (``region="occluded"``), or the splats of a
+        bool mask ``(N,)``, from a fresh draw with ``seed``; see :mod:`splatgen.core.generator.resample`."""
+        settings = GenerationSettings(**{**sample.settings.as_dict(), "seed": int(seed), "num_samples": 1})
+        s = self.validate(settings)
+        original = sample.gaussians.to(self.device)
+        if not isinstance(region, str):
+            redraw = region_mask(original, region)
+        elif region != "occluded":
+            raise SettingsError(f"region must be 'occluded' or a mask over splats, got {region!r}")
+        features = self.encode(image)
+        z = sample_latents(self.denoiser, features[-1], steps=int(s.steps), guidance=float(s.guidance),
+                           scheduler=s.scheduler, noise=self.noise(seed), progress=progress, cancel=cancel)
+        viewmat, K = input_camera(self.device)
+        info = {**sample.info, "resampled_from_seed": sample.seed}
+        if isinstance(region, str):
+            with torch.no_grad():
+                target = render(original, viewmat[None], K, sample.image_size, sample.image_size, backend="torch" if self.device.type == "cpu" else "gsplat").rgb[0]
+
+            def decode(latent):
+                return to_object_frame(self.var.decode(features, latent, float(s.skip_weight)).gaussians[0])
+
+            z, fit = pin_input_view(decode, z, target, viewmat, K, sample.image_size)
+            with torch.no_grad():
+                merged = decode(z)
+            info.update(region="occluded", pin_iterations=fit["iterations"], input_view_psnr=round(fit["input_psnr"], 2))
+        else:
+            fresh = self._sample(self.decode(features, z, float(s.skip_weight))[0], int(seed), s, z[0])
+            merged = merge_samples(original, fresh.gaussians, redraw)
+            info.update(region="mask", redrawn_splats=int(redraw.sum()))
+        return Sample(gaussians=merged, input_viewmat=sample.input_viewmat, K=sample.K, seed=int(seed),
+                      settings=s, model=self.name, image_size=sample.image_size, latent=z[0].detach(), info=info)

@@ -1,0 +1,168 @@
+"""The Generator API on the shipped models: samples, seeds, progress, cancel, resampling, bad models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import pytest
+import torch
+
+from splatgen.core.cameras import orbit_viewmat
+from splatgen.core.generator import (Cancelled, GenerationSettings, LatentDiffusionGenerator, ModelError,
+                                     RegressorGenerator, SettingsError, load_generator, models_dir)
+from splatgen.core.generator.benchmark import example_input
+from splatgen.core.metrics import psnr
+from splatgen.core.render import render
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return load_generator(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def image():
+    return example_input()
+
+
+@pytest.fixture(scope="module")
+def two_samples(gen, image):
+    return gen.generate(image, GenerationSettings(num_samples=2, seed=3, steps=STEPS))
+
+
+def _view(sample, viewmat=None):
+    vm = sample.input_viewmat if viewmat is None else viewmat
+    return render(sample.gaussians, vm[None], sample.K, 128, 128, backend="torch")
+
+
+def test_default_model_is_the_latent_diffusion_model(gen):
+    assert isinstance(gen, LatentDiffusionGenerator) and gen.stochastic
+    assert gen.defaults.steps == 50 and gen.defaults.guidance > 1.0 and gen.defaults.scheduler in ("ddim", "dpm")
+
+
+def test_samples_show_the_input_object_in_the_input_view(two_samples, image):
+    target = image[:3].permute(1, 2, 0)
+    for s in two_samples:
+        assert s.gaussians.shape == (128 * 128 * 2,)
+        out = _view(s)
+        assert float(psnr(out.rgb[0].clamp(0, 1), target)) > 22.0
+        seen, truth = out.alpha[0, ..., 0] > 0.5, image[3] > 0.5
+        iou = (seen & truth).sum() / (seen | truth).sum()
+        assert float(iou) > 0.75
+
+
+def test_seeds_reproduce_samples_and_batching_does_not_change_them(gen, image, two_samples):
+    single = gen.generate(image, GenerationSettings(num_samples=1, seed=4, steps=STEPS))[0]
+    assert single.seed == two_samples[1].seed == 4
+    torch.testing.assert_close(single.gaussians.means, two_samples[1].gaussians.means, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(two_samples[0].gaussians.means, two_samples[1].gaussians.means, atol=1e-3)
+
+
+def test_samples_agree_on_the_input_view_and_differ_behind(two_samples):
+    a, b = two_samples
+    back = orbit_viewmat(180.0, 15.0)
+    p_input = float(psnr(_view(a).rgb, _view(b).rgb))
+    p_back = float(psnr(_view(a, back).rgb, _view(b, back).rgb))
+    assert p_input > p_back + 5.0, (p_input, p_back)
+
+
+def test_progress_per_step_and_cancel_within_one_step(gen, image):
+    calls = []
+    gen.generate(image, GenerationSettings(steps=STEPS), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(i, STEPS) for i in range(1, STEPS + 1)]
+    cancel, seen = threading.Event(), []
+
+    def progress(done, total):
+        seen.append(done)
+        if done == 2:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        gen.generate(image, GenerationSettings(steps=10), progress=progress, cancel=cancel)
+    assert seen == [1, 2]
+
+
+def test_resample_occluded_keeps_the_input_view_and_changes_the_back(gen, image, two_samples):
+    s = two_samples[0]
+    again = gen.resample(image, s, "occluded", seed=11)
+    back = orbit_viewmat(180.0, 15.0)
+    p_input = float(psnr(_view(s).rgb, _view(again).rgb))
+    p_back = float(psnr(_view(s, back).rgb, _view(again, back).rgb))
+    assert p_input >= 35.0
+    assert p_back < p_input - 5.0
+    assert again.info["region"] == "occluded" and again.seed == 11
+
+
+def test_resample_a_region_changes_only_those_splats(gen, image, two_samples):
+    s = two_samples[0]
+    region = torch.zeros(s.gaussians.shape, dtype=torch.bool)
+    region[: region.numel() // 2] = True
+    again = gen.resample(image, s, region, seed=12)
+    torch.testing.assert_close(again.gaussians.means[~region], s.gaussians.means[~region])
+    assert not torch.allclose(again.gaussians.means[region], s.gaussians.means[region], atol=1e-3)
+
+
+@pytest.mark.parametrize("bad", [dict(steps=0), dict(guidance=float("nan")), dict(skip_weight=-1.0),
+                                 dict(num_samples=0), dict(scheduler="euler"), dict(seed=-1)])
+def test_bad_settings_are_refused(gen, image, bad):
+    with pytest.raises(SettingsError):
+        gen.generate(image, GenerationSettings(**bad))
+
+
+def test_bad_image_shape_is_refused(gen):
+    with pytest.raises(SettingsError, match="prepare"):
+        gen.generate(torch.zeros(3, 64, 64))
+
+
+def test_regressor_is_deterministic(image):
+    reg = load_generator("regressor", "cpu")
+    assert isinstance(reg, RegressorGenerator) and not reg.stochastic
+    a = reg.generate(image, GenerationSettings(seed=1))
+    b = reg.generate(image, GenerationSettings(seed=2, num_samples=3))
+    assert len(a) == len(b) == 1
+    torch.testing.assert_close(a[0].gaussians.means, b[0].gaussians.means)
+    assert float(psnr(_view(a[0]).rgb[0].clamp(0, 1), image[:3].permute(1, 2, 0))) > 22.0
+
+
+# ---------------------------------------------------------------------- broken model folders
+@pytest.fixture()
+def model_copy(tmp_path):
+    dst = tmp_path / "model"
+    shutil.copytree(models_dir() / "diffusion", dst)
+    return dst
+
+
+def test_missing_model_folder(tmp_path):
+    with pytest.raises(ModelError, match="no such model folder"):
+        load_generator(tmp_path / "nope")
+
+
+def test_folder_without_manifest(tmp_path):
+    with pytest.raises(ModelError, match="splatgen.json"):
+        load_generator(tmp_path)
+
+
+def test_corrupted_weights(model_copy):
+    w = model_copy / "denoiser" / "diffusion_pytorch_model.safetensors"
+    w.write_bytes(w.read_bytes()[: 1000])
+    with pytest.raises(ModelError, match="cannot load the denoiser"):
+        load_generator(model_copy)
+
+
+def test_mismatched_denoiser(model_copy):
+    cfg_path = model_copy / "denoiser" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["block_out_channels"] = [32, 64, 64]
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="cannot load the denoiser"):
+        load_generator(model_copy)
+
+
+def test_garbage_manifest(model_copy):
+    (model_copy / "splatgen.json").write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable manifest"):
+        load_generator(model_copy)
