@@ -16,6 +16,7 @@ import sys
 COMMAND_MODULES = (
     "splatgen.core.commands.generate",
     "splatgen.core.commands.render",
+    "splatgen.core.commands.view",
     "splatgen.core.data.cli",
     "splatgen.core.training.cli",
     "splatgen.core.commands.eval",
