@@ -99,6 +99,10 @@ class Generator:
         return replace(settings, **{k: getattr(d, k) for k in ("guidance", "skip_weight", "steps", "scheduler")
                                     if getattr(settings, k) is None})
 
+    def validate(self, settings: GenerationSettings) -> GenerationSettings:
+        """Resolve defaults and check ranges (a :class:`SettingsError` names the bad value)."""
+        return self.resolve(settings)
+
     def generate(self, image: torch.Tensor, settings: GenerationSettings = GenerationSettings(), *,
                  progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> list[Sample]:
         """``image`` ``(4, S, S)`` in [0, 1] (RGB on the canonical background + alpha) → samples."""
@@ -107,4 +111,7 @@ class Generator:
     def resample(self, image: torch.Tensor, sample: Sample, region: str | torch.Tensor = "occluded", seed: int = 1,
                  *, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> Sample:
         """Redraw part of ``sample`` (see :mod:`.resample`)."""
-        raise NotImplementedError(f"{self.name} is deterministic: there is nothing to resample")
+        from .splatter import SettingsError
+
+        raise SettingsError(f"{self.name} is deterministic: there is nothing to resample; "
+                            "pick a diffusion model to draw other versions of the hidden side")
