@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "assets" / "examples" / "teddy_bear.ply"
 # module of each subcommand (see core/cli.py) -> the name it adds
 COMMANDS = {
+    "splatgen.core.commands.generate": "generate",
+    "splatgen.core.commands.view": "view",
+    "splatgen.core.commands.eval": "eval",
     "splatgen.core.commands.render": "render",
     "splatgen.core.data.cli": "data",
     "splatgen.core.training.cli": "train",
