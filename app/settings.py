@@ -1,0 +1,153 @@
+"""What the GUI remembers between runs, on top of ``QSettings``.
+
+The user's settings live where Qt keeps them for organisation ``splatgen``, application
+``splatgen-gui`` (``~/.config/splatgen/splatgen-gui.conf`` on Linux). Tests and scripts pass their
+own file (:meth:`Settings.from_file`, ``splatgen-gui --settings FILE``) so they never touch it.
+
+Keys: ``recent`` (list of paths, newest first), ``model``, ``generation/<model>/<field>`` (the
+last-used :class:`~splatgen.core.generator.GenerationSettings` per model), ``input/foreground_ratio``,
+``input/remove_background``, ``view/background`` (``#rrggbb``), ``view/mode``, ``view/tiled``,
+``view/heatmap``, ``dirs/open``, ``dirs/export``, ``window/geometry``, ``window/state``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PyQt6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "splatgen"
+APPLICATION = "splatgen-gui"
+MAX_RECENT = 10
+GENERATION_FIELDS = ("guidance", "skip_weight", "steps", "scheduler", "seed", "num_samples")
+_TYPES = {"guidance": float, "skip_weight": float, "steps": int, "scheduler": str, "seed": int, "num_samples": int}
+
+
+class Settings:
+    """Typed access to the GUI's ``QSettings``."""
+
+    def __init__(self, qsettings: QSettings | None = None):
+        self.q = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "Settings":
+        """Settings kept in an INI file of one's own (tests, scripts)."""
+        return cls(QSettings(str(path), QSettings.Format.IniFormat))
+
+    def sync(self) -> None:
+        self.q.sync()
+
+    # ------------------------------------------------------------------ helpers
+    def _get(self, key: str, default, kind=str):
+        value = self.q.value(key, None)
+        if value is None:
+            return default
+        try:
+            if kind is bool:
+                return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            return kind(value)
+        except (TypeError, ValueError):
+            return default
+
+    # ------------------------------------------------------------------ recent files
+    def recent_files(self) -> list[str]:
+        """Recent images, newest first; those that no longer exist are left out."""
+        value = self.q.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [p for p in (value or []) if isinstance(p, str) and Path(p).is_file()][:MAX_RECENT]
+
+    def add_recent(self, path: str | os.PathLike) -> list[str]:
+        path = str(Path(path).resolve())
+        items = [path] + [p for p in self.recent_files() if p != path]
+        self.q.setValue("recent", items[:MAX_RECENT])
+        return items[:MAX_RECENT]
+
+    def clear_recent(self) -> None:
+        self.q.setValue("recent", [])
+
+    # ------------------------------------------------------------------ generation
+    @property
+    def model(self) -> str | None:
+        return self._get("model", None)
+
+    @model.setter
+    def model(self, key: str) -> None:
+        self.q.setValue("model", key)
+
+    def generation(self, model: str) -> dict:
+        """The remembered fields for ``model`` (only those stored)."""
+        out = {}
+        for name in GENERATION_FIELDS:
+            v = self._get(f"generation/{model}/{name}", None, _TYPES[name])
+            if v is not None:
+                out[name] = v
+        return out
+
+    def set_generation(self, model: str, values: dict) -> None:
+        for name in GENERATION_FIELDS:
+            if values.get(name) is not None:
+                self.q.setValue(f"generation/{model}/{name}", values[name])
+
+    def forget_generation(self, model: str) -> None:
+        self.q.remove(f"generation/{model}")
+
+    # ------------------------------------------------------------------ input
+    @property
+    def foreground_ratio(self) -> float | None:
+        return self._get("input/foreground_ratio", None, float)
+
+    @foreground_ratio.setter
+    def foreground_ratio(self, value: float) -> None:
+        self.q.setValue("input/foreground_ratio", float(value))
+
+    @property
+    def remove_background(self) -> bool:
+        return self._get("input/remove_background", True, bool)
+
+    @remove_background.setter
+    def remove_background(self, value: bool) -> None:
+        self.q.setValue("input/remove_background", bool(value))
+
+    # ------------------------------------------------------------------ view
+    @property
+    def background(self) -> str:
+        return self._get("view/background", "#ffffff")
+
+    @background.setter
+    def background(self, value: str) -> None:
+        self.q.setValue("view/background", value)
+
+    @property
+    def mode(self) -> str:
+        mode = self._get("view/mode", "rgb")
+        return mode if mode in ("rgb", "depth", "alpha") else "rgb"
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.q.setValue("view/mode", value)
+
+    @property
+    def heatmap(self) -> bool:
+        return self._get("view/heatmap", True, bool)
+
+    @heatmap.setter
+    def heatmap(self, value: bool) -> None:
+        self.q.setValue("view/heatmap", bool(value))
+
+    # ------------------------------------------------------------------ folders and window
+    def folder(self, which: str) -> str:
+        d = self._get(f"dirs/{which}", "")
+        return d if d and Path(d).is_dir() else str(Path.home())
+
+    def set_folder(self, which: str, path: str | os.PathLike) -> None:
+        p = Path(path)
+        self.q.setValue(f"dirs/{which}", str(p if p.is_dir() else p.parent))
+
+    def window(self) -> tuple[QByteArray | None, QByteArray | None]:
+        return self.q.value("window/geometry", None), self.q.value("window/state", None)
+
+    def set_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)

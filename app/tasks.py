@@ -1,0 +1,223 @@
+"""The GUI's background tasks: each function here builds a job body that runs in the worker thread
+(:mod:`splatgen.app.worker`) and calls the core: image preparation, model loading, generation,
+resampling, thumbnails, exports. Nothing here touches a widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from splatgen.core.errors import SplatgenError
+
+log = logging.getLogger("splatgen.app")
+
+#: Thumbnail side, pixels, and the view it is rendered from (degrees).
+THUMB_SIZE = 112
+THUMB_AZIMUTH, THUMB_ELEVATION = 35.0, 20.0
+#: The brush mask is brought down to at most this many pixels a side before finding the splats.
+BRUSH_SIDE = 256
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the controls need to know about a loaded generator."""
+
+    key: str                     # folder name in assets/models ("diffusion", "regressor")
+    label: str                   # the model's own name
+    kind: str
+    stochastic: bool
+    defaults: object             # GenerationSettings, fully resolved
+    device: str
+
+
+@dataclass
+class Produced:
+    """A sample as it arrives in the UI: the sample and its gallery thumbnail ``(S, S, 3)`` uint8."""
+
+    sample: object               # splatgen.core.generator.Sample
+    thumbnail: np.ndarray
+    index: int = 0               # position within its generation run
+    total: int = 1
+
+
+class ModelCache:
+    """Generators by model key, loaded on first use (worker thread only)."""
+
+    def __init__(self, device: str = "auto"):
+        self.device = device
+        self._models: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str):
+        from splatgen.core.generator import load_generator
+
+        with self._lock:
+            if key not in self._models:
+                log.info("loading model %s on %s", key, self.device)
+                self._models[key] = load_generator(key, self.device)
+            return self._models[key]
+
+    def info(self, key: str) -> ModelInfo:
+        gen = self.get(key)
+        return ModelInfo(key=key, label=str(gen.name), kind=str(gen.kind), stochastic=bool(gen.stochastic),
+                         defaults=gen.defaults, device=str(gen.device))
+
+
+def set_torch_threads() -> int:
+    """Leave one core to the UI and the software renderer: torch gets ``cores - 1`` threads (≥ 1)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    n = max(1, cores - 1)
+    torch.set_num_threads(n)
+    return n
+
+
+# ---------------------------------------------------------------------- jobs
+def load_model(cache: ModelCache, key: str):
+    def run(ctx):
+        return cache.info(key)
+    return run
+
+
+def prepare(path: str, foreground_ratio: float, remove_background: bool):
+    """→ :class:`splatgen.core.imageprep.PreparedImage`."""
+    def run(ctx):
+        from splatgen.core.imageprep import prepare_image
+
+        return prepare_image(path, foreground_ratio=foreground_ratio, remove_background=remove_background)
+    return run
+
+
+def thumbnail(sample, size: int = THUMB_SIZE, background=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """A three-quarter view of a sample, ``(size, size, 3)`` uint8 (fastest renderer here)."""
+    from splatgen.core.cameras import canonical_intrinsics, orbit_viewmat
+    from splatgen.core.render import render
+
+    g = sample.gaussians
+    vm = orbit_viewmat(THUMB_AZIMUTH, THUMB_ELEVATION).to(g.device)
+    K = canonical_intrinsics(size).to(g.device)
+    with torch.no_grad():
+        rgb = render(g, vm[None], K, size, size, background=background).rgb[0]
+    return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def generate(cache: ModelCache, key: str, image: torch.Tensor, settings):
+    """Generate ``settings.num_samples`` samples; each reaches the UI (``ctx.partial``) as soon as it
+    exists: the first one alone (to show something early), the rest in batches of the generator's
+    ``max_batch``. Seeds are ``seed + i``, so samples equal those of one ``generate`` call.
+    Returns the list of :class:`Produced`."""
+    def run(ctx):
+        gen = cache.get(key)
+        s = settings if gen.stochastic else replace(settings, num_samples=1)
+        n = int(s.num_samples)
+        batch = int(getattr(gen, "max_batch", 1) or 1)
+        seeds = [int(s.seed) + i for i in range(n)]
+        chunks = [seeds[:1]] + [seeds[i:i + batch] for i in range(1, n, batch)] if n > 1 else [seeds]
+        steps = int(gen.resolve(s).steps or 1)
+        total = steps * len(chunks)
+        out: list[Produced] = []
+        for k, chunk in enumerate(chunks):
+            def progress(done, _total, k=k):
+                ctx.progress(k * steps + done, total, f"samples {chunk[0] - seeds[0] + 1}–{chunk[-1] - seeds[0] + 1} "
+                             f"of {n}: step {done}/{steps}" if len(chunk) > 1 else
+                             f"sample {chunk[0] - seeds[0] + 1} of {n}: step {done}/{steps}")
+
+            ctx.check()
+            samples = gen.generate(image, replace(s, seed=chunk[0], num_samples=len(chunk)), progress=progress,
+                                   cancel=ctx.cancel)
+            for sample in samples:
+                p = Produced(sample, thumbnail(sample), index=len(out), total=n)
+                out.append(p)
+                ctx.partial(p)
+        return out
+    return run
+
+
+def brush_region(sample, brush: np.ndarray, viewmat: np.ndarray, K: np.ndarray) -> torch.Tensor:
+    """Splats ``(N,)`` bool under a brush mask ``(H, W)`` bool painted in the view ``viewmat``/``K``
+    (pixels of that mask); the mask is brought down to ≤ :data:`BRUSH_SIDE` px a side first."""
+    from splatgen.core.generator.resample import slots_under_brush
+
+    brush = np.asarray(brush, bool)
+    h, w = brush.shape
+    K = np.asarray(K, np.float64).copy()
+    s = min(1.0, BRUSH_SIDE / max(h, w))
+    m = torch.from_numpy(brush)
+    if s < 1.0:
+        nh, nw = max(1, round(h * s)), max(1, round(w * s))
+        m = torch.nn.functional.adaptive_max_pool2d(m[None, None].float(), (nh, nw))[0, 0] > 0
+        K[0] *= nw / w
+        K[1] *= nh / h
+        h, w = nh, nw
+    g = sample.gaussians
+    return slots_under_brush(g, torch.as_tensor(viewmat, dtype=g.dtype, device=g.device),
+                             torch.as_tensor(K, dtype=g.dtype, device=g.device), w, h, m.to(g.device))
+
+
+def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int, brush=None):
+    """Redraw the occluded part (``brush`` None) or the splats under ``brush`` = (mask ``(H, W)``
+    bool, viewmat ``(4, 4)``, K ``(3, 3)``). Returns :class:`Produced`."""
+    def run(ctx):
+        gen = cache.get(key)
+        if not gen.stochastic:
+            raise SplatgenError(f"{gen.name} is deterministic: there is nothing to resample; "
+                                f"choose the diffusion model")
+        if brush is None:
+            region = "occluded"
+        else:
+            ctx.progress(0, 1, "finding the painted splats")
+            region = brush_region(sample, *brush)
+            if not bool(region.any()):
+                raise SplatgenError("the brush covers no visible splat of this sample: paint over the object")
+        ctx.check()
+        new = gen.resample(image, sample, region, seed=int(seed), progress=lambda d, t: ctx.progress(
+            d, t, f"resampling: step {d}/{t}"), cancel=ctx.cancel)
+        return Produced(new, thumbnail(new))
+    return run
+
+
+def save_sample(path: str, sample):
+    def run(ctx):
+        from splatgen.core.export import save_sample as _save
+
+        n = _save(path, sample)
+        return f"Saved {n:,} splats to {path}"
+    return run
+
+
+def save_turntable(path: str, sample, frames: int = 90, size: int = 512, background=(1.0, 1.0, 1.0)):
+    def run(ctx):
+        from splatgen.core.export import save_turntable as _save
+
+        ctx.progress(0, 1, "rendering the turntable")
+        written = _save(path, sample, frames=frames, size=size, background=background)
+        note = "" if Path(written) == Path(path) else " (no ffmpeg here: written as GIF)"
+        return f"Saved a {frames}-frame turntable to {written}{note}"
+    return run
+
+
+def save_contact_sheet(path: str, samples: list, views: int = 6, size: int = 128, background=(1.0, 1.0, 1.0)):
+    def run(ctx):
+        from splatgen.core.export import contact_sheet, write_image
+
+        ctx.progress(0, 1, "rendering the contact sheet")
+        sheet = contact_sheet(samples, views=views, size=size, background=background)
+        write_image(path, sheet)
+        return f"Saved a contact sheet of {len(samples)} sample(s) × {views} views to {path}"
+    return run
+
+
+def save_image(path: str, image: np.ndarray, what: str = "screenshot"):
+    def run(ctx):
+        from splatgen.core.export import write_image
+
+        write_image(path, image)
+        return f"Saved the {what} to {path}"
+    return run

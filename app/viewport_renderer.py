@@ -1,0 +1,282 @@
+"""How the viewport draws one frame of one splat scene into an OpenGL framebuffer (no Qt here).
+
+Two paths, picked by :func:`choose_backend`:
+
+* ``"gl"`` — :class:`~splatgen.core.render.gl_backend.GLSplatRenderer` in the caller's moderngl
+  context, drawing straight into the caller's framebuffer (a ``QOpenGLWidget``'s); the path on
+  machines without CUDA (llvmpipe included).
+* ``"gsplat"`` — gsplat on CUDA (:func:`splatgen.core.render.render`), the frame mapped to 8-bit
+  colour on the GPU, downloaded, uploaded as a texture and drawn.
+
+At ``scale < 1`` (the viewport uses it while the camera moves) the frame is rendered at
+``scale``× the pixels into an intermediate texture and drawn stretched (bilinear) into the target
+rectangle. The viewport (:mod:`splatgen.app.viewport`), the tiled view and ``splatgen bench
+viewport`` (:mod:`splatgen.app.viewport_bench`) all draw through :class:`ViewportRenderer`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from splatgen.core.gaussians import Gaussians
+
+MODES = ("rgb", "depth", "alpha")
+#: Transmittance below which the GL renderer skips what lies behind (1/255: below one 8-bit step).
+VIEW_MIN_TRANSMITTANCE = 1.0 / 255.0
+
+_BLIT_VS = """
+#version 330
+out vec2 v_uv;
+void main() {
+    vec2 p = vec2((gl_VertexID << 1) & 2, gl_VertexID & 2);
+    v_uv = p;
+    gl_Position = vec4(p * 2.0 - 1.0, 0.0, 1.0);
+}
+"""
+_BLIT_FS = """
+#version 330
+uniform sampler2D u_tex;
+uniform int u_flip;
+uniform float u_dim;
+in vec2 v_uv;
+out vec4 f_color;
+void main() {
+    vec2 uv = v_uv;
+    if (u_flip == 1) uv.y = 1.0 - uv.y;
+    f_color = vec4(texture(u_tex, uv).rgb * u_dim, 1.0);
+}
+"""
+
+
+def cuda_ready() -> bool:
+    """Whether gsplat can render here (a CUDA device and an importable gsplat)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import gsplat  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken install counts as absent
+        return False
+    return True
+
+
+def choose_backend(preference: str = "auto") -> str:
+    """``"auto"`` → ``"gsplat"`` with CUDA, else ``"gl"``; an explicit choice is kept when possible."""
+    if preference == "gsplat" or (preference == "auto" and cuda_ready()):
+        return "gsplat" if cuda_ready() else "gl"
+    return "gl"
+
+
+class TextureBlitter:
+    """Draws a texture over a rectangle of the bound framebuffer (bilinear, optional vertical flip)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.prog = ctx.program(vertex_shader=_BLIT_VS, fragment_shader=_BLIT_FS)
+        self.prog["u_tex"].value = 0
+        self.vao = ctx.vertex_array(self.prog, [])
+
+    def draw(self, texture, rect: tuple[int, int, int, int], *, flip: bool = False, dim: float = 1.0) -> None:
+        """``rect`` = (x, y, w, h) in framebuffer pixels, origin bottom-left."""
+        import moderngl
+
+        self.ctx.viewport = rect
+        self.ctx.scissor = rect
+        self.ctx.disable(moderngl.BLEND)
+        texture.use(0)
+        self.prog["u_flip"].value = int(flip)
+        self.prog["u_dim"].value = float(dim)
+        self.vao.render(moderngl.TRIANGLES, vertices=3)
+        self.ctx.scissor = None
+
+    def release(self) -> None:
+        self.vao.release()
+        self.prog.release()
+
+
+class ViewportRenderer:
+    """One scene, drawn by one backend into framebuffers of one moderngl context.
+
+    Args:
+        ctx: the moderngl context (current while any method is called).
+        backend: ``"auto"``, ``"gl"`` or ``"gsplat"`` (see :func:`choose_backend`).
+    """
+
+    def __init__(self, ctx, backend: str = "auto", blitter: TextureBlitter | None = None):
+        self.ctx = ctx
+        self.backend = choose_backend(backend)
+        self.blitter = blitter or TextureBlitter(ctx)
+        self._owns_blitter = blitter is None
+        self._gl = None
+        self._gaussians: Gaussians | None = None   # on CUDA for the gsplat path
+        self._bounds = (np.zeros(3), 1.0)
+        self._inter = None          # (framebuffer, texture, (w, h)) for the scaled GL path
+        self._tex = None            # (texture, (w, h)) for the gsplat path
+        if self.backend == "gl":
+            from splatgen.core.render.gl_backend import GLSplatRenderer
+
+            self._gl = GLSplatRenderer(ctx, min_transmittance=VIEW_MIN_TRANSMITTANCE)
+        self.renderer_name = (self._gl.renderer_name if self._gl is not None
+                              else f"gsplat on {torch.cuda.get_device_name(0)}")
+
+    # ------------------------------------------------------------------ scene
+    @property
+    def num_splats(self) -> int:
+        return 0 if self._gaussians is None else int(self._gaussians.num_gaussians)
+
+    def set_gaussians(self, gaussians: Gaussians | None) -> None:
+        """Upload a scene ``(N,)`` (any device); ``None`` clears it."""
+        if gaussians is None:
+            self._gaussians = None
+            return
+        g = gaussians.detach() if hasattr(gaussians, "detach") else gaussians
+        means = g.means.detach().float().cpu().numpy()
+        if len(means):
+            centre = (means.min(0) + means.max(0)) / 2.0
+            radius = float(np.linalg.norm(means - centre, axis=1).max())
+        else:
+            centre, radius = np.zeros(3), 1.0
+        self._bounds = (centre, max(radius, 1e-6))
+        if self.backend == "gl":
+            self._gl.set_gaussians(g.to("cpu"))
+            self._gaussians = g
+        else:
+            self._gaussians = g.to("cuda")
+
+    # ------------------------------------------------------------------ drawing
+    def draw(self, fbo, viewmat, K, width: int, height: int, *, scale: float = 1.0, mode: str = "rgb",
+             background: Sequence[float] = (1.0, 1.0, 1.0), origin: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+        """Draw the scene for camera ``viewmat`` ``(4, 4)`` / ``K`` ``(3, 3)`` (pixels of the full
+        ``width``×``height`` rectangle at ``origin``, bottom-left) into ``fbo``; an empty scene
+        clears the rectangle to ``background``. Returns the rendered resolution ``(w, h)``."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        bg = tuple(float(c) for c in background)
+        rect = (int(origin[0]), int(origin[1]), int(width), int(height))
+        if self._gaussians is None or self.num_splats == 0:
+            fbo.use()
+            self.ctx.viewport = rect
+            self.ctx.scissor = rect
+            fbo.clear(*bg, 1.0)
+            self.ctx.scissor = None
+            return 0, 0
+        sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
+        Ks = np.asarray(K, np.float64).copy()
+        if (sw, sh) != (width, height):
+            Ks[0] *= sw / width
+            Ks[1] *= sh / height
+        vm = np.asarray(viewmat, np.float64)
+        if self.backend == "gl":
+            if (sw, sh) == (width, height):
+                self._gl.render(vm, Ks, sw, sh, background=bg, mode=mode, fbo=fbo, viewport_origin=origin,
+                                flip_y=True)
+                return sw, sh
+            inter_fbo, inter_tex = self._intermediate(sw, sh)
+            self._gl.render(vm, Ks, sw, sh, background=bg, mode=mode, fbo=inter_fbo, flip_y=True)
+            fbo.use()
+            self.blitter.draw(inter_tex, rect)
+            return sw, sh
+        frame = self.frame_cuda(vm, Ks, sw, sh, mode=mode, background=bg)
+        tex = self._texture(sw, sh)
+        tex.write(frame.tobytes())
+        fbo.use()
+        self.blitter.draw(tex, rect, flip=True)
+        return sw, sh
+
+    def frame_cuda(self, viewmat, K, width: int, height: int, *, mode: str = "rgb",
+                   background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+        """gsplat path: one frame as ``(H, W, 3)`` uint8 on the host, row 0 at the top; ``mode`` is
+        shown as the GL renderer shows it (alpha as grey; depth white (near) to black (far))."""
+        from splatgen.core.render import render
+
+        g = self._gaussians
+        dev = g.means.device
+        vm = torch.as_tensor(viewmat, dtype=torch.float32, device=dev)[None]
+        Kt = torch.as_tensor(K, dtype=torch.float32, device=dev)[None]
+        bg = torch.tensor(background, dtype=torch.float32, device=dev)
+        with torch.no_grad():
+            out = render(g, vm, Kt, width, height, background=bg, backend="gsplat")
+            if mode == "rgb":
+                img = out.rgb[0]
+            elif mode == "alpha":
+                img = out.alpha[0].expand(-1, -1, 3)
+            else:
+                lo, hi = self.depth_range(np.asarray(viewmat, np.float64))
+                a = out.alpha[0]
+                t = ((out.depth[0] - lo) / (hi - lo)).clamp(0, 1)
+                img = a * (1 - t) + (1 - a) * bg
+            return (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).contiguous().cpu().numpy()
+
+    def image(self, viewmat, K, width: int, height: int,
+              background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+        """The RGB image ``(H, W, 3)`` float32 in [0, 1], row 0 at the top (offscreen; for the
+        variance map). Leaves no framebuffer bound that the caller relies on: rebind yours."""
+        bg = tuple(float(c) for c in background)
+        if self._gaussians is None or self.num_splats == 0:
+            return np.broadcast_to(np.asarray(bg, np.float32), (height, width, 3)).copy()
+        if self.backend == "gl":
+            return np.asarray(self._gl.render(np.asarray(viewmat, np.float64), np.asarray(K, np.float64),
+                                              width, height, background=bg), np.float32)
+        return self.frame_cuda(viewmat, K, width, height, background=bg).astype(np.float32) / 255.0
+
+    def depth_range(self, viewmat: np.ndarray) -> tuple[float, float]:
+        """Depths shown white and black: the nearest and farthest the scene's bounding sphere can be."""
+        centre, radius = self._bounds
+        z = float(viewmat[2, :3] @ centre + viewmat[2, 3])
+        lo = max(0.05, z - radius)
+        return lo, max(z + radius, lo + 1e-6)
+
+    # ------------------------------------------------------------------ GPU objects
+    def _intermediate(self, w: int, h: int):
+        import moderngl
+
+        if self._inter is None or self._inter[2] != (w, h):
+            self._release_intermediate()
+            tex = self.ctx.texture((w, h), 4)
+            tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            tex.repeat_x = tex.repeat_y = False
+            fbo = self.ctx.framebuffer(color_attachments=[tex])
+            self._inter = (fbo, tex, (w, h))
+        return self._inter[0], self._inter[1]
+
+    def _texture(self, w: int, h: int):
+        import moderngl
+
+        if self._tex is None or self._tex[1] != (w, h):
+            if self._tex is not None:
+                self._tex[0].release()
+            tex = self.ctx.texture((w, h), 3, alignment=1)
+            tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            tex.repeat_x = tex.repeat_y = False
+            self._tex = (tex, (w, h))
+        return self._tex[0]
+
+    def _release_intermediate(self) -> None:
+        if self._inter is not None:
+            self._inter[0].release()
+            self._inter[1].release()
+            self._inter = None
+
+    def release(self) -> None:
+        """Free the GPU objects (the context must be current)."""
+        self._release_intermediate()
+        if self._tex is not None:
+            self._tex[0].release()
+            self._tex = None
+        if self._gl is not None:
+            self._gl.release()
+            self._gl = None
+        if self._owns_blitter:
+            self.blitter.release()
+        self._gaussians = None
+
+
+def fit_scale(frame_ms: float, target_ms: float = 33.0, lo: float = 0.25) -> float:
+    """Resolution scale for a moving camera: 1 when a full frame takes under 8 ms, else the scale
+    (≤ ½) whose pixel count brings the frame near ``target_ms``."""
+    if frame_ms <= 8.0:
+        return 1.0
+    return float(min(0.5, max(lo, math.sqrt(target_ms / frame_ms))))

@@ -1,0 +1,383 @@
+"""The desktop app end to end, under a virtual display (scripts/test.sh runs pytest in xvfb-run).
+
+One window for the module (settings in a temporary file, never the user's): an example photo →
+3-step samples with the shipped diffusion model → the viewport shows the object (framebuffer
+grabbed) → mouse and keys move the camera → modes, background, tiles and the variance map →
+resample occluded / painted region with undo and redo → Cancel within a step → exports that read
+back → a bad file dropped gives a message and the app goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HAS_DISPLAY = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+pytestmark = pytest.mark.skipif(not HAS_DISPLAY, reason="needs a display: run under xvfb-run (scripts/test.sh)")
+
+if HAS_DISPLAY:
+    from PyQt6.QtWidgets import QApplication
+
+    if QApplication.instance() is None:
+        from splatgen.app.main import configure_opengl
+
+        configure_opengl()
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "assets" / "examples" / "armchair.png"
+STEPS = 3
+
+
+def _close_dialogs() -> None:
+    from PyQt6.QtWidgets import QApplication, QMessageBox
+
+    for w in QApplication.topLevelWidgets():
+        if isinstance(w, QMessageBox) and w.isVisible():
+            w.close()
+
+
+def _wait(window, timeout=120.0) -> None:
+    assert window.runner.wait_idle(timeout), "the worker did not finish in time"
+    for _ in range(3):
+        QApplication.processEvents()
+
+
+def _settle(qtbot, view) -> None:
+    qtbot.waitUntil(lambda: not view.moving, timeout=3000)
+    qtbot.wait(30)
+
+
+def _object_fraction(img: np.ndarray, bg=(255, 255, 255)) -> float:
+    return float((np.abs(img.astype(int) - np.array(bg)).max(-1) > 25).mean())
+
+
+@pytest.fixture(scope="module")
+def window(qapp, tmp_path_factory):
+    from splatgen.app.main_window import MainWindow
+    from splatgen.app.settings import Settings
+
+    path = tmp_path_factory.mktemp("gui") / "settings.ini"
+    w = MainWindow(Settings.from_file(path))
+    w.settings_path = path
+    w.resize(1000, 700)
+    w.show()
+    QApplication.processEvents()
+    yield w
+    _close_dialogs()
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def generated(window, qapp):
+    """The example prepared and 3 samples generated (3 steps each)."""
+    w = window
+    w.open_image(str(EXAMPLE))
+    _wait(w)
+    assert w.prepared is not None and w.controls.info is not None
+    w.controls.steps.setValue(STEPS)
+    w.controls.num_samples.setValue(3)
+    w.controls.seed.setValue(5)
+    w.arrivals, w.progress_seen = [], []
+    w.store.inserted.connect(lambda i, e: w.arrivals.append((len(w.store), w.runner.is_running("generate"),
+                                                             w.viewport.sample is not None)))
+    w.controls.progress.valueChanged.connect(lambda v: w.progress_seen.append((v, w.controls.progress.maximum())))
+    t0 = time.perf_counter()
+    w.generate()
+    _wait(w)
+    w.generate_seconds = time.perf_counter() - t0
+    QApplication.processEvents()
+    return w
+
+
+def test_example_generates_and_the_viewport_shows_the_object(generated, qtbot):
+    w = generated
+    assert len(w.store) == 3 and [e.sample.seed for e in w.store.entries] == [5, 6, 7]
+    assert w.input_panel.prepared.has_image() and w.input_panel.mask.has_image()
+    # the first sample arrives while the others are still being generated, and is shown at once
+    assert w.arrivals[0][1] is True
+    assert w.gallery.current_entry() is w.store.entries[0]
+    assert w.viewport.sample is w.store.entries[0].sample
+    # one progress step per denoising step: the first sample alone, then a batch of two
+    assert max(v for v, _ in w.progress_seen) == 2 * STEPS and (2 * STEPS, 2 * STEPS) in w.progress_seen
+    assert "Generated 3 samples" in w.messages[-1]
+    qtbot.wait(50)
+    img = w.viewport.grab_array()
+    h, wd = img.shape[:2]
+    assert _object_fraction(img) > 0.01                                   # the object is drawn
+    centre = img[h // 4: 3 * h // 4, wd // 4: 3 * wd // 4]
+    assert _object_fraction(centre) > 4 * _object_fraction(img[: h // 8])  # where the object is
+    lines = w.viewport.overlay_lines()
+    assert "FPS" in lines[0] and "32,768 splats" in lines[0]
+
+
+def test_mouse_and_keys_move_the_camera(generated, qtbot):
+    from PyQt6.QtCore import QPoint, QPointF, Qt
+    from PyQt6.QtGui import QWheelEvent
+    from PyQt6.QtTest import QTest
+
+    w, vp = generated, generated.viewport
+    vp.reset_camera()
+    _settle(qtbot, vp)
+    before = w.screenshot()
+    az = vp.camera.azimuth
+    c = QPoint(vp.width() // 2, vp.height() // 2)
+    vp.frame_times.clear()
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c)
+    for dx in range(10, 130, 10):
+        QTest.mouseMove(vp, c + QPoint(dx, 0))
+        QApplication.processEvents()
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c + QPoint(120, 0))
+    assert vp.moving
+    assert vp.camera.azimuth != pytest.approx(az)
+    if vp.full_ms and vp.full_ms > 8:        # slow renderer: frames during the drag were smaller
+        assert any(scale < 1 for _, scale in vp.frame_times)
+    _settle(qtbot, vp)
+    after = w.screenshot()
+    assert vp.frame_times[-1][1] == 1.0                                   # full resolution again
+    assert np.abs(after.astype(int) - before.astype(int)).max(-1).__gt__(40).mean() > 0.005
+    # right drag pans, the wheel zooms
+    target = vp.camera.target.copy()
+    QTest.mousePress(vp, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, c)
+    QTest.mouseMove(vp, c + QPoint(30, 20))
+    QTest.mouseRelease(vp, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, c + QPoint(30, 20))
+    assert np.linalg.norm(vp.camera.target - target) > 1e-3
+    d = vp.camera.distance
+    wheel = QWheelEvent(QPointF(c), QPointF(vp.mapToGlobal(c)), QPoint(0, 0), QPoint(0, 240), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(vp, wheel)
+    assert vp.camera.distance < d
+    # keys: arrows orbit, F frames, R goes back to the input camera
+    vp.setFocus()
+    az = vp.camera.azimuth
+    QTest.keyClick(vp, Qt.Key.Key_Left)
+    assert vp.camera.azimuth != pytest.approx(az)
+    w.acts["frame"].trigger()
+    assert np.linalg.norm(vp.camera.target) < 0.3
+    w.acts["reset"].trigger()
+    np.testing.assert_allclose(vp.camera.viewmat(), vp.sample.input_viewmat.double().numpy(), atol=1e-5)
+    _settle(qtbot, vp)
+    np.testing.assert_allclose(w.screenshot(), before, atol=2)      # same camera, same picture
+
+
+def test_modes_and_background(generated, qtbot):
+    w, vp = generated, generated.viewport
+    rgb = vp.grab_array()
+    w.set_mode("alpha")
+    qtbot.wait(20)
+    alpha = vp.grab_array()
+    assert alpha[0, 0].max() < 10 and alpha.max() > 240                 # black around, white object
+    w.set_mode("depth")
+    qtbot.wait(20)
+    depth = vp.grab_array()
+    assert not np.array_equal(depth, rgb) and not np.array_equal(depth, alpha)
+    w.set_mode("rgb")
+    w.choose_background("#000000")
+    qtbot.wait(20)
+    dark = vp.grab_array()
+    assert dark[0, 0].max() < 10 and _object_fraction(dark, (0, 0, 0)) > 0.01
+    w.choose_background("#ffffff")
+    assert w.settings.background == "#ffffff" and w.settings.mode == "rgb"
+
+
+def test_tiles_and_variance_heatmap(generated, qtbot):
+    w = generated
+    w.acts["tiled"].setChecked(True)
+    tiles = w.tiles
+    qtbot.waitUntil(lambda: tiles.heat_values is not None, timeout=10000)
+    assert len(tiles.entries) == 3 and tiles.show_heat()
+    assert tiles.heat_vmax > 0 and tiles.heat_values.max() > 0
+    img = tiles.grab_array()
+    assert _object_fraction(img, (41, 41, 41)) > 0.2
+    # select two samples in the gallery: the tiles show those two
+    w.gallery.clearSelection()
+    w.gallery.item(0).setSelected(True)
+    w.gallery.item(2).setSelected(True)
+    assert [s.seed for _, s in tiles.entries] == [5, 7]
+    w.gallery.clearSelection()
+    w.gallery.setCurrentRow(0)
+    w.acts["tiled"].setChecked(False)
+    assert w.view_stack.currentWidget() is w.viewport
+
+
+def test_resample_occluded_with_undo_and_redo(generated, qtbot):
+    w = generated
+    w.gallery.setCurrentRow(0)
+    entry = w.current_entry()
+    old = entry.sample
+    w.resample_occluded()
+    _wait(w)
+    new = entry.sample
+    assert new is not old and new.seed != old.seed and new.info["region"] == "occluded"
+    assert new.info["input_view_psnr"] > 30                       # the visible side stays
+    assert w.viewport.sample is new and entry.resampled == 1
+    w.undo_stack.undo()
+    assert entry.sample is old and w.viewport.sample is old
+    w.undo_stack.redo()
+    assert entry.sample is new
+
+
+def test_resample_a_painted_region(generated, qtbot):
+    from PyQt6.QtCore import QPoint, Qt
+    from PyQt6.QtTest import QTest
+
+    w, vp = generated, generated.viewport
+    w.gallery.setCurrentRow(1)
+    entry = w.current_entry()
+    vp.reset_camera()
+    w.acts["brush"].setChecked(True)
+    assert vp.brush_mode and not w.acts["resample_brush"].isEnabled()
+    c = QPoint(vp.width() // 2, vp.height() // 2)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c)
+    for dy in range(0, 60, 8):
+        QTest.mouseMove(vp, c + QPoint(0, dy))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c + QPoint(0, 56))
+    req = vp.brush_request()
+    assert req is not None and req[0].sum() > 100 and w.acts["resample_brush"].isEnabled()
+    old, depth = entry.sample, w.undo_stack.count()
+    w.resample_painted()
+    _wait(w)
+    assert entry.sample is not old and entry.sample.info["region"] == "mask"
+    assert 0 < entry.sample.info["redrawn_splats"] < old.gaussians.num_gaussians
+    assert w.undo_stack.count() == depth + 1 and not vp.has_brush
+    w.acts["brush"].setChecked(False)
+    assert not vp.brush_mode
+
+
+def test_cancel_stops_within_one_step(generated, qtbot):
+    w = generated
+    n = len(w.store)
+    w.controls.steps.setValue(400)
+    w.controls.num_samples.setValue(1)
+    stamps = []
+    w.controls.progress.valueChanged.connect(lambda v: stamps.append(time.perf_counter()))
+    w.generate()
+    qtbot.waitUntil(lambda: w.controls.progress.value() >= 3, timeout=30000)
+    step = max(b - a for a, b in zip(stamps[-3:], stamps[-2:]))
+    t0 = time.perf_counter()
+    w.controls.cancel.click()
+    _wait(w)
+    took = time.perf_counter() - t0
+    assert took < 2 * step + 1.0, (took, step)
+    assert len(w.store) == n and "Cancelled" in w.messages[-1]
+    assert w.controls.generate.isEnabled() and not w.controls.cancel.isEnabled()
+    w.controls.steps.setValue(STEPS)
+    w.controls.num_samples.setValue(3)
+
+
+def test_exports_read_back(generated, tmp_path):
+    import imageio.v3 as iio
+
+    from splatgen.core.export import visible_splats
+    from splatgen.core.io import load_splats
+
+    w = generated
+    w.gallery.setCurrentRow(0)
+    sample = w.current_entry().sample
+    w.export_sample(str(tmp_path / "s.ply"))
+    w.export_sample(str(tmp_path / "s.splat"))
+    w.save_screenshot(str(tmp_path / "shot.png"))
+    w.export_contact_sheet(str(tmp_path / "sheet.png"))
+    w.export_turntable(str(tmp_path / "turn.mp4"), frames=6, size=64)
+    _wait(w)
+    assert not w.errors or w.errors[-1].title != "Export failed"
+    ply = load_splats(tmp_path / "s.ply")
+    assert ply.num_gaussians == visible_splats(sample.gaussians).num_gaussians > 1000
+    assert load_splats(tmp_path / "s.splat").num_gaussians == ply.num_gaussians
+    shot = iio.imread(tmp_path / "shot.png")
+    assert shot.shape[:2] == w.viewport.grab_array().shape[:2] and _object_fraction(shot[..., :3]) > 0.01
+    assert iio.imread(tmp_path / "sheet.png").shape == (3 * 128, 6 * 128, 3)
+    assert any((tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0 for f in ("turn.mp4", "turn.gif"))
+    assert any("Saved" in m for m in w.messages[-5:])
+
+
+def test_bad_file_dropped_gives_a_message_and_the_app_goes_on(generated, qtbot, tmp_path):
+    from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PyQt6.QtGui import QDragEnterEvent, QDropEvent
+
+    w = generated
+    bad = tmp_path / "not_an_image.png"
+    bad.write_text("this is not a picture")
+    prepared, errors = w.prepared, len(w.errors)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(bad))])
+    pos = QPoint(w.viewport.width() // 2, w.viewport.height() // 2)
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(w.viewport, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(w.viewport, drop)
+    _wait(w)
+    assert len(w.errors) == errors + 1 and w.errors[-1].title == "Cannot use this image"
+    assert "not_an_image.png" in w.errors[-1].text and w.errors[-1].hint
+    assert "Cannot use this image" in w.messages[-1]
+    assert w.prepared is prepared                     # the previous input is still there
+    _close_dialogs()
+    # a missing model: a message saying what to do, then back to a working model
+    w._select_model("no_such_model")
+    _wait(w)
+    assert w.errors[-1].title == "Model missing or damaged" and "install" in w.errors[-1].hint
+    _close_dialogs()
+    w.controls.model.setCurrentIndex(w.controls.model.findData("regressor"))
+    _wait(w)
+    assert w.controls.info.key == "regressor" and not w.controls.num_samples.isEnabled()
+    n = len(w.store)
+    w.generate()
+    _wait(w)
+    assert len(w.store) == n + 1 and not w.acts["resample"].isEnabled()   # deterministic: nothing to resample
+    w.controls.model.setCurrentIndex(w.controls.model.findData("diffusion"))
+    _wait(w)
+    assert w.isVisible()
+
+
+def test_uncaught_exceptions_become_a_dialog_not_a_traceback(generated, capsys):
+    from splatgen.app import errors
+
+    saved = sys.excepthook, __import__("threading").excepthook
+    try:
+        errors.install_excepthook(lambda: generated)
+        shown = len(errors._shown)
+        try:
+            raise RuntimeError("something broke")
+        except RuntimeError:
+            sys.excepthook(*sys.exc_info())
+        assert len(errors._shown) == shown + 1 and errors._shown[-1].internal
+        assert "Traceback" not in capsys.readouterr().err
+    finally:
+        sys.excepthook, __import__("threading").excepthook = saved
+        _close_dialogs()
+
+
+def test_settings_are_remembered_by_the_next_window(generated, qtbot):
+    from splatgen.app.main_window import MainWindow
+    from splatgen.app.settings import Settings
+
+    w = generated
+    w.controls.guidance.setValue(2.75)
+    w.settings.set_generation("diffusion", w.controls.values())
+    w.settings.sync()
+    again = MainWindow(Settings.from_file(w.settings_path))
+    try:
+        _wait(again)
+        assert again.controls.info.key == "diffusion"
+        assert again.controls.guidance.value() == pytest.approx(2.75)
+        assert again.controls.values() == w.controls.values()
+        assert str(EXAMPLE.resolve()) in again.settings.recent_files()
+        assert [a.text() for a in again.recent_menu.actions()][0] == EXAMPLE.name
+    finally:
+        again.close()
+
+
+def test_entry_points():
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "--generate" in out.stdout and "IMAGE" in out.stdout.upper()
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    out = subprocess.run([sys.executable, "-m", "splatgen.app.main", str(EXAMPLE)], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 2 and "no display" in out.stderr and "Traceback" not in out.stderr

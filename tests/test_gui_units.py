@@ -1,0 +1,217 @@
+"""The GUI's parts that need no OpenGL: orbit camera, tile layout and variance map, settings,
+worker thread (cancel, errors, partial results), error messages. Runs offscreen when no display."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from splatgen.app.orbit_camera import OrbitCamera  # noqa: E402
+from splatgen.app.tiles import heat_colors, tile_grid, variance_map  # noqa: E402
+from splatgen.core import framing  # noqa: E402
+from splatgen.core.cameras import camera_centers, orbit_viewmat  # noqa: E402
+from splatgen.core.generator import input_camera  # noqa: E402
+
+
+# ---------------------------------------------------------------------- orbit camera
+def test_default_camera_is_the_input_camera():
+    cam = OrbitCamera()
+    vm, _ = input_camera()
+    np.testing.assert_allclose(cam.viewmat(), vm.double().numpy(), atol=1e-6)
+
+
+def test_reset_recovers_any_orbit_camera():
+    cam = OrbitCamera()
+    for az, el, dist in [(0, 15, 2.0), (123.0, -20.0, 3.5), (300.0, 60.0, 1.2)]:
+        target = orbit_viewmat(az, el, dist).double().numpy()
+        cam.orbit(37, -12)
+        cam.reset(target)
+        np.testing.assert_allclose(cam.viewmat(), target, atol=1e-5)
+    cam.reset(None)
+    assert (cam.azimuth, cam.distance) == (0.0, framing.CAMERA_DISTANCE)
+
+
+def test_orbit_turns_the_object_with_the_cursor_and_clamps_elevation():
+    cam = OrbitCamera()
+    front = np.array([0.0, 0.0, 0.4, 1.0])           # a point on the object's front (+Z)
+    x0 = (cam.viewmat() @ front)[0]
+    cam.orbit(50, 0)                                  # drag right
+    assert (cam.viewmat() @ front)[0] > x0 + 0.05     # the front moved right in the image
+    cam.orbit(0, 10_000)
+    assert cam.elevation == pytest.approx(89.0)
+    cam.orbit_degrees(0, -500)
+    assert cam.elevation == pytest.approx(-89.0)
+    assert 0.0 <= cam.azimuth < 360.0
+
+
+def test_pan_keeps_the_point_under_the_cursor():
+    cam = OrbitCamera()
+    w, h = 400, 300
+    K = cam.intrinsics(w, h)
+
+    def project(p):
+        c = cam.viewmat() @ np.append(p, 1.0)
+        return np.array([K[0, 0] * c[0] / c[2] + K[0, 2], K[1, 1] * c[1] / c[2] + K[1, 2]])
+
+    before = project(np.zeros(3))
+    cam.pan(30, -20, w, h)
+    np.testing.assert_allclose(project(np.zeros(3)) - before, [30, -20], atol=0.5)
+    np.testing.assert_allclose(camera_centers(torch.tensor(cam.viewmat()))[None].numpy()[0] - cam.target,
+                               cam.viewmat()[2, :3] * -cam.distance, atol=1e-6)
+
+
+def test_zoom_and_frame():
+    cam = OrbitCamera()
+    d = cam.distance
+    cam.zoom(2)
+    assert cam.distance < d
+    cam.zoom(-1000)
+    assert cam.distance == pytest.approx(100.0)
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(5000, 3)) * 0.1 + [1.0, 2.0, 3.0]
+    cam.frame(pts)
+    np.testing.assert_allclose(cam.target, [1, 2, 3], atol=0.02)
+    assert 0.3 < cam.distance < 3.0
+    # the field of view spans the shorter side
+    K = cam.intrinsics(800, 400)
+    assert K[1, 1] == pytest.approx(200 / math.tan(math.radians(cam.fov_deg) / 2))
+
+
+# ---------------------------------------------------------------------- tiles
+def test_tile_grid_covers_the_view_without_overlap():
+    for n in range(1, 10):
+        rects = tile_grid(n, 900, 600)
+        assert len(rects) == n
+        area = sum(w * h for _, _, w, h in rects)
+        assert area <= 900 * 600
+        for x, y, w, h in rects:
+            assert x >= 0 and y >= 0 and x + w <= 900 and y + h <= 600
+    assert tile_grid(2, 1000, 400)[0][2] == 500      # side by side in a wide view
+    assert tile_grid(2, 400, 1000)[0][3] == 500      # stacked in a tall one
+    assert tile_grid(0, 10, 10) == []
+
+
+def test_variance_map_and_colours():
+    a = np.zeros((3, 4, 5, 3), np.float32)
+    assert variance_map(a).shape == (4, 5) and variance_map(a).max() == 0
+    a[0, 1, 2] = 1.0                                  # one sample differs at one pixel
+    v = variance_map(a)
+    assert v[1, 2] == pytest.approx(np.var([1.0, 0.0, 0.0]))
+    assert v.sum() == pytest.approx(v[1, 2])
+    rgb, vmax = heat_colors(v, vmax=v.max())
+    assert rgb.shape == (4, 5, 3) and rgb.dtype == np.uint8
+    assert rgb[1, 2].sum() > rgb[0, 0].sum()
+    assert variance_map(a[:1]).max() == 0             # one sample: no variance
+
+
+# ---------------------------------------------------------------------- settings
+def test_settings_round_trip_in_a_private_file(tmp_path):
+    from splatgen.app.settings import MAX_RECENT, Settings
+
+    path = tmp_path / "gui.ini"
+    s = Settings.from_file(path)
+    images = []
+    for i in range(MAX_RECENT + 2):
+        p = tmp_path / f"img{i}.png"
+        p.write_bytes(b"x")
+        images.append(p)
+        s.add_recent(p)
+    s.set_generation("diffusion", {"guidance": 3.5, "steps": 7, "scheduler": "dpm", "seed": 42, "num_samples": 3,
+                                   "skip_weight": 0.8})
+    s.foreground_ratio, s.remove_background, s.background, s.mode = 0.6, False, "#202020", "depth"
+    s.sync()
+    images[-1].unlink()                               # gone from disk: gone from the list
+    again = Settings.from_file(path)
+    recent = again.recent_files()
+    assert recent[0] == str(images[-2].resolve()) and len(recent) <= MAX_RECENT
+    assert again.generation("diffusion") == {"guidance": 3.5, "skip_weight": 0.8, "steps": 7, "scheduler": "dpm",
+                                             "seed": 42, "num_samples": 3}
+    assert again.generation("regressor") == {}
+    assert (again.foreground_ratio, again.remove_background, again.background, again.mode) == \
+        (0.6, False, "#202020", "depth")
+    assert path.is_file()
+
+
+# ---------------------------------------------------------------------- worker
+@pytest.fixture
+def runner(qapp):
+    from splatgen.app.worker import Runner
+
+    r = Runner()
+    yield r
+    r.shutdown()
+
+
+def test_worker_runs_jobs_in_order_off_the_ui_thread(qtbot, runner):
+    from splatgen.app.worker import Job
+
+    events = []
+
+    def body(ctx):
+        assert threading.current_thread() is not threading.main_thread()
+        for i in range(3):
+            ctx.progress(i + 1, 3, "step")
+            ctx.partial(i)
+        return "result"
+
+    runner.submit(Job("a", body, on_progress=lambda d, t, _: events.append(("p", d, t)),
+                      on_partial=lambda v: events.append(("part", v)), on_done=lambda r: events.append(("done", r))))
+    runner.submit(Job("b", lambda ctx: 2, on_done=lambda r: events.append(("done b", r))))
+    assert runner.wait_idle(10)
+    assert events[-2:] == [("done", "result"), ("done b", 2)]
+    assert [e for e in events if e[0] == "part"] == [("part", 0), ("part", 1), ("part", 2)]
+    assert ("p", 3, 3) in events
+
+
+def test_worker_cancel_errors_and_replace(qtbot, runner):
+    from splatgen.app.worker import Job
+
+    started = threading.Event()
+    got = []
+
+    def slow(ctx):
+        started.set()
+        for _ in range(500):
+            ctx.check()
+            time.sleep(0.01)
+        return "finished"
+
+    runner.submit(Job("gen", slow, on_done=got.append, on_cancelled=lambda: got.append("cancelled")))
+    for i in range(3):   # only the newest queued "prep" survives
+        runner.submit(Job("prep", lambda ctx, i=i: i, on_done=got.append), replace=True)
+    runner.submit(Job("boom", lambda ctx: 1 / 0, on_error=lambda exc: got.append(type(exc).__name__)))
+    assert started.wait(5)
+    t0 = time.perf_counter()
+    assert runner.cancel("gen")
+    assert runner.wait_idle(10)
+    assert time.perf_counter() - t0 < 2.0
+    assert got == ["cancelled", 2, "ZeroDivisionError"]
+    assert not runner.busy
+
+
+# ---------------------------------------------------------------------- messages
+def test_error_messages_say_what_to_do():
+    from splatgen.app.errors import describe
+    from splatgen.core.errors import ImageError
+    from splatgen.core.generator import ModelError
+
+    m = describe(ImageError("x.png: the image is fully transparent"), "Opening x.png")
+    assert m.title == "Cannot use this image" and "transparent" in m.text and m.hint and not m.internal
+    m = describe(ModelError("diffusion: missing config.json"), "Loading")
+    assert "install" in m.hint
+    m = describe(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "Generating")
+    assert m.title == "Out of GPU memory" and "fewer samples" in m.hint
+    try:
+        {}["boom"]
+    except KeyError as exc:
+        m = describe(exc, "Generating")
+    assert m.internal and "KeyError" in m.text and "Traceback" in m.details
