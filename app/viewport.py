@@ -3,8 +3,9 @@
 :class:`SplatView` is what every view shares — an :class:`~splatgen.app.orbit_camera.OrbitCamera`
 driven by the mouse and keyboard (left drag orbits, right or middle drag pans, the wheel zooms,
 arrow keys orbit, F frames the object, R returns to the input camera), the background colour, the
-display mode (``"rgb"``, ``"depth"``, ``"alpha"``), reduced resolution while the camera moves (full
-resolution ~0.2 s after it stops) and an overlay with FPS, splat count and resolution. Drawing goes
+display mode (``"rgb"``, ``"depth"``, ``"alpha"``), reduced resolution while the camera moves when a
+full-resolution frame takes longer than ~33 ms (:func:`~splatgen.app.viewport_renderer.fit_scale`;
+full resolution ~0.2 s after it stops) and an overlay with FPS, splat count and resolution. Drawing goes
 through :class:`~splatgen.app.viewport_renderer.ViewportRenderer` (the OpenGL splat renderer here,
 gsplat on CUDA).
 

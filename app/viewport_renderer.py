@@ -101,14 +101,15 @@ class ViewportRenderer:
     """One scene, drawn by one backend into framebuffers of one moderngl context.
 
     Args:
-        ctx: the moderngl context (current while any method is called).
+        ctx: the moderngl context (current while any method is called); may be None for the
+            gsplat path when only :meth:`frame_cuda` is used (no drawing).
         backend: ``"auto"``, ``"gl"`` or ``"gsplat"`` (see :func:`choose_backend`).
     """
 
     def __init__(self, ctx, backend: str = "auto", blitter: TextureBlitter | None = None):
         self.ctx = ctx
         self.backend = choose_backend(backend)
-        self.blitter = blitter or TextureBlitter(ctx)
+        self._blitter = blitter
         self._owns_blitter = blitter is None
         self._gl = None
         self._gaussians: Gaussians | None = None   # on CUDA for the gsplat path
@@ -121,6 +122,12 @@ class ViewportRenderer:
             self._gl = GLSplatRenderer(ctx, min_transmittance=VIEW_MIN_TRANSMITTANCE)
         self.renderer_name = (self._gl.renderer_name if self._gl is not None
                               else f"gsplat on {torch.cuda.get_device_name(0)}")
+
+    @property
+    def blitter(self) -> TextureBlitter:
+        if self._blitter is None:
+            self._blitter = TextureBlitter(self.ctx)
+        return self._blitter
 
     # ------------------------------------------------------------------ scene
     @property
@@ -269,14 +276,15 @@ class ViewportRenderer:
         if self._gl is not None:
             self._gl.release()
             self._gl = None
-        if self._owns_blitter:
-            self.blitter.release()
+        if self._owns_blitter and self._blitter is not None:
+            self._blitter.release()
+            self._blitter = None
         self._gaussians = None
 
 
 def fit_scale(frame_ms: float, target_ms: float = 33.0, lo: float = 0.25) -> float:
-    """Resolution scale for a moving camera: 1 when a full frame takes under 8 ms, else the scale
-    (≤ ½) whose pixel count brings the frame near ``target_ms``."""
-    if frame_ms <= 8.0:
+    """Resolution scale for a moving camera: 1 while a full-resolution frame fits ``target_ms``
+    (~30 FPS); otherwise at most ½, less when frames are slower (pixel count ∝ the time budget)."""
+    if frame_ms <= target_ms:
         return 1.0
     return float(min(0.5, max(lo, math.sqrt(target_ms / frame_ms))))

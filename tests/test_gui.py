@@ -135,7 +135,7 @@ def test_mouse_and_keys_move_the_camera(generated, qtbot):
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c + QPoint(120, 0))
     assert vp.moving
     assert vp.camera.azimuth != pytest.approx(az)
-    if vp.full_ms and vp.full_ms > 8:        # slow renderer: frames during the drag were smaller
+    if vp.full_ms and vp.full_ms > 33:       # slow renderer: frames during the drag were smaller
         assert any(scale < 1 for _, scale in vp.frame_times)
     _settle(qtbot, vp)
     after = w.screenshot()

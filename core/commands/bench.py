@@ -38,6 +38,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     g.set_defaults(func=run_generate)
 
+    v = bench_sub.add_parser("viewport", help="GUI viewport FPS while orbiting a generated 32k-splat sample",
+                             description="Frames per second of the desktop app's viewport drawing code while the "
+                             "camera orbits a generated sample: the OpenGL splat renderer into a framebuffer, or "
+                             "gsplat on CUDA.")
+    v.add_argument("--backends", nargs="+", choices=("gl", "gsplat"), help="default: gsplat with CUDA, else gl")
+    v.add_argument("--sizes", nargs="+", type=int, default=[512, 1024])
+    v.add_argument("--frames", type=int, default=120, help="frames timed per size (after 5 warm-up frames)")
+    v.add_argument("--splats", type=Path, help="orbit this .ply/.splat instead of generating a sample")
+    v.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    v.set_defaults(func=run_viewport)
+
 
 def run_generate(args: argparse.Namespace) -> int:
     from ..generator.benchmark import run_generate_benchmark
@@ -48,6 +59,18 @@ def run_generate(args: argparse.Namespace) -> int:
                          f"{args.guidance} --repeat {args.repeat} --threads {args.threads}"
                          + (" --no-compile" if args.no_compile else ""))
     path = write_result("generate", result, args.out_dir)
+    print(f"wrote {path}")
+    return 0
+
+
+def run_viewport(args: argparse.Namespace) -> int:
+    from splatgen.app.viewport_bench import run_viewport_benchmark
+
+    result = run_viewport_benchmark(args.backends, tuple(args.sizes), args.frames, args.splats)
+    result["command"] = ("splatgen bench viewport" + (f" --backends {' '.join(args.backends)}" if args.backends else "")
+                         + f" --sizes {' '.join(map(str, args.sizes))} --frames {args.frames}"
+                         + (f" --splats {args.splats}" if args.splats else ""))
+    path = write_result("viewport", result, args.out_dir)
     print(f"wrote {path}")
     return 0
 

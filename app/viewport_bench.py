@@ -1,0 +1,166 @@
+"""``splatgen bench viewport``: frames per second of the GUI viewport while the camera orbits.
+
+The scene is a generated sample (the shipped diffusion model on an example photo: 128·128·2 =
+32,768 splats, nothing pruned) or a splat file (``--splats``). Each frame moves the
+:class:`~splatgen.app.orbit_camera.OrbitCamera` as a mouse drag does (so the renderer re-sorts every
+frame) and draws through :class:`~splatgen.app.viewport_renderer.ViewportRenderer`, the viewport's
+own drawing code, into an 8-bit RGBA framebuffer the size of the view:
+
+* ``gl`` — the OpenGL splat renderer straight into the framebuffer (a headless EGL context here;
+  the ``QOpenGLWidget``'s context in the app), at full resolution and at the reduced resolution
+  the viewport uses while the camera moves;
+* ``gsplat`` — gsplat on CUDA, mapped to 8-bit on the GPU, downloaded and drawn as a texture (when
+  no OpenGL context can be made, only the CUDA part up to the downloaded frame is timed, and the
+  result says so).
+
+A frame's time runs from the camera update to the finished image (``glFinish`` / CUDA sync). No Qt
+is needed, so it runs on machines without PyQt6 too.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .orbit_camera import OrbitCamera
+from .viewport_renderer import ViewportRenderer, cuda_ready, fit_scale
+
+#: Pixels of horizontal drag per frame (0.4°/px: 1.2° a frame, a brisk orbit).
+DRAG_PX = 3.0
+
+
+def bench_sample(splats: str | Path | None = None, device: str = "cpu", steps: int = 20):
+    """The scene: ``splats`` (a .ply/.splat) or a freshly generated sample of the armchair example
+    photo (``steps`` DDIM steps, seed 0). Returns (Gaussians on CPU, description)."""
+    if splats is not None:
+        from splatgen.core.io import load_splats
+
+        return load_splats(splats), f"splat file {Path(splats).name}"
+    from splatgen.core.generator import GenerationSettings, load_generator
+    from splatgen.core.imageprep import prepare_image
+
+    import splatgen.assets
+
+    photo = Path(next(iter(splatgen.assets.__path__))) / "examples" / "armchair.png"
+    gen = load_generator("diffusion", device)
+    image = prepare_image(photo).image
+    sample = gen.generate(image, GenerationSettings(steps=steps, seed=0))[0]
+    return sample.gaussians.to("cpu"), f"diffusion sample of {photo.name} ({steps} steps, seed 0)"
+
+
+def _make_context():
+    import moderngl
+
+    try:
+        return moderngl.create_context(standalone=True, backend="egl", require=330)
+    except Exception:  # noqa: BLE001 - no EGL: the platform default
+        return moderngl.create_context(standalone=True, require=330)
+
+
+def time_orbit(renderer: ViewportRenderer, ctx, size: int, frames: int, scale: float = 1.0) -> dict:
+    """Orbit ``frames`` frames at ``size``² (rendered at ``scale``×) and time each one."""
+    cam = OrbitCamera()
+    fbo = None
+    if ctx is not None:
+        fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((size, size), 4)])
+    K = cam.intrinsics(size, size)
+    sync = (lambda: torch.cuda.synchronize()) if renderer.backend == "gsplat" else (lambda: None)
+    last = {}
+
+    def frame():
+        cam.orbit(DRAG_PX, 0.0)
+        vm = cam.viewmat()
+        if fbo is not None:
+            renderer.draw(fbo, vm, K, size, size, scale=scale)
+            ctx.finish()
+        else:
+            s = max(1, round(size * scale))
+            Ks = K.copy()
+            Ks[:2] *= s / size
+            last["img"] = renderer.frame_cuda(vm, Ks, s, s)
+        sync()
+
+    for _ in range(5):                     # warm-up: shaders, buffers, CUDA kernels
+        frame()
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        frame()
+        times.append((time.perf_counter() - t0) * 1e3)
+    if fbo is not None:
+        img = np.frombuffer(fbo.read(components=3), np.uint8).reshape(size, size, 3)
+        drawn = float((np.abs(img.astype(int) - 255).max(-1) > 25).mean())
+        fbo.release()
+    else:
+        drawn = float((np.abs(last["img"].astype(int) - 255).max(-1) > 25).mean())
+    t = np.sort(np.asarray(times))
+    med = float(np.median(t))
+    return {"median_ms": round(med, 3), "p90_ms": round(float(t[int(0.9 * (len(t) - 1))]), 3),
+            "min_ms": round(float(t[0]), 3), "fps": round(1000.0 / med, 1), "frames": frames,
+            "object_pixels": None if drawn is None else round(drawn, 4)}
+
+
+def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024), frames: int = 120,
+                           splats: str | Path | None = None, log=print) -> dict:
+    """FPS per backend × size while orbiting (full resolution, and the viewport's moving resolution).
+
+    Returns ``{"machine", "scene", "results": [{"backend", "size", "scale", "fps", "median_ms", ...}]}``.
+    """
+    from splatgen.core.benchmarks import machine_info
+
+    import os
+
+    load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    backends = backends or (["gsplat"] if cuda_ready() else ["gl"])
+    g, scene = bench_sample(splats, "cuda" if cuda_ready() else "cpu")
+    log(f"scene: {scene}, {g.num_gaussians:,} splats")
+    results = []
+    for backend in backends:
+        try:
+            ctx = _make_context()
+        except Exception as exc:  # noqa: BLE001
+            if backend == "gl":
+                results.append({"backend": backend, "skipped": f"no OpenGL context: {exc}"})
+                continue
+            ctx = None
+        try:
+            renderer = ViewportRenderer(ctx, backend)
+        except Exception as exc:  # noqa: BLE001
+            results.append({"backend": backend, "skipped": str(exc).splitlines()[0][:200]})
+            continue
+        if renderer.backend != backend:
+            results.append({"backend": backend, "skipped": f"not available here (got {renderer.backend})"})
+            continue
+        renderer.set_gaussians(g)
+        for size in sizes:
+            row = {"backend": backend, "size": size, "scale": 1.0, "renderer": renderer.renderer_name,
+                   "path": ("GLSplatRenderer into an RGBA8 framebuffer" if backend == "gl" else
+                            "gsplat → 8-bit on GPU → host → GL texture → framebuffer" if ctx is not None else
+                            "gsplat → 8-bit on GPU → host (no GL context: upload and draw not timed)")}
+            row.update(time_orbit(renderer, ctx, size, frames))
+            results.append(row)
+            log(_format(row))
+            moving = fit_scale(row["median_ms"])
+            if moving < 1.0:               # what the viewport shows while the camera moves
+                row2 = {**row, "scale": round(moving, 3)}
+                row2.update(time_orbit(renderer, ctx, size, frames, moving))
+                results.append(row2)
+                log(_format(row2))
+        if ctx is not None:
+            renderer.release()
+            ctx.release()
+    import os
+
+    machine = machine_info()
+    machine["load_average_1min"] = {"before": load_before,
+                                    "after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
+    return {"machine": machine, "scene": scene, "splats": int(g.num_gaussians), "drag_deg_per_frame":
+            DRAG_PX * 0.4, "results": results}
+
+
+def _format(row: dict) -> str:
+    res = f"{row['size']}²" + ("" if row["scale"] == 1.0 else f" at {row['scale']:.2f}× (moving)")
+    return f"{row['backend']:>6} {res:<24} {row['fps']:8.1f} FPS  median {row['median_ms']:.2f} ms  p90 {row['p90_ms']:.2f} ms"
