@@ -11,3 +11,7 @@ class SplatFileError(SplatgenError, ValueError):
 
 class DatasetError(SplatgenError, ValueError):
     """A dataset folder is missing, empty or malformed."""
+
+
+class ImageError(SplatgenError, ValueError):
+    """An input image cannot be read or prepared (not an image, empty, too small or large, no object)."""
