@@ -35,6 +35,24 @@ def example_images() -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if d.is_dir() else []
 
 
+def example_icon(path: Path) -> QIcon:
+    """An example photo's icon: the object cropped out of its transparent surroundings."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im = im.convert("RGBA")
+            box = im.getchannel("A").point(lambda a: 255 if a > 16 else 0).getbbox()
+            if box:
+                x0, y0, x1, y1 = box
+                side = max(x1 - x0, y1 - y0) + 8
+                cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+                im = im.crop((cx - side // 2, cy - side // 2, cx + side - side // 2, cy + side - side // 2))
+            return QIcon(QPixmap.fromImage(array_to_qimage(np.asarray(im))))
+    except Exception:  # noqa: BLE001 - any picture will do for an icon
+        return QIcon(str(path))
+
+
 def checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
     """``(h, w, 3)`` float light-grey checkerboard (shows transparency)."""
     yy, xx = np.mgrid[:h, :w]
@@ -113,7 +131,7 @@ class InputPanel(QGroupBox):
         self.example_buttons: list[QToolButton] = []
         for path in example_images():
             b = QToolButton(objectName=f"example_{path.stem}")
-            b.setIcon(QIcon(str(path)))
+            b.setIcon(example_icon(path))
             b.setIconSize(QSize(36, 36))
             b.setToolTip(f"Example: {path.stem.replace('_', ' ')}")
             b.setAutoRaise(True)
@@ -196,12 +214,14 @@ class InputPanel(QGroupBox):
         rgb = (prepared.image[:3].permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
         self.prepared.set_array(rgb)
         self.mask.set_array(np.repeat((np.asarray(prepared.mask) * 255 + 0.5).astype(np.uint8)[..., None], 3, 2))
-        how = {"alpha": "mask from the alpha channel", "grabcut": "background removed (GrabCut)",
-               "none": "whole image used"}.get(getattr(prepared, "mask_source", ""), "")
+        how, tip = {"alpha": ("alpha mask", "The mask is the image's alpha channel"),
+                    "grabcut": ("background cut out", "The background was removed (GrabCut)"),
+                    "none": ("whole image", "The whole image is the object (no background removal)")
+                    }.get(getattr(prepared, "mask_source", ""), ("", ""))
         w, h = getattr(prepared, "source_size", (0, 0)) or (0, 0)
         size = f" · {w}×{h}" if w else ""
-        self.info.setText(f"<b>{Path(path).name}</b>{size} · {how} · object {prepared.foreground_ratio:.2f} of the input")
-        self.info.setToolTip(path)
+        self.info.setText(f"<b>{Path(path).name}</b>{size} · {how}")
+        self.info.setToolTip(f"{path}\n{tip}; the object spans {prepared.foreground_ratio:.2f} of the model input")
 
     def clear(self) -> None:
         for w in (self.original, self.prepared, self.mask):

@@ -54,9 +54,12 @@ def _rgb(name: str) -> tuple[float, float, float]:
 
 class MainWindow(QMainWindow):
     """The splatgen desktop app's window. ``settings``: where choices are remembered;
-    ``backend``: viewport renderer (``"auto"``, ``"gl"``, ``"gsplat"``); ``device``: for the models."""
+    ``backend``: viewport renderer (``"auto"``, ``"gl"``, ``"gsplat"``); ``device``: for the models;
+    ``autosave_dir``: where every sample is also saved as it arrives (``""``: the user's cache
+    folder, ``None``: nowhere)."""
 
-    def __init__(self, settings: Settings | None = None, *, backend: str = "auto", device: str = "auto"):
+    def __init__(self, settings: Settings | None = None, *, backend: str = "auto", device: str = "auto",
+                 autosave_dir: str | Path | None = ""):
         super().__init__()
         self.settings = settings or Settings()
         self.setWindowTitle(APP_NAME)
@@ -64,6 +67,12 @@ class MainWindow(QMainWindow):
         self.resize(1280, 820)
         self.runner = Runner(self)
         self.models = tasks.ModelCache(device)
+        if autosave_dir == "":
+            from PyQt6.QtCore import QStandardPaths
+
+            base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericCacheLocation)
+            autosave_dir = Path(base) / "splatgen" / "samples" if base else None
+        self.autosave = tasks.Autosave(autosave_dir)
         self.store = SampleStore(self)
         self.undo_stack = QUndoStack(self)
         self.camera = OrbitCamera()
@@ -208,6 +217,8 @@ class MainWindow(QMainWindow):
             a.setActionGroup(self.mode_group)
             a.triggered.connect(lambda _=False, m=mode: self.set_mode(m))
         A("open_log", "Open the &log folder", self._open_log, None)
+        A("open_autosave", "Open the &autosave folder", self._open_autosave, None,
+          "Every sample is also saved there as it is made (the last 10 sessions are kept)")
         A("about", "&About splatgen", self._about, None)
 
     def _build_menus_and_toolbar(self) -> None:
@@ -250,6 +261,7 @@ class MainWindow(QMainWindow):
         m.addAction(a["overlay"])
         m = self.menuBar().addMenu("&Help")
         m.addAction(a["open_log"])
+        m.addAction(a["open_autosave"])
         m.addAction(a["about"])
         self._fill_recent()
 
@@ -532,7 +544,8 @@ class MainWindow(QMainWindow):
             self.status(f"Cancelled; {self._run_count} finished sample{'s' if self._run_count != 1 else ''} kept.")
             self.controls.set_message(f"Cancelled ({self._run_count} kept)")
 
-        self.runner.submit(Job("generate", tasks.generate(self.models, info.key, record.image, settings),
+        self.runner.submit(Job("generate", tasks.generate(self.models, info.key, record.image, settings,
+                                                          self.autosave, record.name),
                                f"generate {n} × {settings.steps} steps",
                                on_partial=partial, on_done=done, on_cancelled=cancelled,
                                on_progress=self.controls.set_progress,
@@ -570,7 +583,8 @@ class MainWindow(QMainWindow):
             self.status(f"{what}: done (seed {seed}{extra}). Undo with Ctrl+Z.")
 
         self.runner.submit(Job("resample", tasks.resample(self.models, entry.model_key, entry.source.image,
-                                                          entry.sample, seed, brush),
+                                                          entry.sample, seed, brush, self.autosave,
+                                                          entry.source.name, entry.resampled + 1),
                                what, on_done=done, on_progress=self.controls.set_progress,
                                on_cancelled=lambda: self.status(f"{what}: cancelled."),
                                on_error=lambda exc: self.report(exc, what)))
@@ -740,26 +754,35 @@ class MainWindow(QMainWindow):
             self._export_job(f"Saving {Path(path).name}", tasks.save_image(path, self.screenshot()))
 
     def show_in_browser(self) -> None:
+        """Show the current sample in the web viewer (started in the worker on first use)."""
         entry = self.current_entry()
         if entry is None:
             return
         if self.browser is not None:
             self.browser.set_gaussians(entry.sample.gaussians)
             QDesktopServices.openUrl(QUrl(self.browser.url))
+            self.status(f"Browser viewer at {self.browser.url}")
             return
-        try:
-            from splatgen.core.viewer import serve_splats
-        except Exception as exc:  # noqa: BLE001 - optional feature
-            self.status(f"The browser viewer is not available in this installation ({type(exc).__name__}: {exc}).",
-                        error=True)
+        if self.runner.is_running("browser"):
             return
-        try:
-            self.browser = serve_splats(entry.sample.gaussians)
-        except Exception as exc:  # noqa: BLE001
-            self.report(exc, "Starting the browser viewer")
-            return
-        self.status(f"Browser viewer at {self.browser.url}")
-        QDesktopServices.openUrl(QUrl(self.browser.url))
+
+        def started(handle) -> None:
+            self.browser = handle
+            cur = self.current_entry()
+            if cur is not None and cur.sample is not entry.sample:
+                handle.set_gaussians(cur.sample.gaussians)
+            self.status(f"Browser viewer at {handle.url}")
+            QDesktopServices.openUrl(QUrl(handle.url))
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, ImportError):
+                self.status(f"The browser viewer is not available in this installation ({exc}).", error=True)
+            else:
+                self.report(exc, "Starting the browser viewer")
+
+        self.status("Starting the browser viewer…")
+        self.runner.submit(Job("browser", tasks.start_browser(entry.sample.gaussians), "start the browser viewer",
+                               on_done=started, on_error=failed))
 
     # ================================================================== misc
     def _open_log(self) -> None:
@@ -769,6 +792,15 @@ class MainWindow(QMainWindow):
         if p is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(p.parent)))
             self.status(f"Log: {p}")
+
+    def _open_autosave(self) -> None:
+        folder = self.autosave.folder or self.autosave.root
+        if folder is None:
+            self.status("Autosave is off.")
+            return
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self.status(f"Autosaved samples: {folder}")
 
     def _about(self) -> None:
         from PyQt6.QtWidgets import QMessageBox

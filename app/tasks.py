@@ -108,7 +108,47 @@ def thumbnail(sample, size: int = THUMB_SIZE, background=(1.0, 1.0, 1.0)) -> np.
     return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
-def generate(cache: ModelCache, key: str, image: torch.Tensor, settings):
+class Autosave:
+    """Every sample the app makes is also written, as it arrives, to a session folder
+    (``<root>/<YYYYmmdd-HHMMSS>/<input>-seed<seed>[-r<k>].ply``), so none is lost to a crash or a
+    forgotten export. The newest :data:`KEEP_SESSIONS` session folders are kept. Worker thread only."""
+
+    KEEP_SESSIONS = 10
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root else None
+        self.folder: Path | None = None
+
+    def save(self, sample, name: str, resampled: int = 0) -> Path | None:
+        if self.root is None:
+            return None
+        try:
+            from splatgen.core.export import save_sample as _save
+
+            if self.folder is None:
+                import time as _time
+
+                self.folder = self.root / _time.strftime("%Y%m%d-%H%M%S")
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._prune()
+            stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "sample"
+            path = self.folder / f"{stem}-seed{sample.seed}{f'-r{resampled}' if resampled else ''}.ply"
+            _save(path, sample)
+            return path
+        except Exception as exc:  # noqa: BLE001 - autosave must never break generation
+            log.warning("autosave failed: %s", exc)
+            return None
+
+    def _prune(self) -> None:
+        import shutil
+
+        sessions = sorted(p for p in self.root.iterdir() if p.is_dir() and p != self.folder)
+        for old in sessions[: max(0, len(sessions) - (self.KEEP_SESSIONS - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def generate(cache: ModelCache, key: str, image: torch.Tensor, settings, autosave: Autosave | None = None,
+             name: str = "sample"):
     """Generate ``settings.num_samples`` samples; each reaches the UI (``ctx.partial``) as soon as it
     exists: the first one alone (to show something early), the rest in batches of the generator's
     ``max_batch``. Seeds are ``seed + i``, so samples equal those of one ``generate`` call.
@@ -133,6 +173,8 @@ def generate(cache: ModelCache, key: str, image: torch.Tensor, settings):
             samples = gen.generate(image, replace(s, seed=chunk[0], num_samples=len(chunk)), progress=progress,
                                    cancel=ctx.cancel)
             for sample in samples:
+                if autosave is not None:
+                    autosave.save(sample, name)
                 p = Produced(sample, thumbnail(sample), index=len(out), total=n)
                 out.append(p)
                 ctx.partial(p)
@@ -161,7 +203,8 @@ def brush_region(sample, brush: np.ndarray, viewmat: np.ndarray, K: np.ndarray) 
                              torch.as_tensor(K, dtype=g.dtype, device=g.device), w, h, m.to(g.device))
 
 
-def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int, brush=None):
+def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int, brush=None,
+             autosave: Autosave | None = None, name: str = "sample", resampled: int = 1):
     """Redraw the occluded part (``brush`` None) or the splats under ``brush`` = (mask ``(H, W)``
     bool, viewmat ``(4, 4)``, K ``(3, 3)``). Returns :class:`Produced`."""
     def run(ctx):
@@ -179,6 +222,8 @@ def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int
         ctx.check()
         new = gen.resample(image, sample, region, seed=int(seed), progress=lambda d, t: ctx.progress(
             d, t, f"resampling: step {d}/{t}"), cancel=ctx.cancel)
+        if autosave is not None:
+            autosave.save(new, name, resampled)
         return Produced(new, thumbnail(new))
     return run
 
@@ -211,6 +256,15 @@ def save_contact_sheet(path: str, samples: list, views: int = 6, size: int = 128
         sheet = contact_sheet(samples, views=views, size=size, background=background)
         write_image(path, sheet)
         return f"Saved a contact sheet of {len(samples)} sample(s) × {views} views to {path}"
+    return run
+
+
+def start_browser(gaussians):
+    """Start the browser viewer (:func:`splatgen.core.viewer.serve_splats`) → its handle."""
+    def run(ctx):
+        from splatgen.core.viewer import serve_splats
+
+        return serve_splats(gaussians)
     return run
 
 

@@ -116,6 +116,7 @@ class ViewportRenderer:
         self._bounds = (np.zeros(3), 1.0)
         self._inter = None          # (framebuffer, texture, (w, h)) for the scaled GL path
         self._tex = None            # (texture, (w, h)) for the gsplat path
+        self._host = None           # page-locked (H, W, 3) uint8 frame buffer for the gsplat path
         if self.backend == "gl":
             from splatgen.core.render.gl_backend import GLSplatRenderer
 
@@ -188,7 +189,7 @@ class ViewportRenderer:
             return sw, sh
         frame = self.frame_cuda(vm, Ks, sw, sh, mode=mode, background=bg)
         tex = self._texture(sw, sh)
-        tex.write(frame.tobytes())
+        tex.write(frame)             # straight from the pinned host buffer, no extra copy
         fbo.use()
         self.blitter.draw(tex, rect, flip=True)
         return sw, sh
@@ -196,7 +197,8 @@ class ViewportRenderer:
     def frame_cuda(self, viewmat, K, width: int, height: int, *, mode: str = "rgb",
                    background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
         """gsplat path: one frame as ``(H, W, 3)`` uint8 on the host, row 0 at the top; ``mode`` is
-        shown as the GL renderer shows it (alpha as grey; depth white (near) to black (far))."""
+        shown as the GL renderer shows it (alpha as grey; depth white (near) to black (far)).
+        The array lives in a reused page-locked buffer: valid until the next call."""
         from splatgen.core.render import render
 
         g = self._gaussians
@@ -215,7 +217,12 @@ class ViewportRenderer:
                 a = out.alpha[0]
                 t = ((out.depth[0] - lo) / (hi - lo)).clamp(0, 1)
                 img = a * (1 - t) + (1 - a) * bg
-            return (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).contiguous().cpu().numpy()
+            img8 = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+            if self._host is None or tuple(self._host.shape) != tuple(img8.shape):
+                self._host = torch.empty(tuple(img8.shape), dtype=torch.uint8, pin_memory=True)
+            self._host.copy_(img8, non_blocking=True)
+            torch.cuda.current_stream(dev).synchronize()
+            return self._host.numpy()
 
     def image(self, viewmat, K, width: int, height: int,
               background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
@@ -227,7 +234,7 @@ class ViewportRenderer:
         if self.backend == "gl":
             return np.asarray(self._gl.render(np.asarray(viewmat, np.float64), np.asarray(K, np.float64),
                                               width, height, background=bg), np.float32)
-        return self.frame_cuda(viewmat, K, width, height, background=bg).astype(np.float32) / 255.0
+        return self.frame_cuda(viewmat, K, width, height, background=bg).astype(np.float32) / 255.0  # a copy
 
     def depth_range(self, viewmat: np.ndarray) -> tuple[float, float]:
         """Depths shown white and black: the nearest and farthest the scene's bounding sphere can be."""

@@ -62,8 +62,10 @@ def window(qapp, tmp_path_factory):
     from splatgen.app.main_window import MainWindow
     from splatgen.app.settings import Settings
 
-    path = tmp_path_factory.mktemp("gui") / "settings.ini"
-    w = MainWindow(Settings.from_file(path))
+    folder = tmp_path_factory.mktemp("gui")
+    path = folder / "settings.ini"
+    w = MainWindow(Settings.from_file(path), autosave_dir=folder / "autosave")
+    w.autosave_root = folder / "autosave"
     w.settings_path = path
     w.resize(1000, 700)
     w.show()
@@ -114,6 +116,9 @@ def test_example_generates_and_the_viewport_shows_the_object(generated, qtbot):
     assert _object_fraction(centre) > 4 * _object_fraction(img[: h // 8])  # where the object is
     lines = w.viewport.overlay_lines()
     assert "FPS" in lines[0] and "32,768 splats" in lines[0]
+    # every sample is autosaved as it arrives
+    saved = sorted(p.name for p in w.autosave_root.glob("*/*.ply"))
+    assert saved == ["armchair-seed5.ply", "armchair-seed6.ply", "armchair-seed7.ply"]
 
 
 def test_mouse_and_keys_move_the_camera(generated, qtbot):
@@ -220,6 +225,7 @@ def test_resample_occluded_with_undo_and_redo(generated, qtbot):
     assert entry.sample is old and w.viewport.sample is old
     w.undo_stack.redo()
     assert entry.sample is new
+    assert list(w.autosave_root.glob(f"*/armchair-seed{new.seed}-r1.ply"))
 
 
 def test_resample_a_painted_region(generated, qtbot):
@@ -335,6 +341,20 @@ def test_bad_file_dropped_gives_a_message_and_the_app_goes_on(generated, qtbot, 
     assert w.isVisible()
 
 
+def test_show_in_browser(generated):
+    w = generated
+    w.gallery.setCurrentRow(0)
+    w.show_in_browser()
+    _wait(w, 60)
+    try:
+        assert w.browser is not None and w.browser.url.startswith("http://127.0.0.1:")
+        assert "Browser viewer at" in w.messages[-1]
+    finally:
+        if w.browser is not None:
+            w.browser.stop()
+            w.browser = None
+
+
 def test_uncaught_exceptions_become_a_dialog_not_a_traceback(generated, capsys):
     from splatgen.app import errors
 
@@ -361,7 +381,7 @@ def test_settings_are_remembered_by_the_next_window(generated, qtbot):
     w.controls.guidance.setValue(2.75)
     w.settings.set_generation("diffusion", w.controls.values())
     w.settings.sync()
-    again = MainWindow(Settings.from_file(w.settings_path))
+    again = MainWindow(Settings.from_file(w.settings_path), autosave_dir=None)
     try:
         _wait(again)
         assert again.controls.info.key == "diffusion"
