@@ -65,7 +65,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
         self.resize(1280, 820)
-        self.runner = Runner(self)
+        self.runner = Runner(self, name="splatgen-models")   # model work: load, generate, resample
+        self.io = Runner(self, name="splatgen-io")            # light work: prepare images, export, viewer
         self.models = tasks.ModelCache(device)
         if autosave_dir == "":
             from PyQt6.QtCore import QStandardPaths
@@ -93,6 +94,8 @@ class MainWindow(QMainWindow):
         self._build_widgets(backend)
         self._build_actions()
         self._build_menus_and_toolbar()
+        for child in self.findChildren(QWidget):   # a file dropped anywhere opens it (no text fields take it)
+            child.setAcceptDrops(False)
         self._connect()
         self._restore()
         self._load_models()
@@ -350,6 +353,15 @@ class MainWindow(QMainWindow):
         self.status(f"{msg.title}: {msg.one_line()}", error=True)
         show_error(msg, self)
 
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Process events until both workers are idle (scripts, tests)."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.runner.wait_idle(max(0.0, end - time.monotonic())) and \
+                    self.io.wait_idle(max(0.0, end - time.monotonic())) and not (self.runner.busy or self.io.busy):
+                return True
+        return False
+
     def current_view(self):
         return self.view_stack.currentWidget()
 
@@ -360,10 +372,8 @@ class MainWindow(QMainWindow):
         gen_busy = self.runner.is_running("generate", "resample")
         self.controls.set_busy(gen_busy)
         self.acts["generate"].setEnabled(not gen_busy)
-        self.acts["cancel"].setEnabled(gen_busy or self.runner.is_running("prepare"))
+        self.acts["cancel"].setEnabled(gen_busy or self.io.is_running("prepare"))
         self._update_actions()
-        if not self.runner.busy:
-            self.statusBar().setStyleSheet(self.statusBar().styleSheet())
 
     def _update_actions(self) -> None:
         e = self.current_entry()
@@ -456,7 +466,7 @@ class MainWindow(QMainWindow):
         ratio, remove_bg = self.input_panel.foreground_ratio(), self.input_panel.remove_background()
         self._pending_path = path
         self.status(f"Preparing {Path(path).name}…")
-        self.runner.submit(Job("prepare", tasks.prepare(path, ratio, remove_bg), f"prepare {path}",
+        self.io.submit(Job("prepare", tasks.prepare(path, ratio, remove_bg), f"prepare {path}",
                                on_done=lambda prepared: self._prepared(path, prepared),
                                on_error=lambda exc: self._prepare_failed(path, exc)), replace=True)
 
@@ -505,7 +515,7 @@ class MainWindow(QMainWindow):
     def generate(self) -> None:
         """Generate samples of the current input with the controls' settings."""
         if self.prepared is None:
-            if self.runner.is_running("prepare"):
+            if self.io.is_running("prepare"):
                 self._pending_generate = True
                 return
             self.status("Open an image first (drop one on the window, Ctrl+O, or click an example).", error=True)
@@ -556,7 +566,7 @@ class MainWindow(QMainWindow):
         if self.acts["brush"].isChecked():
             self.acts["brush"].setChecked(False)
             return
-        if self.runner.cancel("generate", "resample", "prepare"):
+        if self.runner.cancel("generate", "resample") | self.io.cancel("prepare"):
             self.status("Cancelling…")
         self._pending_generate = False
 
@@ -695,7 +705,7 @@ class MainWindow(QMainWindow):
 
     def _export_job(self, what: str, fn) -> None:
         self.status(f"{what}…")
-        self.runner.submit(Job("export", fn, what, on_done=lambda msg: self.status(msg),
+        self.io.submit(Job("export", fn, what, on_done=lambda msg: self.status(msg),
                                on_error=lambda exc: self.report(exc, what)))
 
     def export_sample(self, path: str | None = None, *, entry: SampleEntry | None = None, suffix: str = ".ply") -> None:
@@ -763,7 +773,7 @@ class MainWindow(QMainWindow):
             QDesktopServices.openUrl(QUrl(self.browser.url))
             self.status(f"Browser viewer at {self.browser.url}")
             return
-        if self.runner.is_running("browser"):
+        if self.io.is_running("browser"):
             return
 
         def started(handle) -> None:
@@ -781,7 +791,7 @@ class MainWindow(QMainWindow):
                 self.report(exc, "Starting the browser viewer")
 
         self.status("Starting the browser viewer…")
-        self.runner.submit(Job("browser", tasks.start_browser(entry.sample.gaussians), "start the browser viewer",
+        self.io.submit(Job("browser", tasks.start_browser(entry.sample.gaussians), "start the browser viewer",
                                on_done=started, on_error=failed))
 
     # ================================================================== misc
@@ -819,6 +829,7 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001 - never block closing
             log.exception("saving settings failed")
         self.runner.shutdown()
+        self.io.shutdown(timeout_ms=60000)   # let a running export finish
         if self.browser is not None:
             try:
                 self.browser.stop()

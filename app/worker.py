@@ -11,6 +11,7 @@ callbacks run. The UI thread never runs model code.
 * ``Runner.cancel(kind)`` sets the running job's abort event (the generator checks it before every
   denoising step and raises :class:`~splatgen.core.generator.Cancelled`) and drops queued jobs of
   that kind.
+* Several runners may exist (each with its own thread, e.g. model work and light I/O work).
 * A job's exception never escapes: ``on_error(exc)`` gets it in the UI thread (the traceback is
   logged), and the next job starts.
 """
@@ -117,10 +118,10 @@ class Runner(QObject):
     job_ended = pyqtSignal(object)
     _dispatch = pyqtSignal(object)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, name: str = "splatgen-worker"):
         super().__init__(parent)
         self._thread = QThread()
-        self._thread.setObjectName("splatgen-worker")
+        self._thread.setObjectName(name)
         self._worker = Worker()
         self._worker.moveToThread(self._thread)
         self._dispatch.connect(self._worker.run)

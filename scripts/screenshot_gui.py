@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(*args.size)
         window.show()
         window.open_image(str(args.image))
-        if not window.runner.wait_idle(120) or window.prepared is None:
+        if not window.wait_idle(120) or window.prepared is None:
             print(f"could not prepare {args.image}: {window.messages[-1:]}", file=sys.stderr)
             return 1
         c = window.controls
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         c.seed.setValue(args.seed)
         t0 = time.perf_counter()
         window.generate()
-        if not window.runner.wait_idle(900) or len(window.store) < 1:
+        if not window.wait_idle(900) or len(window.store) < 1:
             print(f"generation failed: {window.messages[-1:]}", file=sys.stderr)
             return 1
         print(f"generated {len(window.store)} samples in {time.perf_counter() - t0:.1f} s")

@@ -43,7 +43,7 @@ def _close_dialogs() -> None:
 
 
 def _wait(window, timeout=120.0) -> None:
-    assert window.runner.wait_idle(timeout), "the worker did not finish in time"
+    assert window.wait_idle(timeout), "the worker did not finish in time"
     for _ in range(3):
         QApplication.processEvents()
 
@@ -84,6 +84,8 @@ def generated(window, qapp):
     assert w.prepared is not None and w.controls.info is not None
     w.controls.steps.setValue(STEPS)
     w.controls.num_samples.setValue(3)
+    w.open_image(str(EXAMPLE))
+    _wait(w)
     w.controls.seed.setValue(5)
     w.arrivals, w.progress_seen = [], []
     w.store.inserted.connect(lambda i, e: w.arrivals.append((len(w.store), w.runner.is_running("generate"),
@@ -264,6 +266,10 @@ def test_cancel_stops_within_one_step(generated, qtbot):
     w.controls.progress.valueChanged.connect(lambda v: stamps.append(time.perf_counter()))
     w.generate()
     qtbot.waitUntil(lambda: w.controls.progress.value() >= 3, timeout=30000)
+    # another image is prepared meanwhile: image work does not wait for the model
+    w.open_image(str(EXAMPLE.with_name("bar_stool.png")))
+    qtbot.waitUntil(lambda: w.input_path.endswith("bar_stool.png"), timeout=20000)
+    assert w.runner.is_running("generate")
     step = max(b - a for a, b in zip(stamps[-3:], stamps[-2:]))
     t0 = time.perf_counter()
     w.controls.cancel.click()
@@ -274,6 +280,8 @@ def test_cancel_stops_within_one_step(generated, qtbot):
     assert w.controls.generate.isEnabled() and not w.controls.cancel.isEnabled()
     w.controls.steps.setValue(STEPS)
     w.controls.num_samples.setValue(3)
+    w.open_image(str(EXAMPLE))
+    _wait(w)
 
 
 def test_exports_read_back(generated, tmp_path):
@@ -339,6 +347,29 @@ def test_bad_file_dropped_gives_a_message_and_the_app_goes_on(generated, qtbot, 
     w.controls.model.setCurrentIndex(w.controls.model.findData("diffusion"))
     _wait(w)
     assert w.isVisible()
+
+
+def test_an_image_dropped_on_any_widget_opens(generated):
+    from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PyQt6.QtGui import QDragEnterEvent, QDropEvent
+
+    w = generated
+    sofa = EXAMPLE.with_name("sofa.png")
+    seed = w.controls.seed.value()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(sofa))])
+    target = w.controls.seed                       # a text field: it must not swallow the drop
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)
+    QApplication.sendEvent(target, QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                              Qt.KeyboardModifier.NoModifier))
+    _wait(w)
+    assert w.input_path == str(sofa) and w.controls.seed.value() == seed
+    assert w.windowTitle().startswith("sofa.png")
+    w.open_image(str(EXAMPLE))
+    _wait(w)
+    assert w.input_path == str(EXAMPLE)
 
 
 def test_show_in_browser(generated):
