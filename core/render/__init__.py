@@ -7,17 +7,22 @@ alpha and expected depth. The backend is picked automatically:
 * ``"gsplat"`` — gsplat's CUDA rasterizer (differentiable, batched); used when the Gaussians are on CUDA.
 * ``"torch"`` — a pure-PyTorch differentiable rasterizer on sparse pixel/Gaussian pair lists; the
   reference, used for tests and CPU training steps.
-* ``"gl"`` — an OpenGL splat renderer (sorted instanced quads), headless through EGL; fast viewing
-  without CUDA, not differentiable.
+* ``"gl"`` — an OpenGL splat renderer (depth-sorted instanced quads, as web splat viewers draw),
+  headless through EGL; fast viewing without CUDA, not differentiable. Its
+  :class:`~splatgen.core.render.gl_backend.GLSplatRenderer` also draws into a caller's moderngl
+  context and framebuffer (a Qt ``QOpenGLWidget``).
 
 All three follow the same image model, so they draw the same picture:
 
 1. camera-space mean ``m = R x + t``; splats with ``m.z`` outside (near, far) are dropped;
 2. 2D covariance ``Σ' = J W Σ Wᵀ Jᵀ + 0.3·I`` (EWA, with the 0.3 px² low-pass of 3DGS), 2D mean
    ``(fx m.x/m.z + cx, fy m.y/m.z + cy)``; pixel (i, j) is sampled at its centre (i+0.5, j+0.5);
-3. ``α = min(0.99, opacity · exp(-½ dᵀ Σ'⁻¹ d))``, ignored when ``α < 1/255``;
+3. ``α = min(0.999, opacity · exp(-½ dᵀ Σ'⁻¹ d))`` (gsplat's clamp), ignored when ``α < 1/255``
+   (so a splat reaches at most ~3.33σ);
 4. front-to-back compositing in depth order of the splat centres:
-   ``C = Σ_k T_k α_k c_k + T_final · background``, ``T_k = Π_{j<k} (1 - α_j)``;
+   ``C = Σ_k T_k α_k c_k + T_final · background``, ``T_k = Π_{j<k} (1 - α_j)``; a pixel stops
+   before its transmittance would fall below 1e-4 (gsplat's early stop; the GL renderer cannot stop
+   single pixels: it skips only what lies wholly behind pixels past that point, see its module);
 5. depth is the expected depth ``Σ_k T_k α_k z_k / Σ_k T_k α_k`` (0 where nothing is drawn).
 """
 

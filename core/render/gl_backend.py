@@ -1,0 +1,1091 @@
+"""OpenGL splat renderer: depth-sorted, instanced, alpha-blended quads (as web splat viewers draw).
+
+Not differentiable; meant for fast viewing without CUDA, headless through EGL or inside a Qt
+``QOpenGLWidget`` (any moderngl context, OpenGL ≥ 3.3; occlusion culling needs 4.0, and is
+left out below that). It follows the image model of
+:mod:`splatgen.core.render`, with gsplat's constants (α ≤ 0.999, α < 1/255 skipped, 3.33σ extent,
+0.3 px² low-pass, clamped Jacobian):
+
+* **Static upload** (:meth:`GLSplatRenderer.set_gaussians`, once per scene): per Gaussian the mean
+  and opacity, the 3D covariance ``Σ = R S² Rᵀ`` and the base colour go into RGBA32F data textures.
+* **Per frame, CPU**: camera-space depth of the centres, cull ``z`` outside ``(near, far)``, stable
+  radix argsort near → far, upload the order (4 bytes a splat). Skipped when the camera's z axis
+  (the third row of the view matrix), near and far are those of the previous frame: the order
+  depends on nothing else. For SH degree ≥ 1 the view-dependent colour is evaluated with
+  :func:`~splatgen.core.render.sh.eval_sh` and uploaded when the camera centre moves.
+* **Pass 1, "project"** (vertex shader + transform feedback, one point per splat, in sorted order):
+  EWA projection ``Σ' = J W Σ Wᵀ Jᵀ + 0.3 I`` with gsplat's clamping of ``x/z, y/z`` to the image
+  plus 0.3× the half field of view, and the footprint: the ellipse where ``α ≥ 1/255``
+  (``dᵀΣ'⁻¹d ≤ 2 ln(255 o)``, at most 3.33σ: gsplat's opacity-aware extent). The quad drawn for it
+  is the smaller of the rectangle along the ellipse's axes and the pixel box it still has to cover
+  (its bounding box on screen, shrunk by occlusion culling, below). The fragment shader gets the
+  "whitened" offset ``w = Σ'^{-½} d`` interpolated across the quad (linear in the pixel position, so
+  exact for any parallelogram), and ``dᵀΣ'⁻¹d = |w|²``. Done once per splat rather than once per
+  quad corner, because the vertex stage of llvmpipe is single-threaded.
+* **Pass 2, "splat"**: one instanced triangle strip (4 vertices) per splat, reading pass 1's output as
+  per-instance attributes. The fragment shader evaluates ``α = min(0.999, o·exp(-½|w|²))`` at the
+  pixel centre, discards ``α < 1/255``, and writes ``(α c, α)`` (and, when depth is asked for,
+  ``(α z, α)`` to a second RGBA32F attachment). Splats are drawn front to back with the
+  premultiplied *under* operator, blend ``(ONE_MINUS_DST_ALPHA, ONE)``: exactly the compositing
+  ``C = Σ T_k α_k c_k``, ``A = 1 - Π(1 - α_k)``, ``D = Σ T_k α_k z_k``. Accumulation is always in
+  float32: front-to-back blending in 8 bits would round every step (and drop contributions below
+  half a step), an error of several 1/255 on dense scenes.
+* **Occlusion culling** (why front to back): the sorted splats are drawn in a few batches of equal
+  size; before each batch a max-pyramid of the transmittance ``T = 1 - A`` is built (Hi-Z style,
+  from 4×4-pixel blocks up). Pass 1 drops every splat whose whole footprint already has
+  ``T < min_transmittance`` (default 1e-4, where gsplat stops a pixel) and shrinks the pixel box
+  of the others to the pyramid blocks that have not. Each pixel's error is below
+  ``min_transmittance`` (what the skipped fragments could still add); on llvmpipe, where fill rate
+  is nearly the whole cost, this halves the fragments of dense scenes. Unlike gsplat (and
+  the torch renderer) a pixel does not stop compositing exactly when its ``T`` would fall to 1e-4
+  (blending cannot read the framebuffer); the splat that gsplat leaves out there is kept here, a
+  difference of at most that splat's ``T·α`` at such pixels (usually < 1e-2).
+* **Resolve**: a full-screen pass finishes ``rgb = C + (1 - A)·bg``, ``depth = D / A`` (0 where
+  ``A = 0``): into float32 images that are read back (offscreen), or into the caller's framebuffer
+  (mode ``"rgb"``, ``"alpha"`` or ``"depth"``, optionally flipped for a bottom-left-origin window).
+
+Image orientation: offscreen images come back with row 0 = top (pixel ``v ∈ [0, 1)``), like the
+torch and gsplat renderers.
+
+Quick use::
+
+    out = render(gaussians, viewmats, Ks, 512, 512, backend="gl")       # through the dispatcher
+
+    r = GLSplatRenderer()              # headless (own EGL context); or GLSplatRenderer(ctx) in Qt
+    r.set_gaussians(gaussians)
+    rgb = r.render(viewmat, K, 512, 512, background=(1, 1, 1))          # numpy (H, W, 3)
+    depth = r.render(viewmat, K, 512, 512, mode="depth")                 # numpy (H, W, 1)
+    rgb, alpha, depth = r.render_many(viewmats, Ks, 512, 512)            # numpy (C, H, W, ·)
+
+In a ``QOpenGLWidget`` (its context is current in ``initializeGL`` / ``paintGL``)::
+
+    def initializeGL(self):
+        self.ctx = moderngl.create_context()                 # wraps Qt's current context
+        self.renderer = GLSplatRenderer(self.ctx)
+        self.renderer.set_gaussians(gaussians)               # again whenever the scene changes
+
+    def paintGL(self):
+        fbo = self.ctx.detect_framebuffer(self.defaultFramebufferObject())
+        dpr = self.devicePixelRatioF()
+        w, h = round(self.width() * dpr), round(self.height() * dpr)
+        K = intrinsics_from_fov(fov, w, h)                   # pixels of the framebuffer
+        self.renderer.render(viewmat, K, w, h, background=bg, mode="rgb", fbo=fbo)
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .. import framing
+from ..gaussians import Gaussians, quat_to_rotation_matrix
+from . import RenderError, RenderOutput
+from .sh import eval_sh
+
+#: Data textures are this many texels wide; Gaussian i sits at texel (i % TEX_WIDTH, i // TEX_WIDTH).
+TEX_WIDTH = 4096
+#: α is clamped to this (gsplat's and the torch renderer's value; the original 3DGS used 0.99).
+ALPHA_MAX = 0.999
+#: Contributions with α below this are skipped (gsplat, 3DGS).
+ALPHA_MIN = 1.0 / 255.0
+#: Pixels (and whole splats) behind a transmittance below this are skipped (gsplat's early stop).
+T_MIN = 1e-4
+#: What :meth:`GLSplatRenderer.render` can show / return.
+MODES = ("rgb", "alpha", "depth")
+_NUM_BATCHES = 8               # front-to-back batches, each culled against the ones before it
+_MIN_BATCHED = 4096            # fewer splats than this are drawn in one batch (no culling)
+_HIZ_SPAN = 8                  # a splat is tested against at most HIZ_SPAN² pyramid texels
+_MAX_LEVELS = 16               # Hi-Z pyramid levels (enough for 32k-pixel images)
+_MAX_TARGET_BYTES = 1 << 28    # cap on the stacked offscreen targets (2 × RGBA32F per pixel)
+_PROJ_STRIDE = 64              # bytes per splat written by pass 1 (4 × vec4)
+
+# Texture units.
+_UNIT_HIZ_BASE, _UNIT_HIZ_UPPER, _UNIT_ACCUM, _UNIT_ACCUM_DEPTH = 4, 5, 6, 7
+
+# ------------------------------------------------------------------------------------- shaders
+# Pass 1: one vertex per splat of a batch (front-to-back order); results captured by transform
+# feedback into a buffer that pass 2 reads as per-instance attributes (same order).
+_PROJECT_VS = """
+#version 330
+uniform sampler2D u_mean;    // xyz = world mean, w = opacity
+uniform sampler2D u_cov_a;   // Σ00 Σ01 Σ02 Σ11   (world, 3D covariance)
+uniform sampler2D u_cov_b;   // Σ12 Σ22 - -
+uniform sampler2D u_color;   // rgb (clamped at 0 below)
+uniform vec3 u_r0;           // rows of the world-to-camera rotation
+uniform vec3 u_r1;
+uniform vec3 u_r2;
+uniform vec3 u_t;            // world-to-camera translation
+uniform vec4 u_intr;         // fx fy cx cy (pixels)
+uniform vec4 u_lim;          // clamp range of x/z and y/z for the Jacobian: lo.x hi.x lo.y hi.y
+uniform ivec2 u_image;       // W, H
+uniform int u_tex_width;
+// Hi-Z: max transmittance per 2^l x 2^l pixel block; level 2 is u_hiz_base, levels 3.. lie side by
+// side in u_hiz_upper at u_hiz_rect[l] = (x, y, w, h). u_hiz_levels = 0: no culling (first batch).
+uniform int u_hiz_levels;
+uniform ivec4 u_hiz_rect[16];
+uniform sampler2D u_hiz_base;
+uniform sampler2D u_hiz_upper;
+uniform float u_t_min;
+#define HIZ_SPAN {HIZ_SPAN}
+
+in uint a_index;             // which Gaussian
+
+// The quad drawn (a pixel box or the rectangle along the ellipse's axes) has corners
+// centre + s·axis1 + t·axis2 (s, t = ±1), axis2 = ratio·perp(axis1). The whitened offset
+// w = M (p - mean) (|w|² = dᵀΣ'⁻¹d) is w_c + s·dw1 + t·dw2 there.
+out vec4 o_geom;     // quad centre (px), axis1 (px)
+out vec4 o_geom2;    // ratio, z, w_c
+out vec4 o_geom3;    // dw1, dw2
+out vec4 o_color;    // rgb, opacity
+
+float hiz(int l, ivec2 p) {
+    ivec4 rc = u_hiz_rect[l];
+    ivec2 q = rc.xy + min(p, rc.zw - 1);
+    return l == 2 ? texelFetch(u_hiz_base, q, 0).r : texelFetch(u_hiz_upper, q, 0).r;
+}
+
+void cull(float z) {   // a zero-area quad: no fragments
+    o_geom = vec4(0.0);
+    o_geom2 = vec4(0.0, z, 0.0, 0.0);
+    o_geom3 = vec4(0.0);
+    o_color = vec4(0.0);
+}
+
+void main() {
+    ivec2 tc = ivec2(int(a_index) % u_tex_width, int(a_index) / u_tex_width);
+    vec4 mo = texelFetch(u_mean, tc, 0);
+    vec3 m = vec3(dot(u_r0, mo.xyz), dot(u_r1, mo.xyz), dot(u_r2, mo.xyz)) + u_t;
+    float z = m.z;   // near/far culling was done on the CPU while sorting
+    o_color = vec4(texelFetch(u_color, tc, 0).rgb, mo.w);
+    vec4 ca = texelFetch(u_cov_a, tc, 0);
+    vec4 cb = texelFetch(u_cov_b, tc, 0);
+
+    float iz = 1.0 / z;
+    float fx = u_intr.x, fy = u_intr.y;
+    vec2 center = vec2(fx * m.x * iz + u_intr.z, fy * m.y * iz + u_intr.w);
+
+    // EWA: Jacobian of the projection at the (clamped) mean; T = J W (2x3), Σ' = T Σ Tᵀ.
+    float tx = z * clamp(m.x * iz, u_lim.x, u_lim.y);
+    float ty = z * clamp(m.y * iz, u_lim.z, u_lim.w);
+    vec3 t0 = (fx * iz) * u_r0 - (fx * tx * iz * iz) * u_r2;
+    vec3 t1 = (fy * iz) * u_r1 - (fy * ty * iz * iz) * u_r2;
+    mat3 S = mat3(ca.x, ca.y, ca.z,
+                  ca.y, ca.w, cb.x,
+                  ca.z, cb.x, cb.y);
+    vec3 St0 = S * t0;
+    vec3 St1 = S * t1;
+    float a = dot(t0, St0) + 0.3;
+    float b = dot(t0, St1);
+    float c = dot(t1, St1) + 0.3;
+    float det = a * c - b * b;
+    float opacity = mo.w;
+    if (!(det > 0.0)) { cull(z); return; }
+
+    float mid = 0.5 * (a + c);
+    float disc = sqrt(max(mid * mid - det, 0.0));
+    float lam1 = mid + disc;
+    float lam2 = det / lam1;   // = mid - disc without the cancellation
+    // The footprint is where α >= 1/255, i.e. the ellipse dᵀΣ'⁻¹d <= k², k² = 2 ln(255 o) (k <= 3.33,
+    // gsplat's opacity-aware extent), a hair larger against rounding.
+    float k = sqrt(clamp(2.0 * log(255.0 * opacity), 0.0, {EXTEND_MAX} * {EXTEND_MAX})) * 1.001 + 1e-3;
+    vec2 e1 = abs(b) > 1e-12 * mid ? normalize(vec2(b, lam1 - a)) : (a >= c ? vec2(1.0, 0.0) : vec2(0.0, 1.0));
+    vec2 e2 = vec2(-e1.y, e1.x);
+
+    // Pixels whose centre the ellipse can reach (its bounding box); none: off screen.
+    vec2 half_ext = k * sqrt(vec2(a, c));
+    ivec2 lo = max(ivec2(ceil(center - half_ext - 0.5)), ivec2(0));
+    ivec2 hi = min(ivec2(floor(center + half_ext - 0.5)), u_image - 1);
+    if (any(greaterThan(lo, hi))) { cull(z); return; }
+    if (u_hiz_levels > 0) {
+        // Finest level at which the pixel range spans at most HIZ_SPAN blocks per axis. The splat
+        // is culled when every block has T < u_t_min, else its pixel box shrinks to the blocks
+        // that have not.
+        int l = 2;
+        while (l < u_hiz_levels - 1 && any(greaterThan((hi >> l) - (lo >> l), ivec2(HIZ_SPAN - 1)))) l++;
+        // Scans from each side stop at the first live block: 4 fetches when all are live.
+        ivec2 b0 = lo >> l, b1 = hi >> l;
+        int y0 = b0.y, y1 = b1.y, x0 = b0.x, x1 = b1.x;
+        bool found = false;
+        for (; y0 <= b1.y && !found; ++y0)
+            for (int x = b0.x; x <= b1.x && !found; ++x) found = hiz(l, ivec2(x, y0)) >= u_t_min;
+        if (!found) { cull(z); return; }   // everything under it is already opaque
+        y0--;
+        found = false;
+        for (; y1 > y0 && !found; --y1)
+            for (int x = b0.x; x <= b1.x && !found; ++x) found = hiz(l, ivec2(x, y1)) >= u_t_min;
+        if (found) y1++;
+        found = false;
+        for (; x0 <= b1.x && !found; ++x0)
+            for (int y = y0; y <= y1 && !found; ++y) found = hiz(l, ivec2(x0, y)) >= u_t_min;
+        x0--;
+        found = false;
+        for (; x1 > x0 && !found; --x1)
+            for (int y = y0; y <= y1 && !found; ++y) found = hiz(l, ivec2(x1, y)) >= u_t_min;
+        if (found) x1++;
+        lo = max(lo, ivec2(x0, y0) << l);
+        hi = min(hi, (ivec2(x1, y1) + 1 << l) - 1);
+    }
+    // Whitening: w = M d, rows of M = e / sqrt(λ).
+    float s1 = inversesqrt(lam1), s2 = inversesqrt(lam2);
+    vec2 box = vec2(hi - lo + 1);                 // pixel edges lo .. hi + 1 hold the centres lo .. hi
+    if (box.x * box.y < 4.0 * k * k * sqrt(det)) {
+        // The pixel box is smaller than the rectangle along the ellipse's axes: draw the box.
+        vec2 bc = 0.5 * vec2(lo + hi + 1);
+        vec2 h1 = vec2(0.5 * box.x, 0.0), h2 = vec2(0.0, 0.5 * box.y);
+        vec2 d = bc - center;
+        o_geom = vec4(bc, h1);
+        o_geom2 = vec4(box.y / box.x, z, s1 * dot(e1, d), s2 * dot(e2, d));
+        o_geom3 = vec4(s1 * dot(e1, h1), s2 * dot(e2, h1), s1 * dot(e1, h2), s2 * dot(e2, h2));
+    } else {
+        // The rectangle k·sqrt(λ)·e around the ellipse: w = k·(s, t).
+        o_geom = vec4(center, e1 * (k / s1));
+        o_geom2 = vec4(s1 / s2, z, 0.0, 0.0);
+        o_geom3 = vec4(k, 0.0, 0.0, k);
+    }
+}
+"""
+
+_SPLAT_VS = """
+#version 330
+uniform vec2 u_size;     // image size in pixels (W, H)
+
+in vec4 i_geom;
+in vec4 i_geom2;
+in vec4 i_geom3;
+in vec4 i_color;
+
+noperspective out vec2 v_w;
+flat out vec4 v_color;   // rgb, opacity
+flat out float v_z;
+
+void main() {
+    // Triangle strip corners (-1,-1) (1,-1) (-1,1) (1,1). (An octagon around the ellipse would
+    // have 17% fewer fragments, but its extra triangles cost llvmpipe more than they save.)
+    vec2 corner = vec2(float(gl_VertexID & 1), float(gl_VertexID >> 1)) * 2.0 - 1.0;
+    vec2 axis2 = i_geom2.x * vec2(-i_geom.w, i_geom.z);
+    vec2 p = i_geom.xy + corner.x * i_geom.zw + corner.y * axis2;   // image pixels
+    // Image row v goes to framebuffer row v, so a plain readback has the top image row first.
+    gl_Position = vec4(p / u_size * 2.0 - 1.0, 0.0, 1.0);
+    v_w = i_geom2.zw + corner.x * i_geom3.xy + corner.y * i_geom3.zw;
+    v_color = i_color;
+    v_z = i_geom2.y;
+}
+"""
+
+_SPLAT_FS = """
+#version 330
+noperspective in vec2 v_w;
+flat in vec4 v_color;
+flat in float v_z;
+
+#define ALPHA_MAX {ALPHA_MAX}
+#define WITH_DEPTH {WITH_DEPTH}
+layout(location = 0) out vec4 f_color;   // (α c, α)
+#if WITH_DEPTH
+layout(location = 1) out vec4 f_depth;   // (α z, 0, 0, α)
+#endif
+
+void main() {
+    // α = o·exp(-½ dᵀΣ'⁻¹d) = o·2^(-½ log2(e) |w|²), at the pixel centre.
+    float alpha = min(ALPHA_MAX, v_color.a * exp2(-0.7213475204444817 * dot(v_w, v_w)));
+    if (alpha < 1.0 / 255.0) discard;
+    f_color = vec4(v_color.rgb * alpha, alpha);
+#if WITH_DEPTH
+    f_depth = vec4(v_z * alpha, 0.0, 0.0, alpha);
+#endif
+}
+"""
+
+# A triangle covering the viewport, for the pyramid and resolve passes.
+_FULLSCREEN_VS = """
+#version 330
+void main() {
+    vec2 p = vec2(float((gl_VertexID & 1) * 4 - 1), float((gl_VertexID >> 1) * 4 - 1));
+    gl_Position = vec4(p, 0.0, 1.0);
+}
+"""
+
+# Hi-Z base level 2: max transmittance T = 1 - A over 4x4 pixels of the accumulation target.
+_HIZ_BASE_FS = """
+#version 400
+uniform sampler2D u_accum;     // accumulated (α c, A)
+uniform ivec4 u_src_rect;      // the camera's image in the target: origin, size
+out vec4 f_t;
+
+void main() {
+    // Four gathers of 2x2 texels' alpha; texels past the image's last row / column are clamped
+    // back into it (the image may be followed by another camera's rows in the target).
+    ivec2 q0 = 4 * ivec2(gl_FragCoord.xy);
+    vec2 inv = 1.0 / vec2(textureSize(u_accum, 0));
+    vec4 a = vec4(1.0);
+    for (int j = 0; j < 4; j += 2)
+        for (int i = 0; i < 4; i += 2) {
+            ivec2 q = max(min(q0 + ivec2(i, j), u_src_rect.zw - 2), 0);
+            a = min(a, textureGather(u_accum, (vec2(u_src_rect.xy + q) + 1.0) * inv, 3));
+        }
+    f_t = vec4(1.0 - min(min(a.x, a.y), min(a.z, a.w)), 0.0, 0.0, 1.0);
+}
+"""
+
+# Hi-Z levels 3..: each texel the max of its 2^(l-2) x 2^(l-2) base texels. All levels in one pass
+# (reading only the base level) so that a pyramid costs two passes, not one pass a level.
+_HIZ_UPPER_FS = """
+#version 400
+uniform sampler2D u_hiz_base;
+uniform ivec2 u_base_size;
+uniform int u_hiz_levels;
+uniform ivec4 u_hiz_rect[16];
+out vec4 f_t;
+
+void main() {
+    ivec2 p = ivec2(gl_FragCoord.xy);
+    int l = 3;
+    while (l < u_hiz_levels - 1 && p.x >= u_hiz_rect[l + 1].x) l++;
+    ivec4 rc = u_hiz_rect[l];
+    if (p.y >= rc.w) discard;
+    int n = 1 << (l - 2);
+    ivec2 q0 = (p - rc.xy) * n;
+    ivec2 q1 = min(q0 + n, u_base_size) - 1;
+    // Gathers of 2x2 base texels; at the last row / column they are moved back inside the base
+    // (a texel of the neighbouring block then counts too: conservative).
+    vec2 inv = 1.0 / vec2(textureSize(u_hiz_base, 0));
+    vec4 t = vec4(0.0);
+    for (int y = q0.y; y <= q1.y; y += 2)
+        for (int x = q0.x; x <= q1.x; x += 2) {
+            ivec2 q = max(min(ivec2(x, y), u_base_size - 2), 0);
+            t = max(t, textureGather(u_hiz_base, (vec2(q) + 1.0) * inv, 0));
+        }
+    f_t = vec4(max(max(t.x, t.y), max(t.z, t.w)), 0.0, 0.0, 1.0);
+}
+"""
+
+# Offscreen: the accumulated sums → float32 images, each in an attachment of its own so that it is
+# read back straight into its output array: rgb composited on the background (RGBA32F, read as
+# RGB), alpha (R32F) and the expected depth (R32F).
+_RESOLVE_FS = """
+#version 330
+uniform sampler2D u_accum;
+uniform sampler2D u_accum_depth;
+uniform vec3 u_background;
+#define WITH_DEPTH {WITH_DEPTH}
+layout(location = 0) out vec4 f_rgb;
+layout(location = 1) out vec4 f_alpha;
+#if WITH_DEPTH
+layout(location = 2) out vec4 f_depth;
+#endif
+
+void main() {
+    ivec2 p = ivec2(gl_FragCoord.xy);
+    vec4 acc = texelFetch(u_accum, p, 0);
+    float a = clamp(acc.a, 0.0, 1.0);
+    f_rgb = vec4(clamp(acc.rgb + (1.0 - a) * u_background, 0.0, 1.0), 1.0);
+    f_alpha = vec4(a, 0.0, 0.0, 0.0);
+#if WITH_DEPTH
+    vec4 dz = texelFetch(u_accum_depth, p, 0);
+    f_depth = vec4(dz.a > 0.0 ? dz.r / dz.a : 0.0, 0.0, 0.0, 0.0);
+#endif
+}
+"""
+
+# On screen: one of the modes, optionally flipped so that image row 0 is at the window's top.
+_DISPLAY_FS = """
+#version 330
+uniform sampler2D u_accum;
+uniform sampler2D u_accum_depth;
+uniform ivec4 u_viewport;    // x, y, W, H of the window area
+uniform vec3 u_background;
+uniform int u_flip;
+uniform int u_mode;          // 0 rgb, 1 alpha, 2 depth
+uniform vec2 u_depth_range;  // depth shown white .. black
+out vec4 f_color;
+
+void main() {
+    ivec2 p = ivec2(gl_FragCoord.xy) - u_viewport.xy;
+    if (u_flip == 1) p.y = u_viewport.w - 1 - p.y;
+    vec4 acc = texelFetch(u_accum, p, 0);
+    float a = clamp(acc.a, 0.0, 1.0);
+    vec3 c;
+    if (u_mode == 0) {
+        c = acc.rgb + (1.0 - a) * u_background;
+    } else if (u_mode == 1) {
+        c = vec3(a);
+    } else {
+        vec4 dz = texelFetch(u_accum_depth, p, 0);
+        float d = dz.a > 0.0 ? dz.r / dz.a : 0.0;
+        float t = clamp((d - u_depth_range.x) / (u_depth_range.y - u_depth_range.x), 0.0, 1.0);
+        c = a * vec3(1.0 - t) + (1.0 - a) * u_background;
+    }
+    f_color = vec4(clamp(c, 0.0, 1.0), 1.0);
+}
+"""
+
+
+def _create_headless_context():
+    import moderngl
+
+    return moderngl.create_context(standalone=True, backend="egl", require=330)
+
+
+def _batches(count: int, num: int | None = None) -> list[tuple[int, int]]:
+    """Front-to-back batches ``[start, stop)`` of equal size.
+
+    The first batch is drawn without culling; every later one is culled against what the earlier
+    ones made opaque (more batches cull a little more, at one pyramid build each; beyond about 8 the
+    gain is small). Small scenes are one batch: a pyramid would cost more than it saves.
+    """
+    num = _NUM_BATCHES if num is None else num
+    if count < _MIN_BATCHED:
+        return [(0, count)]
+    bounds = [count * i // num for i in range(num + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _argsort_positive(z: np.ndarray) -> np.ndarray:
+    """Stable ascending argsort of positive float32 values, exact.
+
+    Positive floats order like their bit patterns as unsigned integers; two stable passes over 16-bit
+    halves (least significant first) are a radix sort, which numpy does in linear time for 16-bit
+    keys: about 4× faster than a comparison sort at 262k values.
+    """
+    bits = np.ascontiguousarray(z, dtype=np.float32).view(np.uint32)
+    if bits.shape[0] < 4096:
+        return np.argsort(bits, kind="stable")
+    first = np.argsort((bits & 0xFFFF).astype(np.uint16), kind="stable")
+    second = np.argsort((bits[first] >> 16).astype(np.uint16), kind="stable")
+    return first[second]
+
+
+def _check_mode(mode: str) -> int:
+    if mode not in MODES:
+        raise RenderError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    return MODES.index(mode)
+
+
+class GLSplatRenderer:
+    """Owns the shader programs and GPU buffers of one splat scene in one OpenGL context.
+
+    Args:
+        ctx: an existing ``moderngl.Context`` (e.g. ``moderngl.create_context()`` inside a Qt
+            ``QOpenGLWidget.initializeGL``; the caller keeps it current while calling us), or
+            ``None`` to create and own a headless EGL context (made current around each call, so
+            the renderer can be used from any one thread at a time).
+        occlusion_culling: skip splats (and the parts of splats) that lie wholly behind pixels whose
+            transmittance is already below ``min_transmittance``.
+        min_transmittance: the transmittance below which a pixel takes nothing more; each pixel's
+            error is below it. The default, :data:`T_MIN` = 1e-4, is gsplat's early stop. A viewer
+            may pass 1/255 (below one step of an 8-bit display): about 15% fewer fragments on
+            dense scenes.
+
+    Usage: :meth:`set_gaussians` once per scene, then :meth:`render` (or :meth:`render_many`) per
+    frame. The renderer sets the GL state it needs (blending, viewport, scissor, no depth test or
+    face culling) and does not restore it; drawing into a caller's framebuffer leaves that
+    framebuffer bound. Not thread-safe.
+    """
+
+    def __init__(self, ctx=None, *, occlusion_culling: bool = True, min_transmittance: float = T_MIN):
+        import moderngl
+
+        if not 0.0 < min_transmittance < 1.0:
+            raise RenderError(f"min_transmittance must be in (0, 1), got {min_transmittance}")
+        self._mgl = moderngl
+        self.occlusion_culling = occlusion_culling
+        self.min_transmittance = float(min_transmittance)
+        self._owns_ctx = ctx is None
+        self.ctx = _create_headless_context() if ctx is None else ctx
+        if self.ctx.version_code < 330:
+            raise RenderError(f"the splat renderer needs OpenGL 3.3, the context has {self.ctx.version_code}")
+        with self._current():
+            c = self.ctx
+            self._project_prog = c.program(
+                vertex_shader=_PROJECT_VS.replace("{HIZ_SPAN}", str(_HIZ_SPAN)).replace("{EXTEND_MAX}", "3.33"),
+                varyings=["o_geom", "o_geom2", "o_geom3", "o_color"], varyings_capture_mode="interleaved")
+            fs = _SPLAT_FS.replace("{ALPHA_MAX}", repr(ALPHA_MAX))
+            # Keyed by "with depth": colour only (one RGBA32F target), or colour and depth (two).
+            self._splat_progs = {
+                d: c.program(vertex_shader=_SPLAT_VS, fragment_shader=fs.replace("{WITH_DEPTH}", str(int(d))))
+                for d in (False, True)}
+            self._resolve_progs = {d: c.program(vertex_shader=_FULLSCREEN_VS,
+                                                fragment_shader=_RESOLVE_FS.replace("{WITH_DEPTH}", str(int(d))))
+                                   for d in (False, True)}
+            try:   # the pyramid gathers texels (GLSL 4.0); without it there is no occlusion culling
+                self._hiz_base_prog = c.program(vertex_shader=_FULLSCREEN_VS, fragment_shader=_HIZ_BASE_FS)
+                self._hiz_upper_prog = c.program(vertex_shader=_FULLSCREEN_VS, fragment_shader=_HIZ_UPPER_FS)
+            except moderngl.Error:
+                self._hiz_base_prog = self._hiz_upper_prog = None
+            self._display_prog = c.program(vertex_shader=_FULLSCREEN_VS, fragment_shader=_DISPLAY_FS)
+            p = self._project_prog
+            for unit, name in enumerate(("u_mean", "u_cov_a", "u_cov_b", "u_color")):
+                p[name].value = unit
+            p["u_hiz_base"].value = _UNIT_HIZ_BASE
+            p["u_hiz_upper"].value = _UNIT_HIZ_UPPER
+            p["u_tex_width"].value = TEX_WIDTH
+            if self._hiz_base_prog is not None:
+                self._hiz_base_prog["u_accum"].value = _UNIT_ACCUM
+                self._hiz_upper_prog["u_hiz_base"].value = _UNIT_HIZ_BASE
+            for prog in (*self._resolve_progs.values(), self._display_prog):
+                prog["u_accum"].value = _UNIT_ACCUM
+                if "u_accum_depth" in prog:
+                    prog["u_accum_depth"].value = _UNIT_ACCUM_DEPTH
+            self._fullscreen_vaos = {id(prog): c.vertex_array(prog, [])
+                                     for prog in (self._hiz_base_prog, self._hiz_upper_prog, self._display_prog,
+                                                  *self._resolve_progs.values()) if prog is not None}
+            self._splat_locs = {d: [prog[n].location for n in ("i_geom", "i_geom2", "i_geom3", "i_color")]
+                                for d, prog in self._splat_progs.items()}
+            info = c.info
+            self._max_size = int(min(info["GL_MAX_RENDERBUFFER_SIZE"], info["GL_MAX_TEXTURE_SIZE"],
+                                     *info["GL_MAX_VIEWPORT_DIMS"]))
+            self.renderer_name = str(info.get("GL_RENDERER", ""))
+        self._n = 0                 # Gaussians uploaded
+        self._capacity = 0          # splats the order / projected buffers can hold
+        self._textures: list = []
+        self._index_buf = self._proj_buf = self._project_vao = None
+        self._splat_vaos: dict = {}
+        self._targets: dict = {}    # "accum", "accum_depth", "resolve", "resolve_depth" -> (fbo, *textures)
+        self._hiz = None            # (size, [(base tex, fbo), (upper tex, fbo)], level rects)
+        self._sh_degree = 0
+        self._sh = self._sh_means = None
+        self._order_key = None      # what the uploaded order was sorted for
+        self._order_count = 0
+        self._color_key = None      # what the uploaded colours were evaluated for
+        self._valid = np.zeros(0, np.uint32)
+        self._means = np.zeros((0, 3), np.float32)
+        self._bounds = (np.zeros(3), 0.0)   # centre and radius of the means
+
+    # ------------------------------------------------------------------ context handling
+    def _current(self):
+        """The owned headless context, made current for the ``with`` block (no-op for a caller's)."""
+        return self.ctx if self._owns_ctx else _NullContext()
+
+    def _fullscreen(self, prog) -> None:
+        self._fullscreen_vaos[id(prog)].render(self._mgl.TRIANGLES, vertices=3)
+
+    def release(self) -> None:
+        """Free the GPU objects (and the context when we own it)."""
+        with self._current():
+            objs = [*self._textures, self._index_buf, self._proj_buf, self._project_vao,
+                    *self._splat_vaos.values(), *(o for t in self._targets.values() for o in t),
+                    *self._fullscreen_vaos.values(), self._project_prog, *self._splat_progs.values(),
+                    *self._resolve_progs.values(), self._hiz_base_prog, self._hiz_upper_prog, self._display_prog]
+            if self._hiz is not None:
+                objs += [o for pair in self._hiz[1] for o in pair]
+            for obj in objs:
+                if obj is not None:
+                    obj.release()
+            self._textures, self._targets, self._hiz, self._splat_vaos = [], {}, None, {}
+            self._fullscreen_vaos = {}
+            self._index_buf = self._proj_buf = self._project_vao = None
+            self._capacity = 0
+            self._order_key = self._color_key = None
+        if self._owns_ctx:
+            self.ctx.release()
+
+    # ------------------------------------------------------------------ scene upload
+    @property
+    def num_gaussians(self) -> int:
+        return self._n
+
+    def set_gaussians(self, gaussians: Gaussians) -> None:
+        """Upload one scene (shape ``(N,)``): the static data goes to the GPU here, once.
+
+        CPU copies are kept of the means (for sorting) and, for SH degree ≥ 1, of the coefficients.
+        """
+        if len(gaussians.shape) != 1:
+            raise RenderError("GLSplatRenderer renders one scene, got Gaussians of shape "
+                              f"{tuple(gaussians.shape)}")
+        g = gaussians.detach().to("cpu", torch.float32)
+        n = g.num_gaussians
+        means = g.means.numpy()
+        opac = g.opacities.numpy()
+        rot = quat_to_rotation_matrix(g.quats)
+        cov = ((rot * g.scales[..., None, :] ** 2) @ rot.transpose(-1, -2)).numpy()   # R S² Rᵀ
+        rows = max(1, -(-n // TEX_WIDTH))
+
+        def texels(*cols):
+            data = np.zeros((rows * TEX_WIDTH, 4), np.float32)
+            if n:
+                data[:n, :len(cols)] = np.stack(cols, axis=-1)
+            return data
+
+        data = [
+            texels(means[:, 0], means[:, 1], means[:, 2], opac),
+            texels(cov[:, 0, 0], cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 1]),
+            texels(cov[:, 1, 2], cov[:, 2, 2]),
+            texels(*eval_sh(g.sh[:, :1], torch.zeros(n, 3)).numpy().T),   # max(0, 0.5 + C0 f_dc)
+        ]
+        # Splats whose α can never reach 1/255 are never sorted nor drawn.
+        self._valid = np.flatnonzero(opac * 255.0 >= 1.0).astype(np.uint32)
+        self._means = np.ascontiguousarray(means[self._valid])
+        if len(self._means):
+            centre = self._means.mean(0).astype(np.float64)
+            self._bounds = (centre, float(np.sqrt(((self._means - centre) ** 2).sum(1).max())))
+        self._sh_degree = g.sh_degree
+        self._sh = g.sh if g.sh_degree > 0 else None
+        self._sh_means = g.means if g.sh_degree > 0 else None
+        with self._current():
+            for tex in self._textures:
+                tex.release()
+            self._textures = []
+            for arr in data:
+                tex = self.ctx.texture((TEX_WIDTH, rows), 4, arr.tobytes(), dtype="f4")
+                tex.filter = (self._mgl.NEAREST, self._mgl.NEAREST)
+                self._textures.append(tex)
+            self._ensure_capacity(max(1, len(self._valid)))
+        self._order_key = None
+        self._color_key = ("base",)
+        self._n = n
+
+    def _ensure_capacity(self, count: int) -> None:
+        if count <= self._capacity:
+            return
+        for obj in (self._index_buf, self._proj_buf, self._project_vao, *self._splat_vaos.values()):
+            if obj is not None:
+                obj.release()
+        cap = 1 << max(10, (count - 1).bit_length())
+        self._index_buf = self.ctx.buffer(reserve=cap * 4, dynamic=True)
+        self._proj_buf = self.ctx.buffer(reserve=cap * _PROJ_STRIDE)
+        self._project_vao = self.ctx.vertex_array(self._project_prog, [(self._index_buf, "1u", "a_index")])
+        attrs = (self._proj_buf, "4f 4f 4f 4f/i", "i_geom", "i_geom2", "i_geom3", "i_color")
+        self._splat_vaos = {d: self.ctx.vertex_array(prog, [attrs]) for d, prog in self._splat_progs.items()}
+        self._capacity = cap
+
+    def _set_colors(self, campos: np.ndarray, sh_degree: int | None) -> None:
+        """View-dependent colour for SH degree ≥ 1 (CPU, then one texture upload when it changed)."""
+        deg = self._sh_degree if sh_degree is None else min(int(sh_degree), self._sh_degree)
+        if deg <= 0:
+            if self._color_key != ("base",):   # degree 0 asked for after a view-dependent frame
+                self._upload_colors(eval_sh(self._sh[:, :1], torch.zeros(self._sh.shape[0], 3)).numpy())
+                self._color_key = ("base",)
+            return
+        key = (deg, campos.tobytes())
+        if self._color_key == key:
+            return
+        dirs = torch.nn.functional.normalize(self._sh_means - torch.from_numpy(campos).float(), dim=-1)
+        self._upload_colors(eval_sh(self._sh, dirs, deg).numpy())
+        self._color_key = key
+
+    def _upload_colors(self, rgb: np.ndarray) -> None:
+        tex = self._textures[3]
+        data = np.zeros((tex.width * tex.height, 4), np.float32)
+        data[: rgb.shape[0], :3] = rgb
+        tex.write(data.tobytes())
+
+    # ------------------------------------------------------------------ render targets
+    def _target(self, name: str, width: int, height: int):
+        """Float32 target of at least ``width × height``: (fbo, *colour textures), grown on demand.
+
+        ``"accum"``: RGBA32F sums; ``"accum_depth"``: the same plus RGBA32F depth sums;
+        ``"resolve"``: RGBA32F rgb and R32F alpha; ``"resolve_depth"``: the same plus R32F depth.
+        """
+        old = self._targets.get(name)
+        if old is None or old[1].width < width or old[1].height < height:
+            w, h = width, height
+            if old is not None:
+                w, h = max(w, old[1].width), max(h, old[1].height)
+                for obj in old:
+                    obj.release()
+            comps = {"accum": (4,), "accum_depth": (4, 4), "resolve": (4, 1), "resolve_depth": (4, 1, 1)}[name]
+            texs = [self.ctx.texture((w, h), n, dtype="f4") for n in comps]
+            for tex in texs:
+                tex.filter = (self._mgl.NEAREST, self._mgl.NEAREST)
+            self._targets[name] = (self.ctx.framebuffer(color_attachments=texs), *texs)
+        return self._targets[name]
+
+    def _hiz_pyramid(self, width: int, height: int):
+        """Textures of the transmittance pyramid of a ``width × height`` image.
+
+        Level l holds one texel per 2^l × 2^l pixels. Level 2 has a texture of its own ("base");
+        levels 3.. lie side by side in a second one ("upper"), built from the base in one pass.
+        Returns ``(size, [(base tex, fbo), (upper tex, fbo)], rects)``, ``rects[l] = (x, y, w, h)``.
+        """
+        if self._hiz is not None and self._hiz[0] == (width, height):
+            return self._hiz
+        if self._hiz is not None:
+            for pair in self._hiz[1]:
+                for obj in pair:
+                    obj.release()
+        rects = [(0, 0, width, height), (0, 0, (width + 1) // 2, (height + 1) // 2)]  # unused: 0, 1
+        w, h = -(-width // 4), -(-height // 4)
+        rects.append((0, 0, w, h))
+        x = 0
+        while (w > 1 or h > 1) and len(rects) < _MAX_LEVELS:
+            w, h = (w + 1) // 2, (h + 1) // 2
+            rects.append((x, 0, w, h))
+            x += w
+        sizes = [rects[2][2:], (max(1, x), max([r[3] for r in rects[3:]], default=1))]
+        pairs = []
+        for size in sizes:
+            tex = self.ctx.texture(size, 1, dtype="f4")
+            tex.filter = (self._mgl.NEAREST, self._mgl.NEAREST)
+            tex.repeat_x = tex.repeat_y = False
+            pairs.append((tex, self.ctx.framebuffer(color_attachments=[tex])))
+        self._hiz = ((width, height), pairs, rects)
+        return self._hiz
+
+    def _build_hiz(self, color_tex, origin_y: int, width: int, height: int) -> int:
+        """Rebuild the pyramid from the accumulated alpha of the camera at rows ``origin_y…``.
+
+        Returns the number of levels (the ``u_hiz_levels`` of pass 1).
+        """
+        _, ((base, base_fbo), (upper, upper_fbo)), rects = self._hiz_pyramid(width, height)
+        rect_data = np.zeros((_MAX_LEVELS, 4), np.int32)
+        rect_data[: len(rects)] = rects
+        self.ctx.disable(self._mgl.BLEND)
+        color_tex.use(_UNIT_ACCUM)
+        base_fbo.use()
+        self.ctx.viewport = self.ctx.scissor = (0, 0, *base.size)
+        self._hiz_base_prog["u_src_rect"].value = (0, origin_y, width, height)
+        self._fullscreen(self._hiz_base_prog)
+        base.use(_UNIT_HIZ_BASE)
+        if len(rects) > 3:
+            upper_fbo.use()
+            self.ctx.viewport = self.ctx.scissor = (0, 0, *upper.size)
+            up = self._hiz_upper_prog
+            up["u_base_size"].value = base.size
+            up["u_hiz_levels"].value = len(rects)
+            up["u_hiz_rect"].write(rect_data.tobytes())
+            self._fullscreen(up)
+        upper.use(_UNIT_HIZ_UPPER)
+        self._project_prog["u_hiz_rect"].write(rect_data.tobytes())
+        return len(rects)
+
+    # ------------------------------------------------------------------ per frame
+    def _sort(self, viewmat: np.ndarray, near: float, far: float) -> int:
+        """Front-to-back order of the splats with near < z < far → index buffer; returns the count.
+
+        The order depends only on the camera's z axis (third row of the view matrix), near and far:
+        when those did not change since the last call, nothing is sorted nor uploaded.
+        """
+        key = (viewmat[2].tobytes(), float(near), float(far))
+        if key == self._order_key:
+            return self._order_count
+        z = self._means @ viewmat[2, :3].astype(np.float32) + np.float32(viewmat[2, 3])
+        keep = np.flatnonzero((z > near) & (z < far))
+        idx = self._valid[keep[_argsort_positive(z[keep])]]
+        if idx.shape[0]:
+            self._index_buf.write(idx.tobytes())
+        self._order_key, self._order_count = key, idx.shape[0]
+        return idx.shape[0]
+
+    def _set_camera(self, viewmat: np.ndarray, K: np.ndarray, width: int, height: int) -> None:
+        fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+        # gsplat's clamp range: the image border plus 0.3 × tan(half fov) beyond it on each side
+        # (= ±1.3 tan(half fov) for a centred principal point).
+        tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
+        lim = (-(cx / fx + 0.3 * tan_x), (width - cx) / fx + 0.3 * tan_x,
+               -(cy / fy + 0.3 * tan_y), (height - cy) / fy + 0.3 * tan_y)
+        p = self._project_prog
+        p["u_r0"].value = tuple(viewmat[0, :3])
+        p["u_r1"].value = tuple(viewmat[1, :3])
+        p["u_r2"].value = tuple(viewmat[2, :3])
+        p["u_t"].value = tuple(viewmat[:3, 3])
+        p["u_intr"].value = (fx, fy, cx, cy)
+        p["u_lim"].value = lim
+        p["u_image"].value = (width, height)
+
+    def _draw(self, with_depth: bool, viewmat, K, width: int, height: int, origin_y: int, *,
+              near, far, sh_degree) -> None:
+        """Sort, project and splat one camera into rows ``origin_y…`` of the accumulation target."""
+        if self._n == 0:
+            return
+        count = self._sort(viewmat, near, far)
+        if count == 0:
+            return
+        if self._sh_degree > 0:
+            R, t = viewmat[:3, :3], viewmat[:3, 3]
+            self._set_colors(-(R.T @ t), sh_degree)
+        self._set_camera(viewmat, K, width, height)
+        fbo, color_tex = self._targets["accum_depth" if with_depth else "accum"][:2]
+        prog, vao, locs = self._splat_progs[with_depth], self._splat_vaos[with_depth], self._splat_locs[with_depth]
+        for unit, tex in enumerate(self._textures):
+            tex.use(unit)
+        mgl = self._mgl
+        vp = (0, origin_y, width, height)
+        prog["u_size"].value = (float(width), float(height))
+        cull = self.occlusion_culling and self._hiz_base_prog is not None and width >= 2 and height >= 2
+        batches = _batches(count) if cull else [(0, count)]
+        for b, (start, stop) in enumerate(batches):
+            levels = 0
+            if b > 0:
+                levels = self._build_hiz(color_tex, origin_y, width, height)
+            self._project_prog["u_hiz_levels"].value = levels
+            self._project_prog["u_t_min"].value = self.min_transmittance
+            # Pass 1 samples the pyramid atlases; the splat target is bound (draws need a complete
+            # framebuffer even with rasterizer discard) but not read.
+            fbo.use()
+            self.ctx.viewport = vp
+            self.ctx.scissor = vp   # keep guard-band fragments out of the cameras stacked beside
+            self._project_vao.transform(self._proj_buf, mgl.POINTS, vertices=stop - start, first=start,
+                                        buffer_offset=start * _PROJ_STRIDE)
+            for i, loc in enumerate(locs):
+                vao.bind(loc, "f", self._proj_buf, "4f", offset=start * _PROJ_STRIDE + 16 * i,
+                         stride=_PROJ_STRIDE, divisor=1)
+            self.ctx.enable(mgl.BLEND)
+            vao.render(mgl.TRIANGLE_STRIP, vertices=4, instances=stop - start)
+
+    def _set_state(self) -> None:
+        mgl = self._mgl
+        self.ctx.disable(mgl.DEPTH_TEST | mgl.CULL_FACE)
+        # The premultiplied "under" operator, front to back: dst += (1 - dst.a) · src.
+        self.ctx.blend_func = mgl.ONE_MINUS_DST_ALPHA, mgl.ONE
+        self.ctx.blend_equation = mgl.FUNC_ADD
+
+    def _accumulate(self, with_depth: bool, viewmats, Ks, width, height, *, near, far, sh_degree):
+        """Render cameras stacked vertically (camera c at rows ``c·H…``) into the accumulation target."""
+        if not near > 0:
+            raise RenderError(f"near must be positive, got {near}")
+        fbo = self._target("accum_depth" if with_depth else "accum", width, height * len(viewmats))[0]
+        fbo.use()
+        self.ctx.scissor = None
+        fbo.clear(0.0, 0.0, 0.0, 0.0)
+        self._set_state()
+        for c in range(len(viewmats)):
+            self._draw(with_depth, viewmats[c], Ks[c], width, height, c * height, near=near, far=far,
+                       sh_degree=sh_degree)
+        self.ctx.scissor = None
+        accum = self._targets["accum_depth" if with_depth else "accum"]
+        accum[1].use(_UNIT_ACCUM)
+        if with_depth:
+            accum[2].use(_UNIT_ACCUM_DEPTH)
+
+    def _check_size(self, width: int, height: int) -> None:
+        if not (0 < width <= self._max_size and 0 < height <= self._max_size):
+            raise RenderError(f"image size {width}x{height} outside the GL limit of 1..{self._max_size} pixels")
+
+    def render_many(
+        self,
+        viewmats,
+        Ks,
+        width: int,
+        height: int,
+        *,
+        background: Sequence[float] = framing.BACKGROUND,
+        near: float = framing.NEAR,
+        far: float = framing.FAR,
+        sh_degree: int | None = None,
+        outputs: Sequence[str] = ("rgb", "alpha", "depth"),
+    ) -> tuple[np.ndarray, ...]:
+        """Render ``C`` cameras offscreen (float32 throughout) and read them back.
+
+        Args:
+            viewmats: world-to-camera ``(C, 4, 4)``, OpenCV axes.
+            Ks: pixel intrinsics ``(C, 3, 3)`` (or one ``(3, 3)`` for all).
+            width, height: image size in pixels.
+            background: RGB in [0, 1].
+            near, far: clipping distances along the camera z axis, world units.
+            sh_degree: SH degree for colour (default: all the Gaussians hold).
+            outputs: which of ``"rgb"``, ``"alpha"``, ``"depth"`` to read back, in this order;
+                depth is only accumulated when asked for.
+
+        Returns:
+            A tuple with one numpy float32 array per entry of ``outputs``: ``rgb (C, H, W, 3)``
+            (background composited, clamped to [0, 1]), ``alpha (C, H, W, 1)``, ``depth (C, H, W, 1)``
+            (expected camera z, 0 where alpha is 0); row 0 is the top of the image.
+        """
+        for name in outputs:
+            _check_mode(name)
+        viewmats = np.asarray(viewmats, np.float64).reshape(-1, 4, 4)
+        Ks = np.asarray(Ks, np.float64).reshape(-1, 3, 3)
+        C = viewmats.shape[0]
+        if Ks.shape[0] == 1 and C > 1:
+            Ks = np.repeat(Ks, C, 0)
+        if Ks.shape[0] != C:
+            raise RenderError(f"{C} viewmats but {Ks.shape[0]} intrinsics")
+        self._check_size(width, height)
+        with_depth = "depth" in outputs
+        bg = tuple(float(x) for x in np.asarray(background, np.float64).reshape(3))
+        result = {name: np.empty((C, height, width, 3 if name == "rgb" else 1), np.float32) for name in outputs}
+        attachment = {"rgb": 0, "alpha": 1, "depth": 2}
+        # Cameras are stacked vertically in one target so that each output is one read for all of
+        # them; chunked when the stack would be too tall or too big.
+        per_chunk = max(1, min(C, self._max_size // height, _MAX_TARGET_BYTES // (32 * width * height)))
+        with self._current():
+            for start in range(0, C, per_chunk):
+                stop = min(C, start + per_chunk)
+                self._accumulate(with_depth, viewmats[start:stop], Ks[start:stop], width, height,
+                                 near=near, far=far, sh_degree=sh_degree)
+                rows = (stop - start) * height
+                target = self._target("resolve_depth" if with_depth else "resolve", width, rows)
+                target[0].use()
+                self.ctx.viewport = (0, 0, width, rows)
+                self.ctx.disable(self._mgl.BLEND)
+                prog = self._resolve_progs[with_depth]
+                prog["u_background"].value = bg
+                self._fullscreen(prog)
+                for name, arr in result.items():
+                    target[0].read_into(arr[start:stop], (0, 0, width, rows), arr.shape[-1],
+                                        attachment=attachment[name], dtype="f4")
+        return tuple(result[name] for name in outputs)
+
+    def render(
+        self,
+        viewmat,
+        K,
+        width: int,
+        height: int,
+        *,
+        background: Sequence[float] = framing.BACKGROUND,
+        mode: str = "rgb",
+        fbo=None,
+        viewport_origin: tuple[int, int] = (0, 0),
+        flip_y: bool = True,
+        near: float = framing.NEAR,
+        far: float = framing.FAR,
+        sh_degree: int | None = None,
+        depth_range: tuple[float, float] | None = None,
+    ):
+        """Render one camera, offscreen (read back) or into the caller's framebuffer.
+
+        Args:
+            viewmat: world-to-camera ``(4, 4)``, OpenCV axes. K: pixel intrinsics ``(3, 3)``.
+            width, height: image size in pixels (device pixels of the framebuffer).
+            background: RGB in [0, 1].
+            mode: ``"rgb"`` (colour over the background), ``"alpha"`` or ``"depth"``.
+            fbo: ``None`` renders offscreen and returns the ``mode`` image as numpy float32, row 0 =
+                top: ``rgb (H, W, 3)``, ``alpha (H, W, 1)`` or ``depth (H, W, 1)`` (expected camera
+                z, 0 where nothing is drawn). A ``moderngl.Framebuffer`` (e.g. a QOpenGLWidget's,
+                through ``ctx.detect_framebuffer(widget.defaultFramebufferObject())``) receives the
+                image (opaque; alpha shown as grey, depth as white (near) to black (far) over the
+                background) in the ``width × height`` area at ``viewport_origin``; returns ``None``
+                and leaves ``fbo`` bound.
+            viewport_origin: with ``fbo``: lower-left corner of the drawn area, framebuffer pixels.
+            flip_y: with ``fbo``: put image row 0 at the top of a bottom-left-origin framebuffer
+                (windows; ``False`` keeps row 0 at the bottom, as offscreen images are stored).
+            near, far: clipping distances along the camera z axis, world units.
+            sh_degree: SH degree for colour (default: all the Gaussians hold).
+            depth_range: with ``fbo`` and ``mode="depth"``: the depths shown white and black
+                (default: the nearest and farthest the scene's bounding sphere can be).
+
+        Re-rendering is cheap when the camera did not move: the splat order is kept (see
+        :meth:`_sort`), and only the projection and the fragments are redone.
+        """
+        mode_id = _check_mode(mode)
+        viewmat = np.asarray(viewmat, np.float64).reshape(4, 4)
+        K = np.asarray(K, np.float64).reshape(3, 3)
+        if fbo is None:
+            return self.render_many(viewmat[None], K[None], width, height, background=background, near=near,
+                                    far=far, sh_degree=sh_degree, outputs=(mode,))[0][0]
+        self._check_size(width, height)
+        with_depth = mode == "depth"
+        if depth_range is None:
+            depth_range = self._default_depth_range(viewmat, near, far)
+        with self._current():
+            self._accumulate(with_depth, viewmat[None], K[None], width, height, near=near, far=far,
+                             sh_degree=sh_degree)
+            fbo.use()
+            vp = (int(viewport_origin[0]), int(viewport_origin[1]), width, height)
+            self.ctx.viewport = vp
+            self.ctx.scissor = vp
+            self.ctx.disable(self._mgl.BLEND)
+            p = self._display_prog
+            p["u_viewport"].value = vp
+            p["u_background"].value = tuple(float(x) for x in np.asarray(background, np.float64).reshape(3))
+            p["u_flip"].value = int(bool(flip_y))
+            p["u_mode"].value = mode_id
+            lo, hi = float(depth_range[0]), float(depth_range[1])
+            p["u_depth_range"].value = (lo, hi if hi > lo else lo + 1e-6)
+            self._fullscreen(p)
+            self.ctx.scissor = None
+        return None
+
+    def _default_depth_range(self, viewmat: np.ndarray, near: float, far: float) -> tuple[float, float]:
+        centre, radius = self._bounds
+        z = float(viewmat[2, :3] @ centre + viewmat[2, 3])
+        return max(near, z - radius), min(far, max(z + radius, near + 1e-6))
+
+
+class _NullContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# ------------------------------------------------------------------------------ module-level API
+_lock = threading.Lock()
+_default: GLSplatRenderer | None = None
+_default_error: Exception | None = None
+# The Gaussians last uploaded to the shared renderer: their tensors are kept referenced so ids can
+# not be recycled, and (id, _version) tells us whether the same object is rendered again unchanged.
+_uploaded: tuple | None = None
+
+
+def _default_renderer() -> GLSplatRenderer:
+    global _default, _default_error
+    with _lock:
+        if _default is None and _default_error is None:
+            try:
+                _default = GLSplatRenderer()
+            except Exception as exc:   # no EGL / no GL 3.3 / shader failure
+                _default_error = exc
+        if _default is None:
+            raise RenderError(f"OpenGL renderer unavailable: {_default_error}") from _default_error
+        return _default
+
+
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether a headless EGL context with our shaders can be created here (cached; never raises)."""
+    try:
+        _default_renderer()
+        return True
+    except Exception:
+        return False
+
+
+def renderer_name() -> str:
+    """The OpenGL renderer string of the headless context (e.g. ``"llvmpipe (LLVM 15.0.6, 256 bits)"``)."""
+    return _default_renderer().renderer_name
+
+
+def _scene_key(gaussians: Gaussians) -> tuple:
+    ts = gaussians.tensors()
+    return tuple((id(t), t._version) for t in ts.values())
+
+
+def render_gl(
+    gaussians: Gaussians,
+    viewmats: torch.Tensor,
+    Ks: torch.Tensor,
+    width: int,
+    height: int,
+    *,
+    background: torch.Tensor,
+    near: float = framing.NEAR,
+    far: float = framing.FAR,
+    sh_degree: int | None = None,
+) -> RenderOutput:
+    """The ``"gl"`` backend of :func:`splatgen.core.render.render` for one scene.
+
+    Args:
+        gaussians: shape ``(N,)``.
+        viewmats: world-to-camera ``(C, 4, 4)``, OpenCV axes. Ks: ``(C, 3, 3)`` pixel intrinsics.
+        width, height: image size, pixels. background: ``(3,)`` RGB in [0, 1].
+        near, far: z clipping distances, world units. sh_degree: SH degree (default: all held).
+
+    Returns:
+        :class:`RenderOutput` of float32 tensors on the Gaussians' device: ``rgb (C, H, W, 3)``,
+        ``alpha (C, H, W, 1)``, ``depth (C, H, W, 1)``; row 0 is the top of the image.
+    """
+    global _uploaded
+    renderer = _default_renderer()
+    vm = torch.as_tensor(viewmats).detach().to("cpu", torch.float64).reshape(-1, 4, 4).numpy()
+    ks = torch.as_tensor(Ks).detach().to("cpu", torch.float64).reshape(-1, 3, 3).numpy()
+    bg = torch.as_tensor(background).detach().to("cpu", torch.float32).reshape(3).numpy()
+    with _lock:
+        key = _scene_key(gaussians)
+        if _uploaded is None or _uploaded[0] != key:
+            renderer.set_gaussians(gaussians)
+            _uploaded = (key, gaussians.tensors())
+        rgb, alpha, depth = renderer.render_many(vm, ks, width, height, background=bg, near=near,
+                                                 far=far, sh_degree=sh_degree)
+    dev = gaussians.device
+    return RenderOutput(*(torch.from_numpy(a).to(dev) for a in (rgb, alpha, depth)))
+
+
+__all__ = ["GLSplatRenderer", "available", "render_gl", "renderer_name", "MODES", "TEX_WIDTH", "ALPHA_MAX",
+           "ALPHA_MIN", "T_MIN"]
