@@ -311,8 +311,9 @@ class MainWindow(QMainWindow):
         self.store.inserted.connect(lambda *_: (self._update_tiles(), self._update_actions()))
         self.store.removed.connect(lambda *_: (self._update_tiles(), self._update_actions()))
         self.store.changed.connect(lambda *_: self._update_tiles())
-        self.runner.job_started.connect(lambda _: self._update_busy())
-        self.runner.job_ended.connect(lambda _: self._update_busy())
+        for runner in (self.runner, self.io):
+            runner.job_started.connect(lambda _: self._update_busy())
+            runner.job_ended.connect(lambda _: self._update_busy())
         self.viewport.brush_changed.connect(lambda _: self._update_actions())
         self.viewport.brush_exit_requested.connect(lambda: self.acts["brush"].setChecked(False))
         self.viewport.brush_apply_requested.connect(lambda: self.resample_painted())
@@ -434,7 +435,8 @@ class MainWindow(QMainWindow):
         self.controls.set_model_info(info, self.settings.generation(info.key))
         import torch
 
-        where = "CUDA" if info.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+        n = torch.get_num_threads()
+        where = "CUDA" if info.device.startswith("cuda") else f"CPU, {n} thread{'s' if n != 1 else ''}"
         view = self.viewport.renderer_name.split("(")[0].strip()
         self.device_label.setText(f"{info.key} on {where} · view: {view or 'OpenGL'}")
         self._update_busy()

@@ -73,6 +73,20 @@ def window(qapp, tmp_path_factory):
     yield w
     _close_dialogs()
     w.close()
+    _release_gl_context()
+
+
+def _release_gl_context() -> None:
+    """Leave no Qt (GLX) context current on this thread once the windows are gone: libglvnd refuses
+    to make an EGL context current on a thread that has a GLX one, which would break later tests
+    that render headless (EGL) from the main thread."""
+    from PyQt6.QtGui import QOpenGLContext
+
+    for _ in range(3):
+        QApplication.processEvents()
+    ctx = QOpenGLContext.currentContext()
+    if ctx is not None:
+        ctx.doneCurrent()
 
 
 @pytest.fixture(scope="module")
