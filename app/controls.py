@@ -19,6 +19,8 @@ from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, 
 from splatgen.core.generator import GenerationSettings
 
 SEED_MAX = 2**31 - 1
+#: Samples per run until the user picks a number (several: diversity is the point of the model).
+DEFAULT_SAMPLES = 4
 
 
 class GenerationControls(QGroupBox):
@@ -137,7 +139,7 @@ class GenerationControls(QGroupBox):
             self.status.setText("Loading the model…" if self.model.count() else "No model installed")
             return
         d = info.defaults
-        values = {**d.as_dict(), **(remembered or {})}
+        values = {**d.as_dict(), "num_samples": DEFAULT_SAMPLES, **(remembered or {})}
         schedulers = self._schedulers(info)
         self.scheduler.clear()
         self.scheduler.addItems(schedulers)

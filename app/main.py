@@ -65,6 +65,20 @@ def make_application(argv: list[str] | None = None):
     return app
 
 
+def _quit_on_ctrl_c(app, window) -> None:
+    """Ctrl+C in the terminal closes the window (saving settings) instead of printing a traceback.
+    Python sees signals only while it runs, so a timer lets it run every 200 ms."""
+    import signal
+
+    from PyQt6.QtCore import QTimer
+
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    signal.signal(signal.SIGTERM, lambda *_: window.close())
+    timer = QTimer(app, interval=200)
+    timer.timeout.connect(lambda: None)
+    timer.start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not _has_display():
@@ -86,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_file(args.settings) if args.settings else Settings()
     window = MainWindow(settings, backend=args.renderer, device=args.device)
     window.show()
+    _quit_on_ctrl_c(app, window)
     if args.image:
         window.open_image(args.image, generate=args.generate)
     elif args.generate:
