@@ -215,3 +215,53 @@ def test_error_messages_say_what_to_do():
     except KeyError as exc:
         m = describe(exc, "Generating")
     assert m.internal and "KeyError" in m.text and "Traceback" in m.details
+
+
+# ---------------------------------------------------------------------- viewport drawing (headless GL)
+@pytest.fixture(scope="module")
+def headless_ctx():
+    moderngl = pytest.importorskip("moderngl")
+    try:
+        ctx = moderngl.create_context(standalone=True, backend="egl", require=330)
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no headless OpenGL here: {exc}")
+    yield ctx
+    ctx.release()
+
+
+def test_viewport_renderer_full_scaled_modes_and_empty(headless_ctx):
+    from pathlib import Path
+
+    from splatgen.app.viewport_renderer import ViewportRenderer, fit_scale
+    from splatgen.core.io import load_splats
+
+    ctx = headless_ctx
+    g = load_splats(Path(__file__).resolve().parent.parent / "assets" / "examples" / "teddy_bear.ply")
+    r = ViewportRenderer(ctx, "gl")
+    assert r.backend == "gl" and r.num_splats == 0
+    W, H = 160, 120
+    fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((W, H), 4)])
+
+    def draw(**kw):
+        cam = OrbitCamera(azimuth=30.0, elevation=20.0)
+        r.draw(fbo, cam.viewmat(), cam.intrinsics(W, H), W, H, **kw)
+        return np.frombuffer(fbo.read(components=3), np.uint8).reshape(H, W, 3)[::-1].astype(int)
+
+    empty = draw(background=(0.0, 0.0, 1.0))                     # no scene: the background
+    assert (empty == [0, 0, 255]).all()
+    r.set_gaussians(g)
+    assert r.num_splats == g.num_gaussians
+    full = draw()
+    assert (np.abs(full - 255).max(-1) > 25).mean() > 0.05        # the bear is there
+    half = draw(scale=0.5)                                        # the moving-camera path, stretched
+    assert np.abs(half - full).mean() < 12
+    alpha, depth = draw(mode="alpha"), draw(mode="depth")
+    assert alpha[0, 0].max() < 10 and alpha.max() > 240
+    assert not np.array_equal(depth, full)
+    # the same image as the renderer's offscreen output
+    cam = OrbitCamera(azimuth=30.0, elevation=20.0)
+    ref = (r.image(cam.viewmat(), cam.intrinsics(W, H), W, H) * 255 + 0.5).astype(int)
+    assert np.abs(ref - full).max() <= 2
+    assert fit_scale(10.0) == 1.0 and fit_scale(60.0) == 0.5 and fit_scale(1000.0) == 0.25
+    r.release()
+    fbo.release()
