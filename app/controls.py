@@ -14,7 +14,7 @@ import random
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                             QProgressBar, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+                             QProgressBar, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout)
 
 from splatgen.core.generator import GenerationSettings
 

@@ -31,8 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     args = ap.parse_args(argv)
 
-    from PyQt6.QtWidgets import QApplication
-
     from splatgen.app.main import make_application
     from splatgen.app.main_window import MainWindow
     from splatgen.app.settings import Settings
