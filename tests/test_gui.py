@@ -72,8 +72,18 @@ def window(qapp, tmp_path_factory):
     QApplication.processEvents()
     yield w
     _close_dialogs()
-    w.close()
+    _dispose(w)
     _release_gl_context()
+
+
+def _dispose(window) -> None:
+    """Close and delete a window now, while the display and its GL contexts still exist."""
+    from PyQt6.QtCore import QEvent
+
+    window.close()
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    QApplication.processEvents()
 
 
 def _release_gl_context() -> None:
@@ -435,7 +445,7 @@ def test_settings_are_remembered_by_the_next_window(generated, qtbot):
         assert str(EXAMPLE.resolve()) in again.settings.recent_files()
         assert [a.text() for a in again.recent_menu.actions()][0] == EXAMPLE.name
     finally:
-        again.close()
+        _dispose(again)
 
 
 def test_entry_points():
