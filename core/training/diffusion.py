@@ -66,8 +66,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     torch.manual_seed(args.seed + ctx.rank)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    var = load_frozen_var(args.var, ctx.device)  # a wrong --var fails before the dataset is decoded
     bank: ViewBank = bank_loader(ctx.device)
-    var = load_frozen_var(args.var, ctx.device)
     generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
                               latent_channels=var.config.latent_channels,
