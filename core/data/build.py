@@ -309,6 +309,15 @@ def _run_parallel(todo: list[SourceObject], args: tuple, workers: int, handle, e
 
     pending = collections.deque(todo)
     crashes: collections.Counter = collections.Counter()
+
+    def crashed(o: SourceObject) -> None:
+        """A worker died on ``o``: try it once more, then skip it."""
+        crashes[o.object_id] += 1
+        if crashes[o.object_id] >= 2:
+            handle({"id": o.object_id, "ok": False, "reason": "renderer process crashed twice", "warnings": []})
+        else:
+            pending.appendleft(o)
+
     # llvmpipe threads: the cores shared out between the processes
     lp_threads = max(1, (os.cpu_count() or workers) // workers)
     while pending:
@@ -327,24 +336,14 @@ def _run_parallel(todo: list[SourceObject], args: tuple, workers: int, handle, e
                         handle(f.result())
                     except BrokenProcessPool:
                         broken = True
-                        crashes[o.object_id] += 1
-                        if crashes[o.object_id] >= 2:
-                            handle({"id": o.object_id, "ok": False, "reason": "renderer process crashed twice",
-                                    "warnings": []})
-                        else:
-                            pending.appendleft(o)
+                        crashed(o)
             if broken:
                 emit("# a worker process died; restarting the pool")
                 for f, o in futures.items():
                     try:
                         handle(f.result())
                     except Exception:  # noqa: BLE001 - the pool is gone: retry these
-                        crashes[o.object_id] += 1
-                        if crashes[o.object_id] >= 2:
-                            handle({"id": o.object_id, "ok": False, "reason": "renderer process crashed twice",
-                                    "warnings": []})
-                        else:
-                            pending.appendleft(o)
+                        crashed(o)
 
 
 # ---------------------------------------------------------------------- index and card

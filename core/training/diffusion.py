@@ -25,7 +25,7 @@ from ..models.splatter_net import SplatterNet
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
 from .recon import encoder_views, export_model
-from .trainer import (EMA, LoopClock, RunLog, finite_or_raise, resume_or_init, save_checkpoint, setup_run,
+from .trainer import (EMA, LoopClock, RunLog, optimise, resume_or_init, save_checkpoint, setup_run,
                       warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
 
@@ -116,12 +116,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         with amp:
             pred = model(noisy, t, unwrap(model).project_condition(condition, keep))
         loss = (pred.float() - target).square().mean()
-        finite_or_raise(loss, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(denoiser.parameters(), args.grad_clip)
-        optimizer.step()
-        ema.update(denoiser, step)
+        grad_norm = optimise(loss, denoiser, optimizer, ema, step, args.grad_clip)
         step += 1
         steps_this_run += 1
         running += loss.item()

@@ -22,7 +22,7 @@ from ..models.splatter_net import SplatterNet
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
 from ..metrics import psnr, ssim
-from .trainer import (EMA, LoopClock, RunLog, finite_or_raise, resume_or_init, save_checkpoint, setup_run,
+from .trainer import (EMA, LoopClock, RunLog, optimise, resume_or_init, save_checkpoint, setup_run,
                       warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
 
@@ -118,12 +118,7 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
             model_out = ddp_model(batch.input, **encoder_views(batch, args.num_context)) if variational \
                 else ddp_model(batch.input)
         loss, metrics = reconstruction_loss(model_out, batch, args, backend)
-        finite_or_raise(loss, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
-        ema.update(model, step)
+        grad_norm = optimise(loss, model, optimizer, ema, step, args.grad_clip)
         step += 1
         steps_this_run += 1
         for k, v in metrics.items():

@@ -141,6 +141,19 @@ def resume_or_init(out_dir: Path, resume: bool, init_from: str | None, model, em
     return 0
 
 
+def optimise(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: "EMA", step: int,
+             grad_clip: float) -> torch.Tensor:
+    """One optimiser step shared by every training loop: check the loss, backpropagate, clip, step,
+    update the EMA. Returns the gradient norm before clipping."""
+    finite_or_raise(loss, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), grad_clip)
+    optimizer.step()
+    ema.update(model, step)
+    return grad_norm
+
+
 def finite_or_raise(loss: torch.Tensor, step: int) -> None:
     if not math.isfinite(float(loss)):
         raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate or resume "
@@ -148,4 +161,4 @@ def finite_or_raise(loss: torch.Tensor, step: int) -> None:
 
 
 __all__ = ["RunContext", "setup_run", "wrap_ddp", "EMA", "LoopClock", "warmup_lr", "RunLog", "resume_or_init",
-           "save_checkpoint", "finite_or_raise"]
+           "save_checkpoint", "finite_or_raise", "optimise"]
