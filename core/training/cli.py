@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ssim-weight", type=float, default=0.2)
     p.add_argument("--alpha-weight", type=float, default=0.1)
     p.add_argument("--kl-weight", type=float, default=1e-4, help="β of the VAR's KL term")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="var: train the reconstructor only (encoders frozen), so a denoiser trained on this "
+                        "VAR's latents stays valid")
     p.add_argument("--var", help="diffusion: the trained VAR model folder whose latent space to model")
     p.add_argument("--cond-dropout", type=float, default=0.1, help="diffusion: condition dropout for CFG")
     p.set_defaults(func=run)

@@ -17,18 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import SplatgenError
 from ..gaussians import Gaussians
 from ..models.splatter_net import SplatterNet
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
 from ..metrics import psnr, ssim
-from .trainer import (EMA, LoopClock, RunLog, optimise, resume_or_init, save_checkpoint, setup_run,
-                      warmup_lr, wrap_ddp)
+from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, optimise, resume_or_init, save_checkpoint,
+                      setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
 
 
 def reconstruction_loss(model_out, batch: ViewBatch, args, backend: str) -> tuple[torch.Tensor, dict]:
-    """Render predicted Gaussians into every view of the batch and compare. Returns (loss, metrics)."""
+    """Render predicted Gaussians into every view of the batch and compare. Returns (loss, metrics as
+    0-d device tensors)."""
     g: Gaussians = model_out.gaussians
     s = batch.rgb.shape[-2]
     out = render(g, batch.viewmats, batch.Ks, s, s, backend=backend)
@@ -36,16 +38,17 @@ def reconstruction_loss(model_out, batch: ViewBatch, args, backend: str) -> tupl
     ssim_val = ssim(out.rgb, batch.rgb).mean()
     alpha_l1 = (out.alpha - batch.alpha).abs().mean()
     loss = mse + args.ssim_weight * (1 - ssim_val) + args.alpha_weight * alpha_l1
-    metrics = {"mse": mse.item(), "ssim": ssim_val.item(), "alpha_l1": alpha_l1.item()}
+    metrics = {"mse": mse, "ssim": ssim_val, "alpha_l1": alpha_l1}
     with torch.no_grad():
         p = psnr(out.rgb.clamp(0, 1), batch.rgb)  # (B, V)
-        metrics["psnr_input"] = p[:, 0].mean().item()
-        metrics["psnr_novel"] = p[:, 1:].mean().item()
+        metrics["psnr_input"] = p[:, 0].mean()
+        metrics["psnr_novel"] = p[:, 1:].mean()
     if model_out.mean is not None:
         kl = model_out.kl()
         loss = loss + args.kl_weight * kl
-        metrics["kl"] = kl.item()
-    return loss, metrics
+        metrics["kl"] = kl
+    metrics["loss"] = loss
+    return loss, metrics  # metrics stay on the device (see RunningMetrics)
 
 
 def encoder_views(batch: ViewBatch, num_context: int) -> dict:
@@ -89,7 +92,10 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
     bank: ViewBank = bank_loader(ctx.device)
     variational = args.model == "var"
     model = SplatterNet(variational=variational, gaussians_per_pixel=args.gaussians_per_pixel).to(ctx.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    if getattr(args, "decoder_only", False):
+        freeze_latent_space(model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = EMA(model, args.ema_decay)
     generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
 
@@ -107,7 +113,7 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"training {args.model}: {n_params / 1e6:.2f}M parameters, {bank.num_objects} objects x "
               f"{bank.views_per_object} views, device {ctx.device} x{ctx.world_size}, from step {step}", flush=True)
-    steps_this_run, t_last, running = 0, time.monotonic(), {}
+    steps_this_run, t_last, running = 0, time.monotonic(), RunningMetrics()
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     batch = None
@@ -121,18 +127,18 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         grad_norm = optimise(loss, model, optimizer, ema, step, args.grad_clip)
         step += 1
         steps_this_run += 1
-        for k, v in metrics.items():
-            running[k] = running.get(k, 0.0) + v
+        running.add({**metrics, "grad_norm": grad_norm})
         if step % args.log_every == 0:
+            running.check_finite(step)
             now = time.monotonic()
-            rec = {"step": step, **{k: v / args.log_every for k, v in running.items()},
-                   "grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"],
-                   "steps_per_s": args.log_every / (now - t_last), "minutes": clock.minutes}
-            log.write(rec)
-            running, t_last = {}, now
+            log.write({"step": step, **running.means(), "lr": optimizer.param_groups[0]["lr"],
+                       "steps_per_s": args.log_every / (now - t_last), "minutes": clock.minutes})
+            t_last = now
         if ctx.is_main and clock.checkpoint_due():
+            running.check_finite(step)
             save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
                             {"args": vars(args)})
+    running.check_finite(step)
     if ctx.is_main:
         ema.model.register_to_config(trained_steps=step)
         unwrap(model).register_to_config(trained_steps=step)
@@ -142,6 +148,16 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         if args.export:
             export_model(ema.model, Path(args.export))
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
+
+
+def freeze_latent_space(model: SplatterNet) -> None:
+    """Train only the VAR's decoder (``--decoder-only``): the image encoder, the view encoder and the
+    latent head stay fixed, so the latents and the denoiser's condition features do not move and a
+    denoiser trained on this VAR stays valid while the reconstruction from its latents improves."""
+    if not model.config.variational:
+        raise SplatgenError("--decoder-only applies to the VAR (splatgen train var), not the regressor")
+    for part in (model.encoder, model.view_encoder, model.to_latent):
+        part.requires_grad_(False)
 
 
 def export_model(model, folder: Path) -> None:

@@ -143,9 +143,9 @@ def resume_or_init(out_dir: Path, resume: bool, init_from: str | None, model, em
 
 def optimise(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: "EMA", step: int,
              grad_clip: float) -> torch.Tensor:
-    """One optimiser step shared by every training loop: check the loss, backpropagate, clip, step,
-    update the EMA. Returns the gradient norm before clipping."""
-    finite_or_raise(loss, step)
+    """One optimiser step shared by every training loop: backpropagate, clip, step, update the EMA.
+    Returns the gradient norm before clipping (a GPU tensor: reading it every step would stall the GPU
+    once per step, so the loops read losses and norms only when they log, see :class:`RunningMetrics`)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), grad_clip)
@@ -154,11 +154,41 @@ def optimise(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.
     return grad_norm
 
 
-def finite_or_raise(loss: torch.Tensor, step: int) -> None:
+def finite_or_raise(loss: torch.Tensor | float, step: int) -> None:
     if not math.isfinite(float(loss)):
         raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate or resume "
                                  "from the last checkpoint")
 
 
+class RunningMetrics:
+    """Sums per-step metrics as device tensors and reads them back only when asked.
+
+    A non-finite loss poisons the sum of ``loss`` (NaN/inf stay NaN/inf), so checking it at every log
+    and before every checkpoint catches a diverged run before bad weights are saved."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, metrics: dict[str, torch.Tensor]) -> None:
+        for k, v in metrics.items():
+            v = v.detach().float()
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.count += 1
+
+    def check_finite(self, step: int) -> None:
+        if "loss" in self.sums:
+            finite_or_raise(self.sums["loss"], step)
+
+    def means(self) -> dict[str, float]:
+        """Means since the last call (one device sync), then reset."""
+        if not self.count:
+            return {}
+        keys = list(self.sums)
+        values = (torch.stack([self.sums[k] for k in keys]) / self.count).tolist()
+        self.sums, self.count = {}, 0
+        return dict(zip(keys, values))
+
+
 __all__ = ["RunContext", "setup_run", "wrap_ddp", "EMA", "LoopClock", "warmup_lr", "RunLog", "resume_or_init",
-           "save_checkpoint", "finite_or_raise", "optimise"]
+           "save_checkpoint", "finite_or_raise", "optimise", "RunningMetrics"]

@@ -27,17 +27,17 @@ for job in "$@"; do
   extra_var=${job^^}_ARGS
   # shellcheck disable=SC2086
   python3 -m splatgen.core.cli train "$job" --data "${DATA:-data/packed_train}" --out "$run" --resume "${init[@]}" \
-      --max-minutes "$minutes" --export "$run/export" ${!extra_var:-} > "$OUT/$job.log" 2>&1 &
+      --max-minutes "$minutes" --export "$run/export" ${!extra_var:-} > "$run.log" 2>&1 &
   pids+=($!)
 done
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
-# $OUT returns at most 8 files: one tarball per job (exported model, log, last sample grid)
+# $OUT returns at most 8 files: one tarball per job (exported model, logs, last sample grid)
 for job in "$@"; do
-  files=(); for f in runs/$job/export runs/$job/log.jsonl $(ls runs/$job/samples_*.png 2>/dev/null | tail -1); do
+  files=(); for f in runs/$job/export runs/$job/log.jsonl runs/$job.log $(ls runs/$job/samples_*.png 2>/dev/null | tail -1); do
     [ -e "$f" ] && files+=("$f"); done
   [ ${#files[@]} -gt 0 ] && tar -cf "$OUT/$job.tar" "${files[@]}"
-  echo "== $job"; grep -v -e "config attributes" -e "kept in float32" "$OUT/$job.log" | tail -n 2 | cut -c1-300
+  echo "== $job"; grep -v -e "config attributes" -e "kept in float32" "runs/$job.log" | tail -n 2 | cut -c1-300
 done
 nvidia-smi --query-gpu=memory.used --format=csv,noheader
 exit $status

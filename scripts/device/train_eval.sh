@@ -1,18 +1,45 @@
 #!/usr/bin/env bash
-# One device call: train regressor + diffusion for MINUTES (scripts/device/train.sh), then evaluate the
-# freshly exported models on the test objects and time generation, so the figures describe exactly
-# the weights that come back.
-#   scripts/device/train_eval.sh MINUTES      (carry: .whl data/packed_train data/eval_test)
+# One device call: train the shipped networks for MINUTES (scripts/device/train.sh), then evaluate the
+# freshly exported model set on the test objects, sweep the guidance weight on the validation objects,
+# and time generation and the viewport, so every figure describes exactly the weights that come back.
+#
+#   scripts/device/train_eval.sh MINUTES
+#   carry: .whl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders)
+#   env:   JOBS (default "regressor var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
+#          SWEEP (guidance weights to evaluate on data/eval_val; empty: no sweep)
+#
+# The VAR trains with --decoder-only: its encoders, hence the latents and the denoiser's condition,
+# stay fixed, so the denoiser (trained over the shipped VAR in the same call) remains valid for it.
+# $OUT gets at most 8 files: one tar per job, eval-regressor.json, eval-diffusion.json, sweep.tar,
+# and the generate and viewport benchmark JSONs.
 set -uo pipefail
 minutes=$1
 OUT=${OUT:-/tmp/out}
-REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 64 --var assets/models/diffusion/var} \
-  scripts/device/train.sh "$minutes" regressor diffusion || exit 1
+JOBS=${JOBS:-regressor var diffusion}
+SWEEP=${SWEEP-}
+# shellcheck disable=SC2086
+REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} VAR_ARGS=${VAR_ARGS:---batch-size 32 --decoder-only} \
+DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 128 --var assets/models/diffusion/var} \
+  scripts/device/train.sh "$minutes" $JOBS || echo "!! a training job failed; evaluating what was exported"
 source scripts/device/env.sh
-# the model set as it will ship: manifests and VAR from the repo, new regressor and denoiser weights
+# the model set as it will ship: manifests from the repo, each network replaced by its new export
 rm -rf runs/models && mkdir -p runs/models && cp -r assets/models/regressor assets/models/diffusion runs/models/
-cp runs/regressor/export/* runs/models/regressor/ && cp runs/diffusion/export/* runs/models/diffusion/denoiser/
+declare -A dest=([regressor]=regressor [var]=diffusion/var [diffusion]=diffusion/denoiser)
+for job in $JOBS; do
+  if [ -f "runs/$job/export/config.json" ]; then cp runs/$job/export/* "runs/models/${dest[$job]}/"; fi
+done
 splatgen eval --data data/eval_test --model runs/models/regressor --device cuda --json "$OUT/eval-regressor.json" --no-progress
 splatgen eval --data data/eval_test --model runs/models/diffusion -k 4 --device cuda --json "$OUT/eval-diffusion.json" --no-progress
-cp -r assets/models/* /tmp/shipped_backup 2>/dev/null; rm -rf assets/models && cp -r runs/models assets/models
+if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
+  mkdir -p runs/sweep
+  splatgen eval --data data/eval_val --model runs/models/regressor --device cuda --json runs/sweep/val-regressor.json --no-progress
+  for g in $SWEEP; do
+    splatgen eval --data data/eval_val --model runs/models/diffusion -k 4 --guidance "$g" --device cuda \
+      --json "runs/sweep/val-diffusion-g$g.json" --no-progress
+  done
+  tar -cf "$OUT/sweep.tar" -C runs sweep
+fi
+rm -rf assets/models && cp -r runs/models assets/models
 splatgen bench generate --device cuda --out-dir "$OUT"
+splatgen bench viewport --out-dir "$OUT"
+ls "$OUT"
