@@ -6,7 +6,8 @@
 #   scripts/device/train_eval.sh MINUTES
 #   carry: .whl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders)
 #   env:   JOBS (default "regressor var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
-#          SWEEP (guidance weights to evaluate on data/eval_val; empty: no sweep)
+#          SWEEP (guidance weights to evaluate on data/eval_val; empty: no sweep),
+#          BENCH (1: also time generation and the viewport; default 1)
 #
 # The VAR trains with --decoder-only: its encoders, hence the latents and the denoiser's condition,
 # stay fixed, so the denoiser (trained over the shipped VAR in the same call) remains valid for it.
@@ -17,6 +18,7 @@ minutes=$1
 OUT=${OUT:-/tmp/out}
 JOBS=${JOBS:-regressor var diffusion}
 SWEEP=${SWEEP-}
+BENCH=${BENCH:-1}
 # shellcheck disable=SC2086
 REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} VAR_ARGS=${VAR_ARGS:---batch-size 32 --decoder-only} \
 DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 128 --var assets/models/diffusion/var} \
@@ -40,6 +42,19 @@ if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
   tar -cf "$OUT/sweep.tar" -C runs sweep
 fi
 rm -rf assets/models && cp -r runs/models assets/models
-splatgen bench generate --device cuda --out-dir "$OUT"
-splatgen bench viewport --out-dir "$OUT"
+if [ "$BENCH" = 1 ]; then
+  splatgen bench generate --device cuda --out-dir "$OUT"
+  splatgen bench viewport --out-dir "$OUT"
+fi
+# the short table: what the returned weights score
+python3 - "$OUT" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+for name in ("eval-regressor.json", "eval-diffusion.json"):
+    p = out / name
+    if p.exists():
+        r = json.loads(p.read_text())
+        keys = ("input_psnr", "novel_psnr", "best_of_k_novel_psnr", "diversity_novel_psnr", "diversity_input_psnr")
+        print(f"{name:22s}", " ".join(f"{k}={r[k]:.2f}" for k in keys if k in r))
+PY
 ls "$OUT"
