@@ -81,7 +81,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         denoiser.register_to_config(latent_scale=cfg["latent_scale"], latent_shift=cfg["latent_shift"])
         return int(cfg.get("trained_steps", 0))
 
-    step = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator, init_weights)
+    step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator,
+                                        init_weights)
     if step == 0:
         shift, scale = measure_latent_stats(var, bank, args.num_context, generator)
         denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
@@ -102,7 +103,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         "cpu", enabled=False)
     steps_this_run, t_last, running = 0, time.monotonic(), RunningMetrics()
     while not clock.done(step, steps_this_run):
-        warmup_lr(optimizer, args.lr, steps_this_run, args.warmup)
+        warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
         batch = bank.sample(args.batch_size, args.num_context, generator)
         condition, z = var_targets(var, batch, args.num_context, generator)
         z0 = denoiser.normalise(z)
@@ -129,13 +130,14 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         if ctx.is_main and clock.checkpoint_due():
             running.check_finite(step)
             save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
-                            {"args": vars(args)})
+                            {"args": vars(args), "warmup_start": warmup_start})
     running.check_finite(step)
     result = {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
     if ctx.is_main:
         ema.model.register_to_config(trained_steps=step)
         denoiser.register_to_config(trained_steps=step)
-        save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator, {"args": vars(args)})
+        save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
+                        {"args": vars(args), "warmup_start": warmup_start})
         result.update(preview(out_dir / f"samples_{step:07d}.png", var, ema.model, bank, generator))
         log.write({"step": step, **{k: v for k, v in result.items() if k.startswith("preview")}})
         if args.export:

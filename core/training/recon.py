@@ -104,7 +104,8 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         cfg = json.loads((Path(folder) / "config.json").read_text())
         return int(cfg.get("trained_steps", 0))
 
-    step = resume_or_init(out_dir, args.resume, args.init_from, model, ema, optimizer, generator, init_weights)
+    step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, model, ema, optimizer, generator,
+                                        init_weights)
     ddp_model = wrap_ddp(model, ctx)
     backend = "gsplat" if ctx.device.type == "cuda" else "torch"
     log = RunLog(out_dir, ctx.is_main)
@@ -118,7 +119,7 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         "cpu", enabled=False)
     batch = None
     while not clock.done(step, steps_this_run):
-        warmup_lr(optimizer, args.lr, steps_this_run, args.warmup)
+        warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
         batch = bank.sample(args.batch_size, args.num_targets, generator)
         with amp:
             model_out = ddp_model(batch.input, **encoder_views(batch, args.num_context)) if variational \
@@ -137,12 +138,13 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         if ctx.is_main and clock.checkpoint_due():
             running.check_finite(step)
             save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
-                            {"args": vars(args)})
+                            {"args": vars(args), "warmup_start": warmup_start})
     running.check_finite(step)
     if ctx.is_main:
         ema.model.register_to_config(trained_steps=step)
         unwrap(model).register_to_config(trained_steps=step)
-        save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator, {"args": vars(args)})
+        save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
+                        {"args": vars(args), "warmup_start": warmup_start})
         if batch is not None:
             save_samples(out_dir / f"samples_{step:07d}.png", ema.model, batch, backend, args.num_context)
         if args.export:

@@ -103,9 +103,11 @@ class LoopClock:
         return (time.monotonic() - self.start) / 60
 
 
-def warmup_lr(optimizer: torch.optim.Optimizer, base_lr: float, steps_this_run: int, warmup: int) -> None:
-    """Linear warm-up at the start of every run (Adam's moments restart when resuming from weights only)."""
-    scale = min(1.0, (steps_this_run + 1) / max(1, warmup))
+def warmup_lr(optimizer: torch.optim.Optimizer, base_lr: float, steps_since_start: int, warmup: int) -> None:
+    """Linear warm-up over the first ``warmup`` steps after the weights were initialised (Adam's
+    moments start from zero then, also when a run starts from shipped weights). Counted from the
+    run's first step and kept in the checkpoint, so a resumed run continues the same schedule."""
+    scale = min(1.0, (steps_since_start + 1) / max(1, warmup))
     for g in optimizer.param_groups:
         g["lr"] = base_lr * scale
 
@@ -127,18 +129,19 @@ class RunLog:
 
 
 def resume_or_init(out_dir: Path, resume: bool, init_from: str | None, model, ema: EMA, optimizer,
-                   generator: torch.Generator, load_weights_fn) -> int:
+                   generator: torch.Generator, load_weights_fn) -> tuple[int, int]:
     """Resume from ``out_dir/checkpoint`` (exact), else initialise weights from ``init_from`` (a model
-    folder, e.g. the shipped one: weights only). Returns the global step to continue from."""
+    folder, e.g. the shipped one: weights only). Returns ``(global step to continue from, step at
+    which the optimiser started)``; the second goes into every checkpoint as ``warmup_start``."""
     ckpt = out_dir / "checkpoint"
     if resume and ckpt.exists():
         meta = load_checkpoint(ckpt, model, ema.model, optimizer, generator)
-        return int(meta["step"])
+        return int(meta["step"]), int(meta.get("warmup_start", 0))
     if init_from:
         step = load_weights_fn(init_from)
         ema.model.load_state_dict(unwrap(model).state_dict())
-        return step
-    return 0
+        return step, step
+    return 0, 0
 
 
 def optimise(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: "EMA", step: int,

@@ -1,0 +1,137 @@
+"""`splatgen train` on a small real dataset (SweetHome3D meshes from Debian, rendered here), on the CPU.
+
+Checks what a multi-session training campaign relies on: steps run and log finite losses, a resumed
+run continues bit-exactly where an uninterrupted one would be, ``--decoder-only`` leaves the VAR's
+latent space untouched, the denoiser trains over a frozen VAR, and bad datasets / checkpoints stop
+with one clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from splatgen.core.cli import main
+from splatgen.core.data.build import build_dataset
+
+FURNITURE = Path("/usr/share/sweethome3d/furniture")
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "models"
+FAST = ["--device", "cpu", "--batch-size", "2", "--num-targets", "2", "--log-every", "1", "--num-context", "1"]
+
+pytestmark = pytest.mark.skipif(not FURNITURE.is_dir(), reason="sweethome3d-furniture is not installed")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """4 real objects × 4 views at the models' 128² (the train split holds at least one)."""
+    root = tmp_path_factory.mktemp("train-data") / "ds"
+    summary = build_dataset(FURNITURE, root, views=4, limit=4, workers=1, progress=False)
+    assert summary.counts["train"] >= 1, summary.line()
+    return root
+
+
+def train(capsys, *args) -> tuple[int, str]:
+    capsys.readouterr()
+    torch.set_num_threads(2)
+    code = main(["train", *map(str, args)])
+    return code, capsys.readouterr().err
+
+
+def train_command(*args) -> tuple[int, str]:
+    """The installed command in its own process: what a user sees on stderr."""
+    r = subprocess.run([sys.executable, "-m", "splatgen.core.cli", "train", *map(str, args)], capture_output=True,
+                       text=True, timeout=300)
+    return r.returncode, r.stderr
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+
+
+def test_regressor_steps_log_finite_losses_and_resume_exactly(dataset, tmp_path, capsys):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train(capsys, "regressor", "--data", dataset, "--out", straight, "--max-steps", 3, *FAST)[0] == 0
+    assert train(capsys, "regressor", "--data", dataset, "--out", split, "--max-steps", 2, *FAST)[0] == 0
+    assert train(capsys, "regressor", "--data", dataset, "--out", split, "--max-steps", 3, "--resume", *FAST)[0] == 0
+
+    log = [json.loads(line) for line in (straight / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    for r in log:
+        assert all(torch.isfinite(torch.tensor(r[k])) for k in ("loss", "mse", "psnr_input", "grad_norm"))
+        assert 0.0 < r["mse"] < 1.0 and r["psnr_novel"] > 5.0
+    resumed = [json.loads(line) for line in (split / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in resumed] == [1, 2, 3]
+    assert resumed[-1]["loss"] == pytest.approx(log[-1]["loss"], rel=1e-6)
+
+    a, b = weights(straight / "checkpoint" / "model"), weights(split / "checkpoint" / "model")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resuming changed the result"
+    assert json.loads((split / "checkpoint" / "trainer.json").read_text())["step"] == 3
+    assert list(split.glob("samples_*.png")), "no sample grid written"
+
+
+def test_var_decoder_only_keeps_the_latent_space(dataset, tmp_path, capsys):
+    var = SHIPPED / "diffusion" / "var"
+    steps = json.loads((var / "config.json").read_text())["trained_steps"]
+    code, err = train(capsys, "var", "--decoder-only", "--init-from", var, "--data", dataset, "--out", tmp_path / "v",
+                      "--max-steps", steps + 1, "--lr", "1e-3", "--warmup", "1", "--export", tmp_path / "export", *FAST)
+    assert code == 0, err
+    before, after = weights(var), weights(tmp_path / "export")
+    frozen = [k for k in before if k.split(".")[0] in ("encoder", "view_encoder", "to_latent")]
+    trained = [k for k in before if k.split(".")[0] in ("reconstructor", "from_latent", "top_proj")]
+    assert frozen and trained
+    assert all(torch.equal(before[k], after[k]) for k in frozen), "an encoder weight moved"
+    assert sum(not torch.equal(before[k], after[k]) for k in trained) > len(trained) // 2
+    assert json.loads((tmp_path / "export" / "config.json").read_text())["trained_steps"] == steps + 1
+
+
+def test_diffusion_trains_over_the_frozen_var(dataset, tmp_path, capsys):
+    den = SHIPPED / "diffusion" / "denoiser"
+    cfg = json.loads((den / "config.json").read_text())
+    code, err = train(capsys, "diffusion", "--var", SHIPPED / "diffusion" / "var", "--init-from", den, "--data", dataset,
+                      "--out", tmp_path / "d", "--max-steps", cfg["trained_steps"] + 2, "--export", tmp_path / "export",
+                      *FAST)
+    assert code == 0, err
+    exported = json.loads((tmp_path / "export" / "config.json").read_text())
+    # the latent normalisation belongs to the VAR's latent space and must travel with the weights
+    assert exported["latent_scale"] == cfg["latent_scale"] and exported["latent_shift"] == cfg["latent_shift"]
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()
+              if "loss" in line]
+    assert len(losses) == 2 and all(0.0 < x < 10.0 for x in losses)
+
+
+# ---------------------------------------------------------------------- bad input
+def test_missing_and_empty_datasets(tmp_path):
+    code, err = train_command("regressor", "--data", tmp_path / "nowhere", "--out", tmp_path / "r", *FAST)
+    assert code != 0 and "nowhere" in err and "Traceback" not in err
+    (tmp_path / "empty").mkdir()
+    code, err = train_command("regressor", "--data", tmp_path / "empty", "--out", tmp_path / "r", *FAST)
+    assert code != 0 and "empty" in err and "Traceback" not in err
+
+
+def test_dataset_of_the_wrong_size(tmp_path):
+    root = tmp_path / "small"
+    build_dataset(FURNITURE, root, views=2, size=64, limit=2, workers=1, progress=False)
+    code, err = train_command("regressor", "--data", root, "--out", tmp_path / "r", *FAST)
+    assert code != 0 and "64" in err and "128" in err and "Traceback" not in err
+
+
+def test_resume_from_an_incompatible_checkpoint(dataset, tmp_path):
+    run = tmp_path / "run"
+    assert train_command("regressor", "--data", dataset, "--out", run, "--max-steps", 1, *FAST)[0] == 0
+    code, err = train_command("var", "--data", dataset, "--out", run, "--max-steps", 2, "--resume", *FAST)
+    assert code != 0 and "do not match" in err and "Traceback" not in err
+
+
+def test_diffusion_needs_a_var(dataset, tmp_path):
+    code, err = train_command("diffusion", "--var", SHIPPED / "regressor", "--data", dataset, "--out", tmp_path / "d",
+                      *FAST)
+    assert code != 0 and "not a VAR" in err and "Traceback" not in err
+    code, err = train_command("regressor", "--decoder-only", "--data", dataset, "--out", tmp_path / "r", *FAST)
+    assert code != 0 and "--decoder-only" in err and "Traceback" not in err
