@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Under torchrun the run uses every GPU (DistributedDataParallel).")
     p.add_argument("model", choices=("regressor", "var", "diffusion"))
     p.add_argument("--data", type=Path, required=True,
-                   help="dataset split: a folder of object folders, a dataset root (its train split), or packed shards")
+                   help="a dataset built by `splatgen data build` (its train split is used) or packed by `splatgen data pack`")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoint/, log.jsonl, samples)")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/checkpoint if it exists")
     p.add_argument("--init-from", help="start from the weights of a model folder (e.g. assets/models/regressor)")
