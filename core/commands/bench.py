@@ -28,13 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     q.set_defaults(func=run_parity)
 
-    g = bench_sub.add_parser("generate", help="model load, regressor pass, 50-step diffusion samples")
+    g = bench_sub.add_parser("generate", help="model load, regressor pass, 50-step diffusion samples (eager and CUDA graphs)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     g.add_argument("--steps", type=int, default=50)
     g.add_argument("--guidance", type=float, default=2.0)
     g.add_argument("--repeat", type=int, default=3)
     g.add_argument("--threads", type=int, default=2, help="CPU threads (default 2, the reference machine)")
-    g.add_argument("--no-compile", action="store_true", help="CUDA: skip the torch.compile variant")
     g.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     g.set_defaults(func=run_generate)
 
@@ -53,11 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from ..generator.benchmark import run_generate_benchmark
 
-    result = run_generate_benchmark(args.device, args.steps, args.guidance, args.repeat, args.threads,
-                                    not args.no_compile)
+    result = run_generate_benchmark(args.device, args.steps, args.guidance, args.repeat, args.threads)
     result["command"] = (f"splatgen bench generate --device {args.device} --steps {args.steps} --guidance "
-                         f"{args.guidance} --repeat {args.repeat} --threads {args.threads}"
-                         + (" --no-compile" if args.no_compile else ""))
+                         f"{args.guidance} --repeat {args.repeat} --threads {args.threads}")
     path = write_result("generate", result, args.out_dir)
     print(f"wrote {path}")
     return 0

@@ -32,7 +32,9 @@ def example_input(device="cpu") -> torch.Tensor:
 
 
 def run_generate_benchmark(device: str = "auto", steps: int = 50, guidance: float = 2.0, repeat: int = 3,
-                           threads: int | None = 2, compile_unet: bool = True) -> dict:
+                           threads: int | None = 2) -> dict:
+    """Time the regressor and full 50-step samples. On CUDA, the eager loop and the CUDA-graph loop
+    (the default there) are both timed, and the graphs' latents are compared with the eager ones."""
     from .loading import load_generator, pick_device
 
     dev = pick_device(device)
@@ -48,21 +50,27 @@ def run_generate_benchmark(device: str = "auto", steps: int = 50, guidance: floa
     def add(name, fn, **extra):
         r = time_call(fn, warmup=1, repeat=repeat, device=dev)
         rows.append({"what": name, **extra, **r})
-        print(f"{name:44s} {r['median_ms']:9.1f} ms")
+        print(f"{name:50s} {r['median_ms']:9.1f} ms")
 
     add("regressor: one reconstruction", lambda: reg.generate(image))
-    for n in (1, 4):
-        s = GenerationSettings(steps=steps, guidance=guidance, num_samples=n, scheduler="ddim")
-        add(f"diffusion: {n} sample(s), {steps} steps, guidance {guidance}", lambda s=s: gen.generate(image, s),
-            samples=n, steps=steps)
-    if dev.type == "cuda" and compile_unet:
-        gen.compile()
+    modes = [("eager", False), ("CUDA graphs", True)] if dev.type == "cuda" else [("eager", False)]
+    latents = {}
+    for label, graphs in modes:
+        gen.use_cuda_graphs(graphs)
         for n in (1, 4):
             s = GenerationSettings(steps=steps, guidance=guidance, num_samples=n, scheduler="ddim")
-            t = time.perf_counter()
-            gen.generate(image, s)  # compile + capture
-            print(f"compile for {n} sample(s): {time.perf_counter() - t:.1f} s")
-            add(f"diffusion compiled: {n} sample(s), {steps} steps", lambda s=s: gen.generate(image, s),
-                samples=n, steps=steps, compiled=True)
+            if graphs:
+                t = time.perf_counter()
+                gen.generate(image, s)
+                print(f"capture for {n} sample(s): {time.perf_counter() - t:.2f} s")
+            add(f"diffusion {label}: {n} sample(s), {steps} steps, guidance {guidance}",
+                lambda s=s: gen.generate(image, s), samples=n, steps=steps, cuda_graphs=graphs)
+            if n == 4:
+                latents[label] = torch.stack([x.latent for x in gen.generate(image, s)])
+    extra = {}
+    if len(latents) == 2:
+        diff = (latents["eager"] - latents["CUDA graphs"]).abs().max().item()
+        extra["graphs_vs_eager_max_abs_latent_diff"] = diff
+        print(f"CUDA graphs vs eager: max |latent difference| {diff:.2e}")
     return {"machine": machine_info(), "device": str(dev), "threads": torch.get_num_threads() if dev.type == "cpu" else None,
-            "model_load_s": load_s, "results": rows}
+            "model_load_s": load_s, "results": rows, **extra}

@@ -17,6 +17,7 @@ from ..errors import SplatgenError
 from ..gaussians import Gaussians
 from ..models.denoiser import SCHEDULERS, LatentDenoiser
 from ..models.sampling import Cancelled, sample_latents
+from ..models.step_graphs import StepGraphCache
 from ..models.splatter_net import SplatterNet
 from .base import GenerationSettings, Generator, ProgressCallback, Sample, input_camera, to_object_frame
 from ..render import render
@@ -73,17 +74,6 @@ class RegressorGenerator(_SplatterGenerator):
         return [self._sample(out.gaussians[0], settings.seed, self.resolve(settings), None)]
 
 
-class _Wrapped(torch.nn.Module):
-    """A module whose forward is replaced (keeps the original's parameters registered)."""
-
-    def __init__(self, inner: torch.nn.Module, forward):
-        super().__init__()
-        self.inner, self._forward = inner, forward
-
-    def forward(self, *args, **kwargs):
-        return self._forward(*args, **kwargs)
-
-
 class LatentDiffusionGenerator(_SplatterGenerator):
     """Seed 001: latent diffusion over the VAR's Splatter-Image latents, conditioned on the input image."""
 
@@ -102,22 +92,13 @@ class LatentDiffusionGenerator(_SplatterGenerator):
                  steps=denoiser.config.default_steps, scheduler=denoiser.config.default_scheduler)
         d.update(defaults or {})
         self.defaults = GenerationSettings(**d)
+        self.use_cuda_graphs(True)
 
-    def compile(self) -> None:
-        """CUDA: run the denoiser through ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) in
-        bf16, so a 50-step sample is no longer bound by kernel launches. The first call per batch
-        size compiles (tens of seconds); later calls replay."""
-        if self.device.type != "cuda":
-            return
-        unet = self.denoiser.unet
-        compiled = torch.compile(unet, mode="reduce-overhead", dynamic=False)
-
-        def forward(sample, timestep, *args, **kwargs):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = compiled(sample, timestep, *args, **kwargs)
-            return type(out)(sample=out.sample.float().clone())
-
-        self.denoiser.unet = _Wrapped(unet, forward)
+    def use_cuda_graphs(self, enabled: bool = True) -> None:
+        """On CUDA, replay the denoising loop as captured per-step CUDA graphs (the default there: a
+        50-step sample is otherwise bound by kernel launches). The first sample of each shape
+        (batch, steps, guidance, scheduler) captures it; later ones replay. No effect on the CPU."""
+        self.graphs = StepGraphCache() if enabled and self.device.type == "cuda" else None
 
     # ------------------------------------------------------------------ settings
     def validate(self, s: GenerationSettings) -> GenerationSettings:
@@ -172,7 +153,8 @@ class LatentDiffusionGenerator(_SplatterGenerator):
             noise = torch.cat([self.noise(seed) for seed in chunk])
             cond = features[-1].expand(len(chunk), *features[-1].shape[1:])
             z = sample_latents(self.denoiser, cond, steps=int(s.steps), guidance=float(s.guidance),
-                               scheduler=s.scheduler, noise=noise, progress=chunk_progress, cancel=cancel)
+                               scheduler=s.scheduler, noise=noise, progress=chunk_progress, cancel=cancel,
+                               graphs=self.graphs)
             gaussians = self.decode(features, z, float(s.skip_weight))
             for i, seed in enumerate(chunk):
                 samples.append(self._sample(gaussians[i], seed, s, z[i]))
@@ -191,7 +173,8 @@ class LatentDiffusionGenerator(_SplatterGenerator):
             raise SettingsError(f"region must be 'occluded' or a mask over splats, got {region!r}")
         features = self.encode(image)
         z = sample_latents(self.denoiser, features[-1], steps=int(s.steps), guidance=float(s.guidance),
-                           scheduler=s.scheduler, noise=self.noise(seed), progress=progress, cancel=cancel)
+                           scheduler=s.scheduler, noise=self.noise(seed), progress=progress, cancel=cancel,
+                           graphs=self.graphs)
         viewmat, K = input_camera(self.device)
         info = {**sample.info, "resampled_from_seed": sample.seed}
         if isinstance(region, str):

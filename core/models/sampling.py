@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from .denoiser import LatentDenoiser
+from .step_graphs import StepGraphCache
 
 
 class Cancelled(Exception):
@@ -30,6 +31,7 @@ def sample_latents(
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     repaint: Callable[[torch.Tensor, torch.Tensor, object], torch.Tensor] | None = None,
+    graphs: StepGraphCache | None = None,
 ) -> torch.Tensor:
     """Sample normalised-away (VAR-space) latents ``(B, C_lat, s, s)`` for image features ``condition``.
 
@@ -42,6 +44,8 @@ def sample_latents(
         cancel: checked before each step; when set, :class:`Cancelled` is raised.
         repaint: optional hook ``repaint(latents, t, scheduler) -> latents`` applied after each step
             (RePaint-style resampling keeps the known part of the latent there).
+        graphs: on CUDA, replay captured per-step CUDA graphs from this cache (same result, without
+            the launch overhead; see :mod:`.step_graphs`); ignored on the CPU and with ``repaint``.
     """
     b = condition.shape[0]
     c, s = denoiser.config.latent_channels, denoiser.config.latent_size
@@ -50,9 +54,18 @@ def sample_latents(
         gens = generator if isinstance(generator, list) else [generator] * b
         noise = torch.cat([torch.randn((1, c, s, s), generator=g, device=device, dtype=torch.float32)
                            for g in gens]).to(dtype)
+    cond = denoiser.project_condition(condition)
+    if graphs is not None and device.type == "cuda" and repaint is None:
+        def before_step(i: int, n: int) -> None:
+            if i and progress is not None:
+                progress(i, n)
+            if i < n and cancel is not None and cancel.is_set():
+                raise Cancelled()
+
+        loop = graphs.get(denoiser, b, steps, guidance, scheduler, device)
+        return denoiser.denormalise(loop.run(cond.float(), noise.float(), before_step))
     sched = denoiser.make_scheduler(scheduler)
     sched.set_timesteps(steps, device=device)
-    cond = denoiser.project_condition(condition)
     guided = guidance != 1.0
     if guided:
         cond = torch.cat([torch.zeros_like(cond), cond])

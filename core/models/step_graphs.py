@@ -1,0 +1,110 @@
+"""CUDA graphs of the guided denoising loop, one graph per step, so a sample is not launch-bound.
+
+The denoiser is small (16×16 latents): eagerly, each of the 50 steps spends far longer launching its
+few hundred kernels (UNet, guidance, scheduler update) than running them. Here every step is
+captured once per shape (batch, steps, guidance, scheduler) and then replayed; between replays the
+loop still reports progress and honours ``cancel``, so the Generator API behaves as in the eager loop.
+
+What makes the diffusers schedulers capturable: timesteps are passed as Python ints, so the
+schedulers index their CPU tables (``alphas_cumprod``, ``sigmas``) on the host and the values become
+kernel arguments of that step's graph; DPM-Solver's step counter starts from ``set_begin_index(0)``
+instead of searching the timestep table on the device. The scheduler's own state (DPM-Solver keeps
+the previous model outputs) lives in tensors of the graphs' shared memory pool, kept alive here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .denoiser import LatentDenoiser
+
+
+class StepGraphs:
+    """The captured loop for one shape: static input buffers, one CUDA graph per step."""
+
+    def __init__(self, denoiser: LatentDenoiser, batch: int, steps: int, guidance: float, scheduler: str | None,
+                 device: torch.device):
+        c, s = denoiser.config.latent_channels, denoiser.config.latent_size
+        self.denoiser, self.guidance, self.scheduler_name = denoiser, float(guidance), scheduler
+        self.guided = self.guidance != 1.0
+        self.scheduler = self._new_scheduler(steps, device)
+        self.timesteps = [int(t) for t in self.scheduler.timesteps]
+        self.latents = torch.zeros((batch, c, s, s), device=device)
+        proj = denoiser.config.condition_projection
+        self.cond = torch.zeros(((2 if self.guided else 1) * batch, proj, s, s), device=device)
+        self._capture()
+
+    def _new_scheduler(self, steps: int, device: torch.device):
+        sched = self.denoiser.make_scheduler(self.scheduler_name)
+        sched.set_timesteps(steps, device=device)
+        if hasattr(sched, "set_begin_index"):  # multistep solvers: count steps from 0, no device search
+            sched.set_begin_index(0)
+        return sched
+
+    def _step(self, t: int) -> torch.Tensor:
+        x = torch.cat([self.latents] * 2) if self.guided else self.latents
+        x = self.scheduler.scale_model_input(x, t)
+        pred = self.denoiser(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), self.cond)
+        if self.guided:
+            uncond, cond = pred.chunk(2)
+            pred = uncond + self.guidance * (cond - uncond)
+        return self.scheduler.step(pred, t, self.latents).prev_sample
+
+    def _capture(self) -> None:
+        # Warm up on a side stream first (lazy initialisation, cuBLAS workspaces), as capture requires;
+        # a scratch scheduler keeps the real one's multistep state clean.
+        real = self.scheduler
+        self.scheduler = self._new_scheduler(len(self.timesteps), self.latents.device)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for t in self.timesteps[:3]:
+                self._step(t)
+        torch.cuda.current_stream().wait_stream(side)
+        self.scheduler = real
+        self.graphs: list[torch.cuda.CUDAGraph] = []
+        pool = torch.cuda.graph_pool_handle()
+        for t in self.timesteps:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool):
+                self.latents.copy_(self._step(t))
+            self.graphs.append(graph)
+
+    def run(self, projected_condition: torch.Tensor, noise: torch.Tensor,
+            before_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Replay the loop from ``noise`` ``(B, C, s, s)`` for the projected condition ``(B, P, s, s)``;
+        returns the final normalised latents. ``before_step(i, n)`` runs before each replay (progress of
+        the previous step, cancellation by raising)."""
+        cond = projected_condition
+        if self.guided:
+            cond = torch.cat([torch.zeros_like(cond), cond])
+        self.cond.copy_(cond)
+        self.latents.copy_(noise * self.scheduler.init_noise_sigma)
+        n = len(self.graphs)
+        for i, graph in enumerate(self.graphs):
+            if before_step is not None:
+                before_step(i, n)
+            graph.replay()
+        if before_step is not None:
+            before_step(n, n)
+        return self.latents.clone()
+
+
+class StepGraphCache:
+    """Captured loops by shape, for one denoiser on one CUDA device (held by a generator)."""
+
+    def __init__(self, max_entries: int = 8):
+        self.entries: dict[tuple, StepGraphs] = {}
+        self.max_entries = max_entries
+
+    def get(self, denoiser: LatentDenoiser, batch: int, steps: int, guidance: float, scheduler: str | None,
+            device: torch.device) -> StepGraphs:
+        name = scheduler or denoiser.config.default_scheduler
+        key = (id(denoiser), batch, steps, float(guidance), name)
+        if key not in self.entries:
+            if len(self.entries) >= self.max_entries:  # drop the oldest shape (frees its memory pool)
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[key] = StepGraphs(denoiser, batch, steps, guidance, name, device)
+        return self.entries[key]
