@@ -4,10 +4,12 @@
 # and time generation and the viewport, so every figure describes exactly the weights that come back.
 #
 #   scripts/device/train_eval.sh MINUTES
-#   carry: .whl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders)
+#   carry: .whl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders;
+#          over 64 MiB with the repo, they travel as one data.tar.xz unpacked into data/ first)
 #   env:   JOBS (default "regressor var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
 #          SWEEP (guidance weights to evaluate on data/eval_val; empty: no sweep),
-#          BENCH (1: also time generation and the viewport; default 1)
+#          BENCH (1: also run the CUDA-graph tests and time generation and the viewport; default 1)
+#   MINUTES=0 with JOBS="" evaluates the model set in assets/models as it is.
 #
 # The VAR trains with --decoder-only: its encoders, hence the latents and the denoiser's condition,
 # stay fixed, so the denoiser (trained over the shipped VAR in the same call) remains valid for it.
@@ -16,7 +18,7 @@
 set -uo pipefail
 minutes=$1
 OUT=${OUT:-/tmp/out}
-JOBS=${JOBS:-regressor var diffusion}
+JOBS=${JOBS-regressor var diffusion}
 SWEEP=${SWEEP-}
 BENCH=${BENCH:-1}
 # shellcheck disable=SC2086
@@ -30,16 +32,18 @@ declare -A dest=([regressor]=regressor [var]=diffusion/var [diffusion]=diffusion
 for job in $JOBS; do
   if [ -f "runs/$job/export/config.json" ]; then cp runs/$job/export/* "runs/models/${dest[$job]}/"; fi
 done
+if [ "$BENCH" = 1 ]; then python3 -m pytest -q -p no:cacheprovider tests/test_step_graphs.py 2>&1 | tail -3; fi
 splatgen eval --data data/eval_test --model runs/models/regressor --device cuda --json "$OUT/eval-regressor.json" --no-progress
 splatgen eval --data data/eval_test --model runs/models/diffusion -k 4 --device cuda --json "$OUT/eval-diffusion.json" --no-progress
 if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
-  mkdir -p runs/sweep
+  mkdir -p runs/sweep  # re-tarred after each evaluation, so a call cut short keeps what finished
   splatgen eval --data data/eval_val --model runs/models/regressor --device cuda --json runs/sweep/val-regressor.json --no-progress
+  tar -cf "$OUT/sweep.tar" -C runs sweep
   for g in $SWEEP; do
     splatgen eval --data data/eval_val --model runs/models/diffusion -k 4 --guidance "$g" --device cuda \
       --json "runs/sweep/val-diffusion-g$g.json" --no-progress
+    tar -cf "$OUT/sweep.tar" -C runs sweep
   done
-  tar -cf "$OUT/sweep.tar" -C runs sweep
 fi
 rm -rf assets/models && cp -r runs/models assets/models
 if [ "$BENCH" = 1 ]; then
