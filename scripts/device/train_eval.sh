@@ -33,11 +33,15 @@ for job in $JOBS; do
   if [ -f "runs/$job/export/config.json" ]; then cp runs/$job/export/* "runs/models/${dest[$job]}/"; fi
 done
 if [ "$BENCH" = 1 ]; then python3 -m pytest -q -p no:cacheprovider tests/test_step_graphs.py 2>&1 | tail -3; fi
-splatgen eval --data data/eval_test --model runs/models/regressor --device cuda --json "$OUT/eval-regressor.json" --no-progress
+# the regressor is evaluated when it trained in this call (or when nothing did)
+eval_regressor=0; case " $JOBS " in *" regressor "*|"  ") eval_regressor=1 ;; esac
+[ $eval_regressor = 1 ] && splatgen eval --data data/eval_test --model runs/models/regressor --device cuda \
+  --json "$OUT/eval-regressor.json" --no-progress
 splatgen eval --data data/eval_test --model runs/models/diffusion -k 4 --device cuda --json "$OUT/eval-diffusion.json" --no-progress
 if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
   mkdir -p runs/sweep  # re-tarred after each evaluation, so a call cut short keeps what finished
-  splatgen eval --data data/eval_val --model runs/models/regressor --device cuda --json runs/sweep/val-regressor.json --no-progress
+  [ $eval_regressor = 1 ] && splatgen eval --data data/eval_val --model runs/models/regressor --device cuda \
+    --json runs/sweep/val-regressor.json --no-progress
   tar -cf "$OUT/sweep.tar" -C runs sweep
   for g in $SWEEP; do
     splatgen eval --data data/eval_val --model runs/models/diffusion -k 4 --guidance "$g" --device cuda \
