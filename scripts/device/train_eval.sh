@@ -4,7 +4,7 @@
 # and time generation and the viewport, so every figure describes exactly the weights that come back.
 #
 #   scripts/device/train_eval.sh MINUTES
-#   carry: .whl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders;
+#   carry: .whl .gl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders;
 #          over 64 MiB with the repo, they travel as one data.tar.xz unpacked into data/ first)
 #   env:   JOBS (default "regressor var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
 #          SWEEP (guidance weights to evaluate on data/eval_val; empty: no sweep),
