@@ -135,3 +135,41 @@ def test_diffusion_needs_a_var(dataset, tmp_path):
     assert code != 0 and "not a VAR" in err and "Traceback" not in err
     code, err = train_command("regressor", "--decoder-only", "--data", dataset, "--out", tmp_path / "r", *FAST)
     assert code != 0 and "--decoder-only" in err and "Traceback" not in err
+
+
+def test_mirrored_views_are_views_of_the_mirrored_object():
+    """The mirror augmentation's flipped images and reflected cameras are exactly what the reflected
+    object looks like: render a scene, mirror the batch, render the reflected scene, compare."""
+    from splatgen.core.cameras import canonical_intrinsics, orbit_viewmats, relative_viewmats
+    from splatgen.core.gaussians import random_gaussians
+    from splatgen.core.metrics import psnr
+    from splatgen.core.render import render
+    from splatgen.core.training.viewbank import ViewBatch, mirror
+
+    size = 64
+    scene = random_gaussians(3000, radius=0.45, scale_range=(0.01, 0.04), seed=3)
+    world = orbit_viewmats([20.0, 75.0, 160.0, 250.0], 15.0)             # (4, 4, 4): view 0 = input
+    rel = relative_viewmats(world, world[0])
+    local = scene.transformed(world[0])                                     # the object in the input camera's frame
+    K = canonical_intrinsics(size).expand(4, 3, 3)
+
+    def views(g, viewmats):
+        out = render(g, viewmats, K, size, size, backend="torch")
+        return out.rgb, out.alpha
+
+    rgb, alpha = views(local, rel)
+    inp = torch.cat([rgb[0], alpha[0]], -1).permute(2, 0, 1)
+    batch = ViewBatch(torch.stack([inp, inp]), torch.stack([rgb, rgb]), torch.stack([alpha, alpha]),
+                      torch.stack([rel, rel]), torch.stack([K, K]), torch.tensor([0, 0]))
+    m = mirror(batch, torch.tensor([True, False]))
+
+    reflected = type(local)(  # x → -x; rotations R → S R S, i.e. quaternion (w, x, -y, -z)
+        means=local.means * torch.tensor([-1.0, 1.0, 1.0]), quats=local.quats * torch.tensor([1.0, 1.0, -1.0, -1.0]),
+        log_scales=local.log_scales, opacity_logits=local.opacity_logits, sh=local.sh)
+    want_rgb, want_alpha = views(reflected, m.viewmats[0])
+    assert torch.allclose(m.viewmats[0, 0], torch.eye(4), atol=1e-6)      # the input camera stays put
+    assert psnr(m.rgb[0], want_rgb).min() > 40 and psnr(m.alpha[0], want_alpha).min() > 40
+    assert torch.equal(m.input[0], batch.input[0].flip(-1))
+    assert not torch.equal(m.rgb[0], batch.rgb[0])                          # it did change …
+    for a, b in zip((m.input, m.rgb, m.alpha, m.viewmats), (batch.input, batch.rgb, batch.alpha, batch.viewmats)):
+        assert torch.equal(a[1], b[1])                                      # … only the chosen item

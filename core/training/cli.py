@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--mirror", type=float, default=0.5, metavar="PROB",
+                   help="probability of mirroring a training object left-right (views flipped, cameras "
+                        "reflected; default 0.5, 0 turns it off)")
     p.add_argument("--gaussians-per-pixel", type=int, default=2)
     p.add_argument("--ssim-weight", type=float, default=0.2)
     p.add_argument("--alpha-weight", type=float, default=0.1)
@@ -47,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .viewbank import load_view_bank
 
+    if not 0.0 <= args.mirror <= 1.0:
+        from ..errors import SplatgenError
+
+        raise SplatgenError(f"--mirror is a probability between 0 and 1, got {args.mirror}")
     if args.max_minutes is None and args.max_steps is None:
         args.max_steps = 100_000
     if args.model in ("regressor", "var"):

@@ -104,7 +104,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     steps_this_run, t_last, running = 0, time.monotonic(), RunningMetrics()
     while not clock.done(step, steps_this_run):
         warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
-        batch = bank.sample(args.batch_size, args.num_context, generator)
+        batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
         condition, z = var_targets(var, batch, args.num_context, generator)
         z0 = denoiser.normalise(z)
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)

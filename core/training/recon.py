@@ -120,7 +120,7 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
     batch = None
     while not clock.done(step, steps_this_run):
         warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
-        batch = bank.sample(args.batch_size, args.num_targets, generator)
+        batch = bank.sample(args.batch_size, args.num_targets, generator, args.mirror)
         with amp:
             model_out = ddp_model(batch.input, **encoder_views(batch, args.num_context)) if variational \
                 else ddp_model(batch.input)

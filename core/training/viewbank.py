@@ -75,14 +75,49 @@ class ViewBank:
         Ks = self.K.expand(*views.shape, 3, 3)
         return ViewBatch(inp, rgb, alpha, rel, Ks, objects)
 
-    def sample(self, batch_size: int, num_targets: int, generator: torch.Generator) -> ViewBatch:
-        """Random objects, a random input view each, and ``num_targets`` other views of the same object."""
+    def sample(self, batch_size: int, num_targets: int, generator: torch.Generator,
+               mirror_prob: float = 0.0) -> ViewBatch:
+        """Random objects, a random input view each, and ``num_targets`` other views of the same object;
+        each item is mirrored (see :func:`mirror`) with probability ``mirror_prob``."""
         dev = self.images.device
         o, v = self.num_objects, self.views_per_object
         objects = torch.randint(0, o, (batch_size,), generator=generator, device=dev)
         # a random permutation per item: first entry is the input view, the next ones the targets
         perm = torch.argsort(torch.rand(batch_size, v, generator=generator, device=dev), dim=1)
-        return self.batch(objects, perm[:, 0], perm[:, 1:1 + num_targets])
+        batch = self.batch(objects, perm[:, 0], perm[:, 1:1 + num_targets])
+        if mirror_prob > 0:
+            batch = mirror(batch, torch.rand(batch_size, generator=generator, device=dev) < mirror_prob)
+        return batch
+
+
+#: Reflection x → -x of the input camera's frame (its own inverse).
+_MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
+
+
+def mirror(batch: ViewBatch, which: torch.Tensor) -> ViewBatch:
+    """Mirror the items ``which`` ``(B,)`` bool left-right: a new, equally valid training object.
+
+    The object is reflected through the input camera's y-z plane. Every view of the reflection is
+    the original view flipped horizontally (the canonical principal point is the image centre), seen
+    from the reflected camera ``S·V·S`` with ``S = diag(-1, 1, 1, 1)`` — still a rotation, and the
+    identity for the input view. Doubles the shapes a small dataset shows the models.
+    """
+    w = which.reshape(-1)
+    if not bool(w.any()):
+        return batch
+    S = _MIRROR.to(batch.viewmats)
+
+    def pick(flipped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        return torch.where(w.reshape(-1, *([1] * (original.dim() - 1))), flipped, original)
+
+    return ViewBatch(
+        input=pick(batch.input.flip(-1), batch.input),            # (B, 4, S, S): width is the last axis
+        rgb=pick(batch.rgb.flip(-2), batch.rgb),                  # (B, V, S, S, 3): width is axis -2
+        alpha=pick(batch.alpha.flip(-2), batch.alpha),
+        viewmats=pick(S @ batch.viewmats @ S, batch.viewmats),
+        Ks=batch.Ks,
+        objects=batch.objects,
+    )
 
 
 def load_view_bank(path, device="cpu", split: str = "train") -> ViewBank:
