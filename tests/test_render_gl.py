@@ -424,3 +424,42 @@ def test_renders_into_a_callers_context_and_framebuffer():
             r.release()
     finally:
         ctx.release()
+
+
+def test_a_qt_glx_context_current_on_the_thread_changes_nothing(qapp):
+    """Qt's GLX context (xcb) current on this thread: the headless renderer still draws the same
+    picture, also when created then, and Qt's context is current and working again afterwards."""
+    import os
+
+    import moderngl
+    from PyQt6.QtGui import QGuiApplication, QOffscreenSurface, QOpenGLContext
+
+    if QGuiApplication.platformName() != "xcb" or not os.environ.get("DISPLAY"):
+        pytest.skip("needs Qt on X11 (scripts/test.sh runs the tests under Xvfb)")
+    g = random_gaussians(400, seed=4)
+    vm, K = orbit_viewmat(30.0, 15.0)[None], canonical_intrinsics(64)[None]
+    reference = render(g, vm, K, 64, 64, backend="gl")
+    assert reference.alpha.mean() > 0.05
+    surface = QOffscreenSurface()
+    surface.create()
+    qt = QOpenGLContext()
+    assert qt.create() and qt.makeCurrent(surface)
+    try:
+        again = render(g, vm, K, 64, 64, backend="gl")
+        fresh = gl_backend.GLSplatRenderer()
+        fresh.set_gaussians(g)
+        alpha = fresh.render_many(vm.double().numpy(), K.double().numpy(), 64, 64, outputs=("alpha",))[0]
+        fresh.release()
+        assert QOpenGLContext.currentContext() is qt
+        # Qt's context still takes GL calls: clear a framebuffer through it and read the colour back
+        mgl = moderngl.create_context()
+        fbo = mgl.simple_framebuffer((4, 4))
+        fbo.use()
+        fbo.clear(0.25, 0.5, 0.75, 1.0)
+        pixel = np.frombuffer(fbo.read(components=4), np.uint8)[:4]
+        fbo.release()
+    finally:
+        qt.doneCurrent()
+    assert torch.equal(again.rgb, reference.rgb) and torch.equal(again.alpha, reference.alpha)
+    assert np.array_equal(alpha, reference.alpha.numpy())
+    assert np.allclose(pixel, [64, 128, 191, 255], atol=1)

@@ -74,6 +74,7 @@ In a ``QOpenGLWidget`` (its context is current in ``initializeGL`` / ``paintGL``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from typing import Sequence
@@ -84,6 +85,7 @@ import torch
 from .. import framing
 from ..gaussians import Gaussians, quat_to_rotation_matrix
 from . import RenderError, RenderOutput
+from .foreign_context import foreign_glx_released
 from .sh import eval_sh
 
 #: Data textures are this many texels wide; Gaussian i sits at texel (i % TEX_WIDTH, i // TEX_WIDTH).
@@ -500,7 +502,10 @@ class GLSplatRenderer:
         self.occlusion_culling = occlusion_culling
         self.min_transmittance = float(min_transmittance)
         self._owns_ctx = ctx is None
-        self.ctx = _create_headless_context() if ctx is None else ctx
+        if ctx is None:
+            with foreign_glx_released():
+                ctx = _create_headless_context()
+        self.ctx = ctx
         if self.ctx.version_code < 330:
             raise RenderError(f"the splat renderer needs OpenGL 3.3, the context has {self.ctx.version_code}")
         with self._current():
@@ -561,9 +566,17 @@ class GLSplatRenderer:
         self._bounds = (np.zeros(3), 0.0)   # centre and radius of the means
 
     # ------------------------------------------------------------------ context handling
+    @contextlib.contextmanager
     def _current(self):
-        """The owned headless context, made current for the ``with`` block (no-op for a caller's)."""
-        return self.ctx if self._owns_ctx else _NullContext()
+        """The owned headless context, made current for the ``with`` block (no-op for a caller's).
+
+        A GLX context of another toolkit current on this thread (Qt's) is stepped aside meanwhile
+        and made current again afterwards (see :mod:`.foreign_context`)."""
+        if not self._owns_ctx:
+            yield
+            return
+        with foreign_glx_released(), self.ctx:
+            yield
 
     def _fullscreen(self, prog) -> None:
         self._fullscreen_vaos[id(prog)].render(self._mgl.TRIANGLES, vertices=3)
@@ -586,7 +599,8 @@ class GLSplatRenderer:
             self._capacity = 0
             self._order_key = self._color_key = None
         if self._owns_ctx:
-            self.ctx.release()
+            with foreign_glx_released():  # destroying a context unbinds the thread's current one
+                self.ctx.release()
 
     # ------------------------------------------------------------------ scene upload
     @property
@@ -1000,14 +1014,6 @@ class GLSplatRenderer:
         centre, radius = self._bounds
         z = float(viewmat[2, :3] @ centre + viewmat[2, 3])
         return max(near, z - radius), min(far, max(z + radius, near + 1e-6))
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # ------------------------------------------------------------------------------ module-level API
