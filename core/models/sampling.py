@@ -62,8 +62,10 @@ def sample_latents(
             if i < n and cancel is not None and cancel.is_set():
                 raise Cancelled()
 
-        loop = graphs.get(denoiser, b, steps, guidance, scheduler, device)
-        return denoiser.denormalise(loop.run(cond.float(), noise.float(), before_step))
+        with graphs.lock, torch.cuda.device(device):
+            loop = graphs.get(denoiser, b, steps, guidance, scheduler, device)
+            if loop is not None:
+                return denoiser.denormalise(loop.run(cond.float(), noise.float(), before_step)).to(dtype)
     sched = denoiser.make_scheduler(scheduler)
     sched.set_timesteps(steps, device=device)
     guided = guidance != 1.0

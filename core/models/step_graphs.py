@@ -14,11 +14,16 @@ the previous model outputs) lives in tensors of the graphs' shared memory pool, 
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import OrderedDict
 from typing import Callable
 
 import torch
 
 from .denoiser import LatentDenoiser
+
+log = logging.getLogger(__name__)
 
 
 class StepGraphs:
@@ -68,43 +73,68 @@ class StepGraphs:
         pool = torch.cuda.graph_pool_handle()
         for t in self.timesteps:
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool):
+            # thread_local: CUDA work of other threads (the GUI's viewport renders with gsplat on the
+            # UI thread) neither breaks nor is broken by the capture
+            with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
                 self.latents.copy_(self._step(t))
             self.graphs.append(graph)
 
     def run(self, projected_condition: torch.Tensor, noise: torch.Tensor,
             before_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Replay the loop from ``noise`` ``(B, C, s, s)`` for the projected condition ``(B, P, s, s)``;
-        returns the final normalised latents. ``before_step(i, n)`` runs before each replay (progress of
-        the previous step, cancellation by raising)."""
+        returns the final normalised latents. ``before_step(i, n)`` runs before step ``i`` is queued,
+        once step ``i - 1`` has finished on the GPU (so progress is real and a cancel raised there
+        stops within one step), and once more with ``i = n`` at the end."""
         cond = projected_condition
         if self.guided:
             cond = torch.cat([torch.zeros_like(cond), cond])
         self.cond.copy_(cond)
         self.latents.copy_(noise * self.scheduler.init_noise_sigma)
         n = len(self.graphs)
+        done = None
         for i, graph in enumerate(self.graphs):
+            if done is not None:
+                done.synchronize()  # a few µs of idle GPU per step, against progress racing ahead
             if before_step is not None:
                 before_step(i, n)
             graph.replay()
+            done = torch.cuda.Event()
+            done.record()
+        if done is not None:
+            done.synchronize()
         if before_step is not None:
             before_step(n, n)
         return self.latents.clone()
 
 
 class StepGraphCache:
-    """Captured loops by shape, for one denoiser on one CUDA device (held by a generator)."""
+    """Captured loops by shape, for one denoiser on one CUDA device (held by a generator).
+
+    Use under ``lock``: the captured loops share input buffers, so one runs at a time. A shape whose
+    capture failed is remembered and sampled eagerly from then on (``get`` returns None)."""
 
     def __init__(self, max_entries: int = 8):
-        self.entries: dict[tuple, StepGraphs] = {}
+        self.entries: OrderedDict[tuple, StepGraphs] = OrderedDict()
+        self.failed: dict[tuple, str] = {}
         self.max_entries = max_entries
+        self.lock = threading.Lock()
 
     def get(self, denoiser: LatentDenoiser, batch: int, steps: int, guidance: float, scheduler: str | None,
-            device: torch.device) -> StepGraphs:
+            device: torch.device) -> StepGraphs | None:
         name = scheduler or denoiser.config.default_scheduler
         key = (id(denoiser), batch, steps, float(guidance), name)
-        if key not in self.entries:
-            if len(self.entries) >= self.max_entries:  # drop the oldest shape (frees its memory pool)
-                self.entries.pop(next(iter(self.entries)))
-            self.entries[key] = StepGraphs(denoiser, batch, steps, guidance, name, device)
+        if key in self.failed:
+            return None
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        if len(self.entries) >= self.max_entries:  # drop the least recently used shape (and its pool)
+            self.entries.popitem(last=False)
+        try:
+            with torch.cuda.device(device):
+                self.entries[key] = StepGraphs(denoiser, batch, steps, guidance, name, device)
+        except RuntimeError as exc:  # capture refused (driver, memory): the eager loop still works
+            self.failed[key] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("CUDA graph capture failed (%s); sampling this shape without graphs", self.failed[key])
+            return None
         return self.entries[key]
