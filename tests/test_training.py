@@ -173,3 +173,13 @@ def test_mirrored_views_are_views_of_the_mirrored_object():
     assert not torch.equal(m.rgb[0], batch.rgb[0])                          # it did change …
     for a, b in zip((m.input, m.rgb, m.alpha, m.viewmats), (batch.input, batch.rgb, batch.alpha, batch.viewmats)):
         assert torch.equal(a[1], b[1])                                      # … only the chosen item
+
+
+def test_resume_must_keep_decoder_only(dataset, tmp_path, capsys):
+    var = SHIPPED / "diffusion" / "var"
+    steps = json.loads((var / "config.json").read_text())["trained_steps"]
+    run = tmp_path / "v"
+    assert train(capsys, "var", "--decoder-only", "--init-from", var, "--data", dataset, "--out", run,
+                 "--max-steps", steps + 1, *FAST)[0] == 0
+    code, err = train_command("var", "--data", dataset, "--out", run, "--resume", "--max-steps", steps + 2, *FAST)
+    assert code != 0 and "--decoder-only" in err and "Traceback" not in err

@@ -104,6 +104,7 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         cfg = json.loads((Path(folder) / "config.json").read_text())
         return int(cfg.get("trained_steps", 0))
 
+    check_resume_settings(out_dir, args)
     step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, model, ema, optimizer, generator,
                                         init_weights)
     ddp_model = wrap_ddp(model, ctx)
@@ -150,6 +151,24 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         if args.export:
             export_model(ema.model, Path(args.export))
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
+
+
+def check_resume_settings(out_dir: Path, args) -> None:
+    """Refuse ``--resume`` with another ``--decoder-only`` than the checkpoint's run: unfreezing the
+    encoders midway would move the latent space a denoiser was trained on (and freezing them midway
+    is a different run)."""
+    meta_path = out_dir / "checkpoint" / "trainer.json"
+    if not (args.resume and meta_path.exists()):
+        return
+    try:
+        saved = json.loads(meta_path.read_text()).get("args", {})
+    except (OSError, ValueError):
+        return  # an unreadable checkpoint is reported by the loader
+    before, now = bool(saved.get("decoder_only", False)), bool(getattr(args, "decoder_only", False))
+    if before != now:
+        flag = "with" if before else "without"
+        raise SplatgenError(f"{out_dir}: this run was started {flag} --decoder-only; resume it the same way, "
+                            "or start a new run folder (--init-from its exported model)")
 
 
 def freeze_latent_space(model: SplatterNet) -> None:

@@ -166,8 +166,8 @@ def finite_or_raise(loss: torch.Tensor | float, step: int) -> None:
 class RunningMetrics:
     """Sums per-step metrics as device tensors and reads them back only when asked.
 
-    A non-finite loss poisons the sum of ``loss`` (NaN/inf stay NaN/inf), so checking it at every log
-    and before every checkpoint catches a diverged run before bad weights are saved."""
+    A non-finite loss or gradient poisons its sum (NaN/inf stay NaN/inf), so checking the sums at every
+    log and before every checkpoint catches a diverged run before bad weights are saved."""
 
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
@@ -180,8 +180,11 @@ class RunningMetrics:
         self.count += 1
 
     def check_finite(self, step: int) -> None:
-        if "loss" in self.sums:
-            finite_or_raise(self.sums["loss"], step)
+        # the gradient norm is the same on every DDP rank after the all-reduce, so all ranks stop
+        # together, also when another rank's loss went bad; it also catches inf gradients
+        for key in ("loss", "grad_norm"):
+            if key in self.sums:
+                finite_or_raise(self.sums[key], step)
 
     def means(self) -> dict[str, float]:
         """Means since the last call (one device sync), then reset."""

@@ -102,9 +102,7 @@ def mirror(batch: ViewBatch, which: torch.Tensor) -> ViewBatch:
     from the reflected camera ``S·V·S`` with ``S = diag(-1, 1, 1, 1)`` — still a rotation, and the
     identity for the input view. Doubles the shapes a small dataset shows the models.
     """
-    w = which.reshape(-1)
-    if not bool(w.any()):
-        return batch
+    w = which.reshape(-1)  # no early exit on "none chosen": reading it back would stall the GPU
     S = _MIRROR.to(batch.viewmats)
 
     def pick(flipped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
