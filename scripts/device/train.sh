@@ -8,7 +8,10 @@
 #   scripts/device/train.sh MINUTES JOB [JOB ...]     JOB: regressor | var | diffusion
 #   (carry: .whl data/packed_train — train split packed with --quality 92 so repo + wheels + data stay under 64 MiB)     extra arguments per job: env REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS
 set -uo pipefail
-minutes=$1; shift
+minutes=${1:?usage: scripts/device/train.sh MINUTES JOB...}; shift
+for job in "$@"; do
+  case $job in regressor|var|diffusion) ;; *) echo "train.sh: unknown job '$job' (regressor, var, diffusion)" >&2; exit 2 ;; esac
+done
 source scripts/device/env.sh || exit 1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" runs
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader

@@ -16,28 +16,33 @@
 # $OUT gets at most 8 files: one tar per job, eval-regressor.json, eval-diffusion.json, sweep.tar,
 # and the generate and viewport benchmark JSONs.
 set -uo pipefail
-minutes=$1
+minutes=${1:?usage: scripts/device/train_eval.sh MINUTES}
+status=0
 OUT=${OUT:-/tmp/out}
 JOBS=${JOBS-regressor var diffusion}
 SWEEP=${SWEEP-}
 BENCH=${BENCH:-1}
+# The VAR always trains --decoder-only here: the denoiser beside it models the shipped VAR's latents.
 # shellcheck disable=SC2086
-REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} VAR_ARGS=${VAR_ARGS:---batch-size 32 --decoder-only} \
+REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} VAR_ARGS="${VAR_ARGS:---batch-size 32} --decoder-only" \
 DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 128 --var assets/models/diffusion/var} \
-  scripts/device/train.sh "$minutes" $JOBS || echo "!! a training job failed; evaluating what was exported"
-source scripts/device/env.sh
+  scripts/device/train.sh "$minutes" $JOBS || { status=1; echo "!! a training job failed; evaluating what was exported"; }
+source scripts/device/env.sh || exit 1
 # the model set as it will ship: manifests from the repo, each network replaced by its new export
 rm -rf runs/models && mkdir -p runs/models && cp -r assets/models/regressor assets/models/diffusion runs/models/
 declare -A dest=([regressor]=regressor [var]=diffusion/var [diffusion]=diffusion/denoiser)
 for job in $JOBS; do
   if [ -f "runs/$job/export/config.json" ]; then cp runs/$job/export/* "runs/models/${dest[$job]}/"; fi
 done
-if [ "$BENCH" = 1 ]; then python3 -m pytest -q -p no:cacheprovider tests/test_step_graphs.py 2>&1 | tail -3; fi
+if [ "$BENCH" = 1 ]; then python3 -m pytest -q -p no:cacheprovider -rf tests/test_step_graphs.py || status=1; fi
 # the regressor is evaluated when it trained in this call (or when nothing did)
 eval_regressor=0; case " $JOBS " in *" regressor "*|"  ") eval_regressor=1 ;; esac
-[ $eval_regressor = 1 ] && splatgen eval --data data/eval_test --model runs/models/regressor --device cuda \
-  --json "$OUT/eval-regressor.json" --no-progress
-splatgen eval --data data/eval_test --model runs/models/diffusion -k 4 --device cuda --json "$OUT/eval-diffusion.json" --no-progress
+if [ $eval_regressor = 1 ]; then
+  splatgen eval --data data/eval_test --model runs/models/regressor --device cuda \
+    --json "$OUT/eval-regressor.json" --no-progress || status=1
+fi
+splatgen eval --data data/eval_test --model runs/models/diffusion -k 4 --device cuda --json "$OUT/eval-diffusion.json" \
+  --no-progress || status=1
 if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
   mkdir -p runs/sweep  # re-tarred after each evaluation, so a call cut short keeps what finished
   [ $eval_regressor = 1 ] && splatgen eval --data data/eval_val --model runs/models/regressor --device cuda \
@@ -51,8 +56,8 @@ if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
 fi
 rm -rf assets/models && cp -r runs/models assets/models
 if [ "$BENCH" = 1 ]; then
-  splatgen bench generate --device cuda --out-dir "$OUT"
-  splatgen bench viewport --out-dir "$OUT"
+  splatgen bench generate --device cuda --out-dir "$OUT" || status=1
+  splatgen bench viewport --out-dir "$OUT" || status=1
 fi
 # the short table: what the returned weights score
 python3 - "$OUT" <<'PY'
@@ -66,3 +71,4 @@ for name in ("eval-regressor.json", "eval-diffusion.json"):
         print(f"{name:22s}", " ".join(f"{k}={r[k]:.2f}" for k in keys if k in r))
 PY
 ls "$OUT"
+exit $status
