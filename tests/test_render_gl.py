@@ -463,3 +463,44 @@ def test_a_qt_glx_context_current_on_the_thread_changes_nothing(qapp):
     assert torch.equal(again.rgb, reference.rgb) and torch.equal(again.alpha, reference.alpha)
     assert np.array_equal(alpha, reference.alpha.numpy())
     assert np.allclose(pixel, [64, 128, 191, 255], atol=1)
+
+
+_FOREIGN_EGL_CHECK = """
+import moderngl, numpy as np, torch
+from splatgen.core.cameras import canonical_intrinsics, orbit_viewmat
+from splatgen.core.gaussians import random_gaussians
+from splatgen.core.render import gl_backend, render
+from splatgen.core.render.foreign_context import _egl
+egl = _egl()
+g = random_gaussians(400, seed=5)
+vm, K = orbit_viewmat(40.0, 10.0)[None], canonical_intrinsics(64)[None]
+reference = render(g, vm, K, 64, 64, backend="gl")
+foreign = moderngl.create_context(standalone=True, backend="egl")  # current once created
+mine = egl.eglGetCurrentContext()
+assert mine
+again = render(g, vm, K, 64, 64, backend="gl")
+assert egl.eglGetCurrentContext() == mine, "render changed the current context"
+fresh = gl_backend.GLSplatRenderer()
+fresh.set_gaussians(g)
+alpha = fresh.render_many(vm.double().numpy(), K.double().numpy(), 64, 64, outputs=("alpha",))[0]
+assert egl.eglGetCurrentContext() == mine, "a new renderer changed the current context"
+fresh.release()
+assert egl.eglGetCurrentContext() == mine, "releasing a renderer changed the current context"
+assert torch.equal(again.rgb, reference.rgb) and np.array_equal(alpha, reference.alpha.numpy())
+print("OK")
+"""
+
+
+def test_a_foreign_egl_context_stays_current():
+    """Another EGL context current on the thread (Qt's on Wayland): rendering, creating and releasing
+    renderers leave exactly that context current, and the pictures do not change. In a process of
+    its own: the second EGL context shares the process's EGL display with the suite's renderer."""
+    import subprocess
+    import sys
+
+    from splatgen.core.render.foreign_context import _egl
+
+    if _egl() is None:
+        pytest.skip("no libEGL")
+    r = subprocess.run([sys.executable, "-c", _FOREIGN_EGL_CHECK], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stderr[-2000:]

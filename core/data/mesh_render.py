@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import framing
 from .sources import Container
+from ..render.foreign_context import foreign_context_released, release_current_egl
 
 #: Largest texture side uploaded (textures are minified to a 256² render anyway).
 MAX_TEXTURE_SIDE = 1024
@@ -577,10 +578,17 @@ class MeshRenderer:
         import moderngl
 
         self._mgl = moderngl
-        try:
-            self.ctx = moderngl.create_context(standalone=True, backend="egl")
-        except Exception:  # noqa: BLE001 - fall back to the platform default (GLX, WGL, CGL)
-            self.ctx = moderngl.create_context(standalone=True)
+        # Another GL context current on this thread (Qt's, the splat renderer's) is stepped aside
+        # while ours works; ours is made current only for the duration of each call.
+        with foreign_context_released():
+            try:
+                self.ctx = moderngl.create_context(standalone=True, backend="egl")
+            except Exception:  # noqa: BLE001 - fall back to the platform default (GLX, WGL, CGL)
+                self.ctx = moderngl.create_context(standalone=True)
+            self._setup(supersample)
+            release_current_egl()
+
+    def _setup(self, supersample: int) -> None:
         self.prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
         self.supersample = int(supersample)
         self._fbo = None
@@ -616,6 +624,11 @@ class MeshRenderer:
         ``width``×``height`` image. Returns ``(C, height, width, 4)`` uint8 straight RGBA, row 0 at
         the top; alpha 0 where nothing was drawn (RGB 0 there).
         """
+        with foreign_context_released(), self.ctx:
+            return self._render(parts, viewmats, K, width, height)
+
+    def _render(self, parts: list[Part], viewmats: np.ndarray, K: np.ndarray,
+                width: int, height: int) -> np.ndarray:
         mgl, ctx, prog = self._mgl, self.ctx, self.prog
         s = self.supersample
         W, H = width * s, height * s
@@ -691,7 +704,8 @@ class MeshRenderer:
         vao.render(self._mgl.TRIANGLES)
 
     def release(self) -> None:
-        self.ctx.release()
+        with foreign_context_released():
+            self.ctx.release()
 
 
 def _downsample(premult: np.ndarray, s: int) -> np.ndarray:

@@ -85,7 +85,7 @@ import torch
 from .. import framing
 from ..gaussians import Gaussians, quat_to_rotation_matrix
 from . import RenderError, RenderOutput
-from .foreign_context import foreign_glx_released
+from .foreign_context import foreign_context_released, release_current_egl
 from .sh import eval_sh
 
 #: Data textures are this many texels wide; Gaussian i sits at texel (i % TEX_WIDTH, i // TEX_WIDTH).
@@ -503,8 +503,9 @@ class GLSplatRenderer:
         self.min_transmittance = float(min_transmittance)
         self._owns_ctx = ctx is None
         if ctx is None:
-            with foreign_glx_released():
+            with foreign_context_released():
                 ctx = _create_headless_context()
+                release_current_egl()  # creation left it current; each use makes it current again
         self.ctx = ctx
         if self.ctx.version_code < 330:
             raise RenderError(f"the splat renderer needs OpenGL 3.3, the context has {self.ctx.version_code}")
@@ -575,7 +576,7 @@ class GLSplatRenderer:
         if not self._owns_ctx:
             yield
             return
-        with foreign_glx_released(), self.ctx:
+        with foreign_context_released(), self.ctx:
             yield
 
     def _fullscreen(self, prog) -> None:
@@ -599,7 +600,7 @@ class GLSplatRenderer:
             self._capacity = 0
             self._order_key = self._color_key = None
         if self._owns_ctx:
-            with foreign_glx_released():  # destroying a context unbinds the thread's current one
+            with foreign_context_released():  # destroying a context unbinds the thread's current one
                 self.ctx.release()
 
     # ------------------------------------------------------------------ scene upload
