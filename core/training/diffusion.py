@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,8 @@ from ..models.splatter_net import SplatterNet
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
 from .recon import encoder_views, export_model
-from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, optimise, resume_or_init, save_checkpoint,
-                      setup_run, warmup_lr, wrap_ddp)
+from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
+                      save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
 
 
@@ -101,7 +100,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
               f"from step {step}", flush=True)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
-    steps_this_run, t_last, running = 0, time.monotonic(), RunningMetrics()
+    steps_this_run, running = 0, RunningMetrics()
     while not clock.done(step, steps_this_run):
         warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
         batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
@@ -120,17 +119,9 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         grad_norm = optimise(loss, denoiser, optimizer, ema, step, args.grad_clip)
         step += 1
         steps_this_run += 1
-        running.add({"loss": loss, "grad_norm": grad_norm})
-        if step % args.log_every == 0:
-            running.check_finite(step)
-            now = time.monotonic()
-            log.write({"step": step, **running.means(), "lr": optimizer.param_groups[0]["lr"],
-                       "steps_per_s": args.log_every / (now - t_last), "minutes": clock.minutes})
-            t_last = now
-        if ctx.is_main and clock.checkpoint_due():
-            running.check_finite(step)
-            save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
-                            {"args": vars(args), "warmup_start": warmup_start})
+        after_step(step, {"loss": loss, "grad_norm": grad_norm}, running, log, clock, optimizer, args.log_every, ctx.is_main,
+                   lambda: save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
+                                           {"args": vars(args), "warmup_start": warmup_start}))
     running.check_finite(step)
     result = {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
     if ctx.is_main:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,8 @@ from ..models.splatter_net import SplatterNet
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
 from ..metrics import psnr, ssim
-from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, optimise, resume_or_init, save_checkpoint,
-                      setup_run, warmup_lr, wrap_ddp)
+from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
+                      save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
 
 
@@ -115,7 +114,7 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"training {args.model}: {n_params / 1e6:.2f}M parameters, {bank.num_objects} objects x "
               f"{bank.views_per_object} views, device {ctx.device} x{ctx.world_size}, from step {step}", flush=True)
-    steps_this_run, t_last, running = 0, time.monotonic(), RunningMetrics()
+    steps_this_run, running = 0, RunningMetrics()
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     batch = None
@@ -129,17 +128,9 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         grad_norm = optimise(loss, model, optimizer, ema, step, args.grad_clip)
         step += 1
         steps_this_run += 1
-        running.add({**metrics, "grad_norm": grad_norm})
-        if step % args.log_every == 0:
-            running.check_finite(step)
-            now = time.monotonic()
-            log.write({"step": step, **running.means(), "lr": optimizer.param_groups[0]["lr"],
-                       "steps_per_s": args.log_every / (now - t_last), "minutes": clock.minutes})
-            t_last = now
-        if ctx.is_main and clock.checkpoint_due():
-            running.check_finite(step)
-            save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
-                            {"args": vars(args), "warmup_start": warmup_start})
+        after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, args.log_every, ctx.is_main,
+                   lambda: save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
+                                           {"args": vars(args), "warmup_start": warmup_start}))
     running.check_finite(step)
     if ctx.is_main:
         ema.model.register_to_config(trained_steps=step)

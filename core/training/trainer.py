@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -172,6 +173,7 @@ class RunningMetrics:
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
+        self.since = time.monotonic()  # start of the current window (steps per second)
 
     def add(self, metrics: dict[str, torch.Tensor]) -> None:
         for k, v in metrics.items():
@@ -192,9 +194,26 @@ class RunningMetrics:
             return {}
         keys = list(self.sums)
         values = (torch.stack([self.sums[k] for k in keys]) / self.count).tolist()
-        self.sums, self.count = {}, 0
+        self.sums, self.count, self.since = {}, 0, time.monotonic()
         return dict(zip(keys, values))
 
 
+def after_step(step: int, metrics: dict[str, torch.Tensor], running: RunningMetrics, log: RunLog,
+               clock: LoopClock, optimizer: torch.optim.Optimizer, log_every: int, is_main: bool,
+               save: Callable[[], None]) -> None:
+    """The bookkeeping every training loop does after an optimiser step: accumulate the metrics,
+    log their means every ``log_every`` steps, and call ``save()`` (rank 0) when a checkpoint is due,
+    each after the finite check."""
+    running.add(metrics)
+    if step % log_every == 0:
+        running.check_finite(step)
+        rate = running.count / max(time.monotonic() - running.since, 1e-9)
+        log.write({"step": step, **running.means(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate,
+                   "minutes": clock.minutes})
+    if is_main and clock.checkpoint_due():
+        running.check_finite(step)
+        save()
+
+
 __all__ = ["RunContext", "setup_run", "wrap_ddp", "EMA", "LoopClock", "warmup_lr", "RunLog", "resume_or_init",
-           "save_checkpoint", "finite_or_raise", "optimise", "RunningMetrics"]
+           "save_checkpoint", "finite_or_raise", "optimise", "RunningMetrics", "after_step"]
