@@ -7,12 +7,15 @@
 #   carry: .whl .gl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders;
 #          over 64 MiB with the repo, they travel as one data.tar.xz unpacked into data/ first)
 #   env:   JOBS (default "regressor var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
-#          SWEEP (guidance weights to evaluate on data/eval_val; empty: no sweep),
+#          SWEEP (settings to evaluate on data/eval_val: GUIDANCE or GUIDANCE/SKIP_WEIGHT, e.g. "2.0 2.0/0.5";
+#                 empty: no sweep),
 #          BENCH (1: also run the CUDA-graph tests and time generation and the viewport; default 1)
 #   MINUTES=0 with JOBS="" evaluates the model set in assets/models as it is.
 #
 # The VAR trains with --decoder-only: its encoders, hence the latents and the denoiser's condition,
 # stay fixed, so the denoiser (trained over the shipped VAR in the same call) remains valid for it.
+# Order: the CUDA-graph tests and the benchmarks (short, fixed length) first, the evaluations last,
+# so a call that reaches the time limit loses part of an evaluation, not a benchmark.
 # $OUT gets at most 8 files: one tar per job, eval-regressor.json, eval-diffusion.json, sweep.tar,
 # and the generate and viewport benchmark JSONs.
 set -uo pipefail
@@ -34,7 +37,13 @@ declare -A dest=([regressor]=regressor [var]=diffusion/var [diffusion]=diffusion
 for job in $JOBS; do
   if [ -f "runs/$job/export/config.json" ]; then cp runs/$job/export/* "runs/models/${dest[$job]}/"; fi
 done
-if [ "$BENCH" = 1 ]; then python3 -m pytest -q -p no:cacheprovider -rf tests/test_step_graphs.py || status=1; fi
+# the benchmarks time the set that comes back
+rm -rf assets/models && cp -r runs/models assets/models
+if [ "$BENCH" = 1 ]; then
+  python3 -m pytest -q -p no:cacheprovider -rf tests/test_step_graphs.py || status=1
+  splatgen bench generate --device cuda --out-dir "$OUT" || status=1
+  splatgen bench viewport --out-dir "$OUT" || status=1
+fi
 # the regressor is evaluated when it trained in this call (or when nothing did)
 eval_regressor=0; case " $JOBS " in *" regressor "*|"  ") eval_regressor=1 ;; esac
 if [ $eval_regressor = 1 ]; then
@@ -48,16 +57,13 @@ if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
   [ $eval_regressor = 1 ] && splatgen eval --data data/eval_val --model runs/models/regressor --device cuda \
     --json runs/sweep/val-regressor.json --no-progress
   tar -cf "$OUT/sweep.tar" -C runs sweep
-  for g in $SWEEP; do
-    splatgen eval --data data/eval_val --model runs/models/diffusion -k 4 --guidance "$g" --device cuda \
-      --json "runs/sweep/val-diffusion-g$g.json" --no-progress
+  for setting in $SWEEP; do
+    g=${setting%%/*}; skip=(); name=g$g
+    if [ "$setting" != "$g" ]; then skip=(--skip-weight "${setting#*/}"); name=$name-s${setting#*/}; fi
+    splatgen eval --data data/eval_val --model runs/models/diffusion -k 4 --guidance "$g" "${skip[@]}" --device cuda \
+      --json "runs/sweep/val-diffusion-$name.json" --no-progress
     tar -cf "$OUT/sweep.tar" -C runs sweep
   done
-fi
-rm -rf assets/models && cp -r runs/models assets/models
-if [ "$BENCH" = 1 ]; then
-  splatgen bench generate --device cuda --out-dir "$OUT" || status=1
-  splatgen bench viewport --out-dir "$OUT" || status=1
 fi
 # the short table: what the returned weights score
 python3 - "$OUT" <<'PY'
