@@ -119,12 +119,15 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
     log(f"scene: {scene}, {g.num_gaussians:,} splats")
     results = []
     for backend in backends:
+        no_context = ""
         try:
             ctx = _make_context()
         except Exception as exc:  # noqa: BLE001
+            no_context = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             if backend == "gl":
-                results.append({"backend": backend, "skipped": f"no OpenGL context: {exc}"})
+                results.append({"backend": backend, "skipped": f"no OpenGL context: {no_context}"})
                 continue
+            log(f"no OpenGL context ({no_context}): timing gsplat up to the frame on the host only")
             ctx = None
         try:
             renderer = ViewportRenderer(ctx, backend)
@@ -139,7 +142,7 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
             row = {"backend": backend, "size": size, "scale": 1.0, "renderer": renderer.renderer_name,
                    "path": ("GLSplatRenderer into an RGBA8 framebuffer" if backend == "gl" else
                             "gsplat → 8-bit on GPU → host → GL texture → framebuffer" if ctx is not None else
-                            "gsplat → 8-bit on GPU → host (no GL context: upload and draw not timed)")}
+                            f"gsplat → 8-bit on GPU → host (no GL context: upload and draw not timed; {no_context})")}
             row.update(time_orbit(renderer, ctx, size, frames))
             results.append(row)
             log(_format(row))
@@ -150,8 +153,11 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
                 results.append(row2)
                 log(_format(row2))
         if ctx is not None:
+            from splatgen.core.render.foreign_context import release_current_egl
+
             renderer.release()
             ctx.release()
+            release_current_egl()   # a destroyed EGL context stays current until unbound
     import os
 
     machine = machine_info()

@@ -14,5 +14,7 @@ splatgen() { python3 -m splatgen.core.cli "$@"; }
 # readback only (its rows say so).
 if ls .gl/*.deb >/dev/null 2>&1; then
   for deb in .gl/*.deb; do dpkg -x "$deb" /tmp/gl; done
+  # glcontext opens the unversioned names (libGL.so, libEGL.so), which only the -dev packages ship
+  for lib in libGL libEGL; do ln -sfn "$lib.so.1" "/tmp/gl/usr/lib/x86_64-linux-gnu/$lib.so"; done
   export LD_LIBRARY_PATH=/tmp/gl/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi

@@ -9,7 +9,9 @@
 #   env:   JOBS (default "regressor var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
 #          SWEEP (settings to evaluate on data/eval_val: GUIDANCE or GUIDANCE/SKIP_WEIGHT, e.g. "2.0 2.0/0.5";
 #                 empty: no sweep),
-#          BENCH (1: also run the CUDA-graph tests and time generation and the viewport; default 1)
+#          BENCH (1: also run the CUDA-graph tests and time generation and the viewport; default 1),
+#          EVAL_TEST (0: skip the test-split evaluations, e.g. while weights are still being picked on val;
+#                     default 1)
 #   MINUTES=0 with JOBS="" evaluates the model set in assets/models as it is.
 #
 # The VAR trains with --decoder-only: its encoders, hence the latents and the denoiser's condition,
@@ -25,6 +27,7 @@ OUT=${OUT:-/tmp/out}
 JOBS=${JOBS-regressor var diffusion}
 SWEEP=${SWEEP-}
 BENCH=${BENCH:-1}
+EVAL_TEST=${EVAL_TEST:-1}
 # The VAR always trains --decoder-only here: the denoiser beside it models the shipped VAR's latents.
 # shellcheck disable=SC2086
 REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} VAR_ARGS="${VAR_ARGS:---batch-size 32} --decoder-only" \
@@ -46,12 +49,14 @@ if [ "$BENCH" = 1 ]; then
 fi
 # the regressor is evaluated when it trained in this call (or when nothing did)
 eval_regressor=0; case " $JOBS " in *" regressor "*|"  ") eval_regressor=1 ;; esac
-if [ $eval_regressor = 1 ]; then
-  splatgen eval --data data/eval_test --model runs/models/regressor --device cuda \
-    --json "$OUT/eval-regressor.json" --no-progress || status=1
+if [ "$EVAL_TEST" = 1 ]; then
+  if [ $eval_regressor = 1 ]; then
+    splatgen eval --data data/eval_test --model runs/models/regressor --device cuda \
+      --json "$OUT/eval-regressor.json" --no-progress || status=1
+  fi
+  splatgen eval --data data/eval_test --model runs/models/diffusion -k 4 --device cuda \
+    --json "$OUT/eval-diffusion.json" --no-progress || status=1
 fi
-splatgen eval --data data/eval_test --model runs/models/diffusion -k 4 --device cuda --json "$OUT/eval-diffusion.json" \
-  --no-progress || status=1
 if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
   mkdir -p runs/sweep  # re-tarred after each evaluation, so a call cut short keeps what finished
   [ $eval_regressor = 1 ] && splatgen eval --data data/eval_val --model runs/models/regressor --device cuda \
@@ -69,6 +74,14 @@ fi
 python3 - "$OUT" <<'PY'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
+import tarfile
+if (out / "sweep.tar").exists():  # the validation figures, listed beside the test ones
+    with tarfile.open(out / "sweep.tar") as t:
+        for m in t.getmembers():
+            if m.isfile() and m.name.endswith(".json"):
+                r = json.load(t.extractfile(m))
+                keys = ("novel_psnr", "best_of_k_novel_psnr")
+                print(f"{m.name.split('/')[-1]:30s}", " ".join(f"{k}={r[k]:.2f}" for k in keys if k in r))
 for name in ("eval-regressor.json", "eval-diffusion.json"):
     p = out / name
     if p.exists():
