@@ -11,6 +11,11 @@ dataset's cameras expressed relative to the input camera, then compared with PSN
   pairs of samples: high = the samples agree, lower = they differ).
 
 Metrics are averaged per object, then over objects (dB).
+
+:func:`evaluate_posterior` scores the latent diffusion model's VAR on its own posterior instead: the
+latent encoded from the input view plus ``num_context`` other views of the object, decoded with the
+input image's skips. It shows what the decoder can express when the latent is right, so the gap to
+the samples measures the denoiser (a diagnostic: the context views are targets the encoder has seen).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 import torch
 
 from . import framing
-from .cameras import load_transforms, relative_viewmats
+from .cameras import canonical_intrinsics, load_transforms, relative_viewmats
 from .data.dataset import decode_view
 from .errors import DatasetError
 from .generator import GenerationSettings, Generator
@@ -102,8 +107,55 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
     return out
 
 
+@torch.no_grad()
+def evaluate_posterior_object(gen: Generator, obj: EvalObject, num_context: int, seed: int,
+                              skip_weight: float | None = None) -> dict:
+    """The VAR's reconstruction from its posterior mean (input view + ``num_context`` other frames,
+    picked at random with ``seed`` and the object's name), rendered from every frame."""
+    var = getattr(gen, "var", None)
+    if var is None:
+        raise DatasetError(f"model {gen.name!r} has no VAR: the posterior evaluation needs the latent diffusion model")
+    images, alphas, viewmats = load_object(obj)
+    if not 0 <= num_context <= len(images) - 2:
+        raise DatasetError(f"{obj.folder}: {len(images)} frames leave no target for {num_context} context views")
+    dev = gen.device
+    rng = np.random.default_rng([seed, *obj.name.encode()])
+    idx = [0, *sorted(rng.choice(np.arange(1, len(images)), num_context, replace=False).tolist())]
+    rel = relative_viewmats(viewmats, viewmats[0]).to(dev)  # input camera = identity
+    rgba = torch.cat([images, alphas], -1).permute(0, 3, 1, 2).to(dev)  # (V, 4, S, S)
+    mean, _ = var.encode_views(rgba[idx][None], rel[idx][None])
+    w = var.config.default_skip_weight if skip_weight is None else skip_weight
+    g = var.decode(var.encode_image(rgba[:1]), mean, w).gaussians[0]
+    s = framing.IMAGE_SIZE
+    r = render(g, rel, canonical_intrinsics(s).to(dev).expand(len(rel), 3, 3), s, s).rgb.clamp(0, 1).cpu()
+    p, q = psnr(r, images), ssim(r, images)  # (V,)
+    unseen = [v for v in range(1, len(images)) if v not in idx]
+    return {"object": obj.name, "input_psnr": float(p[0]), "input_ssim": float(q[0]),
+            "novel_psnr": float(p[unseen].mean()), "novel_ssim": float(q[unseen].mean()),
+            "context_psnr": float(p[idx[1:]].mean()) if num_context else float("nan")}
+
+
+def evaluate_posterior(gen: Generator, objects: list[EvalObject], num_context: int, seed: int = 0,
+                       skip_weight: float | None = None, progress: bool = True) -> dict:
+    """:func:`evaluate_posterior_object` over ``objects`` (novel = frames the encoder did not see)."""
+    summary = _summarise(gen, objects, lambda obj: evaluate_posterior_object(gen, obj, num_context, seed, skip_weight),
+                         progress)
+    summary.update(kind="var-posterior", num_context=num_context, seed=seed,
+                   skip_weight=gen.var.config.default_skip_weight if skip_weight is None else skip_weight)
+    return summary
+
+
 def evaluate(gen: Generator, objects: list[EvalObject], settings: GenerationSettings, progress: bool = True) -> dict:
     """Run :func:`evaluate_object` over ``objects``; returns the summary dict (see module docstring)."""
+    summary = _summarise(gen, objects, lambda obj: evaluate_object(gen, obj, settings), progress)
+    if gen.stochastic:
+        summary["k"] = int(settings.num_samples)
+    summary["settings"] = gen.resolve(settings).as_dict()
+    return summary
+
+
+def _summarise(gen: Generator, objects: list[EvalObject], score, progress: bool) -> dict:
+    """Per-object rows from ``score(obj)``, their means over objects, and what was evaluated."""
     t0 = time.time()
     rows = []
     it = objects
@@ -112,12 +164,9 @@ def evaluate(gen: Generator, objects: list[EvalObject], settings: GenerationSett
 
         it = tqdm(objects, desc="evaluating", unit="obj")
     for obj in it:
-        rows.append(evaluate_object(gen, obj, settings))
+        rows.append(score(obj))
     keys = [k for k in rows[0] if k != "object"]
     summary = {"objects": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
-    if gen.stochastic:
-        summary["k"] = int(settings.num_samples)
     summary.update(model=getattr(gen, "name", ""), model_path=str(getattr(gen, "path", "")), kind=gen.kind,
-                   settings=gen.resolve(settings).as_dict(), device=str(gen.device), seconds=round(time.time() - t0, 1),
-                   per_object=rows)
+                   device=str(gen.device), seconds=round(time.time() - t0, 1), per_object=rows)
     return summary

@@ -122,23 +122,29 @@ def test_interrupted_generation_leaves_nothing(tmp_path, photo, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_eval_on_a_folder_of_objects(tmp_path):
-    """Objects rendered from the example splat at dataset-like cameras; eval reports every metric."""
+def _bear_object(root: Path, azimuths: list[float]) -> Path:
+    """An object folder: the example splat rendered at dataset-like cameras (frame 0 = input)."""
     from splatgen.core.cameras import canonical_intrinsics, orbit_viewmats
     from splatgen.assets import __path__ as assets_path
 
     g = load_splats(Path(next(iter(assets_path))) / "examples" / "teddy_bear.ply")
-    vms = orbit_viewmats([20.0, 110.0, 200.0], 15.0)
+    vms = orbit_viewmats(azimuths, 15.0)
     K = canonical_intrinsics(128)
     out = render(g, vms, K, 128, 128, backend="torch")
-    obj = tmp_path / "data" / "bear"
+    obj = root / "bear"
     obj.mkdir(parents=True)
     names = []
-    for i in range(3):
+    for i in range(len(azimuths)):
         rgba = torch.cat([out.rgb[i], out.alpha[i]], -1).clamp(0, 1)
         names.append(f"r_{i}.png")
         iio.imwrite(obj / names[-1], (rgba.numpy() * 255 + 0.5).astype(np.uint8))
     save_transforms(obj / "transforms.json", vms, K, 128, 128, names)
+    return obj
+
+
+def test_eval_on_a_folder_of_objects(tmp_path):
+    """Objects rendered from the example splat at dataset-like cameras; eval reports every metric."""
+    _bear_object(tmp_path / "data", [20.0, 110.0, 200.0])
     r = run_cli("eval", "--data", tmp_path / "data", "-k", "2", "--steps", "2", "--json", tmp_path / "e.json", "--no-progress")
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "e.json").read_text())
@@ -149,3 +155,27 @@ def test_eval_on_a_folder_of_objects(tmp_path):
     assert res["input_psnr"] > 18 and res["best_of_k_novel_psnr"] >= res["novel_psnr"] - 1e-6
     r = run_cli("eval", "--data", tmp_path / "nothing-here")
     assert r.returncode != 0 and "Traceback" not in r.stderr
+
+
+def test_eval_posterior_scores_the_var_on_unseen_views(tmp_path):
+    """--posterior-context: the VAR decodes the latent of input + N views; novel = the views it did not
+    see; the choice of views follows the seed; other models and too many views are refused."""
+    _bear_object(tmp_path / "data", [20.0, 80.0, 140.0, 200.0, 260.0])
+    base = ("eval", "--data", tmp_path / "data", "--posterior-context", "2", "--no-progress")
+    r = run_cli(*base, "--json", tmp_path / "a.json")
+    assert r.returncode == 0, r.stderr
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert a["kind"] == "var-posterior" and a["num_context"] == 2 and a["objects"] == 1
+    assert a["input_psnr"] > 18 and 5 < a["novel_psnr"] < 60 and 5 < a["context_psnr"] < 60
+    assert run_cli(*base, "--json", tmp_path / "b.json").returncode == 0
+    assert json.loads((tmp_path / "b.json").read_text())["per_object"] == a["per_object"]  # deterministic
+    scores = {round(a["novel_psnr"], 4)}
+    for seed in range(1, 5):
+        assert run_cli(*base, "--seed", str(seed), "--json", tmp_path / f"s{seed}.json").returncode == 0
+        scores.add(round(json.loads((tmp_path / f"s{seed}.json").read_text())["novel_psnr"], 4))
+    assert len(scores) > 1  # other context views seen → other scores
+    r = run_cli(*base[:-2], "4", "--no-progress")
+    assert r.returncode != 0 and "no target" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(*base, "--model", "regressor")
+    assert r.returncode != 0 and "latent diffusion" in r.stderr and "Traceback" not in r.stderr
+

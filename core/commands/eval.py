@@ -25,27 +25,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-objects", type=int, default=None, help="only the first N objects")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--posterior-context", type=int, default=None, metavar="N",
+                   help="diagnostic for the diffusion model: score its VAR decoding the posterior latent of the input "
+                        "view plus N other views (novel = the views it did not see) instead of samples")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import SplatgenError
-    from ..evaluation import evaluate, find_objects
+    from ..evaluation import evaluate, evaluate_posterior, find_objects
     from ..generator import GenerationSettings, load_generator
     from .common import atomic_write_bytes
 
     if args.samples < 1:
         raise SplatgenError(f"--samples must be at least 1, got {args.samples}")
+    if args.posterior_context is not None and args.posterior_context < 0:
+        raise SplatgenError(f"--posterior-context must be 0 or more, got {args.posterior_context}")
     objects = find_objects(args.data, args.split)[: args.max_objects]
     gen = load_generator(args.model, args.device)
-    k = args.samples if gen.stochastic else 1
-    settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
-                                  scheduler=args.scheduler, seed=args.seed, num_samples=k)
-    result = evaluate(gen, objects, settings, progress=not args.no_progress)
+    if args.posterior_context is not None:
+        if getattr(gen, "var", None) is None:
+            raise SplatgenError(f"--posterior-context needs the latent diffusion model (its VAR); {gen.name!r} is a "
+                                f"{gen.kind} model")
+        result = evaluate_posterior(gen, objects, args.posterior_context, seed=args.seed, skip_weight=args.skip_weight,
+                                    progress=not args.no_progress)
+    else:
+        k = args.samples if gen.stochastic else 1
+        settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
+                                      scheduler=args.scheduler, seed=args.seed, num_samples=k)
+        result = evaluate(gen, objects, settings, progress=not args.no_progress)
     result["command"] = "splatgen eval " + " ".join(_argv_of(args))
     for key in ("objects", "input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "best_of_k_novel_psnr", "k",
-                "diversity_novel_psnr", "diversity_input_psnr"):
+                "diversity_novel_psnr", "diversity_input_psnr", "context_psnr", "num_context"):
         if key in result:
             v = result[key]
             print(f"{key:22s} {v:.3f}" if isinstance(v, float) else f"{key:22s} {v}")
