@@ -1,0 +1,56 @@
+"""Experiment: inference-time variants of the diffusion sampler, scored on the val split.
+
+    python scripts/experiments/val_sampler_variants.py ETA GUIDANCE SCHEDULER STEPS [NOISE_SCALE]
+
+Evaluates the shipped diffusion model on ``data/eval_val`` (35 objects, 4 samples each, seed 0) as
+``splatgen eval`` does, with two knobs the product does not expose: DDIM's ``eta`` (0 =
+deterministic DDIM, 1 = DDPM-like fresh noise each step) and a scale on the starting noise (< 1:
+"truncated" samples). Prints novel PSNR, best-of-4, diversity and input PSNR on one line.
+Results of session 4 are in benchmarks/TRAINING.md. Wraps the scheduler and the generator's
+sampling call for the run only; nothing here changes the product.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+import splatgen.core.generator.splatter as splatter
+import splatgen.core.models.sampling as sampling
+from splatgen.core.evaluation import evaluate, find_objects
+from splatgen.core.generator import GenerationSettings, load_generator
+
+
+def main(argv: list[str]) -> None:
+    eta, guidance, scheduler, steps = float(argv[0]), float(argv[1]), argv[2], int(argv[3])
+    noise_scale = float(argv[4]) if len(argv) > 4 else 1.0
+    torch.set_num_threads(2)
+    if eta > 0:
+        make_scheduler = sampling.LatentDenoiser.make_scheduler
+        step_noise = torch.Generator().manual_seed(1234)
+
+        def make_with_eta(self, name=None):
+            sched = make_scheduler(self, name)
+            step = sched.step
+            sched.step = lambda pred, t, latents, **kw: step(pred, t, latents, eta=eta, generator=step_noise)
+            return sched
+
+        sampling.LatentDenoiser.make_scheduler = make_with_eta
+    if noise_scale != 1.0:
+        sample_latents = splatter.sample_latents
+
+        def scaled(*args, noise=None, **kwargs):
+            return sample_latents(*args, noise=None if noise is None else noise * noise_scale, **kwargs)
+
+        splatter.sample_latents = scaled
+    gen = load_generator("diffusion", "cpu")
+    settings = GenerationSettings(guidance=guidance, scheduler=scheduler, steps=steps, num_samples=4, seed=0)
+    r = evaluate(gen, find_objects("data/eval_val", None), settings, progress=False)
+    print(f"eta {eta} guidance {guidance} {scheduler} {steps} steps noise×{noise_scale}: novel {r['novel_psnr']:.3f} "
+          f"best-of-4 {r['best_of_k_novel_psnr']:.3f} diversity {r['diversity_novel_psnr']:.2f} "
+          f"input {r['input_psnr']:.2f} ({r['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
