@@ -33,7 +33,7 @@ import torch
 from . import framing
 from .cameras import canonical_intrinsics, load_transforms, relative_viewmats
 from .data.dataset import decode_view
-from .errors import DatasetError
+from .errors import DatasetError, SplatgenError
 from .generator import GenerationSettings, Generator
 from .metrics import psnr, ssim
 from .render import render
@@ -112,9 +112,7 @@ def evaluate_posterior_object(gen: Generator, obj: EvalObject, num_context: int,
                               skip_weight: float | None = None) -> dict:
     """The VAR's reconstruction from its posterior mean (input view + ``num_context`` other frames,
     picked at random with ``seed`` and the object's name), rendered from every frame."""
-    var = getattr(gen, "var", None)
-    if var is None:
-        raise DatasetError(f"model {gen.name!r} has no VAR: the posterior evaluation needs the latent diffusion model")
+    var = gen.var
     images, alphas, viewmats = load_object(obj)
     if not 0 <= num_context <= len(images) - 2:
         raise DatasetError(f"{obj.folder}: {len(images)} frames leave no target for {num_context} context views")
@@ -138,6 +136,9 @@ def evaluate_posterior_object(gen: Generator, obj: EvalObject, num_context: int,
 def evaluate_posterior(gen: Generator, objects: list[EvalObject], num_context: int, seed: int = 0,
                        skip_weight: float | None = None, progress: bool = True) -> dict:
     """:func:`evaluate_posterior_object` over ``objects`` (novel = frames the encoder did not see)."""
+    if getattr(gen, "var", None) is None:
+        raise SplatgenError(f"the posterior evaluation needs the latent diffusion model (its VAR); {gen.name!r} is "
+                            f"a {gen.kind} model")
     summary = _summarise(gen, objects, lambda obj: evaluate_posterior_object(gen, obj, num_context, seed, skip_weight),
                          progress)
     summary.update(kind="var-posterior", num_context=num_context, seed=seed,

@@ -45,9 +45,6 @@ def run(args: argparse.Namespace) -> int:
     objects = find_objects(args.data, args.split)[: args.max_objects]
     gen = load_generator(args.model, args.device)
     if args.posterior_context is not None:
-        if getattr(gen, "var", None) is None:
-            raise SplatgenError(f"--posterior-context needs the latent diffusion model (its VAR); {gen.name!r} is a "
-                                f"{gen.kind} model")
         result = evaluate_posterior(gen, objects, args.posterior_context, seed=args.seed, skip_weight=args.skip_weight,
                                     progress=not args.no_progress)
     else:
