@@ -18,8 +18,8 @@
 # stay fixed, so the denoiser (trained over the shipped VAR in the same call) remains valid for it.
 # Order: the CUDA-graph tests and the benchmarks (short, fixed length) first, the evaluations last,
 # so a call that reaches the time limit loses part of an evaluation, not a benchmark.
-# $OUT gets at most 8 files: one tar per job, eval-regressor.json, eval-diffusion.json, sweep.tar,
-# and the generate and viewport benchmark JSONs.
+# $OUT gets at most 8 files: call.log (the caller's), one tar per job, evals.tar (every evaluation's
+# JSON and log, scripts/device/evaluate.sh), and the generate and viewport benchmark JSONs.
 set -uo pipefail
 minutes=${1:?usage: scripts/device/train_eval.sh MINUTES}
 status=0
@@ -47,47 +47,8 @@ if [ "$BENCH" = 1 ]; then
   splatgen bench generate --device cuda --out-dir "$OUT" || status=1
   splatgen bench viewport --out-dir "$OUT" || status=1
 fi
-# the regressor is evaluated when it trained in this call (or when nothing did)
+# the regressor is evaluated when it trained in this call (or when nothing did); all runs side by side
 eval_regressor=0; case " $JOBS " in *" regressor "*|"  ") eval_regressor=1 ;; esac
-if [ "$EVAL_TEST" = 1 ]; then
-  if [ $eval_regressor = 1 ]; then
-    splatgen eval --data data/eval_test --model runs/models/regressor --device cuda \
-      --json "$OUT/eval-regressor.json" --no-progress || status=1
-  fi
-  splatgen eval --data data/eval_test --model runs/models/diffusion -k 4 --device cuda \
-    --json "$OUT/eval-diffusion.json" --no-progress || status=1
-fi
-if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
-  mkdir -p runs/sweep  # re-tarred after each evaluation, so a call cut short keeps what finished
-  [ $eval_regressor = 1 ] && splatgen eval --data data/eval_val --model runs/models/regressor --device cuda \
-    --json runs/sweep/val-regressor.json --no-progress
-  tar -cf "$OUT/sweep.tar" -C runs sweep
-  for setting in $SWEEP; do
-    g=${setting%%/*}; skip=(); name=g$g
-    if [ "$setting" != "$g" ]; then skip=(--skip-weight "${setting#*/}"); name=$name-s${setting#*/}; fi
-    splatgen eval --data data/eval_val --model runs/models/diffusion -k 4 --guidance "$g" "${skip[@]}" --device cuda \
-      --json "runs/sweep/val-diffusion-$name.json" --no-progress
-    tar -cf "$OUT/sweep.tar" -C runs sweep
-  done
-fi
-# the short table: what the returned weights score
-python3 - "$OUT" <<'PY'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-import tarfile
-if (out / "sweep.tar").exists():  # the validation figures, listed beside the test ones
-    with tarfile.open(out / "sweep.tar") as t:
-        for m in t.getmembers():
-            if m.isfile() and m.name.endswith(".json"):
-                r = json.load(t.extractfile(m))
-                keys = ("novel_psnr", "best_of_k_novel_psnr")
-                print(f"{m.name.split('/')[-1]:30s}", " ".join(f"{k}={r[k]:.2f}" for k in keys if k in r))
-for name in ("eval-regressor.json", "eval-diffusion.json"):
-    p = out / name
-    if p.exists():
-        r = json.loads(p.read_text())
-        keys = ("input_psnr", "novel_psnr", "best_of_k_novel_psnr", "diversity_novel_psnr", "diversity_input_psnr")
-        print(f"{name:22s}", " ".join(f"{k}={r[k]:.2f}" for k in keys if k in r))
-PY
+EVAL_TEST=$EVAL_TEST EVAL_REGRESSOR=$eval_regressor SWEEP=$SWEEP OUT=$OUT scripts/device/evaluate.sh runs/models || status=1
 ls "$OUT"
 exit $status
