@@ -128,9 +128,11 @@ def evaluate_posterior_object(gen: Generator, obj: EvalObject, num_context: int,
     r = render(g, rel, canonical_intrinsics(s).to(dev).expand(len(rel), 3, 3), s, s).rgb.clamp(0, 1).cpu()
     p, q = psnr(r, images), ssim(r, images)  # (V,)
     unseen = [v for v in range(1, len(images)) if v not in idx]
-    return {"object": obj.name, "input_psnr": float(p[0]), "input_ssim": float(q[0]),
-            "novel_psnr": float(p[unseen].mean()), "novel_ssim": float(q[unseen].mean()),
-            "context_psnr": float(p[idx[1:]].mean()) if num_context else float("nan")}
+    row = {"object": obj.name, "input_psnr": float(p[0]), "input_ssim": float(q[0]),
+           "novel_psnr": float(p[unseen].mean()), "novel_ssim": float(q[unseen].mean())}
+    if num_context:
+        row["context_psnr"] = float(p[idx[1:]].mean())
+    return row
 
 
 def evaluate_posterior(gen: Generator, objects: list[EvalObject], num_context: int, seed: int = 0,

@@ -174,6 +174,9 @@ def test_eval_posterior_scores_the_var_on_unseen_views(tmp_path):
         assert run_cli(*base, "--seed", str(seed), "--json", tmp_path / f"s{seed}.json").returncode == 0
         scores.add(round(json.loads((tmp_path / f"s{seed}.json").read_text())["novel_psnr"], 4))
     assert len(scores) > 1  # other context views seen → other scores
+    assert run_cli(*base[:-2], "0", "--no-progress", "--json", tmp_path / "c0.json").returncode == 0
+    c0 = json.loads((tmp_path / "c0.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert c0["num_context"] == 0 and "context_psnr" not in c0  # input view alone: nothing else was seen
     r = run_cli(*base[:-2], "4", "--no-progress")
     assert r.returncode != 0 and "no target" in r.stderr and "Traceback" not in r.stderr
     r = run_cli(*base, "--model", "regressor")
