@@ -19,6 +19,7 @@ is needed, so it runs on machines without PyQt6 too.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -111,8 +112,6 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
     """
     from splatgen.core.benchmarks import machine_info
 
-    import os
-
     load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     backends = backends or (["gsplat"] if cuda_ready() else ["gl"])
     g, scene = bench_sample(splats, "cuda" if cuda_ready() else "cpu")
@@ -158,8 +157,6 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
             renderer.release()
             ctx.release()
             release_current_egl()   # a destroyed EGL context stays current until unbound
-    import os
-
     machine = machine_info()
     machine["load_average_1min"] = {"before": load_before,
                                     "after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}

@@ -101,6 +101,10 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     steps_this_run, running = 0, RunningMetrics()
+    def checkpoint() -> None:  # the step counter is read when called
+        save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
+                        {"args": vars(args), "warmup_start": warmup_start})
+
     while not clock.done(step, steps_this_run):
         warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
         batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
@@ -120,15 +124,13 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         step += 1
         steps_this_run += 1
         after_step(step, {"loss": loss, "grad_norm": grad_norm}, running, log, clock, optimizer, args.log_every, ctx.is_main,
-                   lambda: save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
-                                           {"args": vars(args), "warmup_start": warmup_start}))
+                   checkpoint)
     running.check_finite(step)
     result = {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
     if ctx.is_main:
         ema.model.register_to_config(trained_steps=step)
         denoiser.register_to_config(trained_steps=step)
-        save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
-                        {"args": vars(args), "warmup_start": warmup_start})
+        checkpoint()
         result.update(preview(out_dir / f"samples_{step:07d}.png", var, ema.model, bank, generator))
         log.write({"step": step, **{k: v for k, v in result.items() if k.startswith("preview")}})
         if args.export:

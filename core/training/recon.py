@@ -118,6 +118,11 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     batch = None
+
+    def checkpoint() -> None:  # the step counter is read when called
+        save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
+                        {"args": vars(args), "warmup_start": warmup_start})
+
     while not clock.done(step, steps_this_run):
         warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
         batch = bank.sample(args.batch_size, args.num_targets, generator, args.mirror)
@@ -129,14 +134,12 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         step += 1
         steps_this_run += 1
         after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, args.log_every, ctx.is_main,
-                   lambda: save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
-                                           {"args": vars(args), "warmup_start": warmup_start}))
+                   checkpoint)
     running.check_finite(step)
     if ctx.is_main:
         ema.model.register_to_config(trained_steps=step)
         unwrap(model).register_to_config(trained_steps=step)
-        save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
-                        {"args": vars(args), "warmup_start": warmup_start})
+        checkpoint()
         if batch is not None:
             save_samples(out_dir / f"samples_{step:07d}.png", ema.model, batch, backend, args.num_context)
         if args.export:
