@@ -9,7 +9,8 @@
 #   env:   JOBS (default "regressor var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
 #          SWEEP (settings to evaluate on data/eval_val: GUIDANCE or GUIDANCE/SKIP_WEIGHT, e.g. "2.0 2.0/0.5";
 #                 empty: no sweep),
-#          BENCH (1: also run the CUDA-graph tests and time generation and the viewport; default 1),
+#          BENCH (1: also run the CUDA-graph tests, time generation, the viewport and gsplat's rendering, and
+#                 check torch-vs-gsplat parity; default 1),
 #          EVAL_TEST (0: skip the test-split evaluations, e.g. while weights are still being picked on val;
 #                     default 1)
 #   MINUTES=0 with JOBS="" evaluates the model set in assets/models as it is.
@@ -19,7 +20,8 @@
 # Order: the CUDA-graph tests and the benchmarks (short, fixed length) first, the evaluations last,
 # so a call that reaches the time limit loses part of an evaluation, not a benchmark.
 # $OUT gets at most 8 files: call.log (the caller's), one tar per job, evals.tar (every evaluation's
-# JSON and log, scripts/device/evaluate.sh), and the generate and viewport benchmark JSONs.
+# JSON and log, scripts/device/evaluate.sh), and bench.tar (the benchmark JSONs: generate, viewport,
+# render, parity).
 set -uo pipefail
 minutes=${1:?usage: scripts/device/train_eval.sh MINUTES}
 status=0
@@ -44,11 +46,20 @@ done
 rm -rf assets/models && cp -r runs/models assets/models
 if [ "$BENCH" = 1 ]; then
   python3 -m pytest -q -p no:cacheprovider -rf tests/test_step_graphs.py || status=1
-  splatgen bench generate --device cuda --out-dir "$OUT" || status=1
-  splatgen bench viewport --out-dir "$OUT" || status=1
+  rm -rf runs/bench && mkdir -p runs/bench
+  splatgen bench generate --device cuda --out-dir runs/bench || status=1
+  splatgen bench viewport --out-dir runs/bench || status=1
+  splatgen bench render --backends gsplat --sizes 256 512 1024 --counts 16384 65536 262144 --repeat 10 \
+    --out-dir runs/bench || status=1
+  splatgen bench parity --reference torch --other gsplat --out-dir runs/bench || status=1
+  tar -cf "$OUT/bench.tar" -C runs bench
 fi
+# Why the first evaluation after training used to take 80-90 s (later ones 5-20 s): a kernel JIT cache?
+python3 -c "import torch; print('cuda archs', torch.cuda.get_arch_list(), 'device', torch.cuda.get_device_capability())"
+du -sh ~/.nv/ComputeCache 2>/dev/null || echo "no ~/.nv/ComputeCache"
 # the regressor is evaluated when it trained in this call (or when nothing did); all runs side by side
 eval_regressor=0; case " $JOBS " in *" regressor "*|"  ") eval_regressor=1 ;; esac
 EVAL_TEST=$EVAL_TEST EVAL_REGRESSOR=$eval_regressor SWEEP=$SWEEP OUT=$OUT scripts/device/evaluate.sh runs/models || status=1
+du -sh ~/.nv/ComputeCache 2>/dev/null
 ls "$OUT"
 exit $status
