@@ -2,7 +2,9 @@
 
 Each step: for random objects and input views, the frozen VAR gives the condition (its image
 encoder's 16×16 features of the input view) and the target latent (a posterior sample from the
-input view plus ``num_context`` other posed views, normalised). The denoiser learns to predict
+input view plus ``num_context`` other posed views, normalised). By default these come from a pool of
+precomputed VAR encodings rebuilt every ``--pool-refresh`` steps (:mod:`.latent_pool`): the VAR
+costs far more than the denoiser. The denoiser learns to predict
 ``v`` (or ε) from a noised latent at a random timestep, with the condition dropped for a fraction
 of items so that classifier-free guidance works at inference.
 """
@@ -23,6 +25,7 @@ from ..models.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
+from .latent_pool import build_latent_pool, pool_generator, refreshed_pool
 from .recon import encoder_views, export_model
 from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
@@ -101,14 +104,24 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     steps_this_run, running = 0, RunningMetrics()
+    pool = None
+
+    def build_pool(index: int):
+        return build_latent_pool(var, bank, args.num_context, args.latent_pool, args.mirror,
+                                 pool_generator(args.seed, ctx.rank, index, ctx.device), index)
+
     def checkpoint() -> None:  # the step counter is read when called
         save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
                         {"args": vars(args), "warmup_start": warmup_start})
 
     while not clock.done(step, steps_this_run):
         warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
-        batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
-        condition, z = var_targets(var, batch, args.num_context, generator)
+        if args.latent_pool > 0:
+            pool = refreshed_pool(pool, step, args.pool_refresh, build_pool, ctx.is_main)
+            condition, z = pool.sample(args.batch_size, generator)
+        else:  # fresh VAR targets every step (slow: the VAR costs ~15 denoiser steps)
+            batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
+            condition, z = var_targets(var, batch, args.num_context, generator)
         z0 = denoiser.normalise(z)
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)
         t = torch.randint(0, len(alphas), (z0.shape[0],), generator=generator, device=z0.device)
