@@ -106,43 +106,45 @@ def test_diffusion_trains_over_the_frozen_var(dataset, tmp_path, capsys):
     assert len(losses) == 2 and all(0.0 < x < 10.0 for x in losses)
 
 
-def test_latent_pool_encodes_each_input_view_once_with_the_var(dataset):
+def test_latent_pool_holds_var_encodings_and_depends_only_on_the_step(dataset):
     from splatgen.core.models.splatter_net import SplatterNet
-    from splatgen.core.training.latent_pool import build_latent_pool, pool_generator
+    from splatgen.core.training.latent_pool import LatentPool
     from splatgen.core.training.viewbank import load_view_bank
 
     torch.set_num_threads(2)
     var = SplatterNet.from_pretrained(str(SHIPPED / "diffusion" / "var")).float().eval().requires_grad_(False)
     bank = load_view_bank(dataset)
-    pool = build_latent_pool(var, bank, 1, 10_000, 0.0, pool_generator(0, 0, 0, "cpu"), batch_size=5)
-    pairs = sorted(zip(pool.objects.tolist(), pool.views.tolist()))
-    assert pairs == [(o, v) for o in range(bank.num_objects) for v in range(bank.views_per_object)]
-    assert not pool.mirrored.any()
-    # an item's condition is the VAR's features of that input view, its mean the posterior's (one context view)
-    i = 3
-    batch = bank.batch(pool.objects[i:i + 1], pool.views[i:i + 1], torch.tensor([[0 if pool.views[i] else 1]]))
+    pool = LatentPool(var, bank, 1, size=12, chunk=3, mirror_prob=0.0)
+    pool.advance(10)
+    assert len(pool) == 12 and not pool.mirrored.any()
+    # an item's condition is the VAR's features of its input view
+    i = 4
+    inp = bank.batch(pool.objects[i:i + 1], pool.views[i:i + 1], torch.zeros(1, 0, dtype=torch.long)).input
     with torch.no_grad():
-        features = var.encode_image(batch.input)[-1]
+        features = var.encode_image(inp)[-1]
     assert torch.allclose(pool.condition[i].float(), features[0], atol=2e-3 * features.abs().max())
     assert pool.mean.shape[1:] == var.latent_shape and torch.isfinite(pool.logvar).all()
-    # a subset when the split has more pairs than asked for; sampling draws a new latent per draw
-    small = build_latent_pool(var, bank, 1, 5, 0.5, pool_generator(0, 0, 1, "cpu"))
-    assert len(small) == 5 and len(set(zip(small.objects.tolist(), small.views.tolist()))) == 5
+    # stepping renews one chunk per step; the result equals a pool filled at that step from scratch
+    held = pool.condition.clone()
+    pool.advance(12)
+    assert torch.equal(pool.condition[3:9], held[3:9])  # chunks 11 and 12 went to slots 3 and 0 (items 9-11, 0-2)
+    fresh = LatentPool(var, bank, 1, size=12, chunk=3, mirror_prob=0.0)
+    fresh.advance(12)
+    assert torch.equal(fresh.condition, pool.condition) and torch.equal(fresh.mean, pool.mean)
     g = torch.Generator().manual_seed(0)
-    (c1, z1), (c2, z2) = small.sample(64, g), small.sample(64, g)
+    (c1, z1), (c2, z2) = pool.sample(64, g), pool.sample(64, g)
     assert c1.dtype == torch.float32 and not torch.equal(z1, z2)
 
 
-def test_diffusion_with_a_latent_pool_resumes_exactly_across_a_refresh(dataset, tmp_path, capsys):
+def test_diffusion_with_a_latent_pool_resumes_exactly(dataset, tmp_path, capsys):
     den = SHIPPED / "diffusion" / "denoiser"
     first = json.loads((den / "config.json").read_text())["trained_steps"]
-    common = ["--var", SHIPPED / "diffusion" / "var", "--init-from", den, "--data", dataset, "--pool-refresh", 2,
-              "--latent-pool", 6, *FAST]
+    common = ["--var", SHIPPED / "diffusion" / "var", "--init-from", den, "--data", dataset, "--latent-pool", 6,
+              "--pool-reuse", 1, *FAST]
     straight, split = tmp_path / "straight", tmp_path / "split"
     capsys.readouterr()
     assert main(["train", "diffusion", "--out", str(straight), "--max-steps", str(first + 3), *map(str, common)]) == 0
-    built = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("latent pool")]
-    assert built == [f"latent pool {first // 2}", f"latent pool {first // 2 + 1}"]  # numbered by step // refresh
+    assert "latent pool: 6 VAR encodings" in capsys.readouterr().out
     assert train(capsys, "diffusion", "--out", split, "--max-steps", first + 2, *common)[0] == 0
     assert train(capsys, "diffusion", "--out", split, "--max-steps", first + 3, "--resume", *common)[0] == 0
     a, b = weights(straight / "checkpoint" / "model"), weights(split / "checkpoint" / "model")

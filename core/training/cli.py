@@ -44,12 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "VAR's latents stays valid")
     p.add_argument("--var", help="diffusion: the trained VAR model folder whose latent space to model")
     p.add_argument("--cond-dropout", type=float, default=0.1, help="diffusion: condition dropout for CFG")
-    p.add_argument("--latent-pool", type=int, default=20000, metavar="ITEMS",
-                   help="diffusion: encode up to this many (object, input view) pairs with the VAR at once and "
-                        "train on them (a new latent drawn from each posterior every time); 0: encode every "
-                        "batch afresh (about 10x slower)")
-    p.add_argument("--pool-refresh", type=int, default=2000, metavar="STEPS",
-                   help="diffusion: rebuild the latent pool (new context views and mirroring) every STEPS steps")
+    p.add_argument("--latent-pool", type=int, default=16384, metavar="ITEMS",
+                   help="diffusion: keep this many VAR encodings (input view, context views, mirroring) and draw "
+                        "batches from them, a new latent from each posterior every time; 0: encode every batch "
+                        "afresh")
+    p.add_argument("--pool-reuse", type=int, default=4, metavar="R",
+                   help="diffusion: each step replaces batch-size / R pool items, so an encoding is drawn R times "
+                        "on average (keep it small: a stale pool costs the samples their diversity)")
     p.set_defaults(func=run)
 
 
@@ -59,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.mirror <= 1.0:
         raise SplatgenError(f"--mirror is a probability between 0 and 1, got {args.mirror}")
-    if args.latent_pool < 0 or args.pool_refresh < 0:
-        raise SplatgenError("--latent-pool and --pool-refresh must be 0 or more")
+    if args.latent_pool < 0 or args.pool_reuse < 1:
+        raise SplatgenError("--latent-pool must be 0 or more and --pool-reuse at least 1")
     if args.max_minutes is None and args.max_steps is None:
         args.max_steps = 100_000
     if args.model in ("regressor", "var"):

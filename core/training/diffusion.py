@@ -3,8 +3,8 @@
 Each step: for random objects and input views, the frozen VAR gives the condition (its image
 encoder's 16×16 features of the input view) and the target latent (a posterior sample from the
 input view plus ``num_context`` other posed views, normalised). By default these come from a pool of
-precomputed VAR encodings rebuilt every ``--pool-refresh`` steps (:mod:`.latent_pool`): the VAR
-costs far more than the denoiser. The denoiser learns to predict
+VAR encodings renewed a chunk per step (:mod:`.latent_pool`): the VAR costs far more than the
+denoiser, and each encoding is used ``--pool-reuse`` times on average. The denoiser learns to predict
 ``v`` (or ε) from a noised latent at a random timestep, with the condition dropped for a fraction
 of items so that classifier-free guidance works at inference.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..models.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
-from .latent_pool import build_latent_pool, pool_generator, refreshed_pool
+from .latent_pool import LatentPool
 from .recon import encoder_views, export_model
 from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
@@ -105,10 +106,14 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         "cpu", enabled=False)
     steps_this_run, running = 0, RunningMetrics()
     pool = None
-
-    def build_pool(index: int):
-        return build_latent_pool(var, bank, args.num_context, args.latent_pool, args.mirror,
-                                 pool_generator(args.seed, ctx.rank, index, ctx.device), index)
+    if args.latent_pool > 0:
+        pool = LatentPool(var, bank, args.num_context, args.latent_pool, args.batch_size // args.pool_reuse,
+                          args.mirror, args.seed, ctx.rank)
+        t0 = time.time()
+        pool.advance(step)
+        if ctx.is_main:
+            print(f"latent pool: {len(pool)} VAR encodings in {time.time() - t0:.1f} s, {pool.chunk} renewed per step",
+                  flush=True)
 
     def checkpoint() -> None:  # the step counter is read when called
         save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
@@ -116,8 +121,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
 
     while not clock.done(step, steps_this_run):
         warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
-        if args.latent_pool > 0:
-            pool = refreshed_pool(pool, step, args.pool_refresh, build_pool, ctx.is_main)
+        if pool is not None:
+            pool.advance(step)
             condition, z = pool.sample(args.batch_size, generator)
         else:  # fresh VAR targets every step (slow: the VAR costs ~15 denoiser steps)
             batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)

@@ -1,19 +1,24 @@
-"""The denoiser's training targets, computed by the frozen VAR once per pool and reused for many steps.
+"""The denoiser's training targets, encoded by the frozen VAR into a pool that is renewed a chunk per step.
 
 Encoding a batch with the VAR (image encoder for the condition, view encoder over the input plus
 context views for the posterior) costs about 15 times the denoiser's own forward and backward pass,
-so drawing fresh targets every step starves the denoiser (session 5 measured ~10 steps/s on an H100).
-Like a latent diffusion model trained on precomputed latents, the pool holds, for every (object,
-input view) pair of the split, the condition features and the posterior's mean and log-variance;
-each draw samples a new latent from that posterior. Every ``refresh`` steps the pool is rebuilt
-with new context views and new mirroring, from a generator seeded by (seed, rank, pool index), so a
-resumed run sees exactly the pools an uninterrupted one would.
+so drawing fresh targets for every item of every step starves the denoiser (~10 steps/s on an
+H100 in session 5). The pool holds ``size`` encoded items (condition features, posterior mean and
+log-variance of a random object, input view, context views and mirroring); every step replaces the
+oldest ``chunk`` of them, and batches are drawn from the whole pool, a new latent sampled from each
+item's posterior every time. An item is thus drawn ``batch / chunk`` times on average ("reuse").
+
+Reuse must stay small. A pool that was kept for thousands of steps (each item drawn ~170 times, in
+session 5) let the denoiser learn one posterior per input view, i.e. the context views that
+happened to be drawn: its loss fell, its samples lost diversity and best-of-4 got worse. Renewing a
+chunk per step keeps many context draws per input view in play, as fresh targets do.
+
+Chunk ``k`` is drawn from a generator seeded by (seed, rank, k), and the pool at step ``s`` holds
+chunks ``s - slots + 1 … s``: the pool is a function of the step, so a resumed run trains exactly on
+what an uninterrupted one would.
 """
 
 from __future__ import annotations
-
-import time
-from dataclasses import dataclass
 
 import torch
 
@@ -23,23 +28,87 @@ from .recon import encoder_views
 from .viewbank import ViewBank, mirror
 
 
-@dataclass
-class LatentPool:
-    """``condition`` ``(N, C, s, s)`` float16 (the image encoder's last features), ``mean`` and
-    ``logvar`` ``(N, C_lat, s, s)`` float32 (the VAR posterior of each item); ``objects``, ``views`` and
-    ``mirrored`` ``(N,)`` say which input each item encodes."""
+def chunk_generator(seed: int, rank: int, chunk: int, device) -> torch.Generator:
+    """The generator of chunk ``chunk``: independent of the training loop's stream and of when a run resumed."""
+    return torch.Generator(device=device).manual_seed(((seed * 1009 + rank) * 1_000_003 + chunk) % (2 ** 63))
 
-    condition: torch.Tensor
-    mean: torch.Tensor
-    logvar: torch.Tensor
-    objects: torch.Tensor
-    views: torch.Tensor
-    mirrored: torch.Tensor
-    index: int  # which pool of the run this is (step // refresh)
+
+class LatentPool:
+    """``condition`` ``(N, C, s, s)`` float16 (the VAR image encoder's last features), ``mean`` and
+    ``logvar`` ``(N, C_lat, s, s)`` float32 (each item's VAR posterior); ``objects``, ``views`` and
+    ``mirrored`` ``(N,)`` say which input each item encodes. ``N = slots · chunk``, at most ``size`` and at most
+    two items per input view of the split."""
+
+    def __init__(self, var: SplatterNet, bank: ViewBank, num_context: int, size: int, chunk: int,
+                 mirror_prob: float, seed: int = 0, rank: int = 0, encode_batch: int = 256):
+        if num_context > bank.views_per_object - 1:
+            raise SplatgenError(f"--num-context {num_context} needs at least {num_context + 1} views per object; "
+                                f"the dataset has {bank.views_per_object}")
+        self.var, self.bank, self.num_context, self.mirror_prob = var, bank, num_context, mirror_prob
+        self.seed, self.rank, self.encode_batch = seed, rank, encode_batch
+        self.chunk = max(1, chunk)
+        # a small split needs no more items than two per input view (one per mirroring, on average)
+        size = min(size, 2 * bank.num_objects * bank.views_per_object)
+        self.slots = max(1, size // self.chunk)
+        self.last: int | None = None  # newest chunk held
+        self.condition = self.mean = self.logvar = None
+        self.objects = self.views = self.mirrored = None
 
     def __len__(self) -> int:
-        return self.condition.shape[0]
+        return self.slots * self.chunk
 
+    # ------------------------------------------------------------------ filling
+    def _draw(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Chunk ``k``'s items: objects ``(m,)``, input views ``(m,)``, context views ``(m, num_context)``, mirrored ``(m,)``."""
+        dev = self.bank.images.device
+        g = chunk_generator(self.seed, self.rank, k, dev)
+        o, v, m = self.bank.num_objects, self.bank.views_per_object, self.chunk
+        objects = torch.randint(0, o, (m,), generator=g, device=dev)
+        # a random permutation of each object's views: the first is the input, the next the context
+        perm = torch.argsort(torch.rand(m, v, generator=g, device=dev), dim=1)
+        flip = torch.rand(m, generator=g, device=dev) < self.mirror_prob
+        return objects, perm[:, 0], perm[:, 1:1 + self.num_context], flip
+
+    @torch.no_grad()
+    def _encode(self, objects, inputs, context, flip) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        conds, means, logvars = [], [], []
+        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=objects.device.type == "cuda")
+        for i in range(0, len(objects), self.encode_batch):
+            sl = slice(i, i + self.encode_batch)
+            batch = mirror(self.bank.batch(objects[sl], inputs[sl], context[sl]), flip[sl])
+            with amp:
+                features = self.var.encode_image(batch.input)[-1]
+                mean, logvar = self.var.encode_views(**encoder_views(batch, self.num_context))
+            conds.append(features.to(torch.float16))
+            means.append(mean.float())
+            logvars.append(logvar.float())
+        return torch.cat(conds), torch.cat(means), torch.cat(logvars)
+
+    def advance(self, step: int) -> None:
+        """Hold chunks ``step - slots + 1 … step``: encode the ones not held yet, oldest slots first."""
+        if self.last is not None and self.last >= step:
+            return
+        first = step - self.slots + 1 if self.last is None else max(self.last + 1, step - self.slots + 1)
+        ks = list(range(first, step + 1))
+        drawn = [self._draw(k) for k in ks]
+        objects, inputs, context, flip = (torch.cat(parts) for parts in zip(*drawn))
+        cond, mean, logvar = self._encode(objects, inputs, context, flip)
+        if self.condition is None:
+            if not torch.isfinite(cond).all():
+                raise SplatgenError("the VAR's condition features overflow float16; train with --latent-pool 0")
+            n = len(self)
+            self.condition = cond.new_empty((n, *cond.shape[1:]))
+            self.mean, self.logvar = mean.new_empty((n, *mean.shape[1:])), logvar.new_empty((n, *logvar.shape[1:]))
+            self.objects, self.views = objects.new_empty(n), inputs.new_empty(n)
+            self.mirrored = flip.new_empty(n)
+        m = self.chunk
+        for j, k in enumerate(ks):  # chunk k lives in slot k mod slots
+            dst, src = slice((k % self.slots) * m, (k % self.slots + 1) * m), slice(j * m, (j + 1) * m)
+            self.condition[dst], self.mean[dst], self.logvar[dst] = cond[src], mean[src], logvar[src]
+            self.objects[dst], self.views[dst], self.mirrored[dst] = objects[src], inputs[src], flip[src]
+        self.last = step
+
+    # ------------------------------------------------------------------ drawing
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(condition ``(B, C, s, s)`` float32, latent ``(B, C_lat, s, s)`` drawn from each item's posterior)."""
         dev = self.mean.device
@@ -48,57 +117,4 @@ class LatentPool:
         return self.condition[idx].float(), self.mean[idx] + torch.exp(0.5 * self.logvar[idx]) * eps
 
 
-def pool_generator(seed: int, rank: int, index: int, device) -> torch.Generator:
-    """The generator of pool ``index``: independent of the training loop's stream and of when a run resumed."""
-    return torch.Generator(device=device).manual_seed(((seed * 1009 + rank) * 100_003 + index) % (2 ** 63))
-
-
-@torch.no_grad()
-def build_latent_pool(var: SplatterNet, bank: ViewBank, num_context: int, max_items: int, mirror_prob: float,
-                      generator: torch.Generator, index: int = 0, batch_size: int = 256) -> LatentPool:
-    """Encode every (object, input view) pair of ``bank`` (a random subset of ``max_items`` when there
-    are more), each with ``num_context`` random other views and mirrored with ``mirror_prob``."""
-    dev = bank.images.device
-    o, v = bank.num_objects, bank.views_per_object
-    if num_context > v - 1:
-        raise SplatgenError(f"--num-context {num_context} needs at least {num_context + 1} views per object; "
-                            f"the dataset has {v}")
-    pairs = torch.randperm(o * v, generator=generator, device=dev)[:max_items]
-    objects, inputs = pairs // v, pairs % v
-    conds, means, logvars, flips = [], [], [], []
-    for start in range(0, len(pairs), batch_size):
-        obj, inp = objects[start:start + batch_size], inputs[start:start + batch_size]
-        # context views: a random permutation of the other views (the input's key sorts first)
-        keys = torch.rand(len(obj), v, generator=generator, device=dev)
-        keys[torch.arange(len(obj), device=dev), inp] = -1.0
-        context = torch.argsort(keys, dim=1)[:, 1:1 + num_context]
-        batch = bank.batch(obj, inp, context)
-        flip = torch.rand(len(obj), generator=generator, device=dev) < mirror_prob
-        if mirror_prob > 0:
-            batch = mirror(batch, flip)
-        features = var.encode_image(batch.input)[-1]
-        mean, logvar = var.encode_views(**encoder_views(batch, num_context))
-        conds.append(features.to(torch.float16))
-        means.append(mean.float())
-        logvars.append(logvar.float())
-        flips.append(flip)
-    pool = LatentPool(torch.cat(conds), torch.cat(means), torch.cat(logvars), objects, inputs, torch.cat(flips), index)
-    if not torch.isfinite(pool.condition).all():
-        raise SplatgenError("the VAR's condition features overflow float16; train with --latent-pool 0")
-    return pool
-
-
-def refreshed_pool(pool: LatentPool | None, step: int, refresh: int, build, announce: bool = True) -> LatentPool:
-    """``pool`` if it is the one for ``step`` (pool ``step // refresh``; refresh 0: one pool for the
-    run), else ``build(index)``, timed on stdout when ``announce``."""
-    index = step // refresh if refresh > 0 else 0
-    if pool is not None and pool.index == index:
-        return pool
-    t0 = time.time()
-    pool = build(index)
-    if announce:
-        print(f"latent pool {index}: {len(pool)} items in {time.time() - t0:.1f} s", flush=True)
-    return pool
-
-
-__all__ = ["LatentPool", "build_latent_pool", "pool_generator", "refreshed_pool"]
+__all__ = ["LatentPool", "chunk_generator"]

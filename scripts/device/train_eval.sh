@@ -31,6 +31,7 @@ SWEEP=${SWEEP-}
 BENCH=${BENCH:-1}
 EVAL_TEST=${EVAL_TEST:-1}
 # The VAR always trains --decoder-only here: the denoiser beside it models the shipped VAR's latents.
+echo "[$(date +%T)] training"
 # shellcheck disable=SC2086
 REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} VAR_ARGS="${VAR_ARGS:---batch-size 32} --decoder-only" \
 DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 128 --var assets/models/diffusion/var} \
@@ -58,8 +59,10 @@ fi
 python3 -c "import torch; print('cuda archs', torch.cuda.get_arch_list(), 'device', torch.cuda.get_device_capability())"
 du -sh ~/.nv/ComputeCache 2>/dev/null || echo "no ~/.nv/ComputeCache"
 # the regressor is evaluated when it trained in this call (or when nothing did); all runs side by side
+echo "[$(date +%T)] evaluating"
 eval_regressor=0; case " $JOBS " in *" regressor "*|"  ") eval_regressor=1 ;; esac
 EVAL_TEST=$EVAL_TEST EVAL_REGRESSOR=$eval_regressor SWEEP=$SWEEP OUT=$OUT scripts/device/evaluate.sh runs/models || status=1
 du -sh ~/.nv/ComputeCache 2>/dev/null
+echo "[$(date +%T)] done"
 ls "$OUT"
 exit $status
