@@ -151,6 +151,25 @@ def test_diffusion_with_a_latent_pool_resumes_exactly(dataset, tmp_path, capsys)
     assert all(torch.equal(a[k], b[k]) for k in a), "resuming changed the result"
 
 
+def test_a_new_denoiser_takes_its_size_from_the_options_and_keeps_it(dataset, tmp_path, capsys):
+    run, export = tmp_path / "run", tmp_path / "export"
+    args = ["diffusion", "--var", SHIPPED / "diffusion" / "var", "--data", dataset, "--out", run, *FAST]
+    code, err = train(capsys, *args, "--max-steps", 1, "--denoiser-channels", 32, 64, "--export", export)
+    assert code == 0, err
+    cfg = json.loads((export / "config.json").read_text())
+    assert cfg["block_out_channels"] == [32, 64] and cfg["layers_per_block"] == 1
+    assert 0.0 < cfg["latent_scale"] < 10.0  # measured on the pool's encodings
+    # a resumed run (and one started --init-from the export) keeps the size of its weights
+    code, err = train(capsys, *args, "--max-steps", 2, "--resume", "--denoiser-channels", 64, 64, 64)
+    assert code == 0, err
+    code, err = train(capsys, "diffusion", "--var", SHIPPED / "diffusion" / "var", "--data", dataset, "--out",
+                      tmp_path / "again", "--init-from", export, "--max-steps", 2, *FAST)
+    assert code == 0, err
+    code, err = train_command("diffusion", "--var", SHIPPED / "diffusion" / "var", "--data", dataset, "--out",
+                              tmp_path / "bad", "--denoiser-channels", 48, 64, *FAST)
+    assert code != 0 and "multiples of 32" in err and "Traceback" not in err
+
+
 # ---------------------------------------------------------------------- bad input
 def test_missing_and_empty_datasets(tmp_path):
     code, err = train_command("regressor", "--data", tmp_path / "nowhere", "--out", tmp_path / "r", *FAST)

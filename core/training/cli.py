@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="diffusion: keep this many VAR encodings (input view, context views, mirroring) and draw "
                         "batches from them, a new latent from each posterior every time; 0: encode every batch "
                         "afresh")
+    p.add_argument("--denoiser-channels", type=int, nargs="+", default=[64, 128, 128], metavar="C",
+                   help="diffusion, a new denoiser: UNet channels per level, multiples of 32 (default 64 128 128; "
+                        "--resume and --init-from keep the size of their weights)")
+    p.add_argument("--denoiser-layers", type=int, default=1, metavar="N",
+                   help="diffusion, a new denoiser: ResNet layers per UNet level (default 1)")
     p.add_argument("--pool-reuse", type=int, default=4, metavar="R",
                    help="diffusion: each step replaces batch-size / R pool items, so an encoding is drawn R times "
                         "on average (keep it small: a stale pool costs the samples their diversity)")
@@ -62,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         raise SplatgenError(f"--mirror is a probability between 0 and 1, got {args.mirror}")
     if args.latent_pool < 0 or args.pool_reuse < 1:
         raise SplatgenError("--latent-pool must be 0 or more and --pool-reuse at least 1")
+    if any(c < 32 or c % 32 for c in args.denoiser_channels) or len(args.denoiser_channels) < 2 \
+            or args.denoiser_layers < 1:
+        raise SplatgenError("--denoiser-channels takes two or more multiples of 32 (the UNet's group norm) and "
+                            "--denoiser-layers 1 or more")
     if args.max_minutes is None and args.max_steps is None:
         args.max_steps = 100_000
     if args.model in ("regressor", "var"):

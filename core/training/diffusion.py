@@ -64,6 +64,26 @@ def measure_latent_stats(var: SplatterNet, bank: ViewBank, num_context: int, gen
     return float(z.mean()), float(1.0 / z.std().clamp_min(1e-6))
 
 
+#: LatentDenoiser config keys that fix the shape of its weights
+SIZE_KEYS = ("block_out_channels", "layers_per_block", "condition_projection", "attention_head_dim")
+
+
+def denoiser_size(args: argparse.Namespace, out_dir: Path) -> dict:
+    """The denoiser's size: that of the weights the run starts from (its checkpoint with ``--resume``,
+    else ``--init-from``), or ``--denoiser-channels`` / ``--denoiser-layers`` for a new denoiser."""
+    folders = [out_dir / "checkpoint" / "model"] if args.resume else []
+    folders += [Path(args.init_from)] if args.init_from else []
+    for folder in folders:
+        path = folder / "config.json"
+        if path.exists():
+            try:
+                cfg = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise SplatgenError(f"{path}: unreadable model config ({exc})") from None
+            return {k: cfg[k] for k in SIZE_KEYS if k in cfg}
+    return {"block_out_channels": tuple(args.denoiser_channels), "layers_per_block": args.denoiser_layers}
+
+
 def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     ctx = setup_run(args.device)
     torch.manual_seed(args.seed + ctx.rank)
@@ -74,7 +94,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
                               latent_channels=var.config.latent_channels,
-                              latent_size=var.latent_shape[-1]).to(ctx.device)
+                              latent_size=var.latent_shape[-1], **denoiser_size(args, out_dir)).to(ctx.device)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = EMA(denoiser, args.ema_decay)
 
@@ -86,8 +106,18 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
 
     step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator,
                                         init_weights)
-    if step == 0:
-        shift, scale = measure_latent_stats(var, bank, args.num_context, generator)
+    pool = None
+    if args.latent_pool > 0:
+        pool = LatentPool(var, bank, args.num_context, args.latent_pool, args.batch_size // args.pool_reuse,
+                          args.mirror, args.seed, ctx.rank)
+        t0 = time.time()
+        pool.advance(step)
+        if ctx.is_main:
+            print(f"latent pool: {len(pool)} VAR encodings in {time.time() - t0:.1f} s, {pool.chunk} renewed per step",
+                  flush=True)
+    if step == 0:  # a new denoiser: measure the latent normalisation (the pool's encodings when there is one)
+        shift, scale = pool.latent_stats(generator) if pool is not None else measure_latent_stats(
+            var, bank, args.num_context, generator)
         denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
     elif args.resume and (out_dir / "checkpoint" / "model" / "config.json").exists():
         cfg = json.loads((out_dir / "checkpoint" / "model" / "config.json").read_text())
@@ -105,15 +135,6 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     steps_this_run, running = 0, RunningMetrics()
-    pool = None
-    if args.latent_pool > 0:
-        pool = LatentPool(var, bank, args.num_context, args.latent_pool, args.batch_size // args.pool_reuse,
-                          args.mirror, args.seed, ctx.rank)
-        t0 = time.time()
-        pool.advance(step)
-        if ctx.is_main:
-            print(f"latent pool: {len(pool)} VAR encodings in {time.time() - t0:.1f} s, {pool.chunk} renewed per step",
-                  flush=True)
 
     def checkpoint() -> None:  # the step counter is read when called
         save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,

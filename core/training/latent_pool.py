@@ -108,6 +108,12 @@ class LatentPool:
             self.objects[dst], self.views[dst], self.mirrored[dst] = objects[src], inputs[src], flip[src]
         self.last = step
 
+    def latent_stats(self, generator: torch.Generator) -> tuple[float, float]:
+        """Mean and 1/std of one posterior sample per item (a new denoiser's latent normalisation)."""
+        z = self.mean + torch.exp(0.5 * self.logvar) * torch.randn(self.mean.shape, generator=generator,
+                                                                     device=self.mean.device)
+        return float(z.mean()), float(1.0 / z.std().clamp_min(1e-6))
+
     # ------------------------------------------------------------------ drawing
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(condition ``(B, C, s, s)`` float32, latent ``(B, C_lat, s, s)`` drawn from each item's posterior)."""

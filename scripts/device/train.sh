@@ -6,6 +6,8 @@
 # shipped VAR: DIFFUSION_ARGS="--var assets/models/diffusion/var".
 #
 #   scripts/device/train.sh MINUTES JOB [JOB ...]     JOB: regressor | var | diffusion
+#   env FRESH: jobs that start new weights instead of the shipped ones, e.g. a larger denoiser:
+#       FRESH=diffusion DIFFUSION_ARGS="--var assets/models/diffusion/var --denoiser-channels 96 128 160"
 #   (carry: .whl data/packed_train — train split packed with --quality 92 so repo + wheels + data stay under 64 MiB)     extra arguments per job: env REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS
 set -uo pipefail
 minutes=${1:?usage: scripts/device/train.sh MINUTES JOB...}; shift
@@ -26,7 +28,9 @@ for job in "$@"; do
     diffusion) shipped=assets/models/diffusion/denoiser ;;
   esac
   init=()
-  if [ ! -d "$run/checkpoint" ] && [ -f "$shipped/config.json" ]; then init=(--init-from "$shipped"); fi
+  if [ ! -d "$run/checkpoint" ] && [ -f "$shipped/config.json" ] && [[ " ${FRESH-} " != *" $job "* ]]; then
+    init=(--init-from "$shipped")
+  fi
   extra_var=${job^^}_ARGS
   # shellcheck disable=SC2086
   python3 -m splatgen.core.cli train "$job" --data "${DATA:-data/packed_train}" --out "$run" --resume "${init[@]}" \
