@@ -26,8 +26,8 @@ from ..models.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
-from .latent_pool import LatentPool
-from .recon import encoder_views, export_model
+from .latent_pool import LatentPool, var_posterior
+from .recon import export_model
 from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
@@ -48,10 +48,9 @@ def load_frozen_var(folder: str, device) -> SplatterNet:
 @torch.no_grad()
 def var_targets(var: SplatterNet, batch: ViewBatch, num_context: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(condition features ``(B, 128, s, s)``, VAR posterior sample ``(B, C_lat, s, s)``) for a batch."""
-    features = var.encode_image(batch.input)
-    mean, logvar = var.encode_views(**encoder_views(batch, num_context))
+    features, mean, logvar = var_posterior(var, batch, num_context)
     eps = torch.randn(mean.shape, generator=generator, device=mean.device)
-    return features[-1], mean + torch.exp(0.5 * logvar) * eps
+    return features, mean + torch.exp(0.5 * logvar) * eps
 
 
 @torch.no_grad()

@@ -28,6 +28,15 @@ from .recon import encoder_views
 from .viewbank import ViewBank, mirror
 
 
+def var_posterior(var: SplatterNet, batch, num_context: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The denoiser's view of a :class:`~.viewbank.ViewBatch` through the frozen VAR: (condition = the
+    image encoder's last features ``(B, C, s, s)``, posterior mean and log-variance ``(B, C_lat, s, s)``
+    from the input view plus the first ``num_context`` targets)."""
+    features = var.encode_image(batch.input)[-1]
+    mean, logvar = var.encode_views(**encoder_views(batch, num_context))
+    return features, mean, logvar
+
+
 def chunk_generator(seed: int, rank: int, chunk: int, device) -> torch.Generator:
     """The generator of chunk ``chunk``: independent of the training loop's stream and of when a run resumed."""
     return torch.Generator(device=device).manual_seed(((seed * 1009 + rank) * 1_000_003 + chunk) % (2 ** 63))
@@ -77,8 +86,7 @@ class LatentPool:
             sl = slice(i, i + self.encode_batch)
             batch = mirror(self.bank.batch(objects[sl], inputs[sl], context[sl]), flip[sl])
             with amp:
-                features = self.var.encode_image(batch.input)[-1]
-                mean, logvar = self.var.encode_views(**encoder_views(batch, self.num_context))
+                features, mean, logvar = var_posterior(self.var, batch, self.num_context)
             conds.append(features.to(torch.float16))
             means.append(mean.float())
             logvars.append(logvar.float())
@@ -123,4 +131,4 @@ class LatentPool:
         return self.condition[idx].float(), self.mean[idx] + torch.exp(0.5 * self.logvar[idx]) * eps
 
 
-__all__ = ["LatentPool", "chunk_generator"]
+__all__ = ["LatentPool", "chunk_generator", "var_posterior"]
