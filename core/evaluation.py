@@ -167,8 +167,10 @@ def _summarise(gen: Generator, objects: list[EvalObject], score, progress: bool)
 
         it = tqdm(objects, desc="evaluating", unit="obj")
     for obj in it:
+        t = time.time()
         rows.append(score(obj))
-    keys = [k for k in rows[0] if k != "object"]
+        rows[-1]["seconds"] = round(time.time() - t, 3)  # per object: shows warm-up costs on a fresh machine
+    keys = [k for k in rows[0] if k not in ("object", "seconds")]
     summary = {"objects": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
     summary.update(model=getattr(gen, "name", ""), model_path=str(getattr(gen, "path", "")), kind=gen.kind,
                    device=str(gen.device), seconds=round(time.time() - t0, 1), per_object=rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 
@@ -43,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     if args.posterior_context is not None and args.posterior_context < 0:
         raise SplatgenError(f"--posterior-context must be 0 or more, got {args.posterior_context}")
     objects = find_objects(args.data, args.split)[: args.max_objects]
+    t0 = time.time()
     gen = load_generator(args.model, args.device)
+    load_seconds = round(time.time() - t0, 2)
     if args.posterior_context is not None:
         result = evaluate_posterior(gen, objects, args.posterior_context, seed=args.seed, skip_weight=args.skip_weight,
                                     progress=not args.no_progress)
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
                                       scheduler=args.scheduler, seed=args.seed, num_samples=k)
         result = evaluate(gen, objects, settings, progress=not args.no_progress)
+    result["load_seconds"] = load_seconds
     result["command"] = "splatgen eval " + " ".join(_argv_of(args))
     for key in ("objects", "input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "best_of_k_novel_psnr", "k",
                 "diversity_novel_psnr", "diversity_input_psnr", "context_psnr", "num_context"):

@@ -54,6 +54,8 @@ import json, pathlib
 keys = ("input_psnr", "novel_psnr", "best_of_k_novel_psnr", "diversity_novel_psnr", "diversity_input_psnr")
 for p in sorted(pathlib.Path("runs/evals").glob("*.json")):
     r = json.loads(p.read_text())
-    print(f"{p.stem:28s}", " ".join(f"{k}={r[k]:.2f}" for k in keys if k in r), f"({r['seconds']:.0f} s)")
+    first = r["per_object"][0].get("seconds", float("nan"))
+    print(f"{p.stem:28s}", " ".join(f"{k}={r[k]:.2f}" for k in keys if k in r),
+          f"({r['seconds']:.0f} s; model load {r.get('load_seconds', float('nan')):.1f} s, first object {first:.1f} s)")
 PY
 exit $status
