@@ -53,23 +53,15 @@ def var_targets(var: SplatterNet, batch: ViewBatch, num_context: int, generator)
     return features, mean + torch.exp(0.5 * logvar) * eps
 
 
-@torch.no_grad()
-def measure_latent_stats(var: SplatterNet, bank: ViewBank, num_context: int, generator, batches: int = 16,
-                         batch_size: int = 64) -> tuple[float, float]:
-    """Mean and 1/std of VAR posterior samples over random training views (the LDM normalisation)."""
-    zs = [var_targets(var, bank.sample(batch_size, num_context, generator), num_context, generator)[1]
-          for _ in range(batches)]
-    z = torch.cat(zs)
-    return float(z.mean()), float(1.0 / z.std().clamp_min(1e-6))
+#: LatentDenoiser config keys that belong to its weights: their shape and the latent normalisation
+WEIGHT_KEYS = ("block_out_channels", "layers_per_block", "condition_projection", "attention_head_dim",
+               "latent_scale", "latent_shift")
 
 
-#: LatentDenoiser config keys that fix the shape of its weights
-SIZE_KEYS = ("block_out_channels", "layers_per_block", "condition_projection", "attention_head_dim")
-
-
-def denoiser_size(args: argparse.Namespace, out_dir: Path) -> dict:
-    """The denoiser's size: that of the weights the run starts from (its checkpoint with ``--resume``,
-    else ``--init-from``), or ``--denoiser-channels`` / ``--denoiser-layers`` for a new denoiser."""
+def starting_config(args: argparse.Namespace, out_dir: Path) -> dict:
+    """The denoiser's size and latent normalisation: those of the weights the run starts from (its
+    checkpoint with ``--resume``, else ``--init-from``), or ``--denoiser-channels`` /
+    ``--denoiser-layers`` for a new denoiser (its normalisation is measured later)."""
     folders = [out_dir / "checkpoint" / "model"] if args.resume else []
     folders += [Path(args.init_from)] if args.init_from else []
     for folder in folders:
@@ -79,7 +71,7 @@ def denoiser_size(args: argparse.Namespace, out_dir: Path) -> dict:
                 cfg = json.loads(path.read_text())
             except (OSError, ValueError) as exc:
                 raise SplatgenError(f"{path}: unreadable model config ({exc})") from None
-            return {k: cfg[k] for k in SIZE_KEYS if k in cfg}
+            return {k: cfg[k] for k in WEIGHT_KEYS if k in cfg}
     return {"block_out_channels": tuple(args.denoiser_channels), "layers_per_block": args.denoiser_layers}
 
 
@@ -93,15 +85,13 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
                               latent_channels=var.config.latent_channels,
-                              latent_size=var.latent_shape[-1], **denoiser_size(args, out_dir)).to(ctx.device)
+                              latent_size=var.latent_shape[-1], **starting_config(args, out_dir)).to(ctx.device)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = EMA(denoiser, args.ema_decay)
 
     def init_weights(folder: str) -> int:
         load_into(denoiser, load_weights(folder), folder)
-        cfg = json.loads((Path(folder) / "config.json").read_text())
-        denoiser.register_to_config(latent_scale=cfg["latent_scale"], latent_shift=cfg["latent_shift"])
-        return int(cfg.get("trained_steps", 0))
+        return int(json.loads((Path(folder) / "config.json").read_text()).get("trained_steps", 0))
 
     step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator,
                                         init_weights)
@@ -114,13 +104,11 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         if ctx.is_main:
             print(f"latent pool: {len(pool)} VAR encodings in {time.time() - t0:.1f} s, {pool.chunk} renewed per step",
                   flush=True)
-    if step == 0:  # a new denoiser: measure the latent normalisation (the pool's encodings when there is one)
-        shift, scale = pool.latent_stats(generator) if pool is not None else measure_latent_stats(
-            var, bank, args.num_context, generator)
+    if step == 0:  # a new denoiser: measure the latent normalisation on VAR encodings (the pool's, if any)
+        stats_pool = pool or LatentPool(var, bank, args.num_context, 1024, 256, args.mirror, args.seed, ctx.rank)
+        stats_pool.advance(step)
+        shift, scale = stats_pool.latent_stats(generator)
         denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
-    elif args.resume and (out_dir / "checkpoint" / "model" / "config.json").exists():
-        cfg = json.loads((out_dir / "checkpoint" / "model" / "config.json").read_text())
-        denoiser.register_to_config(latent_scale=cfg["latent_scale"], latent_shift=cfg["latent_shift"])
     ema.model.register_to_config(latent_shift=denoiser.config.latent_shift, latent_scale=denoiser.config.latent_scale)
     model = wrap_ddp(denoiser, ctx)
     train_sched = denoiser.make_scheduler("ddim")
