@@ -4,10 +4,12 @@ A model folder holds ``splatgen.json`` (its manifest) and one diffusers-style su
 (``config.json`` + ``diffusion_pytorch_model.safetensors``)::
 
     {"format": 1, "kind": "latent-diffusion" | "regressor", "name": "...",
-     "components": {"var": "var", "denoiser": "denoiser"} | {"net": "."},
+     "components": {"var": "var", "denoiser": "denoiser", "teacher": "../regressor"} | {"net": "."},
      "defaults": {"guidance": 2.0, "skip_weight": 1.0, "steps": 50, "scheduler": "ddim"}}
 
-The shipped set lives in ``splatgen/assets/models/<name>``; ``diffusion`` is the default. Weights are
+``teacher`` (a regressor folder, relative to this one) is read only when the denoiser was trained with
+a teacher's features (``teacher_channels`` > 0 in its config), and must be the very regressor it was
+trained with (``teacher_sha256``). The shipped set lives in ``splatgen/assets/models/<name>``; ``diffusion`` is the default. Weights are
 safetensors only (nothing is unpickled) and nothing is downloaded.
 """
 
@@ -102,6 +104,29 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
+def _load_teacher(path: Path, parts: dict, denoiser):
+    """The regressor whose features the denoiser was trained with: present, of the right width, the same weights."""
+    from ..models.splatter_net import SplatterNet
+    from ..models.teacher import weights_sha256
+
+    if "teacher" not in parts:
+        raise ModelError(f"{path}: the denoiser was trained with a teacher regressor's features, but the manifest "
+                         f"names no 'teacher' component")
+    folder = (path / parts["teacher"]).resolve()
+    if not folder.is_dir():
+        raise ModelError(f"{path}: the denoiser needs its teacher regressor at {folder} (components.teacher); "
+                         f"keep the regressor folder beside this one")
+    teacher = _load_component(SplatterNet, folder, "teacher regressor")
+    if teacher.config.variational or teacher.config.channels[-1] != denoiser.config.teacher_channels:
+        raise ModelError(f"{folder}: not a regressor with {denoiser.config.teacher_channels} feature channels, "
+                         f"which the denoiser's teacher must be")
+    expected = denoiser.config.teacher_sha256
+    if expected and weights_sha256(folder) != expected:
+        raise ModelError(f"{folder}: this regressor is not the one the denoiser was trained with (weights differ "
+                         f"from sha256 {expected[:12]}…); ship the two together")
+    return teacher
+
+
 def load_generator(model: str | os.PathLike | None = None, device: str | torch.device | None = "auto") -> Generator:
     """Load a generator from a model folder (default: the shipped latent diffusion model)."""
     from ..models.denoiser import LatentDenoiser
@@ -128,6 +153,8 @@ def load_generator(model: str | os.PathLike | None = None, device: str | torch.d
             raise ModelError(f"{path}: denoiser (latent {denoiser.config.latent_channels}×{denoiser.config.latent_size}²,"
                              f" condition {denoiser.config.condition_channels}) does not match the VAR "
                              f"(latent {var.latent_shape}, features {var.config.channels[-1]})")
-        gen = LatentDiffusionGenerator(var, denoiser, name=name, device=dev, defaults=manifest.get("defaults"))
+        teacher = _load_teacher(path, parts, denoiser) if denoiser.config.teacher_channels else None
+        gen = LatentDiffusionGenerator(var, denoiser, name=name, device=dev, defaults=manifest.get("defaults"),
+                                       teacher=teacher)
     gen.path = path
     return gen

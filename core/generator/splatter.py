@@ -1,8 +1,9 @@
 """Generators built on Splatter-Image networks: the latent diffusion model (seed 001) and the
 deterministic regressor (the baseline / teacher).
 
-Latent diffusion: the VAR's image encoder gives skip features and the denoiser's condition; the
-denoiser samples a latent with classifier-free guidance; the VAR's reconstructor decodes latent +
+Latent diffusion: the VAR's image encoder gives skip features and the denoiser's condition (with the
+teacher regressor's features appended, for a denoiser trained with them); the denoiser samples a
+latent with classifier-free guidance; the VAR's reconstructor decodes latent +
 ``skip_weight``·skips into a Splatter Image, i.e. Gaussians in the input camera's frame.
 """
 
@@ -19,6 +20,7 @@ from ..models.denoiser import SCHEDULERS, LatentDenoiser
 from ..models.sampling import Cancelled, sample_latents
 from ..models.step_graphs import StepGraphCache
 from ..models.splatter_net import SplatterNet
+from ..models.teacher import denoiser_condition
 from .base import GenerationSettings, Generator, ProgressCallback, Sample, input_camera, to_object_frame
 from ..render import render
 from .resample import merge_samples, pin_input_view, region_mask
@@ -82,12 +84,17 @@ class LatentDiffusionGenerator(_SplatterGenerator):
     max_batch = 8  # samples denoised together
 
     def __init__(self, var: SplatterNet, denoiser: LatentDenoiser, name: str = "diffusion",
-                 device: torch.device = torch.device("cpu"), defaults: dict | None = None):
+                 device: torch.device = torch.device("cpu"), defaults: dict | None = None,
+                 teacher: SplatterNet | None = None):
         super().__init__(name, device)
         if not var.config.variational:
             raise SettingsError("the latent diffusion generator needs a VAR (variational SplatterNet)")
+        if bool(denoiser.config.teacher_channels) != (teacher is not None):
+            raise SettingsError("the denoiser was trained with a teacher regressor's features: pass teacher="
+                                if teacher is None else "this denoiser takes no teacher features")
         self.var = var.to(device).eval()
         self.denoiser = denoiser.to(device).eval()
+        self.teacher = teacher.to(device).eval() if teacher is not None else None
         d = dict(guidance=denoiser.config.default_guidance, skip_weight=var.config.default_skip_weight,
                  steps=denoiser.config.default_steps, scheduler=denoiser.config.default_scheduler)
         d.update(defaults or {})
@@ -119,10 +126,12 @@ class LatentDiffusionGenerator(_SplatterGenerator):
 
     # ------------------------------------------------------------------ the pipeline
     @torch.no_grad()
-    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """Prepared image ``(4, S, S)`` → VAR image features (finest first; last = 16×16 condition)."""
-        image = check_image(image, self.var.config.image_size).to(self.device).float()
-        return self.var.encode_image(image[None])
+    def encode(self, image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Prepared image ``(4, S, S)`` → (VAR image features, finest first, for the decoder's skips;
+        the denoiser's condition ``(1, C, s, s)``: the VAR's 16×16 features [+ the teacher's])."""
+        image = check_image(image, self.var.config.image_size).to(self.device).float()[None]
+        features = self.var.encode_image(image)
+        return features, denoiser_condition(features[-1], image, self.teacher)
 
     def noise(self, seed: int) -> torch.Tensor:
         """The starting noise ``(1, C, s, s)`` of seed ``seed``: drawn on the CPU, so a seed gives the
@@ -140,7 +149,7 @@ class LatentDiffusionGenerator(_SplatterGenerator):
     def generate(self, image, settings=GenerationSettings(), *, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> list[Sample]:
         s = self.validate(settings)
-        features = self.encode(image)
+        features, condition = self.encode(image)
         seeds = [int(s.seed) + i for i in range(int(s.num_samples))]
         chunks = [seeds[i:i + self.max_batch] for i in range(0, len(seeds), self.max_batch)]
         total = int(s.steps) * len(chunks)
@@ -151,7 +160,7 @@ class LatentDiffusionGenerator(_SplatterGenerator):
                     progress(k * int(s.steps) + done, total)
 
             noise = torch.cat([self.noise(seed) for seed in chunk])
-            cond = features[-1].expand(len(chunk), *features[-1].shape[1:])
+            cond = condition.expand(len(chunk), *condition.shape[1:])
             z = sample_latents(self.denoiser, cond, steps=int(s.steps), guidance=float(s.guidance),
                                scheduler=s.scheduler, noise=noise, progress=chunk_progress, cancel=cancel,
                                graphs=self.graphs)
@@ -171,8 +180,8 @@ class LatentDiffusionGenerator(_SplatterGenerator):
             redraw = region_mask(original, region)
         elif region != "occluded":
             raise SettingsError(f"region must be 'occluded' or a mask over splats, got {region!r}")
-        features = self.encode(image)
-        z = sample_latents(self.denoiser, features[-1], steps=int(s.steps), guidance=float(s.guidance),
+        features, condition = self.encode(image)
+        z = sample_latents(self.denoiser, condition, steps=int(s.steps), guidance=float(s.guidance),
                            scheduler=s.scheduler, noise=self.noise(seed), progress=progress, cancel=cancel,
                            graphs=self.graphs)
         viewmat, K = input_camera(self.device)

@@ -5,6 +5,13 @@ conv and **concatenated** with the noisy latent along channels. For classifier-f
 projected condition is zeroed for a fraction of training items (``cond_dropout``); at inference the
 unconditional prediction uses zeros as well.
 
+Optionally (``teacher_channels`` > 0) the condition also carries a frozen **teacher's** features of the
+same input view: the deterministic regressor's 16×16 features, which are trained to infer the whole
+object from one view, unlike the VAR's (its latent gets the hidden side from other views). They are
+concatenated after the VAR's and projected by their own 1×1 conv (``teacher_proj``, zero at the start,
+so a denoiser trained without a teacher continues unchanged when one is added). The teacher is
+identified by ``teacher_sha256`` (its weights file), so a model set with another regressor refuses to load.
+
 Latents are normalised before diffusion: ``z_diffusion = (z_var - latent_shift) · latent_scale``;
 both numbers are measured on the training data and kept in the config with the weights, together
 with the inference defaults (guidance, steps, scheduler).
@@ -40,9 +47,15 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
         default_steps: int = 50,
         default_scheduler: str = "ddim",
         trained_steps: int = 0,  # bookkeeping: optimiser steps these weights have seen
+        teacher_channels: int = 0,  # 0: no teacher; else the teacher's feature channels after the VAR's
+        teacher_sha256: str = "",  # sha256 of the teacher's weights these features come from
     ):
         super().__init__()
         self.cond_proj = nn.Conv2d(condition_channels, condition_projection, 1)
+        if teacher_channels:
+            self.teacher_proj = nn.Conv2d(teacher_channels, condition_projection, 1)
+            nn.init.zeros_(self.teacher_proj.weight)
+            nn.init.zeros_(self.teacher_proj.bias)
         n = len(block_out_channels)
         self.unet = UNet2DModel(
             sample_size=latent_size,
@@ -56,9 +69,22 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
             norm_num_groups=32,
         )
 
+    @property
+    def condition_width(self) -> int:
+        """Channels of the condition :meth:`project_condition` takes: the VAR's, then the teacher's."""
+        return self.config.condition_channels + self.config.teacher_channels
+
     def project_condition(self, condition: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Image features ``(B, C_cond, s, s)`` → projected condition; items with ``keep`` False become zeros."""
-        c = self.cond_proj(condition)
+        """Image features ``(B, condition_width, s, s)`` (VAR features, then the teacher's if any) →
+        projected condition ``(B, condition_projection, s, s)``; items with ``keep`` False become zeros."""
+        if condition.shape[1] != self.condition_width:
+            raise ValueError(f"the denoiser's condition has {self.condition_width} channels "
+                             f"({self.config.condition_channels} VAR + {self.config.teacher_channels} teacher), "
+                             f"got {condition.shape[1]}")
+        n = self.config.condition_channels
+        c = self.cond_proj(condition[:, :n])
+        if self.config.teacher_channels:
+            c = c + self.teacher_proj(condition[:, n:])
         if keep is not None:
             c = c * keep.to(c.dtype).reshape(-1, 1, 1, 1)
         return c

@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="var: train the reconstructor only (encoders frozen), so a denoiser trained on this "
                         "VAR's latents stays valid")
     p.add_argument("--var", help="diffusion: the trained VAR model folder whose latent space to model")
+    p.add_argument("--teacher", metavar="REGRESSOR_FOLDER",
+                   help="diffusion: append this frozen regressor's 16×16 features of the input view to the denoiser's "
+                        "condition (e.g. assets/models/regressor; the model set must then ship that very regressor)")
     p.add_argument("--cond-dropout", type=float, default=0.1, help="diffusion: condition dropout for CFG")
     p.add_argument("--latent-pool", type=int, default=16384, metavar="ITEMS",
                    help="diffusion: keep this many VAR encodings (input view, context views, mirroring) and draw "

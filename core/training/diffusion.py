@@ -1,7 +1,8 @@
 """Train the latent denoiser over a frozen VAR's latent space (seed 001, stage 2).
 
 Each step: for random objects and input views, the frozen VAR gives the condition (its image
-encoder's 16×16 features of the input view) and the target latent (a posterior sample from the
+encoder's 16×16 features of the input view; with ``--teacher REGRESSOR`` the frozen regressor's
+16×16 features of the same view are appended) and the target latent (a posterior sample from the
 input view plus ``num_context`` other posed views, normalised). By default these come from a pool of
 VAR encodings renewed a chunk per step (:mod:`.latent_pool`): the VAR costs far more than the
 denoiser, and each encoding is used ``--pool-reuse`` times on average. The denoiser learns to predict
@@ -24,6 +25,7 @@ from ..metrics import psnr
 from ..models.denoiser import LatentDenoiser
 from ..models.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
+from ..models.teacher import denoiser_condition, weights_sha256
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
 from .latent_pool import LatentPool, var_posterior
@@ -45,17 +47,47 @@ def load_frozen_var(folder: str, device) -> SplatterNet:
     return var.float().to(device).eval().requires_grad_(False)
 
 
+def load_frozen_teacher(folder: str, device) -> tuple[SplatterNet, str]:
+    """The regressor whose features join the condition, and the sha256 of its weights."""
+    try:
+        teacher = SplatterNet.from_pretrained(folder)
+        digest = weights_sha256(folder)
+    except (OSError, ValueError) as exc:
+        raise SplatgenError(f"{folder}: cannot load the teacher regressor ({exc})") from None
+    if teacher.config.variational:
+        raise SplatgenError(f"{folder}: the teacher must be a regressor, this is a VAR (variational=true)")
+    return teacher.float().to(device).eval().requires_grad_(False), digest
+
+
 @torch.no_grad()
-def var_targets(var: SplatterNet, batch: ViewBatch, num_context: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(condition features ``(B, 128, s, s)``, VAR posterior sample ``(B, C_lat, s, s)``) for a batch."""
-    features, mean, logvar = var_posterior(var, batch, num_context)
+def var_targets(var: SplatterNet, batch: ViewBatch, num_context: int, generator,
+                teacher: SplatterNet | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(condition features ``(B, C, s, s)``, VAR posterior sample ``(B, C_lat, s, s)``) for a batch."""
+    features, mean, logvar = var_posterior(var, batch, num_context, teacher)
     eps = torch.randn(mean.shape, generator=generator, device=mean.device)
     return features, mean + torch.exp(0.5 * logvar) * eps
 
 
 #: LatentDenoiser config keys that belong to its weights: their shape and the latent normalisation
 WEIGHT_KEYS = ("block_out_channels", "layers_per_block", "condition_projection", "attention_head_dim",
-               "latent_scale", "latent_shift")
+               "latent_scale", "latent_shift", "teacher_channels", "teacher_sha256")
+
+
+def teacher_config(start: dict, teacher_channels: int, digest: str, resuming: bool) -> dict:
+    """The teacher keys of the denoiser to build, checked against the weights it starts from: a run
+    keeps their teacher; weights trained without one may gain one (its projection starts at zero)
+    unless the run resumes (the optimiser state has no such parameters)."""
+    had = int(start.get("teacher_channels", 0) or 0)
+    if had and not teacher_channels:
+        raise SplatgenError("these denoiser weights were trained with a teacher regressor's features: pass "
+                            "--teacher with the same regressor")
+    if had and (had != teacher_channels or start.get("teacher_sha256", digest) != digest):
+        raise SplatgenError("--teacher is not the regressor these denoiser weights were trained with "
+                            "(another width or other weights)")
+    if teacher_channels and not had and resuming:
+        raise SplatgenError("the checkpoint to resume was trained without a teacher; start a new run with "
+                            "--init-from to add one")
+    return {"teacher_channels": teacher_channels, "teacher_sha256": digest}
 
 
 def starting_config(args: argparse.Namespace, out_dir: Path) -> dict:
@@ -81,16 +113,24 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     var = load_frozen_var(args.var, ctx.device)  # a wrong --var fails before the dataset is decoded
+    teacher, digest = load_frozen_teacher(args.teacher, ctx.device) if args.teacher else (None, "")
+    start = starting_config(args, out_dir)
+    resuming = args.resume and (out_dir / "checkpoint" / "model" / "config.json").exists()
+    start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming))
     bank: ViewBank = bank_loader(ctx.device)
     generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
                               latent_channels=var.config.latent_channels,
-                              latent_size=var.latent_shape[-1], **starting_config(args, out_dir)).to(ctx.device)
+                              latent_size=var.latent_shape[-1], **start).to(ctx.device)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = EMA(denoiser, args.ema_decay)
 
     def init_weights(folder: str) -> int:
-        load_into(denoiser, load_weights(folder), folder)
+        weights = load_weights(folder)
+        if denoiser.config.teacher_channels and not any(k.startswith("teacher_proj.") for k in weights):
+            # a teacher joins weights trained without one: its projection starts at zero (same function)
+            weights.update({k: v for k, v in denoiser.state_dict().items() if k.startswith("teacher_proj.")})
+        load_into(denoiser, weights, folder)
         return int(json.loads((Path(folder) / "config.json").read_text()).get("trained_steps", 0))
 
     step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator,
@@ -98,14 +138,15 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     pool = None
     if args.latent_pool > 0:
         pool = LatentPool(var, bank, args.num_context, args.latent_pool, args.batch_size // args.pool_reuse,
-                          args.mirror, args.seed, ctx.rank)
+                          args.mirror, args.seed, ctx.rank, teacher=teacher)
         t0 = time.time()
         pool.advance(step)
         if ctx.is_main:
             print(f"latent pool: {len(pool)} VAR encodings in {time.time() - t0:.1f} s, {pool.chunk} renewed per step",
                   flush=True)
     if step == 0:  # a new denoiser: measure the latent normalisation on VAR encodings (the pool's, if any)
-        stats_pool = pool or LatentPool(var, bank, args.num_context, 1024, 256, args.mirror, args.seed, ctx.rank)
+        stats_pool = pool or LatentPool(var, bank, args.num_context, 1024, 256, args.mirror, args.seed, ctx.rank,
+                                        teacher=teacher)
         stats_pool.advance(step)
         shift, scale = stats_pool.latent_stats(generator)
         denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
@@ -117,6 +158,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     clock = LoopClock(args.max_steps, args.max_minutes, args.checkpoint_minutes)
     if ctx.is_main:
         print(f"training diffusion: {sum(p.numel() for p in denoiser.parameters()) / 1e6:.2f}M parameters, "
+              f"condition {denoiser.condition_width} channels{' (with the teacher regressor)' if teacher else ''}, "
               f"latent scale {denoiser.config.latent_scale:.4g} shift {denoiser.config.latent_shift:.4g}, "
               f"from step {step}", flush=True)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
@@ -134,7 +176,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
             condition, z = pool.sample(args.batch_size, generator)
         else:  # fresh VAR targets every step (slow: the VAR costs ~15 denoiser steps)
             batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
-            condition, z = var_targets(var, batch, args.num_context, generator)
+            condition, z = var_targets(var, batch, args.num_context, generator, teacher)
         z0 = denoiser.normalise(z)
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)
         t = torch.randint(0, len(alphas), (z0.shape[0],), generator=generator, device=z0.device)
@@ -157,7 +199,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         ema.model.register_to_config(trained_steps=step)
         denoiser.register_to_config(trained_steps=step)
         checkpoint()
-        result.update(preview(out_dir / f"samples_{step:07d}.png", var, ema.model, bank, generator))
+        result.update(preview(out_dir / f"samples_{step:07d}.png", var, ema.model, bank, generator, teacher))
         log.write({"step": step, **{k: v for k, v in result.items() if k.startswith("preview")}})
         if args.export:
             export_model(ema.model, Path(args.export))
@@ -166,15 +208,16 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
 
 @torch.no_grad()
 def preview(path: Path, var: SplatterNet, denoiser: LatentDenoiser, bank: ViewBank, generator,
-            objects: int = 4, samples: int = 3, steps: int = 25) -> dict:
+            teacher: SplatterNet | None = None, objects: int = 4, samples: int = 3, steps: int = 25) -> dict:
     """Sample a few objects, render the input and target views, write a PNG grid and quick PSNRs."""
     batch = bank.sample(objects, 3, generator)
     features = var.encode_image(batch.input)
+    condition = denoiser_condition(features[-1], batch.input, teacher)
     rows, p_in, p_novel = [], [], []
     s = batch.rgb.shape[-2]
     rows.append(torch.cat(list(batch.rgb.flatten(0, 1)), 1))
     for _ in range(samples):
-        z = sample_latents(denoiser, features[-1], steps=steps, guidance=denoiser.config.default_guidance,
+        z = sample_latents(denoiser, condition, steps=steps, guidance=denoiser.config.default_guidance,
                            generator=generator)
         out = var.decode(features, z, 1.0)
         r = render(out.gaussians, batch.viewmats, batch.Ks, s, s).rgb.clamp(0, 1)

@@ -24,15 +24,17 @@ import torch
 
 from ..errors import SplatgenError
 from ..models.splatter_net import SplatterNet
+from ..models.teacher import denoiser_condition
 from .recon import encoder_views
 from .viewbank import ViewBank, mirror
 
 
-def var_posterior(var: SplatterNet, batch, num_context: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def var_posterior(var: SplatterNet, batch, num_context: int, teacher: SplatterNet | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The denoiser's view of a :class:`~.viewbank.ViewBatch` through the frozen VAR: (condition = the
-    image encoder's last features ``(B, C, s, s)``, posterior mean and log-variance ``(B, C_lat, s, s)``
-    from the input view plus the first ``num_context`` targets)."""
-    features = var.encode_image(batch.input)[-1]
+    image encoder's last features ``(B, C, s, s)``, with a teacher its features appended, posterior mean
+    and log-variance ``(B, C_lat, s, s)`` from the input view plus the first ``num_context`` targets)."""
+    features = denoiser_condition(var.encode_image(batch.input)[-1], batch.input, teacher)
     mean, logvar = var.encode_views(**encoder_views(batch, num_context))
     return features, mean, logvar
 
@@ -43,17 +45,19 @@ def chunk_generator(seed: int, rank: int, chunk: int, device) -> torch.Generator
 
 
 class LatentPool:
-    """``condition`` ``(N, C, s, s)`` float16 (the VAR image encoder's last features), ``mean`` and
+    """``condition`` ``(N, C, s, s)`` float16 (the VAR image encoder's last features [+ the teacher's]), ``mean`` and
     ``logvar`` ``(N, C_lat, s, s)`` float32 (each item's VAR posterior); ``objects``, ``views`` and
     ``mirrored`` ``(N,)`` say which input each item encodes. ``N = slots · chunk``, at most ``size`` and at most
     two items per input view of the split."""
 
     def __init__(self, var: SplatterNet, bank: ViewBank, num_context: int, size: int, chunk: int,
-                 mirror_prob: float, seed: int = 0, rank: int = 0, encode_batch: int = 256):
+                 mirror_prob: float, seed: int = 0, rank: int = 0, encode_batch: int = 256,
+                 teacher: SplatterNet | None = None):
         if num_context > bank.views_per_object - 1:
             raise SplatgenError(f"--num-context {num_context} needs at least {num_context + 1} views per object; "
                                 f"the dataset has {bank.views_per_object}")
         self.var, self.bank, self.num_context, self.mirror_prob = var, bank, num_context, mirror_prob
+        self.teacher = teacher
         self.seed, self.rank, self.encode_batch = seed, rank, encode_batch
         self.chunk = max(1, chunk)
         # a small split needs no more items than two per input view (one per mirroring, on average)
@@ -86,7 +90,7 @@ class LatentPool:
             sl = slice(i, i + self.encode_batch)
             batch = mirror(self.bank.batch(objects[sl], inputs[sl], context[sl]), flip[sl])
             with amp:
-                features, mean, logvar = var_posterior(self.var, batch, self.num_context)
+                features, mean, logvar = var_posterior(self.var, batch, self.num_context, self.teacher)
             conds.append(features.to(torch.float16))
             means.append(mean.float())
             logvars.append(logvar.float())
@@ -103,7 +107,7 @@ class LatentPool:
         cond, mean, logvar = self._encode(objects, inputs, context, flip)
         if self.condition is None:
             if not torch.isfinite(cond).all():
-                raise SplatgenError("the VAR's condition features overflow float16; train with --latent-pool 0")
+                raise SplatgenError("the condition features overflow float16; train with --latent-pool 0")
             n = len(self)
             self.condition = cond.new_empty((n, *cond.shape[1:]))
             self.mean, self.logvar = mean.new_empty((n, *mean.shape[1:])), logvar.new_empty((n, *logvar.shape[1:]))
