@@ -46,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", metavar="REGRESSOR_FOLDER",
                    help="diffusion: append this frozen regressor's 16×16 features of the input view to the denoiser's "
                         "condition (e.g. assets/models/regressor; the model set must then ship that very regressor)")
+    p.add_argument("--render-items", type=int, default=0, metavar="R",
+                   help="diffusion: also decode the predicted clean latent of R items per step with the frozen VAR and "
+                        "compare its renders with --num-targets views of the object (2D supervision; default 0: off)")
+    p.add_argument("--render-weight", type=float, default=1.0,
+                   help="diffusion: weight of that render loss against the latent loss (default 1)")
     p.add_argument("--cond-dropout", type=float, default=0.1, help="diffusion: condition dropout for CFG")
     p.add_argument("--latent-pool", type=int, default=16384, metavar="ITEMS",
                    help="diffusion: keep this many VAR encodings (input view, context views, mirroring) and draw "

@@ -8,6 +8,13 @@ VAR encodings renewed a chunk per step (:mod:`.latent_pool`): the VAR costs far 
 denoiser, and each encoding is used ``--pool-reuse`` times on average. The denoiser learns to predict
 ``v`` (or ε) from a noised latent at a random timestep, with the condition dropped for a fraction
 of items so that classifier-free guidance works at inference.
+
+With ``--render-items R`` (seed 000's 2D supervision of a 3D diffusion model) the first R items of a
+step also pass their predicted clean latent ``x̂0`` through the frozen VAR decoder, are rendered into
+their input view and ``--num-targets`` other views, and compared with the images like the VAR's own
+training (MSE + SSIM + alpha), weighted by ``--render-weight``: the latent loss treats every latent
+element alike, while the decoder is far more sensitive to some than to others (a flat object's few
+latent values that set its thickness). These items always keep their condition.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from ..models.teacher import denoiser_condition, weights_sha256
 from ..render import render
 from .checkpoint import load_into, load_weights, unwrap
 from .latent_pool import LatentPool, var_posterior
-from .recon import export_model
+from .recon import export_model, reconstruction_loss
 from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
@@ -135,6 +142,10 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
 
     step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator,
                                         init_weights)
+    if args.render_items and (args.latent_pool <= 0 or denoiser.config.prediction_type != "v_prediction"):
+        raise SplatgenError("--render-items needs the latent pool (--latent-pool > 0) and a v-prediction denoiser")
+    if not 0 <= args.render_items <= args.batch_size:
+        raise SplatgenError(f"--render-items must be between 0 and the batch size ({args.batch_size})")
     pool = None
     if args.latent_pool > 0:
         pool = LatentPool(var, bank, args.num_context, args.latent_pool, args.batch_size // args.pool_reuse,
@@ -163,6 +174,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
               f"from step {step}", flush=True)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
+    backend = "gsplat" if ctx.device.type == "cuda" else "torch"
     steps_this_run, running = 0, RunningMetrics()
 
     def checkpoint() -> None:  # the step counter is read when called
@@ -173,7 +185,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
         if pool is not None:
             pool.advance(step)
-            condition, z = pool.sample(args.batch_size, generator)
+            idx = pool.indices(args.batch_size, generator)
+            condition, z = pool.gather(idx, generator)
         else:  # fresh VAR targets every step (slow: the VAR costs ~15 denoiser steps)
             batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
             condition, z = var_targets(var, batch, args.num_context, generator, teacher)
@@ -185,13 +198,29 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         target = a.sqrt() * noise - (1 - a).sqrt() * z0 if denoiser.config.prediction_type == "v_prediction" \
             else noise
         keep = torch.rand(z0.shape[0], generator=generator, device=z0.device) >= args.cond_dropout
+        r = args.render_items
+        if r:
+            keep[:r] = True
         with amp:
             pred = model(noisy, t, unwrap(model).project_condition(condition, keep))
         loss = (pred.float() - target).square().mean()
+        metrics = {"loss": loss}
+        if r:
+            views = pool.view_batch(idx[:r], args.num_targets, generator)
+            x0 = a[:r].sqrt() * noisy[:r] - (1 - a[:r]).sqrt() * pred[:r].float()  # v-prediction → clean latent
+            with torch.no_grad(), amp:
+                features = var.encode_image(views.input)
+            with amp:
+                decoded = var.decode(features, denoiser.denormalise(x0), 1.0)
+            render_loss, render_metrics = reconstruction_loss(decoded, views, args, backend)
+            loss = loss + args.render_weight * render_loss
+            metrics.update({"latent_loss": metrics["loss"], "loss": loss, "render_loss": render_loss,
+                            "render_psnr_input": render_metrics["psnr_input"],
+                            "render_psnr_novel": render_metrics["psnr_novel"]})
         grad_norm = optimise(loss, denoiser, optimizer, ema, step, args.grad_clip)
         step += 1
         steps_this_run += 1
-        after_step(step, {"loss": loss, "grad_norm": grad_norm}, running, log, clock, optimizer, args.log_every, ctx.is_main,
+        after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, args.log_every, ctx.is_main,
                    checkpoint)
     running.check_finite(step)
     result = {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}

@@ -26,7 +26,7 @@ from ..errors import SplatgenError
 from ..models.splatter_net import SplatterNet
 from ..models.teacher import denoiser_condition
 from .recon import encoder_views
-from .viewbank import ViewBank, mirror
+from .viewbank import ViewBank, ViewBatch, mirror
 
 
 def var_posterior(var: SplatterNet, batch, num_context: int, teacher: SplatterNet | None = None
@@ -129,10 +129,27 @@ class LatentPool:
     # ------------------------------------------------------------------ drawing
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(condition ``(B, C, s, s)`` float32, latent ``(B, C_lat, s, s)`` drawn from each item's posterior)."""
-        dev = self.mean.device
-        idx = torch.randint(0, len(self), (batch_size,), generator=generator, device=dev)
-        eps = torch.randn((batch_size, *self.mean.shape[1:]), generator=generator, device=dev)
+        return self.gather(self.indices(batch_size, generator), generator)
+
+    def indices(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """``(B,)`` random items of the pool."""
+        return torch.randint(0, len(self), (batch_size,), generator=generator, device=self.mean.device)
+
+    def gather(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``idx`` as :meth:`sample` gives them: condition and a fresh draw from each posterior."""
+        eps = torch.randn((len(idx), *self.mean.shape[1:]), generator=generator, device=self.mean.device)
         return self.condition[idx].float(), self.mean[idx] + torch.exp(0.5 * self.logvar[idx]) * eps
+
+    def view_batch(self, idx: torch.Tensor, num_targets: int, generator: torch.Generator) -> ViewBatch:
+        """Items ``idx`` as a :class:`~.viewbank.ViewBatch` to render into: each item's input view (mirrored
+        as it was encoded) and ``num_targets`` other views of its object, drawn at random."""
+        v = self.bank.views_per_object
+        if not 1 <= num_targets <= v - 1:
+            raise SplatgenError(f"--num-targets must be between 1 and {v - 1} for {v} views per object")
+        inputs = self.views[idx]
+        offsets = torch.argsort(torch.rand(len(idx), v - 1, generator=generator, device=idx.device), dim=1)
+        targets = (inputs[:, None] + 1 + offsets[:, :num_targets]) % v  # distinct, never the input view
+        return mirror(self.bank.batch(self.objects[idx], inputs, targets), self.mirrored[idx])
 
 
 __all__ = ["LatentPool", "chunk_generator", "var_posterior"]
