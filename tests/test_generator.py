@@ -131,9 +131,10 @@ def test_regressor_is_deterministic(image):
 # ---------------------------------------------------------------------- broken model folders
 @pytest.fixture()
 def model_copy(tmp_path):
-    dst = tmp_path / "model"
-    shutil.copytree(models_dir() / "diffusion", dst)
-    return dst
+    """A copy of the shipped set; returns its diffusion folder (the teacher regressor lies beside it)."""
+    dst = tmp_path / "models"
+    shutil.copytree(models_dir(), dst)
+    return dst / "diffusion"
 
 
 def test_missing_model_folder(tmp_path):
@@ -165,4 +166,44 @@ def test_mismatched_denoiser(model_copy):
 def test_garbage_manifest(model_copy):
     (model_copy / "splatgen.json").write_text("{not json")
     with pytest.raises(ModelError, match="unreadable manifest"):
+        load_generator(model_copy)
+
+
+# ---------------------------------------------------------------------- the teacher regressor
+def test_the_teacher_features_steer_the_samples(gen, image):
+    from splatgen.core.models.sampling import sample_latents
+
+    assert gen.teacher is not None and not gen.teacher.config.variational
+    features, condition = gen.encode(image)
+    c_var = gen.var.config.channels[-1]
+    assert condition.shape == (1, c_var + gen.denoiser.config.teacher_channels, 16, 16)
+    assert torch.equal(condition[:, :c_var], features[-1])
+    noise = gen.noise(0)
+    with_teacher = sample_latents(gen.denoiser, condition, steps=STEPS, noise=noise)
+    blind = condition.clone()
+    blind[:, c_var:] = 0
+    without = sample_latents(gen.denoiser, blind, steps=STEPS, noise=noise)
+    assert (with_teacher - without).abs().max() > 0.05 * with_teacher.abs().max()
+
+
+def test_another_regressor_is_refused_as_the_teacher(model_copy):
+    from safetensors.torch import load_file, save_file
+
+    weights = model_copy.parent / "regressor" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(str(weights))
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] * 1.01
+    save_file(tensors, str(weights))
+    with pytest.raises(ModelError, match="not the one the denoiser was trained with"):
+        load_generator(model_copy)
+
+
+def test_a_missing_teacher_is_named(model_copy):
+    shutil.rmtree(model_copy.parent / "regressor")
+    with pytest.raises(ModelError, match="needs its teacher regressor"):
+        load_generator(model_copy)
+    manifest = json.loads((model_copy / "splatgen.json").read_text())
+    del manifest["components"]["teacher"]
+    (model_copy / "splatgen.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="names no 'teacher'"):
         load_generator(model_copy)

@@ -96,11 +96,12 @@ def test_diffusion_trains_over_the_frozen_var(dataset, tmp_path, capsys):
     cfg = json.loads((den / "config.json").read_text())
     code, err = train(capsys, "diffusion", "--var", SHIPPED / "diffusion" / "var", "--init-from", den, "--data", dataset,
                       "--out", tmp_path / "d", "--max-steps", cfg["trained_steps"] + 2, "--export", tmp_path / "export",
-                      *FAST)
+                      "--teacher", SHIPPED / "regressor", *FAST)
     assert code == 0, err
     exported = json.loads((tmp_path / "export" / "config.json").read_text())
     # the latent normalisation belongs to the VAR's latent space and must travel with the weights
     assert exported["latent_scale"] == cfg["latent_scale"] and exported["latent_shift"] == cfg["latent_shift"]
+    assert exported["teacher_sha256"] == cfg["teacher_sha256"] and exported["teacher_channels"] == 128
     losses = [json.loads(line)["loss"] for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()
               if "loss" in line]
     assert len(losses) == 2 and all(0.0 < x < 10.0 for x in losses)
@@ -134,13 +135,37 @@ def test_latent_pool_holds_var_encodings_and_depends_only_on_the_step(dataset):
     g = torch.Generator().manual_seed(0)
     (c1, z1), (c2, z2) = pool.sample(64, g), pool.sample(64, g)
     assert c1.dtype == torch.float32 and not torch.equal(z1, z2)
+    # the items' views to render into: the input view first, then other views of the same object
+    views = pool.view_batch(torch.tensor([i, 0]), 2, g)
+    assert torch.equal(views.input[:1], inp) and views.rgb.shape[1] == 3
+    torch.testing.assert_close(views.viewmats[:, 0], torch.eye(4).expand(2, 4, 4), atol=1e-6, rtol=0)
+    assert not torch.equal(views.rgb[0, 1], views.rgb[0, 0])
+
+
+def test_latent_pool_appends_the_teachers_features(dataset):
+    from splatgen.core.models.splatter_net import SplatterNet
+    from splatgen.core.training.latent_pool import LatentPool
+    from splatgen.core.training.viewbank import load_view_bank
+
+    torch.set_num_threads(2)
+    load = lambda name: SplatterNet.from_pretrained(str(SHIPPED / name)).float().eval().requires_grad_(False)  # noqa: E731
+    var, teacher = load("diffusion/var"), load("regressor")
+    bank = load_view_bank(dataset)
+    pool = LatentPool(var, bank, 1, size=6, chunk=3, mirror_prob=1.0, teacher=teacher)
+    pool.advance(3)
+    assert pool.condition.shape[1] == 256 and pool.mirrored.all()
+    i = 2
+    inp = bank.batch(pool.objects[i:i + 1], pool.views[i:i + 1], torch.zeros(1, 0, dtype=torch.long)).input.flip(-1)
+    with torch.no_grad():
+        expected = torch.cat([var.encode_image(inp)[-1], teacher.encode_image(inp)[-1]], 1)[0]
+    assert torch.allclose(pool.condition[i].float(), expected, atol=2e-3 * expected.abs().max())
 
 
 def test_diffusion_with_a_latent_pool_resumes_exactly(dataset, tmp_path, capsys):
     den = SHIPPED / "diffusion" / "denoiser"
     first = json.loads((den / "config.json").read_text())["trained_steps"]
-    common = ["--var", SHIPPED / "diffusion" / "var", "--init-from", den, "--data", dataset, "--latent-pool", 6,
-              "--pool-reuse", 1, *FAST]
+    common = ["--var", SHIPPED / "diffusion" / "var", "--teacher", SHIPPED / "regressor", "--init-from", den, "--data",
+              dataset, "--latent-pool", 6, "--pool-reuse", 1, *FAST]
     straight, split = tmp_path / "straight", tmp_path / "split"
     capsys.readouterr()
     assert main(["train", "diffusion", "--out", str(straight), "--max-steps", str(first + 3), *map(str, common)]) == 0
@@ -168,6 +193,51 @@ def test_a_new_denoiser_takes_its_size_from_the_options_and_keeps_it(dataset, tm
     code, err = train_command("diffusion", "--var", SHIPPED / "diffusion" / "var", "--data", dataset, "--out",
                               tmp_path / "bad", "--denoiser-channels", 48, 64, *FAST)
     assert code != 0 and "multiples of 32" in err and "Traceback" not in err
+
+
+def test_a_teacher_joins_a_denoiser_without_changing_what_it_computes(dataset, tmp_path, capsys):
+    from splatgen.core.models.denoiser import LatentDenoiser
+    from splatgen.core.models.teacher import weights_sha256
+
+    var, regressor = SHIPPED / "diffusion" / "var", SHIPPED / "regressor"
+    plain, grown = tmp_path / "plain", tmp_path / "grown"
+    base = ["diffusion", "--var", var, "--data", dataset, *FAST, "--denoiser-channels", 32, 32]
+    assert train(capsys, *base, "--out", tmp_path / "r0", "--max-steps", 1, "--export", plain)[0] == 0
+    # zero steps from the plain weights with a teacher: the same function of the VAR features
+    code, err = train(capsys, *base, "--out", tmp_path / "r1", "--init-from", plain, "--teacher", regressor,
+                      "--max-steps", 1, "--export", grown)
+    assert code == 0, err
+    cfg = json.loads((grown / "config.json").read_text())
+    assert cfg["teacher_channels"] == 128 and cfg["teacher_sha256"] == weights_sha256(regressor)
+    a, b = LatentDenoiser.from_pretrained(str(plain)).eval(), LatentDenoiser.from_pretrained(str(grown)).eval()
+    assert torch.count_nonzero(b.teacher_proj.weight) == 0
+    c = torch.randn(2, 256, 16, 16)
+    x, t = torch.randn(2, 4, 16, 16), torch.tensor([10, 900])
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, t, b.project_condition(c)), a(x, t, a.project_condition(c[:, :128])))
+    # the teacher cannot be dropped or swapped, nor added to a run being resumed
+    code, err = train_command(*base, "--out", tmp_path / "r2", "--init-from", grown, "--max-steps", 2)
+    assert code != 0 and "pass --teacher" in err and "Traceback" not in err
+    code, err = train_command(*base, "--out", tmp_path / "r2", "--init-from", grown, "--teacher", var, "--max-steps", 2)
+    assert code != 0 and "must be a regressor" in err and "Traceback" not in err
+    code, err = train_command(*base, "--out", tmp_path / "r0", "--resume", "--teacher", regressor, "--max-steps", 2)
+    assert code != 0 and "trained without a teacher" in err and "Traceback" not in err
+
+
+def test_render_items_supervise_the_denoiser_through_the_decoder(dataset, tmp_path, capsys):
+    den = SHIPPED / "diffusion" / "denoiser"
+    first = json.loads((den / "config.json").read_text())["trained_steps"]
+    args = ["diffusion", "--var", SHIPPED / "diffusion" / "var", "--teacher", SHIPPED / "regressor", "--init-from", den,
+            "--data", dataset, "--latent-pool", 8, *FAST]
+    code, err = train(capsys, *args, "--out", tmp_path / "d", "--max-steps", first + 2, "--render-items", 1)
+    assert code == 0, err
+    log = [json.loads(line) for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines() if "render_loss" in line]
+    assert len(log) == 2
+    for r in log:  # the total is the latent loss plus the weighted render loss of the decoded clean latent
+        assert 0.0 < r["render_loss"] < 1.0 and r["render_psnr_input"] > 15.0 and r["render_psnr_novel"] > 8.0
+        assert r["loss"] == pytest.approx(r["latent_loss"] + r["render_loss"], rel=1e-4)
+    code, err = train_command(*args, "--out", tmp_path / "e", "--render-items", 3)
+    assert code != 0 and "between 0 and the batch size" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------- bad input
