@@ -9,7 +9,9 @@ A model folder holds ``splatgen.json`` (its manifest) and one diffusers-style su
 
 ``teacher`` (a regressor folder, relative to this one) is read only when the denoiser was trained with
 a teacher's features (``teacher_channels`` > 0 in its config), and must be the very regressor it was
-trained with (``teacher_sha256``). The shipped set lives in ``splatgen/assets/models/<name>``; ``diffusion`` is the default. Weights are
+trained with (``teacher_sha256``).
+
+The shipped set lives in ``splatgen/assets/models/<name>``; ``diffusion`` is the default. Weights are
 safetensors only (nothing is unpickled) and nothing is downloaded.
 """
 

@@ -17,6 +17,9 @@
 #
 # The VAR trains with --decoder-only: its encoders, hence the latents and the denoiser's condition,
 # stay fixed, so the denoiser (trained over the shipped VAR in the same call) remains valid for it.
+# Since session 6 the shipped denoiser also reads the regressor's features (--teacher, pinned by the
+# sha256 of its weights): a call that retrains the regressor makes the diffusion model of the set it
+# exports refuse to load, so train the regressor only together with a new denoiser over it.
 # Order: the CUDA-graph tests and the benchmarks (short, fixed length) first, the evaluations last,
 # so a call that reaches the time limit loses part of an evaluation, not a benchmark.
 # $OUT gets at most 8 files: call.log (the caller's), one tar per job, evals.tar (every evaluation's
