@@ -6,7 +6,7 @@
 #   scripts/device/train_eval.sh MINUTES
 #   carry: .whl .gl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders;
 #          over 64 MiB with the repo, they travel as one data.tar.xz unpacked into data/ first)
-#   env:   JOBS (default "regressor var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
+#   env:   JOBS (default "var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
 #          SWEEP (settings to evaluate on data/eval_val: GUIDANCE or GUIDANCE/SKIP_WEIGHT, e.g. "2.0 2.0/0.5";
 #                 empty: no sweep),
 #          BENCH (1: also run the CUDA-graph tests, time generation, the viewport and gsplat's rendering, and
@@ -29,7 +29,7 @@ set -uo pipefail
 minutes=${1:?usage: scripts/device/train_eval.sh MINUTES}
 status=0
 OUT=${OUT:-/tmp/out}
-JOBS=${JOBS-regressor var diffusion}
+JOBS=${JOBS-var diffusion}
 SWEEP=${SWEEP-}
 BENCH=${BENCH:-1}
 EVAL_TEST=${EVAL_TEST:-1}
@@ -37,7 +37,7 @@ EVAL_TEST=${EVAL_TEST:-1}
 echo "[$(date +%T)] training"
 # shellcheck disable=SC2086
 REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} VAR_ARGS="${VAR_ARGS:---batch-size 32} --decoder-only" \
-DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 128 --var assets/models/diffusion/var} \
+DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 1024 --var assets/models/diffusion/var --teacher assets/models/regressor} \
   scripts/device/train.sh "$minutes" $JOBS || { status=1; echo "!! a training job failed; evaluating what was exported"; }
 source scripts/device/env.sh || exit 1
 # the model set as it will ship: manifests from the repo, each network replaced by its new export
