@@ -333,3 +333,16 @@ def test_cli_serves_until_ctrl_c(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_ctrl_c_ends_the_process_even_when_a_thread_does_not_stop():
+    """The shutdown watchdog of `splatgen view`: a non-daemon thread that never ends cannot keep the
+    process alive past the time it allows."""
+    code = ("import threading, time\n"
+            "from splatgen.core.commands.view import exit_if_stuck\n"
+            "threading.Thread(target=time.sleep, args=(600,)).start()\n"
+            "exit_if_stuck(1.0)\n")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "did not stop within 1 s" in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 30
