@@ -89,9 +89,10 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         super().__init__(name, device)
         if not var.config.variational:
             raise SettingsError("the latent diffusion generator needs a VAR (variational SplatterNet)")
-        if bool(denoiser.config.teacher_channels) != (teacher is not None):
-            raise SettingsError("the denoiser was trained with a teacher regressor's features: pass teacher="
-                                if teacher is None else "this denoiser takes no teacher features")
+        if denoiser.config.teacher_channels and teacher is None:
+            raise SettingsError("the denoiser was trained with a teacher regressor's features: pass teacher=")
+        if teacher is not None and not denoiser.config.teacher_channels:
+            raise SettingsError("this denoiser takes no teacher features; leave teacher=None")
         self.var = var.to(device).eval()
         self.denoiser = denoiser.to(device).eval()
         self.teacher = teacher.to(device).eval() if teacher is not None else None

@@ -13,8 +13,8 @@ With ``--render-items R`` (seed 000's 2D supervision of a 3D diffusion model) th
 step also pass their predicted clean latent ``x̂0`` through the frozen VAR decoder, are rendered into
 their input view and ``--num-targets`` other views, and compared with the images like the VAR's own
 training (MSE + SSIM + alpha), weighted by ``--render-weight``: the latent loss treats every latent
-element alike, while the decoder is far more sensitive to some than to others (a flat object's few
-latent values that set its thickness). These items always keep their condition.
+element alike, while the decoder may be far more sensitive to some than to others. These items
+always keep their condition. (Session 6: no better on val at R = 64, W = 10; see benchmarks/TRAINING.md.)
 """
 
 from __future__ import annotations
@@ -119,6 +119,10 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     torch.manual_seed(args.seed + ctx.rank)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.render_items and args.latent_pool <= 0:
+        raise SplatgenError("--render-items needs the latent pool (--latent-pool > 0): it knows each item's views")
+    if not 0 <= args.render_items <= args.batch_size:
+        raise SplatgenError(f"--render-items must be between 0 and the batch size ({args.batch_size})")
     var = load_frozen_var(args.var, ctx.device)  # a wrong --var fails before the dataset is decoded
     teacher, digest = load_frozen_teacher(args.teacher, ctx.device) if args.teacher else (None, "")
     start = starting_config(args, out_dir)
@@ -142,10 +146,6 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
 
     step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator,
                                         init_weights)
-    if args.render_items and (args.latent_pool <= 0 or denoiser.config.prediction_type != "v_prediction"):
-        raise SplatgenError("--render-items needs the latent pool (--latent-pool > 0) and a v-prediction denoiser")
-    if not 0 <= args.render_items <= args.batch_size:
-        raise SplatgenError(f"--render-items must be between 0 and the batch size ({args.batch_size})")
     pool = None
     if args.latent_pool > 0:
         pool = LatentPool(var, bank, args.num_context, args.latent_pool, args.batch_size // args.pool_reuse,
@@ -207,7 +207,9 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         metrics = {"loss": loss}
         if r:
             views = pool.view_batch(idx[:r], args.num_targets, generator)
-            x0 = a[:r].sqrt() * noisy[:r] - (1 - a[:r]).sqrt() * pred[:r].float()  # v-prediction → clean latent
+            ar, p = a[:r], pred[:r].float()
+            x0 = ar.sqrt() * noisy[:r] - (1 - ar).sqrt() * p if denoiser.config.prediction_type == "v_prediction" \
+                else (noisy[:r] - (1 - ar).sqrt() * p) / ar.sqrt().clamp_min(1e-3)  # the predicted clean latent
             with torch.no_grad(), amp:
                 features = var.encode_image(views.input)
             with amp:
