@@ -317,18 +317,28 @@ def test_cli_bad_files_and_busy_port(tmp_path, capsys):
 def test_cli_serves_until_ctrl_c(tmp_path):
     exe = Path(sys.executable).with_name("splatgen")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "splatgen.core.cli"]
+    # Ctrl-C as in a terminal: a runner started in the background may pass SIGINT on as ignored
     proc = subprocess.Popen(cmd + ["view", str(EXAMPLE), "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    err: list[str] = []
+    drain = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)  # a full pipe would block it
+    drain.start()
     try:
         line = proc.stdout.readline()
-        assert "serving" in line and "20,000 splats" in line, line + proc.stderr.read() if proc.poll() else line
+        threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
+        assert "serving" in line and "20,000 splats" in line, line + "".join(err)
         url = line.split(" at ")[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
         assert "<html" in fetch(url).lower()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-        err = proc.stderr.read()
-        assert "stopping" in err and "Traceback" not in err, err
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("still running 30 s after Ctrl-C; stderr:\n" + "".join(err)[-3000:]) from None
+        drain.join(10)
+        text = "".join(err)
+        assert code == 0 and "stopping" in text and "Traceback" not in text, text
     finally:
         if proc.poll() is None:
             proc.kill()
