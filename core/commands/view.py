@@ -99,9 +99,9 @@ STOP_SECONDS = 10.0
 def exit_if_stuck(seconds: float) -> threading.Timer:
     """Arm a daemon timer that ends the process (exit status 0) if it is still alive after ``seconds``.
 
-    Ctrl-C must end ``splatgen view`` even when a library thread does not stop (once in a full CI run
-    the process outlived its shutdown by 30 s, not reproduced since): the shutdown, and the
-    interpreter's wait for non-daemon threads after it, get ``seconds`` in all."""
+    Ctrl-C must end ``splatgen view`` even when a library thread does not stop: the shutdown, and the
+    interpreter's wait for non-daemon threads after it, get ``seconds`` in all. (Two full-suite runs
+    in session 6 saw the process alive 30 s after SIGINT; never reproduced in isolation.)"""
     import os
 
     def give_up() -> None:

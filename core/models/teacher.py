@@ -2,8 +2,8 @@
 
 The condition is the VAR image encoder's 16×16 features of the input view; a denoiser built with
 ``teacher_channels`` > 0 also reads the frozen regressor's 16×16 features of the same view, appended
-along channels (see :mod:`.denoiser`). Training, evaluation and the generator all assemble it here, so
-they agree on the order. The teacher is pinned by the sha256 of its weights file: features of another
+along channels (see :mod:`.denoiser`). Training (the latent pool, previews) and the generator (hence
+evaluation) both assemble it here, so they agree on the order. The teacher is pinned by the sha256 of its weights file: features of another
 regressor would mean nothing to the denoiser.
 """
 
