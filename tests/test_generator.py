@@ -72,7 +72,7 @@ def test_samples_agree_on_the_input_view_and_differ_behind(two_samples):
 
 def test_progress_per_step_and_cancel_within_one_step(gen, image):
     calls = []
-    gen.generate(image, GenerationSettings(steps=STEPS), progress=lambda d, t: calls.append((d, t)))
+    gen.generate(image, GenerationSettings(steps=STEPS, strength=1.0), progress=lambda d, t: calls.append((d, t)))
     assert calls == [(i, STEPS) for i in range(1, STEPS + 1)]
     cancel, seen = threading.Event(), []
 
@@ -82,7 +82,7 @@ def test_progress_per_step_and_cancel_within_one_step(gen, image):
             cancel.set()
 
     with pytest.raises(Cancelled):
-        gen.generate(image, GenerationSettings(steps=10), progress=progress, cancel=cancel)
+        gen.generate(image, GenerationSettings(steps=10, strength=1.0), progress=progress, cancel=cancel)
     assert seen == [1, 2]
 
 
@@ -107,7 +107,8 @@ def test_resample_a_region_changes_only_those_splats(gen, image, two_samples):
 
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(guidance=float("nan")), dict(skip_weight=-1.0),
-                                 dict(num_samples=0), dict(scheduler="euler"), dict(seed=-1)])
+                                 dict(num_samples=0), dict(scheduler="euler"), dict(seed=-1), dict(strength=0.0),
+                                 dict(strength=1.5), dict(strength=float("nan"))])
 def test_bad_settings_are_refused(gen, image, bad):
     with pytest.raises(SettingsError):
         gen.generate(image, GenerationSettings(**bad))
@@ -207,3 +208,58 @@ def test_a_missing_teacher_is_named(model_copy):
     (model_copy / "splatgen.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="names no 'teacher'"):
         load_generator(model_copy)
+
+
+# ---------------------------------------------------------------------- starting from the teacher (strength)
+def _novel_view(sample_or_gaussians, azimuth=150.0):
+    g = getattr(sample_or_gaussians, "gaussians", sample_or_gaussians)
+    vm = orbit_viewmat(azimuth, 20.0)
+    from splatgen.core.generator.base import input_camera
+
+    return render(g, vm[None], input_camera()[1], 128, 128, backend="torch").rgb[0].clamp(0, 1)
+
+
+def test_the_teacher_latent_decodes_to_the_regressors_object(gen, image):
+    from splatgen.core.generator.base import to_object_frame
+
+    regressor = load_generator("regressor", "cpu").generate(image)[0]
+    features, _ = gen.encode(image)
+    z = gen.start_latent(image, 0.5)
+    assert z.shape == (1, *gen.var.latent_shape)
+    decoded = to_object_frame(gen.decode(features, z, 1.0)[0])
+    alone = to_object_frame(gen.decode(features, gen.var.encode_views(image[None, None].float(),
+                                                                       torch.eye(4)[None, None])[0], 1.0)[0])
+    reference = _novel_view(regressor)
+    # the teacher's latent shows the hidden side as the regressor does; the VAR reading the input alone does not
+    assert float(psnr(_novel_view(decoded), reference)) > float(psnr(_novel_view(alone), reference)) + 3.0
+    assert gen.start_latent(image, 1.0) is None
+
+
+def test_strength_starts_the_samples_from_the_teacher(gen, image):
+    z_teacher = gen.start_latent(image, 0.5)
+    near = gen.generate(image, GenerationSettings(steps=20, strength=0.1, num_samples=2, seed=5))
+    far = gen.generate(image, GenerationSettings(steps=20, strength=1.0, num_samples=2, seed=5))
+    d_near = max(float((s.latent - z_teacher[0]).norm()) for s in near)
+    d_far = min(float((s.latent - z_teacher[0]).norm()) for s in far)
+    assert d_near < 0.5 * d_far
+    assert not torch.equal(near[0].latent, near[1].latent)  # each seed still draws its own noise
+    assert all(s.settings.strength == 0.1 for s in near)
+
+
+def test_progress_counts_the_steps_that_run(gen, image):
+    calls = []
+    gen.generate(image, GenerationSettings(steps=10, strength=0.5, num_samples=2),
+                 progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(i, 5) for i in range(1, 6)]  # two samples denoised together: one chunk of 5 steps
+
+
+def test_strength_below_one_needs_a_teacher(gen):
+    from splatgen.core.models.denoiser import LatentDenoiser
+
+    plain = LatentDenoiser(block_out_channels=(32, 32), attention_head_dim=8)
+    blind = LatentDiffusionGenerator(gen.var, plain, device=torch.device("cpu"))
+    assert blind.defaults.strength == 1.0
+    with pytest.raises(SettingsError, match="no teacher"):
+        blind.validate(GenerationSettings(strength=0.5))
+    with pytest.raises(SettingsError, match="teacher"):
+        LatentDiffusionGenerator(gen.var, plain, device=torch.device("cpu"), defaults={"strength": 0.5})

@@ -23,13 +23,16 @@ def gen():
     return load_generator("diffusion", torch.device("cuda"))
 
 
-@pytest.mark.parametrize("scheduler,steps,guidance", [("ddim", 50, 2.0), ("dpm", 20, 3.0), ("ddim", 10, 1.0)])
-def test_graphs_match_the_eager_loop(gen, scheduler, steps, guidance):
+@pytest.mark.parametrize("scheduler,steps,guidance,strength", [("ddim", 50, 2.0, 1.0), ("dpm", 20, 3.0, 1.0),
+                                                               ("ddim", 10, 1.0, 1.0), ("ddim", 50, 2.0, 0.7),
+                                                               ("dpm", 20, 2.0, 0.5)])
+def test_graphs_match_the_eager_loop(gen, scheduler, steps, guidance, strength):
     den = gen.denoiser
     torch.manual_seed(0)
-    cond = torch.randn(3, den.config.condition_channels, 16, 16, device="cuda")
+    cond = torch.randn(3, den.condition_width, 16, 16, device="cuda")
     noise = torch.randn(3, den.config.latent_channels, 16, 16, device="cuda")
-    kw = dict(steps=steps, guidance=guidance, scheduler=scheduler, noise=noise)
+    start = torch.randn(3, den.config.latent_channels, 16, 16, device="cuda")
+    kw = dict(steps=steps, guidance=guidance, scheduler=scheduler, noise=noise, strength=strength, start=start)
     eager = sample_latents(den, cond, **kw)
     cache = StepGraphCache()
     first = sample_latents(den, cond, graphs=cache, **kw)
@@ -48,7 +51,7 @@ def test_graphs_match_the_eager_loop(gen, scheduler, steps, guidance):
 
 def test_progress_and_cancel_between_replays(gen):
     den = gen.denoiser
-    cond = torch.randn(1, den.config.condition_channels, 16, 16, device="cuda")
+    cond = torch.randn(1, den.condition_width, 16, 16, device="cuda")
     cache, seen, cancel = StepGraphCache(), [], threading.Event()
     sample_latents(den, cond, steps=12, graphs=cache, progress=lambda i, n: seen.append((i, n)))
     assert seen == [(i, 12) for i in range(1, 13)]
@@ -66,7 +69,7 @@ def test_generator_uses_graphs_on_cuda_and_samples_match(gen):
     from splatgen.core.generator.benchmark import example_input
 
     image = example_input("cuda")
-    s = GenerationSettings(steps=25, num_samples=2, seed=7)
+    s = GenerationSettings(steps=25, num_samples=2, seed=7)  # the model's default strength
     gen.use_cuda_graphs(True)
     graphed = gen.generate(image, s)
     assert gen.graphs is not None and gen.graphs.entries

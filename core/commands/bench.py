@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     q.set_defaults(func=run_parity)
 
-    g = bench_sub.add_parser("generate", help="model load, regressor pass, 50-step diffusion samples (eager and CUDA graphs)")
+    g = bench_sub.add_parser("generate", help="model load, regressor pass, 50-step diffusion samples (eager and CUDA graphs; strength 1 and the model's default)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     g.add_argument("--steps", type=int, default=50)
     g.add_argument("--guidance", type=float, default=2.0)

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, default=None)
     p.add_argument("--skip-weight", type=float, default=None)
     p.add_argument("--scheduler", choices=("ddim", "dpm"), default=None)
+    p.add_argument("--strength", type=float, default=None,
+                   help="fraction of the schedule to run: 1 = from pure noise, below 1 = from the teacher "
+                        "regressor's object (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-objects", type=int, default=None, help="only the first N objects")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         k = args.samples if gen.stochastic else 1
         settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
-                                      scheduler=args.scheduler, seed=args.seed, num_samples=k)
+                                      scheduler=args.scheduler, seed=args.seed, num_samples=k, strength=args.strength)
         result = evaluate(gen, objects, settings, progress=not args.no_progress)
     result["load_seconds"] = load_seconds
     result["command"] = "splatgen eval " + " ".join(_argv_of(args))

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-weight", type=float, default=None, help="weight of the input image's skip features, 0-1")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (model default)")
     p.add_argument("--scheduler", choices=("ddim", "dpm"), default=None)
+    p.add_argument("--strength", type=float, default=None,
+                   help="fraction of the denoising schedule to run: 1 = from pure noise; below 1 the samples start "
+                        "from the teacher regressor's object, noised to that level (model default)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
     p.add_argument("--resample-occluded", action="store_true",
                    help="also write sample_XX_resampled.ply: the hidden side redrawn, the visible side kept")
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     gen = load_generator(args.model, args.device)
     settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
-                                  scheduler=args.scheduler, seed=args.seed,
+                                  scheduler=args.scheduler, seed=args.seed, strength=args.strength,
                                   num_samples=args.samples if gen.stochastic else 1)
     if gen.stochastic:
         gen.validate(settings)

@@ -37,9 +37,13 @@ class GenerationSettings:
     scheduler: str | None = None  # "ddim" or "dpm"
     seed: int = 0  # sample i uses seed + i
     num_samples: int = 1
+    # fraction of the schedule to run: 1 = from pure noise; below 1, from the teacher's object noised
+    # to that level (SDEdit; latent diffusion with a teacher regressor only)
+    strength: float | None = None
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("guidance", "skip_weight", "steps", "scheduler", "seed", "num_samples")}
+        return {k: getattr(self, k) for k in ("guidance", "skip_weight", "steps", "scheduler", "seed", "num_samples",
+                                              "strength")}
 
 
 @dataclass
@@ -96,8 +100,8 @@ class Generator:
     def resolve(self, settings: GenerationSettings) -> GenerationSettings:
         """Fill ``None`` fields from :attr:`defaults`."""
         d = self.defaults
-        return replace(settings, **{k: getattr(d, k) for k in ("guidance", "skip_weight", "steps", "scheduler")
-                                    if getattr(settings, k) is None})
+        return replace(settings, **{k: getattr(d, k) for k in ("guidance", "skip_weight", "steps", "scheduler",
+                                                              "strength") if getattr(settings, k) is None})
 
     def validate(self, settings: GenerationSettings) -> GenerationSettings:
         """Resolve defaults and check ranges (a :class:`SettingsError` names the bad value)."""

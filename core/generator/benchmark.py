@@ -33,8 +33,10 @@ def example_input(device="cpu") -> torch.Tensor:
 
 def run_generate_benchmark(device: str = "auto", steps: int = 50, guidance: float = 2.0, repeat: int = 3,
                            threads: int | None = 2) -> dict:
-    """Time the regressor and full 50-step samples. On CUDA, the eager loop and the CUDA-graph loop
-    (the default there) are both timed, and the graphs' latents are compared with the eager ones."""
+    """Time the regressor and full 50-step samples (strength 1: from pure noise), and, for a model whose
+    default strength is below 1, samples at that default too (the teacher's latent, then the steps that
+    run). On CUDA, the eager loop and the CUDA-graph loop (the default there) are both timed, and the
+    graphs' latents are compared with the eager ones."""
     from .loading import load_generator, pick_device
 
     dev = pick_device(device)
@@ -55,21 +57,24 @@ def run_generate_benchmark(device: str = "auto", steps: int = 50, guidance: floa
     add("regressor: one reconstruction", lambda: reg.generate(image))
     modes = [("eager", False), ("CUDA graphs", True)] if dev.type == "cuda" else [("eager", False)]
     latents = {}
+    strengths = [1.0] + ([gen.defaults.strength] if gen.defaults.strength != 1.0 else [])
     for label, graphs in modes:
         gen.use_cuda_graphs(graphs)
-        for n in (1, 4):
-            s = GenerationSettings(steps=steps, guidance=guidance, num_samples=n, scheduler="ddim")
-            if graphs:
-                t = time.perf_counter()
-                gen.generate(image, s)
-                print(f"capture for {n} sample(s): {time.perf_counter() - t:.2f} s")
-            add(f"diffusion {label}: {n} sample(s), {steps} steps, guidance {guidance}",
-                lambda s=s: gen.generate(image, s), samples=n, steps=steps, cuda_graphs=graphs)
-            if n == 4:
-                latents[label] = torch.stack([x.latent for x in gen.generate(image, s)])
+        for strength in strengths:
+            for n in (1, 4):
+                s = GenerationSettings(steps=steps, guidance=guidance, num_samples=n, scheduler="ddim",
+                                       strength=strength)
+                if graphs:
+                    t = time.perf_counter()
+                    gen.generate(image, s)
+                    print(f"capture for {n} sample(s), strength {strength}: {time.perf_counter() - t:.2f} s")
+                add(f"diffusion {label}: {n} sample(s), {steps} steps, guidance {guidance}, strength {strength}",
+                    lambda s=s: gen.generate(image, s), samples=n, steps=steps, strength=strength, cuda_graphs=graphs)
+                if n == 4:
+                    latents[(label, strength)] = torch.stack([x.latent for x in gen.generate(image, s)])
     extra = {}
-    if len(latents) == 2:
-        diff = (latents["eager"] - latents["CUDA graphs"]).abs().max().item()
+    if len(modes) == 2:
+        diff = max((latents[("eager", st)] - latents[("CUDA graphs", st)]).abs().max().item() for st in strengths)
         extra["graphs_vs_eager_max_abs_latent_diff"] = diff
         print(f"CUDA graphs vs eager: max |latent difference| {diff:.2e}")
     return {"machine": machine_info(), "device": str(dev), "threads": torch.get_num_threads() if dev.type == "cpu" else None,

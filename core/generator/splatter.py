@@ -4,7 +4,10 @@ deterministic regressor (the baseline / teacher).
 Latent diffusion: the VAR's image encoder gives skip features and the denoiser's condition (with the
 teacher regressor's features appended, for a denoiser trained with them); the denoiser samples a
 latent with classifier-free guidance; the VAR's reconstructor decodes latent +
-``skip_weight``·skips into a Splatter Image, i.e. Gaussians in the input camera's frame.
+``skip_weight``·skips into a Splatter Image, i.e. Gaussians in the input camera's frame. With a
+teacher, sampling may start from the teacher's object as a VAR latent instead of pure noise
+(``strength`` < 1, SDEdit; see :func:`~splatgen.core.models.teacher.teacher_latent`): the samples
+keep the regressor's well-inferred shape and vary around it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import torch
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
 from ..models.denoiser import SCHEDULERS, LatentDenoiser
-from ..models.sampling import Cancelled, sample_latents
+from ..models.sampling import Cancelled, first_step, sample_latents
 from ..models.step_graphs import StepGraphCache
 from ..models.splatter_net import SplatterNet
-from ..models.teacher import denoiser_condition
+from ..models.teacher import denoiser_condition, teacher_latent
 from .base import GenerationSettings, Generator, ProgressCallback, Sample, input_camera, to_object_frame
 from ..render import render
 from .resample import merge_samples, pin_input_view, region_mask
@@ -63,7 +66,7 @@ class RegressorGenerator(_SplatterGenerator):
     def __init__(self, net: SplatterNet, name: str = "regressor", device: torch.device = torch.device("cpu")):
         super().__init__(name, device)
         self.net = net.to(device).eval()
-        self.defaults = GenerationSettings(guidance=1.0, skip_weight=1.0, steps=1, scheduler="none")
+        self.defaults = GenerationSettings(guidance=1.0, skip_weight=1.0, steps=1, scheduler="none", strength=1.0)
 
     @torch.no_grad()
     def generate(self, image, settings=GenerationSettings(), *, progress=None, cancel=None):
@@ -97,9 +100,11 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         self.denoiser = denoiser.to(device).eval()
         self.teacher = teacher.to(device).eval() if teacher is not None else None
         d = dict(guidance=denoiser.config.default_guidance, skip_weight=var.config.default_skip_weight,
-                 steps=denoiser.config.default_steps, scheduler=denoiser.config.default_scheduler)
+                 steps=denoiser.config.default_steps, scheduler=denoiser.config.default_scheduler, strength=1.0)
         d.update(defaults or {})
         self.defaults = GenerationSettings(**d)
+        if self.defaults.strength != 1.0 and self.teacher is None:
+            raise SettingsError("a default strength below 1 needs a teacher regressor to start from")
         self.use_cuda_graphs(True)
 
     def use_cuda_graphs(self, enabled: bool = True) -> None:
@@ -123,6 +128,11 @@ class LatentDiffusionGenerator(_SplatterGenerator):
             raise SettingsError(f"number of samples must be between 1 and {MAX_SAMPLES}, got {s.num_samples}")
         if not 0 <= int(s.seed) < 2**63:
             raise SettingsError(f"seed must be a non-negative integer, got {s.seed}")
+        if not (math.isfinite(s.strength) and 0.0 < s.strength <= 1.0):
+            raise SettingsError(f"strength must be above 0 and at most 1, got {s.strength}")
+        if s.strength < 1.0 and self.teacher is None:
+            raise SettingsError("strength below 1 starts from the teacher regressor's object; this model has no "
+                                "teacher: use strength 1")
         return s
 
     # ------------------------------------------------------------------ the pipeline
@@ -133,6 +143,15 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         image = check_image(image, self.var.config.image_size).to(self.device).float()[None]
         features = self.var.encode_image(image)
         return features, denoiser_condition(features[-1], image, self.teacher)
+
+    @torch.no_grad()
+    def start_latent(self, image: torch.Tensor, strength: float) -> torch.Tensor | None:
+        """Where sampling at ``strength`` starts: the teacher's object as a VAR latent ``(1, C, s, s)``
+        for ``strength`` < 1 (see :func:`~splatgen.core.models.teacher.teacher_latent`), else None."""
+        if strength >= 1.0:
+            return None
+        image = check_image(image, self.var.config.image_size).to(self.device).float()[None]
+        return teacher_latent(self.var, self.teacher, image)
 
     def noise(self, seed: int) -> torch.Tensor:
         """The starting noise ``(1, C, s, s)`` of seed ``seed``: drawn on the CPU, so a seed gives the
@@ -151,20 +170,23 @@ class LatentDiffusionGenerator(_SplatterGenerator):
                  cancel: threading.Event | None = None) -> list[Sample]:
         s = self.validate(settings)
         features, condition = self.encode(image)
+        start = self.start_latent(image, float(s.strength))
         seeds = [int(s.seed) + i for i in range(int(s.num_samples))]
         chunks = [seeds[i:i + self.max_batch] for i in range(0, len(seeds), self.max_batch)]
-        total = int(s.steps) * len(chunks)
+        run = int(s.steps) - first_step(int(s.steps), float(s.strength))  # steps that run per chunk
+        total = run * len(chunks)
         samples: list[Sample] = []
         for k, chunk in enumerate(chunks):
             def chunk_progress(done: int, _steps: int, k=k) -> None:
                 if progress is not None:
-                    progress(k * int(s.steps) + done, total)
+                    progress(k * run + done, total)
 
             noise = torch.cat([self.noise(seed) for seed in chunk])
             cond = condition.expand(len(chunk), *condition.shape[1:])
             z = sample_latents(self.denoiser, cond, steps=int(s.steps), guidance=float(s.guidance),
                                scheduler=s.scheduler, noise=noise, progress=chunk_progress, cancel=cancel,
-                               graphs=self.graphs)
+                               graphs=self.graphs, strength=float(s.strength),
+                               start=None if start is None else start.expand(len(chunk), *start.shape[1:]))
             gaussians = self.decode(features, z, float(s.skip_weight))
             for i, seed in enumerate(chunk):
                 samples.append(self._sample(gaussians[i], seed, s, z[i]))
@@ -184,7 +206,8 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         features, condition = self.encode(image)
         z = sample_latents(self.denoiser, condition, steps=int(s.steps), guidance=float(s.guidance),
                            scheduler=s.scheduler, noise=self.noise(seed), progress=progress, cancel=cancel,
-                           graphs=self.graphs)
+                           graphs=self.graphs, strength=float(s.strength),
+                           start=self.start_latent(image, float(s.strength)))
         viewmat, K = input_camera(self.device)
         info = {**sample.info, "resampled_from_seed": sample.seed}
         if isinstance(region, str):

@@ -18,12 +18,19 @@ class Cancelled(Exception):
     """Sampling was cancelled through its ``cancel`` event."""
 
 
+def first_step(steps: int, strength: float) -> int:
+    """Index of the first of ``steps`` timesteps that runs at ``strength`` (1: all of them; at least one runs)."""
+    return steps - min(steps, max(1, round(steps * strength)))
+
+
 @torch.no_grad()
 def sample_latents(
     denoiser: LatentDenoiser,
     condition: torch.Tensor,
     *,
     steps: int = 50,
+    strength: float = 1.0,
+    start: torch.Tensor | None = None,
     guidance: float = 2.0,
     scheduler: str | None = None,
     generator: torch.Generator | list[torch.Generator] | None = None,
@@ -40,6 +47,9 @@ def sample_latents(
         guidance: classifier-free guidance weight w: ``pred = uncond + w·(cond - uncond)``; 1 = none.
         generator: one generator, or one per sample (so each sample is reproducible on its own).
         noise: start from this noise instead of drawing it.
+        strength: the fraction of the schedule to run (SDEdit). 1 starts from pure noise; below 1,
+            ``start`` (VAR-space latents ``(B, C_lat, s, s)``, e.g. the teacher's) is noised to the
+            level of the first timestep that runs (:func:`first_step`) and denoised from there.
         progress: called as ``progress(step, steps)`` after each denoising step.
         cancel: checked before each step; when set, :class:`Cancelled` is raised.
         repaint: optional hook ``repaint(latents, t, scheduler) -> latents`` applied after each step
@@ -55,6 +65,19 @@ def sample_latents(
         noise = torch.cat([torch.randn((1, c, s, s), generator=g, device=device, dtype=torch.float32)
                            for g in gens]).to(dtype)
     cond = denoiser.project_condition(condition)
+    sched = denoiser.make_scheduler(scheduler)
+    sched.set_timesteps(steps, device=device)
+    begin = first_step(steps, strength)
+    if hasattr(sched, "set_begin_index"):  # multistep solvers count their steps from here
+        sched.set_begin_index(begin)
+    timesteps = sched.timesteps[begin:]
+    if begin:
+        if start is None:
+            raise ValueError("sampling at strength < 1 starts from a latent: pass start=")
+        latents = sched.add_noise(denoiser.normalise(start.to(device=device, dtype=torch.float32)), noise.float(),
+                                  timesteps[:1].expand(b)).to(dtype)
+    else:
+        latents = noise * sched.init_noise_sigma
     if graphs is not None and device.type == "cuda" and repaint is None:
         def before_step(i: int, n: int) -> None:
             if i and progress is not None:
@@ -63,16 +86,12 @@ def sample_latents(
                 raise Cancelled()
 
         with graphs.lock, torch.cuda.device(device):
-            loop = graphs.get(denoiser, b, steps, guidance, scheduler, device)
+            loop = graphs.get(denoiser, b, steps, guidance, scheduler, device, begin)
             if loop is not None:
-                return denoiser.denormalise(loop.run(cond.float(), noise.float(), before_step)).to(dtype)
-    sched = denoiser.make_scheduler(scheduler)
-    sched.set_timesteps(steps, device=device)
+                return denoiser.denormalise(loop.run(cond.float(), latents.float(), before_step)).to(dtype)
     guided = guidance != 1.0
     if guided:
         cond = torch.cat([torch.zeros_like(cond), cond])
-    latents = noise * sched.init_noise_sigma
-    timesteps = sched.timesteps
     for i, t in enumerate(timesteps):
         if cancel is not None and cancel.is_set():
             raise Cancelled()

@@ -2,7 +2,7 @@
 
 The denoiser is small (16×16 latents): eagerly, each of the 50 steps spends far longer launching its
 few hundred kernels (UNet, guidance, scheduler update) than running them. Here every step is
-captured once per shape (batch, steps, guidance, scheduler) and then replayed; between replays the
+captured once per shape (batch, steps, guidance, scheduler, first step) and then replayed; between replays the
 loop still reports progress and honours ``cancel``, so the Generator API behaves as in the eager loop.
 
 What makes the diffusers schedulers capturable: timesteps are passed as Python ints, so the
@@ -30,22 +30,23 @@ class StepGraphs:
     """The captured loop for one shape: static input buffers, one CUDA graph per step."""
 
     def __init__(self, denoiser: LatentDenoiser, batch: int, steps: int, guidance: float, scheduler: str | None,
-                 device: torch.device):
+                 device: torch.device, begin: int = 0):
         c, s = denoiser.config.latent_channels, denoiser.config.latent_size
         self.denoiser, self.guidance, self.scheduler_name = denoiser, float(guidance), scheduler
         self.guided = self.guidance != 1.0
-        self.scheduler = self._new_scheduler(steps, device)
-        self.timesteps = [int(t) for t in self.scheduler.timesteps]
+        self.steps, self.begin = steps, begin
+        self.scheduler = self._new_scheduler(device)
+        self.timesteps = [int(t) for t in self.scheduler.timesteps[begin:]]
         self.latents = torch.zeros((batch, c, s, s), device=device)
         proj = denoiser.config.condition_projection
         self.cond = torch.zeros(((2 if self.guided else 1) * batch, proj, s, s), device=device)
         self._capture()
 
-    def _new_scheduler(self, steps: int, device: torch.device):
+    def _new_scheduler(self, device: torch.device):
         sched = self.denoiser.make_scheduler(self.scheduler_name)
-        sched.set_timesteps(steps, device=device)
-        if hasattr(sched, "set_begin_index"):  # multistep solvers: count steps from 0, no device search
-            sched.set_begin_index(0)
+        sched.set_timesteps(self.steps, device=device)
+        if hasattr(sched, "set_begin_index"):  # multistep solvers: count steps from here, no device search
+            sched.set_begin_index(self.begin)
         return sched
 
     def _step(self, t: int) -> torch.Tensor:
@@ -61,7 +62,7 @@ class StepGraphs:
         # Warm up on a side stream first (lazy initialisation, cuBLAS workspaces), as capture requires;
         # a scratch scheduler keeps the real one's multistep state clean.
         real = self.scheduler
-        self.scheduler = self._new_scheduler(len(self.timesteps), self.latents.device)
+        self.scheduler = self._new_scheduler(self.latents.device)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -79,9 +80,10 @@ class StepGraphs:
                 self.latents.copy_(self._step(t))
             self.graphs.append(graph)
 
-    def run(self, projected_condition: torch.Tensor, noise: torch.Tensor,
+    def run(self, projected_condition: torch.Tensor, latents: torch.Tensor,
             before_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """Replay the loop from ``noise`` ``(B, C, s, s)`` for the projected condition ``(B, P, s, s)``;
+        """Replay the loop from ``latents`` ``(B, C, s, s)`` (normalised, noised to the first captured
+        timestep: scaled noise, or an SDEdit start) for the projected condition ``(B, P, s, s)``;
         returns the final normalised latents. ``before_step(i, n)`` runs before step ``i`` is queued,
         once step ``i - 1`` has finished on the GPU (so progress is real and a cancel raised there
         stops within one step), and once more with ``i = n`` at the end."""
@@ -89,7 +91,7 @@ class StepGraphs:
         if self.guided:
             cond = torch.cat([torch.zeros_like(cond), cond])
         self.cond.copy_(cond)
-        self.latents.copy_(noise * self.scheduler.init_noise_sigma)
+        self.latents.copy_(latents)
         n = len(self.graphs)
         done = None
         for i, graph in enumerate(self.graphs):
@@ -120,9 +122,9 @@ class StepGraphCache:
         self.lock = threading.Lock()
 
     def get(self, denoiser: LatentDenoiser, batch: int, steps: int, guidance: float, scheduler: str | None,
-            device: torch.device) -> StepGraphs | None:
+            device: torch.device, begin: int = 0) -> StepGraphs | None:
         name = scheduler or denoiser.config.default_scheduler
-        key = (id(denoiser), batch, steps, float(guidance), name)
+        key = (id(denoiser), batch, steps, float(guidance), name, begin)
         if key in self.failed:
             return None
         if key in self.entries:
@@ -132,7 +134,7 @@ class StepGraphCache:
             self.entries.popitem(last=False)
         try:
             with torch.cuda.device(device):
-                self.entries[key] = StepGraphs(denoiser, batch, steps, guidance, name, device)
+                self.entries[key] = StepGraphs(denoiser, batch, steps, guidance, name, device, begin)
         except RuntimeError as exc:  # capture refused (driver, memory): the eager loop still works
             self.failed[key] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.warning("CUDA graph capture failed (%s); sampling this shape without graphs", self.failed[key])

@@ -7,7 +7,7 @@
 #   scripts/device/evaluate.sh MODELS
 #   env: EVAL_TEST (1: test split, regressor when EVAL_REGRESSOR=1, and diffusion best-of-4; default 1)
 #        EVAL_REGRESSOR (1: include the regressor, on test and, with a SWEEP, on val; default 1)
-#        SWEEP (val-split settings for the diffusion model: GUIDANCE or GUIDANCE/SKIP_WEIGHT)
+#        SWEEP (val-split settings for the diffusion model: GUIDANCE[/SKIP_WEIGHT][@STRENGTH], e.g. "2.0 2.0@0.7")
 #        DEVICE (default cuda), EVAL_ARGS (more `splatgen eval` options, e.g. --max-objects 2),
 #        SPLATGEN (the command; default `python3 -m splatgen.core.cli`, as scripts/device/env.sh sets up)
 #   data: data/eval_test and data/eval_val (object folders)
@@ -36,9 +36,11 @@ fi
 if [ -n "$SWEEP" ] && [ -d data/eval_val ]; then
   [ "$EVAL_REGRESSOR" = 1 ] && start val-regressor data/eval_val regressor
   for setting in $SWEEP; do
-    g=${setting%%/*}; skip=(); name=val-diffusion-g$g
-    if [ "$setting" != "$g" ]; then skip=(--skip-weight "${setting#*/}"); name=$name-s${setting#*/}; fi
-    start "$name" data/eval_val diffusion -k 4 --guidance "$g" "${skip[@]}"
+    st=(); if [[ $setting == *@* ]]; then st=(--strength "${setting#*@}"); fi
+    rest=${setting%%@*}; g=${rest%%/*}; skip=(); name=val-diffusion-g$g
+    if [ "$rest" != "$g" ]; then skip=(--skip-weight "${rest#*/}"); name=$name-s${rest#*/}; fi
+    [ ${#st[@]} -gt 0 ] && name=$name-st${setting#*@}
+    start "$name" data/eval_val diffusion -k 4 --guidance "$g" "${skip[@]}" "${st[@]}"
   done
 fi
 status=0

@@ -7,8 +7,8 @@
 #   carry: .whl .gl data/packed_train data/eval_test data/eval_val (copies of the test / val object folders;
 #          over 64 MiB with the repo, they travel as one data.tar.xz unpacked into data/ first)
 #   env:   JOBS (default "var diffusion"), REGRESSOR_ARGS / VAR_ARGS / DIFFUSION_ARGS,
-#          SWEEP (settings to evaluate on data/eval_val: GUIDANCE or GUIDANCE/SKIP_WEIGHT, e.g. "2.0 2.0/0.5";
-#                 empty: no sweep),
+#          SWEEP (settings to evaluate on data/eval_val: GUIDANCE[/SKIP_WEIGHT][@STRENGTH], e.g. "2.0 2.0/0.5 2.0@0.7";
+#                 without @ the model's default strength; empty: no sweep),
 #          BENCH (1: also run the CUDA-graph tests, time generation, the viewport and gsplat's rendering, and
 #                 check torch-vs-gsplat parity; default 1),
 #          EVAL_TEST (0: skip the test-split evaluations, e.g. while weights are still being picked on val;
