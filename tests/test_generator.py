@@ -263,3 +263,14 @@ def test_strength_below_one_needs_a_teacher(gen):
         blind.validate(GenerationSettings(strength=0.5))
     with pytest.raises(SettingsError, match="teacher"):
         LatentDiffusionGenerator(gen.var, plain, device=torch.device("cpu"), defaults={"strength": 0.5})
+
+
+def test_a_denoiser_with_the_teachers_latent_reads_it_from_the_condition(gen, image):
+    from splatgen.core.models.denoiser import LatentDenoiser
+
+    den = LatentDenoiser(block_out_channels=(32, 32), attention_head_dim=8, teacher_channels=128, teacher_latent=True)
+    g = LatentDiffusionGenerator(gen.var, den, device=torch.device("cpu"), teacher=gen.teacher)
+    _, condition = g.encode(image)
+    assert condition.shape == (1, 128 + 128 + 4, 16, 16)
+    torch.testing.assert_close(condition[:, 256:], gen.start_latent(image, 0.5))
+    assert len(g.generate(image, GenerationSettings(steps=2, num_samples=2))) == 2

@@ -317,3 +317,45 @@ def test_resume_must_keep_decoder_only(dataset, tmp_path, capsys):
                  "--max-steps", steps + 1, *FAST)[0] == 0
     code, err = train_command("var", "--data", dataset, "--out", run, "--resume", "--max-steps", steps + 2, *FAST)
     assert code != 0 and "--decoder-only" in err and "Traceback" not in err
+
+
+def test_the_teachers_latent_joins_the_condition(dataset, tmp_path, capsys):
+    from splatgen.core.models.denoiser import LatentDenoiser
+    from splatgen.core.models.splatter_net import SplatterNet
+    from splatgen.core.models.teacher import teacher_latent
+    from splatgen.core.training.latent_pool import LatentPool
+    from splatgen.core.training.viewbank import load_view_bank
+
+    torch.set_num_threads(2)
+    den, var_dir, regressor = SHIPPED / "diffusion" / "denoiser", SHIPPED / "diffusion" / "var", SHIPPED / "regressor"
+    first = json.loads((den / "config.json").read_text())["trained_steps"]
+    base = ["diffusion", "--var", var_dir, "--teacher", regressor, "--data", dataset, "--latent-pool", 6, *FAST]
+    grown = tmp_path / "grown"
+    # from the shipped weights with the latent added: its projection starts at zero, the rest is unchanged
+    code, err = train(capsys, *base, "--init-from", den, "--teacher-latent", "--out", tmp_path / "r1",
+                      "--max-steps", first, "--export", grown)
+    assert code == 0, err
+    a, b = LatentDenoiser.from_pretrained(str(den)).eval(), LatentDenoiser.from_pretrained(str(grown)).eval()
+    assert b.config.teacher_latent and b.condition_width == 256 + 4
+    assert torch.count_nonzero(b.teacher_latent_proj.weight) == 0
+    c = torch.randn(2, 260, 16, 16)
+    x, t = torch.randn(2, 4, 16, 16), torch.tensor([10, 900])
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, t, b.project_condition(c)), a(x, t, a.project_condition(c[:, :256])))
+    # the pool's condition ends with the teacher's latent of each item's (mirrored) input view
+    load = lambda d: SplatterNet.from_pretrained(str(d)).float().eval().requires_grad_(False)  # noqa: E731
+    var, teacher = load(var_dir), load(regressor)
+    bank = load_view_bank(dataset)
+    pool = LatentPool(var, bank, 1, size=4, chunk=2, mirror_prob=1.0, teacher=teacher, teacher_latent=True)
+    pool.advance(2)
+    i = 1
+    inp = bank.batch(pool.objects[i:i + 1], pool.views[i:i + 1], torch.zeros(1, 0, dtype=torch.long)).input.flip(-1)
+    expected = teacher_latent(var, teacher, inp)[0]
+    assert pool.condition.shape[1] == 260
+    assert torch.allclose(pool.condition[i, 256:].float(), expected, atol=2e-3 * expected.abs().max())
+    # it cannot be dropped, nor come without its teacher
+    code, err = train_command(*base, "--init-from", grown, "--out", tmp_path / "r2", "--max-steps", first + 1)
+    assert code != 0 and "pass --teacher-latent" in err and "Traceback" not in err
+    code, err = train_command("diffusion", "--var", var_dir, "--data", dataset, *FAST, "--teacher-latent",
+                              "--out", tmp_path / "r3", "--max-steps", 1)
+    assert code != 0 and "needs --teacher" in err and "Traceback" not in err

@@ -142,7 +142,8 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         the denoiser's condition ``(1, C, s, s)``: the VAR's 16×16 features [+ the teacher's])."""
         image = check_image(image, self.var.config.image_size).to(self.device).float()[None]
         features = self.var.encode_image(image)
-        return features, denoiser_condition(features[-1], image, self.teacher)
+        latent_var = self.var if self.denoiser.config.teacher_latent else None
+        return features, denoiser_condition(features[-1], image, self.teacher, latent_var)
 
     @torch.no_grad()
     def start_latent(self, image: torch.Tensor, strength: float) -> torch.Tensor | None:

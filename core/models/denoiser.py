@@ -11,6 +11,10 @@ object from one view, unlike the VAR's (its latent gets the hidden side from oth
 concatenated after the VAR's and projected by their own 1×1 conv (``teacher_proj``, zero at the start,
 so a denoiser trained without a teacher continues unchanged when one is added). The teacher is
 identified by ``teacher_sha256`` (its weights file), so a model set with another regressor refuses to load.
+With ``teacher_latent`` the condition ends with the teacher's object as a VAR latent as well
+(:func:`~.teacher.teacher_latent`, ``latent_channels`` more channels): normalised like the diffused
+latents and projected by ``teacher_latent_proj`` (zero at the start, too), it hands the denoiser the
+regressor's answer in its own space, to refine rather than rebuild.
 
 Latents are normalised before diffusion: ``z_diffusion = (z_var - latent_shift) · latent_scale``;
 both numbers are measured on the training data and kept in the config with the weights, together
@@ -49,13 +53,20 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
         trained_steps: int = 0,  # bookkeeping: optimiser steps these weights have seen
         teacher_channels: int = 0,  # 0: no teacher; else the teacher's feature channels after the VAR's
         teacher_sha256: str = "",  # sha256 of the teacher's weights these features come from
+        teacher_latent: bool = False,  # the condition ends with the teacher's object as a VAR latent
     ):
         super().__init__()
+        if teacher_latent and not teacher_channels:
+            raise ValueError("teacher_latent needs a teacher (teacher_channels > 0)")
         self.cond_proj = nn.Conv2d(condition_channels, condition_projection, 1)
         if teacher_channels:
             self.teacher_proj = nn.Conv2d(teacher_channels, condition_projection, 1)
             nn.init.zeros_(self.teacher_proj.weight)
             nn.init.zeros_(self.teacher_proj.bias)
+        if teacher_latent:
+            self.teacher_latent_proj = nn.Conv2d(latent_channels, condition_projection, 1)
+            nn.init.zeros_(self.teacher_latent_proj.weight)
+            nn.init.zeros_(self.teacher_latent_proj.bias)
         n = len(block_out_channels)
         self.unet = UNet2DModel(
             sample_size=latent_size,
@@ -71,20 +82,24 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
 
     @property
     def condition_width(self) -> int:
-        """Channels of the condition :meth:`project_condition` takes: the VAR's, then the teacher's."""
-        return self.config.condition_channels + self.config.teacher_channels
+        """Channels of the condition :meth:`project_condition` takes: the VAR's, the teacher's, its latent's."""
+        return self.config.condition_channels + self.config.teacher_channels + \
+            (self.config.latent_channels if self.config.teacher_latent else 0)
 
     def project_condition(self, condition: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Image features ``(B, condition_width, s, s)`` (VAR features, then the teacher's if any) →
-        projected condition ``(B, condition_projection, s, s)``; items with ``keep`` False become zeros."""
+        """Image features ``(B, condition_width, s, s)`` (VAR features, then the teacher's if any, then its
+        VAR-space latent if ``teacher_latent``) → projected condition ``(B, condition_projection, s, s)``;
+        items with ``keep`` False become zeros."""
         if condition.shape[1] != self.condition_width:
             raise ValueError(f"the denoiser's condition has {self.condition_width} channels "
-                             f"({self.config.condition_channels} VAR + {self.config.teacher_channels} teacher), "
-                             f"got {condition.shape[1]}")
-        n = self.config.condition_channels
+                             f"({self.config.condition_channels} VAR + {self.config.teacher_channels} teacher"
+                             f"{' + its latent' if self.config.teacher_latent else ''}), got {condition.shape[1]}")
+        n, m = self.config.condition_channels, self.config.condition_channels + self.config.teacher_channels
         c = self.cond_proj(condition[:, :n])
         if self.config.teacher_channels:
-            c = c + self.teacher_proj(condition[:, n:])
+            c = c + self.teacher_proj(condition[:, n:m])
+        if self.config.teacher_latent:
+            c = c + self.teacher_latent_proj(self.normalise(condition[:, m:]))
         if keep is not None:
             c = c * keep.to(c.dtype).reshape(-1, 1, 1, 1)
         return c

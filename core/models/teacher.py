@@ -46,12 +46,17 @@ def weights_sha256(folder: str | Path) -> str:
     return h.hexdigest()
 
 
-def denoiser_condition(var_top: torch.Tensor, image: torch.Tensor, teacher: SplatterNet | None) -> torch.Tensor:
+def denoiser_condition(var_top: torch.Tensor, image: torch.Tensor, teacher: SplatterNet | None,
+                       latent_var: SplatterNet | None = None) -> torch.Tensor:
     """``var_top`` ``(B, C_var, s, s)`` (the VAR's last image features) and, with a teacher, its features of
-    ``image`` ``(B, 4, S, S)`` → condition ``(B, C_var [+ C_teacher], s, s)``."""
+    ``image`` ``(B, 4, S, S)``, and with ``latent_var`` (the VAR, for a denoiser with ``teacher_latent``) the
+    teacher's :func:`teacher_latent` → condition ``(B, C_var [+ C_teacher [+ C_lat]], s, s)``."""
     if teacher is None:
         return var_top
-    return torch.cat([var_top, teacher.encode_image(image)[-1].to(var_top.dtype)], 1)
+    parts = [var_top, teacher.encode_image(image)[-1].to(var_top.dtype)]
+    if latent_var is not None:
+        parts.append(teacher_latent(latent_var, teacher, image).to(var_top.dtype))
+    return torch.cat(parts, 1)
 
 
 def teacher_view_poses(device=None) -> torch.Tensor:

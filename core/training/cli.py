@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", metavar="REGRESSOR_FOLDER",
                    help="diffusion: append this frozen regressor's 16×16 features of the input view to the denoiser's "
                         "condition (e.g. assets/models/regressor; the model set must then ship that very regressor)")
+    p.add_argument("--teacher-latent", action="store_true",
+                   help="diffusion, with --teacher: the condition also carries the teacher's object as a VAR latent "
+                        "(its renders from two orbit poses read by the VAR's view encoder beside the input)")
     p.add_argument("--render-items", type=int, default=0, metavar="R",
                    help="diffusion: also decode the predicted clean latent of R items per step with the frozen VAR and "
                         "compare its renders with --num-targets views of the object (2D supervision; default 0: off)")

@@ -68,22 +68,31 @@ def load_frozen_teacher(folder: str, device) -> tuple[SplatterNet, str]:
 
 @torch.no_grad()
 def var_targets(var: SplatterNet, batch: ViewBatch, num_context: int, generator,
-                teacher: SplatterNet | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                teacher: SplatterNet | None = None, teacher_latent: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(condition features ``(B, C, s, s)``, VAR posterior sample ``(B, C_lat, s, s)``) for a batch."""
-    features, mean, logvar = var_posterior(var, batch, num_context, teacher)
+    features, mean, logvar = var_posterior(var, batch, num_context, teacher, teacher_latent)
     eps = torch.randn(mean.shape, generator=generator, device=mean.device)
     return features, mean + torch.exp(0.5 * logvar) * eps
 
 
 #: LatentDenoiser config keys that belong to its weights: their shape and the latent normalisation
 WEIGHT_KEYS = ("block_out_channels", "layers_per_block", "condition_projection", "attention_head_dim",
-               "latent_scale", "latent_shift", "teacher_channels", "teacher_sha256")
+               "latent_scale", "latent_shift", "teacher_channels", "teacher_sha256", "teacher_latent")
 
 
-def teacher_config(start: dict, teacher_channels: int, digest: str, resuming: bool) -> dict:
+def teacher_config(start: dict, teacher_channels: int, digest: str, resuming: bool,
+                   teacher_latent: bool = False) -> dict:
     """The teacher keys of the denoiser to build, checked against the weights it starts from: a run
-    keeps their teacher; weights trained without one may gain one (its projection starts at zero)
-    unless the run resumes (the optimiser state has no such parameters)."""
+    keeps their teacher (and its latent); weights trained without one may gain one (its projection
+    starts at zero) unless the run resumes (the optimiser state has no such parameters)."""
+    if teacher_latent and not teacher_channels:
+        raise SplatgenError("--teacher-latent needs --teacher: the latent is that regressor's object")
+    had_latent = bool(start.get("teacher_latent", False))
+    if had_latent and not teacher_latent:
+        raise SplatgenError("these denoiser weights were trained with the teacher's latent: pass --teacher-latent")
+    if teacher_latent and not had_latent and resuming:
+        raise SplatgenError("the checkpoint to resume was trained without the teacher's latent; start a new run "
+                            "with --init-from to add it")
     had = int(start.get("teacher_channels", 0) or 0)
     if had and not teacher_channels:
         raise SplatgenError("these denoiser weights were trained with a teacher regressor's features: pass "
@@ -94,7 +103,7 @@ def teacher_config(start: dict, teacher_channels: int, digest: str, resuming: bo
     if teacher_channels and not had and resuming:
         raise SplatgenError("the checkpoint to resume was trained without a teacher; start a new run with "
                             "--init-from to add one")
-    return {"teacher_channels": teacher_channels, "teacher_sha256": digest}
+    return {"teacher_channels": teacher_channels, "teacher_sha256": digest, "teacher_latent": teacher_latent}
 
 
 def starting_config(args: argparse.Namespace, out_dir: Path) -> dict:
@@ -127,7 +136,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     teacher, digest = load_frozen_teacher(args.teacher, ctx.device) if args.teacher else (None, "")
     start = starting_config(args, out_dir)
     resuming = args.resume and (out_dir / "checkpoint" / "model" / "config.json").exists()
-    start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming))
+    start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming,
+                                getattr(args, "teacher_latent", False)))
     bank: ViewBank = bank_loader(ctx.device)
     generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
@@ -138,9 +148,10 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
 
     def init_weights(folder: str) -> int:
         weights = load_weights(folder)
-        if denoiser.config.teacher_channels and not any(k.startswith("teacher_proj.") for k in weights):
-            # a teacher joins weights trained without one: its projection starts at zero (same function)
-            weights.update({k: v for k, v in denoiser.state_dict().items() if k.startswith("teacher_proj.")})
+        for prefix in ("teacher_proj.", "teacher_latent_proj."):
+            if hasattr(denoiser, prefix[:-1]) and not any(k.startswith(prefix) for k in weights):
+                # a teacher (or its latent) joins weights trained without: its projection starts at zero
+                weights.update({k: v for k, v in denoiser.state_dict().items() if k.startswith(prefix)})
         load_into(denoiser, weights, folder)
         return int(json.loads((Path(folder) / "config.json").read_text()).get("trained_steps", 0))
 
@@ -149,7 +160,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     pool = None
     if args.latent_pool > 0:
         pool = LatentPool(var, bank, args.num_context, args.latent_pool, args.batch_size // args.pool_reuse,
-                          args.mirror, args.seed, ctx.rank, teacher=teacher)
+                          args.mirror, args.seed, ctx.rank, teacher=teacher,
+                          teacher_latent=denoiser.config.teacher_latent)
         t0 = time.time()
         pool.advance(step)
         if ctx.is_main:
@@ -157,7 +169,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
                   flush=True)
     if step == 0:  # a new denoiser: measure the latent normalisation on VAR encodings (the pool's, if any)
         stats_pool = pool or LatentPool(var, bank, args.num_context, 1024, 256, args.mirror, args.seed, ctx.rank,
-                                        teacher=teacher)
+                                        teacher=teacher, teacher_latent=denoiser.config.teacher_latent)
         stats_pool.advance(step)
         shift, scale = stats_pool.latent_stats(generator)
         denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
@@ -169,7 +181,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     clock = LoopClock(args.max_steps, args.max_minutes, args.checkpoint_minutes)
     if ctx.is_main:
         print(f"training diffusion: {sum(p.numel() for p in denoiser.parameters()) / 1e6:.2f}M parameters, "
-              f"condition {denoiser.condition_width} channels{' (with the teacher regressor)' if teacher else ''}, "
+              f"condition {denoiser.condition_width} channels{' (with the teacher regressor)' if teacher else ''}"
+              f"{' and its latent' if denoiser.config.teacher_latent else ''}, "
               f"latent scale {denoiser.config.latent_scale:.4g} shift {denoiser.config.latent_shift:.4g}, "
               f"from step {step}", flush=True)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
@@ -189,7 +202,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
             condition, z = pool.gather(idx, generator)
         else:  # fresh VAR targets every step (slow: the VAR costs ~15 denoiser steps)
             batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
-            condition, z = var_targets(var, batch, args.num_context, generator, teacher)
+            condition, z = var_targets(var, batch, args.num_context, generator, teacher,
+                                       denoiser.config.teacher_latent)
         z0 = denoiser.normalise(z)
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)
         t = torch.randint(0, len(alphas), (z0.shape[0],), generator=generator, device=z0.device)
@@ -243,7 +257,7 @@ def preview(path: Path, var: SplatterNet, denoiser: LatentDenoiser, bank: ViewBa
     """Sample a few objects, render the input and target views, write a PNG grid and quick PSNRs."""
     batch = bank.sample(objects, 3, generator)
     features = var.encode_image(batch.input)
-    condition = denoiser_condition(features[-1], batch.input, teacher)
+    condition = denoiser_condition(features[-1], batch.input, teacher, var if denoiser.config.teacher_latent else None)
     rows, p_in, p_novel = [], [], []
     s = batch.rgb.shape[-2]
     rows.append(torch.cat(list(batch.rgb.flatten(0, 1)), 1))

@@ -29,12 +29,14 @@ from .recon import encoder_views
 from .viewbank import ViewBank, ViewBatch, mirror
 
 
-def var_posterior(var: SplatterNet, batch, num_context: int, teacher: SplatterNet | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def var_posterior(var: SplatterNet, batch, num_context: int, teacher: SplatterNet | None = None,
+                  teacher_latent: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The denoiser's view of a :class:`~.viewbank.ViewBatch` through the frozen VAR: (condition = the
-    image encoder's last features ``(B, C, s, s)``, with a teacher its features appended, posterior mean
-    and log-variance ``(B, C_lat, s, s)`` from the input view plus the first ``num_context`` targets)."""
-    features = denoiser_condition(var.encode_image(batch.input)[-1], batch.input, teacher)
+    image encoder's last features ``(B, C, s, s)``, with a teacher its features appended [and its latent],
+    posterior mean and log-variance ``(B, C_lat, s, s)`` from the input view plus the first ``num_context``
+    targets)."""
+    features = denoiser_condition(var.encode_image(batch.input)[-1], batch.input, teacher,
+                                  var if teacher_latent else None)
     mean, logvar = var.encode_views(**encoder_views(batch, num_context))
     return features, mean, logvar
 
@@ -45,19 +47,20 @@ def chunk_generator(seed: int, rank: int, chunk: int, device) -> torch.Generator
 
 
 class LatentPool:
-    """``condition`` ``(N, C, s, s)`` float16 (the VAR image encoder's last features [+ the teacher's]), ``mean`` and
+    """``condition`` ``(N, C, s, s)`` float16 (the VAR image encoder's last features [+ the teacher's [+ its
+    latent]]), ``mean`` and
     ``logvar`` ``(N, C_lat, s, s)`` float32 (each item's VAR posterior); ``objects``, ``views`` and
     ``mirrored`` ``(N,)`` say which input each item encodes. ``N = slots · chunk``, at most ``size`` and at most
     two items per input view of the split."""
 
     def __init__(self, var: SplatterNet, bank: ViewBank, num_context: int, size: int, chunk: int,
                  mirror_prob: float, seed: int = 0, rank: int = 0, encode_batch: int = 256,
-                 teacher: SplatterNet | None = None):
+                 teacher: SplatterNet | None = None, teacher_latent: bool = False):
         if num_context > bank.views_per_object - 1:
             raise SplatgenError(f"--num-context {num_context} needs at least {num_context + 1} views per object; "
                                 f"the dataset has {bank.views_per_object}")
         self.var, self.bank, self.num_context, self.mirror_prob = var, bank, num_context, mirror_prob
-        self.teacher = teacher
+        self.teacher, self.teacher_latent = teacher, teacher_latent
         self.seed, self.rank, self.encode_batch = seed, rank, encode_batch
         self.chunk = max(1, chunk)
         # a small split needs no more items than two per input view (one per mirroring, on average)
@@ -90,7 +93,8 @@ class LatentPool:
             sl = slice(i, i + self.encode_batch)
             batch = mirror(self.bank.batch(objects[sl], inputs[sl], context[sl]), flip[sl])
             with amp:
-                features, mean, logvar = var_posterior(self.var, batch, self.num_context, self.teacher)
+                features, mean, logvar = var_posterior(self.var, batch, self.num_context, self.teacher,
+                                                             self.teacher_latent)
             conds.append(features.to(torch.float16))
             means.append(mean.float())
             logvars.append(logvar.float())
