@@ -1,5 +1,6 @@
-"""The generation controls: model, guidance, skip-connection weight, steps, scheduler, seed (with a
-randomise button), number of samples; Generate / Cancel and the per-step progress bar.
+"""The generation controls: model, guidance, skip-connection weight, steps, scheduler, strength (start
+from the teacher regressor's object), seed (with a randomise button), number of samples; Generate /
+Cancel and the per-step progress bar.
 
 Values start at the chosen model's defaults (``Generator.defaults``, from its config) overlaid with
 what the user used last time for that model (:meth:`apply_model_info`); :meth:`settings` reads them
@@ -61,6 +62,11 @@ class GenerationControls(QGroupBox):
         self.scheduler.setToolTip("Sampler: DDIM, or DPM-Solver (good with fewer steps)")
         form.addRow("Scheduler", self.scheduler)
 
+        self.strength = QDoubleSpinBox(objectName="strength", decimals=2, minimum=0.05, maximum=1.0, singleStep=0.05)
+        self.strength.setToolTip("Share of the denoising schedule to run: 1 = from pure noise (the most varied "
+                                 "samples); lower starts from the regressor's object and varies less around it")
+        form.addRow("Strength", self.strength)
+
         self.seed = QSpinBox(objectName="seed", minimum=0, maximum=SEED_MAX)
         self.seed.setToolTip("Sample i uses seed + i; the same seed and settings give the same samples")
         self.randomise = QToolButton(objectName="randomise", text="Random")
@@ -77,7 +83,7 @@ class GenerationControls(QGroupBox):
         form.addRow("Samples", self.num_samples)
 
         self.defaults = QPushButton("Model defaults", objectName="defaults")
-        self.defaults.setToolTip("Reset guidance, skip weight, steps and scheduler to the model's defaults")
+        self.defaults.setToolTip("Reset guidance, skip weight, steps, scheduler and strength to the model's defaults")
         self.defaults.clicked.connect(self.reset_to_defaults)
 
         self.generate = QPushButton("Generate", objectName="generate")
@@ -104,7 +110,7 @@ class GenerationControls(QGroupBox):
         box.addLayout(buttons)
         box.addWidget(self.progress)
         box.addWidget(self.status)
-        self._param_widgets = (self.guidance, self.skip_weight, self.steps, self.scheduler, self.seed,
+        self._param_widgets = (self.guidance, self.skip_weight, self.steps, self.scheduler, self.strength, self.seed,
                                self.randomise, self.num_samples, self.defaults)
         self.set_model_info(None)
 
@@ -148,10 +154,13 @@ class GenerationControls(QGroupBox):
         self.steps.setValue(int(values["steps"]))
         sched = values["scheduler"] if values["scheduler"] in schedulers else d.scheduler
         self.scheduler.setCurrentText(str(sched))
+        teacher = bool(getattr(info, "teacher", False))
+        self.strength.setValue(float(values.get("strength") or 1.0) if teacher else 1.0)
         self.seed.setValue(int(values.get("seed", 0)) % (SEED_MAX + 1))
         self.num_samples.setValue(int(values.get("num_samples", 1)) if info.stochastic else 1)
         for w in self._param_widgets:
             w.setEnabled(info.stochastic)
+        self.strength.setEnabled(info.stochastic and teacher)  # below 1 needs a teacher to start from
         self.model.setToolTip(f"{info.label} ({info.kind}, on {info.device})")
         self.status.setText("" if info.stochastic else f"{info.label}: one sample, no settings to choose")
         self.generate.setEnabled(True)
@@ -180,7 +189,8 @@ class GenerationControls(QGroupBox):
     def settings(self) -> GenerationSettings:
         return GenerationSettings(guidance=self.guidance.value(), skip_weight=self.skip_weight.value(),
                                   steps=self.steps.value(), scheduler=self.scheduler.currentText(),
-                                  seed=self.seed.value(), num_samples=self.num_samples.value())
+                                  seed=self.seed.value(), num_samples=self.num_samples.value(),
+                                  strength=self.strength.value())
 
     def values(self) -> dict:
         return self.settings().as_dict()

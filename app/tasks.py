@@ -34,6 +34,7 @@ class ModelInfo:
     stochastic: bool
     defaults: object             # GenerationSettings, fully resolved
     device: str
+    teacher: bool = False        # can start from the teacher regressor's object (strength < 1)
 
 
 @dataclass
@@ -66,7 +67,8 @@ class ModelCache:
     def info(self, key: str) -> ModelInfo:
         gen = self.get(key)
         return ModelInfo(key=key, label=str(gen.name), kind=str(gen.kind), stochastic=bool(gen.stochastic),
-                         defaults=gen.defaults, device=str(gen.device))
+                         defaults=gen.defaults, device=str(gen.device),
+                         teacher=getattr(gen, "teacher", None) is not None)
 
 
 def set_torch_threads() -> int:

@@ -364,6 +364,7 @@ def test_bad_file_dropped_gives_a_message_and_the_app_goes_on(generated, qtbot, 
     w.controls.model.setCurrentIndex(w.controls.model.findData("regressor"))
     _wait(w)
     assert w.controls.info.key == "regressor" and not w.controls.num_samples.isEnabled()
+    assert not w.controls.strength.isEnabled()
     n = len(w.store)
     w.generate()
     _wait(w)
@@ -434,6 +435,9 @@ def test_settings_are_remembered_by_the_next_window(generated, qtbot):
 
     w = generated
     w.controls.guidance.setValue(2.75)
+    assert w.controls.strength.isEnabled()  # the shipped diffusion model has a teacher to start from
+    w.controls.strength.setValue(0.6)
+    assert w.controls.settings().strength == pytest.approx(0.6)
     w.settings.set_generation("diffusion", w.controls.values())
     w.settings.sync()
     again = MainWindow(Settings.from_file(w.settings_path), autosave_dir=None)
@@ -441,6 +445,7 @@ def test_settings_are_remembered_by_the_next_window(generated, qtbot):
         _wait(again)
         assert again.controls.info.key == "diffusion"
         assert again.controls.guidance.value() == pytest.approx(2.75)
+        assert again.controls.strength.value() == pytest.approx(0.6)
         assert again.controls.values() == w.controls.values()
         assert str(EXAMPLE.resolve()) in again.settings.recent_files()
         assert [a.text() for a in again.recent_menu.actions()][0] == EXAMPLE.name

@@ -126,7 +126,7 @@ def test_settings_round_trip_in_a_private_file(tmp_path):
         images.append(p)
         s.add_recent(p)
     s.set_generation("diffusion", {"guidance": 3.5, "steps": 7, "scheduler": "dpm", "seed": 42, "num_samples": 3,
-                                   "skip_weight": 0.8})
+                                   "skip_weight": 0.8, "strength": 0.6})
     s.foreground_ratio, s.remove_background, s.background, s.mode = 0.6, False, "#202020", "depth"
     s.sync()
     images[-1].unlink()                               # gone from disk: gone from the list
@@ -134,7 +134,7 @@ def test_settings_round_trip_in_a_private_file(tmp_path):
     recent = again.recent_files()
     assert recent[0] == str(images[-2].resolve()) and len(recent) <= MAX_RECENT
     assert again.generation("diffusion") == {"guidance": 3.5, "skip_weight": 0.8, "steps": 7, "scheduler": "dpm",
-                                             "seed": 42, "num_samples": 3}
+                                             "seed": 42, "num_samples": 3, "strength": 0.6}
     assert again.generation("regressor") == {}
     assert (again.foreground_ratio, again.remove_background, again.background, again.mode) == \
         (0.6, False, "#202020", "depth")

@@ -224,12 +224,14 @@ def test_generation_panel_generates_picks_resamples_and_cancels(generator, photo
         assert panel.handle_upload("bear.png", photo_png)
         assert panel.prepared is not None and panel.last_error is None and not panel.generate_button.disabled
 
-        panel.steps.value, panel.num_samples.value, panel.seed.value = 2, 2, 7
+        assert not panel.strength.disabled and panel.settings().strength == generator.defaults.strength
+        panel.steps.value, panel.num_samples.value, panel.seed.value, panel.strength.value = 2, 2, 7, 0.5
         panel.generate()
         assert panel.busy and panel.cancel_button.visible and panel.progress.visible
         assert panel.wait(120) and panel.last_error is None, panel.status
         assert not panel.progress.visible and not panel.cancel_button.visible
         assert [e.sample.seed for e in panel.entries] == [7, 8]
+        assert all(e.sample.settings.strength == 0.5 for e in panel.entries)
         assert torch.equal(server.gaussians.means, panel.entries[0].sample.gaussians.means)
         assert server.num_gaussians == panel.entries[0].sample.gaussians.num_gaussians
 

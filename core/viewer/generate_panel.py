@@ -1,6 +1,6 @@
 """The generation controls of ``splatgen view --generate``: a folder in viser's GUI panel.
 
-Photo upload (and the prepared 128² input shown back), guidance, skip weight, steps, scheduler,
+Photo upload (and the prepared 128² input shown back), guidance, skip weight, steps, scheduler, strength,
 seed, number of samples, *Generate* / *Cancel* with a progress bar, *Resample occluded* of the sample
 shown, and a picker over every sample made so far. The widgets only call the handler methods
 (:meth:`GeneratePanel.load_photo`, :meth:`generate`, :meth:`resample`, :meth:`pick_sample`,
@@ -89,6 +89,12 @@ class GeneratePanel:
             self.scheduler = gui.add_dropdown("Scheduler", tuple(SCHEDULERS),
                                               initial_value=d.scheduler if d.scheduler in SCHEDULERS else SCHEDULERS[0],
                                               disabled=not stochastic)
+            teacher = getattr(generator, "teacher", None) is not None
+            self.strength = gui.add_slider("Strength", 0.05, 1.0, 0.05,
+                                           float(min(max(d.strength if d.strength is not None else 1.0, 0.05), 1.0)),
+                                           disabled=not (stochastic and teacher),
+                                           hint="Share of the schedule to run: 1 = from pure noise; lower starts "
+                                                "from the regressor's object.")
             self.seed = gui.add_number("Seed", 0, min=0, max=2**31 - 1, step=1,
                                        hint="Sample i uses seed + i.")
             self.num_samples = gui.add_slider("Samples", 1, min(16, MAX_SAMPLES), 1, 1, disabled=not stochastic)
@@ -148,7 +154,8 @@ class GeneratePanel:
 
         return GenerationSettings(guidance=float(self.guidance.value), skip_weight=float(self.skip_weight.value),
                                   steps=int(self.steps.value), scheduler=str(self.scheduler.value),
-                                  seed=int(self.seed.value), num_samples=int(self.num_samples.value))
+                                  seed=int(self.seed.value), num_samples=int(self.num_samples.value),
+                                  strength=float(self.strength.value))
 
     def load_photo(self, source, name: str | None = None):
         """Prepare ``source`` (path, bytes, or an already prepared image) as the input photo and show

@@ -9,8 +9,10 @@ The VAR's posterior from the input view plus two real other views decodes close 
 * ``post2``   the VAR posterior mean from the input + 2 real frames (a diagnostic: they are targets);
 * ``post0``   the VAR posterior mean from the input view alone;
 * ``teach_gt``  input + the regressor's renders at the poses of the same 2 frames;
-* ``teach_syn`` input + the regressor's renders at two poses that need no data: the input camera
-  orbited about the object's centre by ±120° around its own vertical axis;
+* ``teach_syn`` input + the regressor's renders at two poses that need no data: dataset-style orbit
+  cameras given by ``POSES="AZ1,AZ2@E_IN,E_CTX"`` (default ``180,90@15,15``, the product's
+  :data:`~splatgen.core.models.teacher.TEACHER_VIEWS`: azimuths from the input's, the input assumed at
+  elevation E_IN, the others at E_CTX);
 
 each decoded with the input's skips and rendered from every target frame, beside the regressor
 itself. With STRENGTHS (comma-separated, e.g. ``0.3,0.5``), ``teach_syn`` is also the start of
@@ -22,7 +24,6 @@ changes the product.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -36,17 +37,6 @@ from splatgen.core.evaluation import find_objects, load_object
 from splatgen.core.generator import load_generator
 from splatgen.core.metrics import psnr
 from splatgen.core.render import render
-
-
-def orbit_about_centre(degrees: float, distance: float = framing.CAMERA_DISTANCE) -> torch.Tensor:
-    """World-to-camera ``(4, 4)`` (world = the input camera's frame, OpenCV) of the input camera
-    rotated by ``degrees`` about the vertical axis through the object's centre ``(0, 0, distance)``."""
-    a = math.radians(degrees)
-    rot = torch.tensor([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
-    centre = torch.tensor([0.0, 0.0, distance])
-    motion = torch.eye(4)  # camera-to-world of the orbited camera: x ↦ R(x − c) + c
-    motion[:3, :3], motion[:3, 3] = rot, centre - rot @ centre
-    return torch.linalg.inv(motion)
 
 
 def synthetic_poses(spec: str) -> torch.Tensor:
@@ -68,7 +58,7 @@ def main(argv: list[str]) -> None:
     var, reg, den = diffusion.var, regressor.net, diffusion.denoiser
     s = framing.IMAGE_SIZE
     K = canonical_intrinsics(s)
-    syn = synthetic_poses(os.environ.get("POSES", "120,-120@15,15"))
+    syn = synthetic_poses(os.environ.get("POSES", "180,90@15,15"))
     rows, t0 = [], time.time()
     for obj in find_objects("data/eval_val", None):
         images, alphas, viewmats = load_object(obj)
