@@ -177,7 +177,9 @@ def test_the_teacher_features_steer_the_samples(gen, image):
     assert gen.teacher is not None and not gen.teacher.config.variational
     features, condition = gen.encode(image)
     c_var = gen.var.config.channels[-1]
-    assert condition.shape == (1, c_var + gen.denoiser.config.teacher_channels, 16, 16)
+    assert condition.shape == (1, gen.denoiser.condition_width, 16, 16)
+    assert gen.denoiser.condition_width == c_var + gen.denoiser.config.teacher_channels + \
+        (gen.var.config.latent_channels if gen.denoiser.config.teacher_latent else 0)
     assert torch.equal(condition[:, :c_var], features[-1])
     noise = gen.noise(0)
     with_teacher = sample_latents(gen.denoiser, condition, steps=STEPS, noise=noise)
@@ -233,6 +235,8 @@ def test_the_teacher_latent_decodes_to_the_regressors_object(gen, image):
     # the teacher's latent shows the hidden side as the regressor does; the VAR reading the input alone does not
     assert float(psnr(_novel_view(decoded), reference)) > float(psnr(_novel_view(alone), reference)) + 3.0
     assert gen.start_latent(image, 1.0) is None
+    if gen.denoiser.config.teacher_latent:  # the shipped denoiser reads it from its condition: the same latent
+        torch.testing.assert_close(gen.start_latent(image, 0.5, gen.encode(image)[1]), z)
 
 
 def test_strength_starts_the_samples_from_the_teacher(gen, image):

@@ -146,11 +146,15 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         return features, denoiser_condition(features[-1], image, self.teacher, latent_var)
 
     @torch.no_grad()
-    def start_latent(self, image: torch.Tensor, strength: float) -> torch.Tensor | None:
+    def start_latent(self, image: torch.Tensor, strength: float, condition: torch.Tensor | None = None
+                     ) -> torch.Tensor | None:
         """Where sampling at ``strength`` starts: the teacher's object as a VAR latent ``(1, C, s, s)``
-        for ``strength`` < 1 (see :func:`~splatgen.core.models.teacher.teacher_latent`), else None."""
+        for ``strength`` < 1 (see :func:`~splatgen.core.models.teacher.teacher_latent`), else None.
+        A denoiser with ``teacher_latent`` already has it at the end of ``condition`` (from :meth:`encode`)."""
         if strength >= 1.0:
             return None
+        if condition is not None and self.denoiser.config.teacher_latent:
+            return condition[:, -self.denoiser.config.latent_channels:]
         image = check_image(image, self.var.config.image_size).to(self.device).float()[None]
         return teacher_latent(self.var, self.teacher, image)
 
@@ -171,7 +175,7 @@ class LatentDiffusionGenerator(_SplatterGenerator):
                  cancel: threading.Event | None = None) -> list[Sample]:
         s = self.validate(settings)
         features, condition = self.encode(image)
-        start = self.start_latent(image, float(s.strength))
+        start = self.start_latent(image, float(s.strength), condition)
         seeds = [int(s.seed) + i for i in range(int(s.num_samples))]
         chunks = [seeds[i:i + self.max_batch] for i in range(0, len(seeds), self.max_batch)]
         run = int(s.steps) - first_step(int(s.steps), float(s.strength))  # steps that run per chunk
@@ -208,7 +212,7 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         z = sample_latents(self.denoiser, condition, steps=int(s.steps), guidance=float(s.guidance),
                            scheduler=s.scheduler, noise=self.noise(seed), progress=progress, cancel=cancel,
                            graphs=self.graphs, strength=float(s.strength),
-                           start=self.start_latent(image, float(s.strength)))
+                           start=self.start_latent(image, float(s.strength), condition))
         viewmat, K = input_camera(self.device)
         info = {**sample.info, "resampled_from_seed": sample.seed}
         if isinstance(region, str):

@@ -11,8 +11,9 @@ Gaussians are rendered from two more cameras (:data:`TEACHER_VIEWS`, dataset-sty
 need no data) and the VAR's view encoder reads them beside the input view, as it reads real views in
 training. Its posterior mean decodes about as well as the regressor itself (val: 21.96 against
 21.94 dB novel PSNR; ``scripts/experiments/teacher_latent.py``), where the VAR reading the input view
-alone gets 19.06. Sampling may start from it (``strength`` < 1, SDEdit: noised part of the way and
-denoised from there) instead of from pure noise.
+alone gets 19.06. A denoiser built with ``teacher_latent`` reads it as the last part of its
+condition (the shipped one, since session 7), and sampling may start from it (``strength`` < 1,
+SDEdit: noised part of the way and denoised from there) instead of from pure noise.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from .splatter_net import SplatterNet
 #: cameras like the dataset's, relative to an input camera at :data:`TEACHER_INPUT_ELEVATION` and
 #: azimuth 0. Chosen on val decodes (behind and to the side: 21.96 dB; ±120°: 21.78; ±90°: 21.64).
 TEACHER_VIEWS = ((180.0, 15.0), (90.0, 15.0))
-TEACHER_INPUT_ELEVATION = 15.0
+#: A photo's elevation is unknown: the middle of the training range (15°), as the generator assumes.
+TEACHER_INPUT_ELEVATION = sum(framing.ELEVATION_RANGE_DEG) / 2
 
 
 def weights_sha256(folder: str | Path) -> str:
@@ -53,9 +55,10 @@ def denoiser_condition(var_top: torch.Tensor, image: torch.Tensor, teacher: Spla
     teacher's :func:`teacher_latent` → condition ``(B, C_var [+ C_teacher [+ C_lat]], s, s)``."""
     if teacher is None:
         return var_top
-    parts = [var_top, teacher.encode_image(image)[-1].to(var_top.dtype)]
+    features = teacher.encode_image(image)
+    parts = [var_top, features[-1].to(var_top.dtype)]
     if latent_var is not None:
-        parts.append(teacher_latent(latent_var, teacher, image).to(var_top.dtype))
+        parts.append(teacher_latent(latent_var, teacher, image, features).to(var_top.dtype))
     return torch.cat(parts, 1)
 
 
@@ -67,13 +70,16 @@ def teacher_view_poses(device=None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def teacher_latent(var: SplatterNet, teacher: SplatterNet, image: torch.Tensor) -> torch.Tensor:
+def teacher_latent(var: SplatterNet, teacher: SplatterNet, image: torch.Tensor,
+                   features: list[torch.Tensor] | None = None) -> torch.Tensor:
     """The teacher's reconstruction of ``image`` ``(B, 4, S, S)`` as a VAR latent ``(B, C_lat, s, s)``:
-    the VAR posterior mean from the input view plus the teacher's renders from :func:`teacher_view_poses`."""
+    the VAR posterior mean from the input view plus the teacher's renders from :func:`teacher_view_poses`.
+    ``features``: the teacher's image features of ``image``, if already computed."""
     from ..render import render
 
     size = image.shape[-1]
-    gaussians = teacher.decode(teacher.encode_image(image)).gaussians.to(dtype=torch.float32)
+    features = teacher.encode_image(image) if features is None else features
+    gaussians = teacher.decode(features).gaussians.to(dtype=torch.float32)
     poses = teacher_view_poses(image.device)
     b, v = image.shape[0], poses.shape[0]
     with torch.autocast(image.device.type, enabled=False):  # gsplat rasterises in float32
