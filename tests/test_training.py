@@ -96,12 +96,13 @@ def test_diffusion_trains_over_the_frozen_var(dataset, tmp_path, capsys):
     cfg = json.loads((den / "config.json").read_text())
     code, err = train(capsys, "diffusion", "--var", SHIPPED / "diffusion" / "var", "--init-from", den, "--data", dataset,
                       "--out", tmp_path / "d", "--max-steps", cfg["trained_steps"] + 2, "--export", tmp_path / "export",
-                      "--teacher", SHIPPED / "regressor", *FAST)
+                      "--teacher", SHIPPED / "regressor", "--teacher-latent", *FAST)
     assert code == 0, err
     exported = json.loads((tmp_path / "export" / "config.json").read_text())
     # the latent normalisation belongs to the VAR's latent space and must travel with the weights
     assert exported["latent_scale"] == cfg["latent_scale"] and exported["latent_shift"] == cfg["latent_shift"]
     assert exported["teacher_sha256"] == cfg["teacher_sha256"] and exported["teacher_channels"] == 128
+    assert exported["teacher_latent"] is True
     losses = [json.loads(line)["loss"] for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()
               if "loss" in line]
     assert len(losses) == 2 and all(0.0 < x < 10.0 for x in losses)
@@ -164,8 +165,8 @@ def test_latent_pool_appends_the_teachers_features(dataset):
 def test_diffusion_with_a_latent_pool_resumes_exactly(dataset, tmp_path, capsys):
     den = SHIPPED / "diffusion" / "denoiser"
     first = json.loads((den / "config.json").read_text())["trained_steps"]
-    common = ["--var", SHIPPED / "diffusion" / "var", "--teacher", SHIPPED / "regressor", "--init-from", den, "--data",
-              dataset, "--latent-pool", 6, "--pool-reuse", 1, *FAST]
+    common = ["--var", SHIPPED / "diffusion" / "var", "--teacher", SHIPPED / "regressor", "--teacher-latent",
+              "--init-from", den, "--data", dataset, "--latent-pool", 6, "--pool-reuse", 1, *FAST]
     straight, split = tmp_path / "straight", tmp_path / "split"
     capsys.readouterr()
     assert main(["train", "diffusion", "--out", str(straight), "--max-steps", str(first + 3), *map(str, common)]) == 0
@@ -227,8 +228,8 @@ def test_a_teacher_joins_a_denoiser_without_changing_what_it_computes(dataset, t
 def test_render_items_supervise_the_denoiser_through_the_decoder(dataset, tmp_path, capsys):
     den = SHIPPED / "diffusion" / "denoiser"
     first = json.loads((den / "config.json").read_text())["trained_steps"]
-    args = ["diffusion", "--var", SHIPPED / "diffusion" / "var", "--teacher", SHIPPED / "regressor", "--init-from", den,
-            "--data", dataset, "--latent-pool", 8, *FAST]
+    args = ["diffusion", "--var", SHIPPED / "diffusion" / "var", "--teacher", SHIPPED / "regressor", "--teacher-latent",
+            "--init-from", den, "--data", dataset, "--latent-pool", 8, *FAST]
     code, err = train(capsys, *args, "--out", tmp_path / "d", "--max-steps", first + 2, "--render-items", 1)
     assert code == 0, err
     log = [json.loads(line) for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines() if "render_loss" in line]
@@ -327,15 +328,16 @@ def test_the_teachers_latent_joins_the_condition(dataset, tmp_path, capsys):
     from splatgen.core.training.viewbank import load_view_bank
 
     torch.set_num_threads(2)
-    den, var_dir, regressor = SHIPPED / "diffusion" / "denoiser", SHIPPED / "diffusion" / "var", SHIPPED / "regressor"
-    first = json.loads((den / "config.json").read_text())["trained_steps"]
-    base = ["diffusion", "--var", var_dir, "--teacher", regressor, "--data", dataset, "--latent-pool", 6, *FAST]
-    grown = tmp_path / "grown"
-    # from the shipped weights with the latent added: its projection starts at zero, the rest is unchanged
-    code, err = train(capsys, *base, "--init-from", den, "--teacher-latent", "--out", tmp_path / "r1",
-                      "--max-steps", first, "--export", grown)
+    var_dir, regressor = SHIPPED / "diffusion" / "var", SHIPPED / "regressor"
+    base = ["diffusion", "--var", var_dir, "--teacher", regressor, "--data", dataset, "--latent-pool", 6, *FAST,
+            "--denoiser-channels", 32, 32]
+    plain, grown = tmp_path / "plain", tmp_path / "grown"
+    assert train(capsys, *base, "--out", tmp_path / "r0", "--max-steps", 1, "--export", plain)[0] == 0
+    # zero steps from weights with the teacher's features only: the latent's projection starts at zero
+    code, err = train(capsys, *base, "--init-from", plain, "--teacher-latent", "--out", tmp_path / "r1",
+                      "--max-steps", 1, "--export", grown)
     assert code == 0, err
-    a, b = LatentDenoiser.from_pretrained(str(den)).eval(), LatentDenoiser.from_pretrained(str(grown)).eval()
+    a, b = LatentDenoiser.from_pretrained(str(plain)).eval(), LatentDenoiser.from_pretrained(str(grown)).eval()
     assert b.config.teacher_latent and b.condition_width == 256 + 4
     assert torch.count_nonzero(b.teacher_latent_proj.weight) == 0
     c = torch.randn(2, 260, 16, 16)
@@ -353,9 +355,11 @@ def test_the_teachers_latent_joins_the_condition(dataset, tmp_path, capsys):
     expected = teacher_latent(var, teacher, inp)[0]
     assert pool.condition.shape[1] == 260
     assert torch.allclose(pool.condition[i, 256:].float(), expected, atol=2e-3 * expected.abs().max())
-    # it cannot be dropped, nor come without its teacher
-    code, err = train_command(*base, "--init-from", grown, "--out", tmp_path / "r2", "--max-steps", first + 1)
+    # it cannot be dropped, added to a run being resumed, or come without its teacher
+    code, err = train_command(*base, "--init-from", grown, "--out", tmp_path / "r2", "--max-steps", 2)
     assert code != 0 and "pass --teacher-latent" in err and "Traceback" not in err
+    code, err = train_command(*base, "--out", tmp_path / "r0", "--resume", "--teacher-latent", "--max-steps", 2)
+    assert code != 0 and "without the teacher's latent" in err and "Traceback" not in err
     code, err = train_command("diffusion", "--var", var_dir, "--data", dataset, *FAST, "--teacher-latent",
                               "--out", tmp_path / "r3", "--max-steps", 1)
     assert code != 0 and "needs --teacher" in err and "Traceback" not in err

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "view",
         help="view a splat file (or generate from a photo) in the browser",
         description="Serve a web page (viser + nerfview) that shows a splat file, orbitable; with "
-                    "--generate, generation controls (photo upload, guidance, skip weight, steps, seed, "
+                    "--generate, generation controls (photo upload, guidance, skip weight, steps, strength, seed, "
                     "samples, resample occluded) as well. Runs until Ctrl-C.",
     )
     p.add_argument("file", type=Path, nargs="?", help="splat file to show: INRIA 3DGS .ply or .splat")
