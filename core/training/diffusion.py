@@ -137,7 +137,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     start = starting_config(args, out_dir)
     resuming = args.resume and (out_dir / "checkpoint" / "model" / "config.json").exists()
     start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming,
-                                getattr(args, "teacher_latent", False)))
+                                args.teacher_latent))
     bank: ViewBank = bank_loader(ctx.device)
     generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],

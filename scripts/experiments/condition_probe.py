@@ -24,6 +24,7 @@ import torch
 from splatgen.core.generator import load_generator
 from splatgen.core.training.latent_pool import var_posterior
 from splatgen.core.training.viewbank import load_view_bank
+from record import save_result  # scripts/experiments/record.py
 
 
 @torch.no_grad()
@@ -73,9 +74,7 @@ def main(argv: list[str]) -> None:
     result["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(result))
     if len(argv) > 2:
-        result["command"] = "python scripts/experiments/condition_probe.py " + " ".join(argv)
-        with open(argv[2], "w") as f:
-            json.dump(result, f, indent=1)
+        save_result(result, argv[2])
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ The VAR's posterior from the input view plus two real other views decodes close 
 * ``post0``   the VAR posterior mean from the input view alone;
 * ``teach_gt``  input + the regressor's renders at the poses of the same 2 frames;
 * ``teach_syn`` input + the regressor's renders at two poses that need no data: dataset-style orbit
-  cameras given by ``POSES="AZ1,AZ2@E_IN,E_CTX"`` (default ``180,90@15,15``, the product's
-  :data:`~splatgen.core.models.teacher.TEACHER_VIEWS`: azimuths from the input's, the input assumed at
+  cameras, by default the product's (:func:`~splatgen.core.models.teacher.teacher_view_poses`), or
+  ``POSES="AZ1,AZ2@E_IN,E_CTX"`` to search others (azimuths from the input's, the input assumed at
   elevation E_IN, the others at E_CTX);
 
 each decoded with the input's skips and rendered from every target frame, beside the regressor
@@ -36,7 +36,9 @@ from splatgen.core.cameras import canonical_intrinsics, relative_viewmats
 from splatgen.core.evaluation import find_objects, load_object
 from splatgen.core.generator import load_generator
 from splatgen.core.metrics import psnr
+from splatgen.core.models.teacher import teacher_view_poses
 from splatgen.core.render import render
+from record import save_result  # scripts/experiments/record.py
 
 
 def synthetic_poses(spec: str) -> torch.Tensor:
@@ -58,7 +60,7 @@ def main(argv: list[str]) -> None:
     var, reg, den = diffusion.var, regressor.net, diffusion.denoiser
     s = framing.IMAGE_SIZE
     K = canonical_intrinsics(s)
-    syn = synthetic_poses(os.environ.get("POSES", "180,90@15,15"))
+    syn = synthetic_poses(os.environ["POSES"]) if "POSES" in os.environ else teacher_view_poses()
     rows, t0 = [], time.time()
     for obj in find_objects("data/eval_val", None):
         images, alphas, viewmats = load_object(obj)
@@ -116,9 +118,7 @@ def main(argv: list[str]) -> None:
                "seconds": round(time.time() - t0, 1), "per_object": rows}
     print(json.dumps({k: round(v, 3) for k, v in summary.items() if isinstance(v, float)}))
     if len(argv) > 1:
-        summary["command"] = "python scripts/experiments/teacher_latent.py " + " ".join(argv)
-        with open(argv[1], "w") as f:
-            json.dump(summary, f, indent=1)
+        save_result(summary, argv[1])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ sampling call for the run only; nothing here changes the product.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -24,6 +23,7 @@ import splatgen.core.generator.splatter as splatter
 import splatgen.core.models.sampling as sampling
 from splatgen.core.evaluation import evaluate, find_objects
 from splatgen.core.generator import GenerationSettings, load_generator
+from record import save_result  # scripts/experiments/record.py
 
 
 def main(argv: list[str]) -> None:
@@ -65,9 +65,7 @@ def main(argv: list[str]) -> None:
     settings = GenerationSettings(guidance=guidance, scheduler=scheduler, steps=steps, num_samples=4, seed=0)
     r = evaluate(gen, find_objects("data/eval_val", None), settings, progress=False)
     if len(argv) > 6:
-        r["command"] = "python scripts/experiments/val_sampler_variants.py " + " ".join(argv)
-        with open(argv[6], "w") as f:
-            json.dump(r, f, indent=1)
+        save_result(r, argv[6])
     print(f"eta {eta} guidance {guidance} {scheduler} {steps} steps noise×{noise_scale} rescale {rescale}: "
           f"novel {r['novel_psnr']:.3f} "
           f"best-of-4 {r['best_of_k_novel_psnr']:.3f} diversity {r['diversity_novel_psnr']:.2f} "
