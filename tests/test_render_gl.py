@@ -324,6 +324,68 @@ def test_occlusion_culling_changes_nothing_visible(min_transmittance):
         exact.release()
 
 
+def test_opacity_integral_matches_quadrature():
+    """∫ -ln(1 - α) over the drawn ellipse of a unit Gaussian, by a fine grid, against the closed form."""
+    step = 0.01
+    x = np.arange(-4.0, 4.0, step) + step / 2
+    r2 = x[:, None] ** 2 + x[None, :] ** 2
+    for o in (0.02, 0.3, 0.9, 0.999):
+        k2 = min(2 * math.log(255 * o), 3.33 ** 2)
+        alpha = np.minimum(o * np.exp(-0.5 * r2), gl_backend.ALPHA_MAX)
+        grid = float((-np.log1p(-alpha) * (r2 <= k2)).sum() * step * step)
+        assert gl_backend.opacity_integral(np.array([o]))[0] == pytest.approx(grid, rel=0.01)
+    assert gl_backend.opacity_integral(np.array([0.5 / 255]))[0] == 0.0   # never drawn
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_optical_depth_follows_the_projected_footprints(flat):
+    """The cheap estimate (view-averaged areas, subsampled) against the same sum over the exact
+    projected covariances of the torch renderer's projection."""
+    from splatgen.core.render.torch_backend import project
+
+    g = random_gaussians(40000, scale_range=(0.004, 0.02), seed=3)   # > 16k: subsampled
+    if flat:   # discs: one axis 50× thinner
+        g = Gaussians(g.means, g.quats, g.log_scales - torch.tensor([0.0, 0.0, math.log(50.0)]),
+                      g.opacity_logits, g.sh)
+    vm, K = orbit_viewmat(40.0, 25.0), canonical_intrinsics(256)
+    p = project(g, vm, K, 256, 256, 0.01, 100.0)
+    a, b, c = p["cov2d"].double().numpy().T
+    uv = p["mean2d"].double().numpy()
+    on = ((uv >= 0) & (uv < 256)).all(1)
+    box = (np.ptp(uv[on, 0]) + 1) * (np.ptp(uv[on, 1]) + 1)
+    opacity = torch.sigmoid(g.opacity_logits[p["ids"]]).numpy()
+    exact = float((gl_backend.opacity_integral(opacity) * np.sqrt(a * c - b * b))[on].sum() / box)
+    r = gl_backend.GLSplatRenderer()
+    try:
+        r.set_gaussians(g)
+        est = r.optical_depth(vm.numpy(), K.numpy(), 256, 256, near=0.01, far=100.0)
+    finally:
+        r.release()
+    assert exact > 1.0
+    assert exact / 1.3 < est < exact * 1.3
+
+
+def test_auto_culling_culls_dense_scenes_only():
+    vm, K = orbit_viewmat(40.0, 25.0).numpy(), canonical_intrinsics(128).numpy()
+    dense = random_gaussians(20000, seed=7)
+    light = random_gaussians(20000, scale_range=(0.001, 0.004), seed=7)
+    auto, never, always = (gl_backend.GLSplatRenderer(occlusion_culling=c) for c in ("auto", False, True))
+    try:
+        for g, culls in ((dense, True), (light, False)):
+            images = []
+            for r in (auto, never, always):
+                r.set_gaussians(g)
+                images.append(r.render(vm, K, 128, 128))
+            assert auto.last_culled is culls and always.last_culled and not never.last_culled
+            # "auto" drew exactly what the mode it picked draws
+            np.testing.assert_array_equal(images[0], images[2] if culls else images[1])
+    finally:
+        for r in (auto, never, always):
+            r.release()
+    with pytest.raises(gl_backend.RenderError, match="occlusion_culling"):
+        gl_backend.GLSplatRenderer(occlusion_culling="sometimes")
+
+
 def test_outputs_and_modes_read_back_only_what_is_asked():
     g = random_gaussians(5000, seed=4)
     vms = orbit_viewmats([20.0, 200.0], 10.0).numpy()

@@ -36,7 +36,10 @@ left out below that). It follows the image model of
   ``T < min_transmittance`` (default 1e-4, where gsplat stops a pixel) and shrinks the pixel box
   of the others to the pyramid blocks that have not. Each pixel's error is below
   ``min_transmittance`` (what the skipped fragments could still add); on llvmpipe, where fill rate
-  is nearly the whole cost, this halves the fragments of dense scenes. Unlike gsplat (and
+  is nearly the whole cost, this halves the fragments of dense scenes. Each pyramid costs a
+  few full-screen passes and a wait for the batch before it, which light scenes never earn back
+  (on llvmpipe they render up to twice as fast without): by default (``occlusion_culling="auto"``)
+  the renderer culls only where it pays, see :func:`optical_depth`. Unlike gsplat (and
   the torch renderer) a pixel does not stop compositing exactly when its ``T`` would fall to 1e-4
   (blending cannot read the framebuffer); the splat that gsplat leaves out there is kept here, a
   difference of at most that splat's ``T·α`` at such pixels (usually < 1e-2).
@@ -100,6 +103,15 @@ T_MIN = 1e-4
 MODES = ("rgb", "alpha", "depth")
 _NUM_BATCHES = 8               # front-to-back batches, each culled against the ones before it
 _MIN_BATCHED = 4096            # fewer splats than this are drawn in one batch (no culling)
+_DEPTH_SAMPLES = 16384         # optical_depth looks at about this many splats (an even subsample)
+_BLUR = 0.3                    # px² added to every projected covariance (gsplat's low-pass)
+CULLING = (True, False, "auto")
+#: "auto" culls a camera when optical_depth ≥ this × ln(1 / min_transmittance). Measured on llvmpipe
+#: (2 cores; 512² and 1024²; random balls of depth 5-31, the teddy bear example, a generated
+#: object; both transmittance floors; benchmarks/gl-culling-cpu2-2026-11-22.json): a frame took
+#: 7-124% longer with culling every time up to 1×; at 1.5-1.7× from 8% shorter to 48% longer
+#: (the teddy bear: 46-48% longer); from 2× up 17-52% shorter every time.
+CULLING_DEPTH = 2.0
 _HIZ_SPAN = 8                  # a splat is tested against at most HIZ_SPAN² pyramid texels
 _MAX_LEVELS = 16               # Hi-Z pyramid levels (enough for 32k-pixel images)
 _MAX_TARGET_BYTES = 1 << 28    # cap on the stacked offscreen targets (2 × RGBA32F per pixel)
@@ -451,6 +463,74 @@ def _batches(count: int, num: int | None = None) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
+def opacity_integral(opacity: np.ndarray, terms: int = 64) -> np.ndarray:
+    """``∫ -ln(1 - α) dA`` over a splat's footprint, in units of ``sqrt(det Σ')`` (px² when Σ' is in px²).
+
+    With ``α = o·exp(-u)``, ``u = ½ dᵀΣ'⁻¹d`` and ``dA = 2π sqrt(det Σ') du`` over the drawn ellipse
+    ``u ≤ k²/2`` (``k² = min(2 ln(255 o), 3.33²)``, the footprint where α ≥ 1/255):
+    ``2π Σ_n oⁿ (1 - e^{-n k²/2}) / n²`` (a dilogarithm difference), summed to ``terms`` terms
+    (at o = 0.999 the rest is below 1%). ``opacity (N,)`` → ``(N,)`` float64; 0 where o < 1/255.
+    """
+    o = np.clip(np.asarray(opacity, np.float64), 0.0, ALPHA_MAX)
+    half_k2 = 0.5 * np.minimum(2.0 * np.log(np.maximum(255.0 * o, 1.0)), 3.33 ** 2)
+    total = np.zeros_like(o)
+    power = np.ones_like(o)
+    for n in range(1, terms + 1):
+        power *= o
+        total += power * (1.0 - np.exp(-n * half_k2)) / (n * n)
+    return 2.0 * np.pi * total
+
+
+def view_averaged_area(scales: np.ndarray) -> np.ndarray:
+    """``sqrt(det)`` of a 3D Gaussian's covariance projected along a direction, averaged over directions.
+
+    Seen along a unit direction ``d`` (orthographically, in the Gaussian's frame) the 2×2 covariance
+    has ``det = s₁²s₂²s₃² Σ dᵢ²/sᵢ²``; its square root averaged over ``d`` is at most
+    ``sqrt((s₂²s₃² + s₁²s₃² + s₁²s₂²) / 3)`` (Jensen), which this returns: ``scales (N, 3)`` linear,
+    world units → ``(N,)`` world units². Exact for spheres; 15% high for flat discs.
+    """
+    s2 = np.square(np.asarray(scales, np.float64))
+    return np.sqrt((s2[:, 1] * s2[:, 2] + s2[:, 0] * s2[:, 2] + s2[:, 0] * s2[:, 1]) / 3.0)
+
+
+def optical_depth(means: np.ndarray, view_area: np.ndarray, opacity_int: np.ndarray, viewmat: np.ndarray,
+                  K: np.ndarray, width: int, height: int, near: float, far: float) -> float:
+    """Estimated ``Σ -ln(1 - α)`` over the splats at the average pixel the object covers.
+
+    A pixel's transmittance after all its splats is ``exp(-that sum)``; occlusion culling can only
+    skip fragments where it has fallen below ``min_transmittance`` before the last splat, so it can
+    only pay once the sum is well past ``ln(1 / min_transmittance)`` (:data:`CULLING_DEPTH` times
+    that, measured). Each splat adds :func:`opacity_integral` × ``sqrt(det Σ')``, its
+    projected area taken as :func:`view_averaged_area` × ``fx fy / z²`` (at least the 0.3 px² blur);
+    the covered pixels are the on-screen bounding box of the splat centres. A rough figure, cheap
+    enough for every frame (an even subsample of at most about 16k splats): against the same sum
+    over the exact projected covariances it came within 10% on random balls and the teddy bear
+    example, and 2.5× high on a generated sample (far below the threshold either way).
+
+    Args:
+        means: ``(N, 3)`` float32 world centres. view_area: ``(N,)`` world units²
+            (:func:`view_averaged_area`). opacity_int: ``(N,)`` (:func:`opacity_integral`).
+        viewmat: world-to-camera ``(4, 4)``, OpenCV axes. K: pixel intrinsics ``(3, 3)``.
+        width, height: image size, pixels. near, far: the z range drawn, world units.
+    """
+    n = means.shape[0]
+    step = max(1, -(-n // _DEPTH_SAMPLES))
+    vm = np.asarray(viewmat, np.float32)
+    cam = means[::step] @ vm[:3, :3].T + vm[:3, 3]
+    z = cam[:, 2]
+    zs = np.where(z > 0, z, 1.0)
+    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
+    u = fx * cam[:, 0] / zs + cx
+    v = fy * cam[:, 1] / zs + cy
+    on = (z > near) & (z < far) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    if not on.any():
+        return 0.0
+    area = np.maximum(view_area[::step][on] * (fx * fy) / np.square(zs[on]), _BLUR)
+    total = step * float(np.dot(opacity_int[::step][on], area))
+    box = (u[on].max() - u[on].min() + 1.0) * (v[on].max() - v[on].min() + 1.0)
+    return total / float(box)
+
+
 def _argsort_positive(z: np.ndarray) -> np.ndarray:
     """Stable ascending argsort of positive float32 values, exact.
 
@@ -481,7 +561,11 @@ class GLSplatRenderer:
             ``None`` to create and own a headless EGL context (made current around each call, so
             the renderer can be used from any one thread at a time).
         occlusion_culling: skip splats (and the parts of splats) that lie wholly behind pixels whose
-            transmittance is already below ``min_transmittance``.
+            transmittance is already below ``min_transmittance``: ``True`` (whenever the context
+            can), ``False``, or ``"auto"`` (the default: for each camera, only when the scene's
+            estimated :meth:`optical_depth` reaches :data:`CULLING_DEPTH` × ``ln(1 /
+            min_transmittance)``; lighter scenes render faster without). :attr:`last_culled` tells
+            what the last camera drawn did.
         min_transmittance: the transmittance below which a pixel takes nothing more; each pixel's
             error is below it. The default, :data:`T_MIN` = 1e-4, is gsplat's early stop. A viewer
             may pass 1/255 (below one step of an 8-bit display): about 15% fewer fragments on
@@ -493,11 +577,13 @@ class GLSplatRenderer:
     framebuffer bound. Not thread-safe.
     """
 
-    def __init__(self, ctx=None, *, occlusion_culling: bool = True, min_transmittance: float = T_MIN):
+    def __init__(self, ctx=None, *, occlusion_culling: bool | str = "auto", min_transmittance: float = T_MIN):
         import moderngl
 
         if not 0.0 < min_transmittance < 1.0:
             raise RenderError(f"min_transmittance must be in (0, 1), got {min_transmittance}")
+        if occlusion_culling not in CULLING:
+            raise RenderError(f"occlusion_culling must be True, False or 'auto', got {occlusion_culling!r}")
         self._mgl = moderngl
         self.occlusion_culling = occlusion_culling
         self.min_transmittance = float(min_transmittance)
@@ -565,6 +651,9 @@ class GLSplatRenderer:
         self._valid = np.zeros(0, np.uint32)
         self._means = np.zeros((0, 3), np.float32)
         self._bounds = (np.zeros(3), 0.0)   # centre and radius of the means
+        self._view_area = self._opacity_int = np.zeros(0)   # per valid splat, for optical_depth
+        #: Whether the last camera drawn was occlusion-culled (see ``occlusion_culling``).
+        self.last_culled = False
 
     # ------------------------------------------------------------------ context handling
     @contextlib.contextmanager
@@ -639,6 +728,8 @@ class GLSplatRenderer:
         # Splats whose α can never reach 1/255 are never sorted nor drawn.
         self._valid = np.flatnonzero(opac * 255.0 >= 1.0).astype(np.uint32)
         self._means = np.ascontiguousarray(means[self._valid])
+        self._view_area = view_averaged_area(g.scales.numpy()[self._valid])
+        self._opacity_int = opacity_integral(opac[self._valid])
         if len(self._means):
             centre = self._means.mean(0).astype(np.float64)
             self._bounds = (centre, float(np.sqrt(((self._means - centre) ** 2).sum(1).max())))
@@ -671,6 +762,13 @@ class GLSplatRenderer:
         attrs = (self._proj_buf, "4f 4f 4f 4f/i", "i_geom", "i_geom2", "i_geom3", "i_color")
         self._splat_vaos = {d: self.ctx.vertex_array(prog, [attrs]) for d, prog in self._splat_progs.items()}
         self._capacity = cap
+
+    def optical_depth(self, viewmat, K, width: int, height: int, *, near: float = framing.NEAR,
+                      far: float = framing.FAR) -> float:
+        """The uploaded scene's estimated :func:`optical_depth` seen by one camera (``viewmat (4, 4)``,
+        ``K (3, 3)``, ``width × height`` pixels): what ``occlusion_culling="auto"`` decides by."""
+        return optical_depth(self._means, self._view_area, self._opacity_int, np.asarray(viewmat).reshape(4, 4),
+                             np.asarray(K).reshape(3, 3), width, height, near, far)
 
     def _set_colors(self, campos: np.ndarray, sh_degree: int | None) -> None:
         """View-dependent colour for SH degree ≥ 1 (CPU, then one texture upload when it changed)."""
@@ -809,6 +907,7 @@ class GLSplatRenderer:
     def _draw(self, with_depth: bool, viewmat, K, width: int, height: int, origin_y: int, *,
               near, far, sh_degree) -> None:
         """Sort, project and splat one camera into rows ``origin_y…`` of the accumulation target."""
+        self.last_culled = False
         if self._n == 0:
             return
         count = self._sort(viewmat, near, far)
@@ -825,7 +924,12 @@ class GLSplatRenderer:
         mgl = self._mgl
         vp = (0, origin_y, width, height)
         prog["u_size"].value = (float(width), float(height))
-        cull = self.occlusion_culling and self._hiz_base_prog is not None and width >= 2 and height >= 2
+        cull = (self.occlusion_culling is not False and self._hiz_base_prog is not None and width >= 2
+                and height >= 2 and count >= _MIN_BATCHED)
+        if cull and self.occlusion_culling == "auto":
+            depth = self.optical_depth(viewmat, K, width, height, near=near, far=far)
+            cull = bool(depth >= CULLING_DEPTH * -np.log(self.min_transmittance))
+        self.last_culled = cull
         batches = _batches(count) if cull else [(0, count)]
         for b, (start, stop) in enumerate(batches):
             levels = 0
@@ -1054,6 +1158,11 @@ def renderer_name() -> str:
     return _default_renderer().renderer_name
 
 
+def last_culled() -> bool:
+    """Whether the shared renderer of :func:`render_gl` occlusion-culled the last camera it drew."""
+    return _default_renderer().last_culled
+
+
 def _scene_key(gaussians: Gaussians) -> tuple:
     ts = gaussians.tensors()
     return tuple((id(t), t._version) for t in ts.values())
@@ -1099,5 +1208,6 @@ def render_gl(
     return RenderOutput(*(torch.from_numpy(a).to(dev) for a in (rgb, alpha, depth)))
 
 
-__all__ = ["GLSplatRenderer", "available", "render_gl", "renderer_name", "MODES", "TEX_WIDTH", "ALPHA_MAX",
+__all__ = ["GLSplatRenderer", "available", "render_gl", "renderer_name", "last_culled", "optical_depth",
+           "opacity_integral", "view_averaged_area", "CULLING", "CULLING_DEPTH", "MODES", "TEX_WIDTH", "ALPHA_MAX",
            "ALPHA_MIN", "T_MIN"]
