@@ -84,8 +84,11 @@ def time_call(fn: Callable[[], object], *, warmup: int = 2, repeat: int = 10, mi
 def bench_scene(n: int, device="cpu") -> Gaussians:
     """A random object-sized scene of ``n`` Gaussians; splat size shrinks as n grows, as in real scenes.
 
-    At 16k splats the standard deviations span 0.005–0.03 world units inside a ball of radius 0.5,
-    which covers the object much as a trained Splatter Image does.
+    At 16k splats the standard deviations span 0.005–0.03 world units inside a ball of radius 0.5.
+    A dense stress scene: seen by :func:`bench_camera`, its average covered pixel lies behind an
+    optical depth (``Σ -ln(1 - α)``) of about 19 at 16k splats and 31 at 65k, where the mesh-sampled
+    teddy bear example (20k splats) has about 8 and the shipped generators' samples 1–2
+    (:func:`splatgen.core.render.gl_backend.optical_depth`).
     """
     shrink = (n / 16384) ** (-1.0 / 3.0)
     return random_gaussians(n, radius=0.5, scale_range=(0.005 * shrink, 0.03 * shrink), seed=n).to(device)

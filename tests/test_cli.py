@@ -238,6 +238,25 @@ def test_failed_render_keeps_an_older_output(tmp_path):
 
 
 # ---------------------------------------------------------------------- README, CI and main.py
+def test_bench_render_times_the_random_balls_and_the_example(tmp_path):
+    import json
+
+    result = splatgen("bench", "render", "--backends", "gl", "torch", "--sizes", "48", "--counts", "1024",
+                      "--repeat", "1", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (path,) = tmp_path.glob("render-*.json")
+    data = json.loads(path.read_text())
+    assert data["command"] == "splatgen bench render --backends gl torch --sizes 48 --counts 1024 --repeat 1"
+    rows = {(r["backend"], r["scene"]): r for r in data["results"]}
+    assert set(rows) == {(b, s) for b in ("gl", "torch") for s in ("random ball", "teddy_bear.ply")}
+    assert rows["gl", "teddy_bear.ply"]["gaussians"] == 20000 and rows["gl", "random ball"]["gaussians"] == 1024
+    for row in rows.values():
+        assert row["size"] == 48 and 0 < row["median_ms"] < 60_000 and row["fps"] > 0
+    assert rows["gl", "random ball"]["culled"] is False   # 1024 splats: never worth a pyramid
+    assert "culled" not in rows["torch", "random ball"]
+    assert "teddy_bear.ply" in result.stdout
+
+
 def readme_commands() -> dict[str, str]:
     """The README's two set-up commands (code-block lines starting with ``scripts/install.sh &&``)."""
     found: dict[str, list[str]] = {"main": [], "tests": []}

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 1024])
     r.add_argument("--counts", nargs="+", type=int, default=[16384, 65536, 262144])
     r.add_argument("--repeat", type=int, default=10)
+    r.add_argument("--no-example", dest="example", action="store_false",
+                   help="leave out the example splat file (assets/examples/teddy_bear.ply, a real object); "
+                   "the random balls of --counts are always timed")
     r.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     r.set_defaults(func=run_render)
 
@@ -75,11 +78,11 @@ def run_viewport(args: argparse.Namespace) -> int:
 def run_render(args: argparse.Namespace) -> int:
     from ..render.benchmark import run_render_benchmark
 
-    result = run_render_benchmark(args.backends, tuple(args.sizes), tuple(args.counts), args.repeat)
+    result = run_render_benchmark(args.backends, tuple(args.sizes), tuple(args.counts), args.repeat, args.example)
     result["command"] = "splatgen bench render " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in (("backends", args.backends), ("sizes", args.sizes), ("counts", args.counts),
-                     ("repeat", args.repeat)) if v)
+                     ("repeat", args.repeat)) if v) + ("" if args.example else " --no-example")
     path = write_result("render", result, args.out_dir)
     print(f"wrote {path}")
     return 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..benchmarks import bench_camera, bench_scene, fps, machine_info, time_call
 from ..gaussians import Gaussians
+from ..io import load_splats
 from . import RenderError, render
 
 
@@ -20,16 +23,32 @@ def available_backends() -> list[str]:
     return names
 
 
+#: The scenes: random balls of each count (dense stress scenes, see bench_scene), then the example
+#: splat file, a real object (20,000 splats sampled on a mesh's surface).
+RANDOM_BALL = "random ball"
+
+
+def example_splats() -> Path:
+    import splatgen.assets
+
+    return Path(next(iter(splatgen.assets.__path__))) / "examples" / "teddy_bear.ply"
+
+
 def run_render_benchmark(
     backends: list[str] | None = None,
     sizes: tuple[int, ...] = (256, 512, 1024),
     counts: tuple[int, ...] = (16384, 65536, 262144),
     repeat: int = 10,
+    example: bool = True,
     log=print,
 ) -> dict:
-    """Time ``render`` per backend × splat count × square image size; plus torch forward+backward at 128².
+    """Time ``render`` per backend × scene × square image size; plus torch forward+backward at 128².
 
-    Returns ``{"machine": ..., "results": [{"backend", "gaussians", "size", "median_ms", "fps", ...}]}``.
+    Scenes: a random ball (:func:`~splatgen.core.benchmarks.bench_scene`) of each of ``counts``
+    splats, and with ``example`` the example splat file (:func:`example_splats`).
+
+    Returns ``{"machine": ..., "results": [{"backend", "scene", "gaussians", "size", "median_ms", "fps",
+    ...}]}``; rows of the ``gl`` backend say whether it used occlusion culling (``"culled"``).
     Combinations a backend refuses (e.g. too many pairs for the CPU rasterizer) are recorded with
     ``"skipped"`` and the reason.
     """
@@ -37,16 +56,23 @@ def run_render_benchmark(
     results = []
     for backend in backends:
         device = "cuda" if backend == "gsplat" else "cpu"
-        for n in counts:
-            scene = bench_scene(n, device)
+        scenes = [(RANDOM_BALL, lambda n=n: bench_scene(n, device)) for n in counts]
+        if example:
+            scenes.append((example_splats().name, lambda: load_splats(example_splats()).to(device)))
+        for name, make in scenes:
+            scene = make()
             for size in sizes:
                 vm, K = bench_camera(size)
-                row = {"backend": backend, "gaussians": n, "size": size}
+                row = {"backend": backend, "scene": name, "gaussians": scene.num_gaussians, "size": size}
                 try:
                     with torch.no_grad():
                         timing = time_call(lambda: render(scene, vm, K, size, size, backend=backend),
                                            repeat=repeat, device=device)
                     row.update(timing, fps=fps(timing["median_ms"]))
+                    if backend == "gl":
+                        from . import gl_backend
+
+                        row["culled"] = gl_backend.last_culled()
                 except (RenderError, RuntimeError, MemoryError) as exc:
                     row["skipped"] = str(exc).splitlines()[0][:200]
                 results.append(row)
@@ -70,8 +96,11 @@ def run_render_benchmark(
 
 
 def _format_row(row: dict) -> str:
-    head = f"{row['backend']:>6} {row['gaussians']:>7} splats {row['size']:>4}²"
+    scene = "" if row.get("scene", RANDOM_BALL) == RANDOM_BALL else f" ({row['scene']})"
+    head = f"{row['backend']:>6} {row['gaussians']:>7} splats{scene} {row['size']:>4}²"
     if "skipped" in row:
         return f"{head}  skipped: {row['skipped']}"
     extra = f" ({row['pass']})" if "pass" in row else f"  {row['fps']:8.1f} FPS"
+    if row.get("culled"):
+        extra += "  (occlusion-culled)"
     return f"{head}  {row['median_ms']:9.2f} ms{extra}"
