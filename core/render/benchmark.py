@@ -23,12 +23,13 @@ def available_backends() -> list[str]:
     return names
 
 
-#: The scenes: random balls of each count (dense stress scenes, see bench_scene), then the example
-#: splat file, a real object (20,000 splats sampled on a mesh's surface).
+#: The ``"scene"`` of the rows timing bench_scene's random balls (dense stress scenes); the example
+#: splat file's rows name the file.
 RANDOM_BALL = "random ball"
 
 
 def example_splats() -> Path:
+    """The shipped example splat file, ``assets/examples/teddy_bear.ply``."""
     import splatgen.assets
 
     return Path(next(iter(splatgen.assets.__path__))) / "examples" / "teddy_bear.ply"
