@@ -94,6 +94,14 @@ def bench_scene(n: int, device="cpu") -> Gaussians:
     return random_gaussians(n, radius=0.5, scale_range=(0.005 * shrink, 0.03 * shrink), seed=n).to(device)
 
 
+def example_splat_file() -> Path:
+    """The shipped example splat file, ``assets/examples/teddy_bear.ply`` (a real object: 20,000 splats
+    on a mesh's surface), which several benchmarks time beside their random scenes."""
+    import splatgen.assets
+
+    return Path(next(iter(splatgen.assets.__path__))) / "examples" / "teddy_bear.ply"
+
+
 def bench_camera(size: int):
     """An orbit camera at the canonical distance and field of view, ``size``² pixels."""
     return orbit_viewmat(30.0, 20.0)[None], intrinsics_from_fov(framing.FOV_DEG, size, size)[None]

@@ -11,20 +11,16 @@ import time
 import torch
 
 from .. import framing
-from ..benchmarks import machine_info, time_call
+from ..benchmarks import example_splat_file, machine_info, time_call
 from .base import GenerationSettings, input_camera
 
 
 def example_input(device="cpu") -> torch.Tensor:
     """``(4, 128, 128)`` prepared input: the shipped example splat seen from the input camera."""
-    from pathlib import Path
-
-    import splatgen.assets
     from ..io import load_splats
     from ..render import render
 
-    path = Path(next(iter(splatgen.assets.__path__))) / "examples" / "teddy_bear.ply"
-    g = load_splats(path)
+    g = load_splats(example_splat_file())
     viewmat, K = input_camera()
 
     out = render(g, viewmat[None], K, framing.IMAGE_SIZE, framing.IMAGE_SIZE, backend="torch")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from ..benchmarks import bench_camera, bench_scene, fps, machine_info, time_call
+from ..benchmarks import bench_camera, bench_scene, example_splat_file, fps, machine_info, time_call
 from ..gaussians import Gaussians
 from ..io import load_splats
 from . import RenderError, render
@@ -28,13 +26,6 @@ def available_backends() -> list[str]:
 RANDOM_BALL = "random ball"
 
 
-def example_splats() -> Path:
-    """The shipped example splat file, ``assets/examples/teddy_bear.ply``."""
-    import splatgen.assets
-
-    return Path(next(iter(splatgen.assets.__path__))) / "examples" / "teddy_bear.ply"
-
-
 def run_render_benchmark(
     backends: list[str] | None = None,
     sizes: tuple[int, ...] = (256, 512, 1024),
@@ -46,7 +37,8 @@ def run_render_benchmark(
     """Time ``render`` per backend × scene × square image size; plus torch forward+backward at 128².
 
     Scenes: a random ball (:func:`~splatgen.core.benchmarks.bench_scene`) of each of ``counts``
-    splats, and with ``example`` the example splat file (:func:`example_splats`).
+    splats, and with ``example`` the example splat file
+    (:func:`~splatgen.core.benchmarks.example_splat_file`).
 
     Returns ``{"machine": ..., "results": [{"backend", "scene", "gaussians", "size", "median_ms", "fps",
     ...}]}``; rows of the ``gl`` backend say whether it used occlusion culling (``"culled"``).
@@ -59,7 +51,7 @@ def run_render_benchmark(
         device = "cuda" if backend == "gsplat" else "cpu"
         scenes = [(RANDOM_BALL, lambda n=n: bench_scene(n, device)) for n in counts]
         if example:
-            scenes.append((example_splats().name, lambda: load_splats(example_splats()).to(device)))
+            scenes.append((example_splat_file().name, lambda: load_splats(example_splat_file()).to(device)))
         for name, make in scenes:
             scene = make()
             for size in sizes:

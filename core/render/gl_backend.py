@@ -454,11 +454,10 @@ def _batches(count: int, num: int | None = None) -> list[tuple[int, int]]:
 
     The first batch is drawn without culling; every later one is culled against what the earlier
     ones made opaque (more batches cull a little more, at one pyramid build each; beyond about 8 the
-    gain is small). Small scenes are one batch: a pyramid would cost more than it saves.
+    gain is small). Only for culled cameras: scenes of fewer than ``_MIN_BATCHED`` splats, or too
+    light to pay for pyramids (``occlusion_culling="auto"``), are drawn in one batch.
     """
     num = _NUM_BATCHES if num is None else num
-    if count < _MIN_BATCHED:
-        return [(0, count)]
     bounds = [count * i // num for i in range(num + 1)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 

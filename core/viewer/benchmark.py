@@ -28,7 +28,6 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,11 +45,10 @@ _RAF_JS = ("new Promise(r=>{{let n=0;const t0=performance.now();function f(){{n+
 
 
 def _scenes(generated: bool) -> dict:
-    import splatgen.assets
+    from ..benchmarks import example_splat_file
     from ..io import load_splats
 
-    example = Path(next(iter(splatgen.assets.__path__))) / "examples" / "teddy_bear.ply"
-    scenes = {"example_teddy_bear": load_splats(example)}
+    scenes = {"example_teddy_bear": load_splats(example_splat_file())}
     if generated:
         from ..generator import GenerationSettings, load_generator
         from ..generator.benchmark import example_input
