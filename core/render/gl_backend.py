@@ -105,6 +105,7 @@ _NUM_BATCHES = 8               # front-to-back batches, each culled against the 
 _MIN_BATCHED = 4096            # fewer splats than this are drawn in one batch (no culling)
 _DEPTH_SAMPLES = 16384         # optical_depth looks at about this many splats (an even subsample)
 _BLUR = 0.3                    # px² added to every projected covariance (gsplat's low-pass)
+_EXTEND_MAX = 3.33             # footprints reach at most this many standard deviations (gsplat)
 CULLING = (True, False, "auto")
 #: "auto" culls a camera when optical_depth ≥ this × ln(1 / min_transmittance). Measured on llvmpipe
 #: (2 cores; 512² and 1024²; random balls of depth 5-31, the teddy bear example, a generated
@@ -192,9 +193,9 @@ void main() {
                   ca.z, cb.x, cb.y);
     vec3 St0 = S * t0;
     vec3 St1 = S * t1;
-    float a = dot(t0, St0) + 0.3;
+    float a = dot(t0, St0) + {BLUR};
     float b = dot(t0, St1);
-    float c = dot(t1, St1) + 0.3;
+    float c = dot(t1, St1) + {BLUR};
     float det = a * c - b * b;
     float opacity = mo.w;
     if (!(det > 0.0)) { cull(z); return; }
@@ -471,7 +472,7 @@ def opacity_integral(opacity: np.ndarray, terms: int = 64) -> np.ndarray:
     (at o = 0.999 the rest is below 1%). ``opacity (N,)`` → ``(N,)`` float64; 0 where o < 1/255.
     """
     o = np.clip(np.asarray(opacity, np.float64), 0.0, ALPHA_MAX)
-    half_k2 = 0.5 * np.minimum(2.0 * np.log(np.maximum(255.0 * o, 1.0)), 3.33 ** 2)
+    half_k2 = 0.5 * np.minimum(2.0 * np.log(np.maximum(255.0 * o, 1.0)), _EXTEND_MAX ** 2)
     total = np.zeros_like(o)
     power = np.ones_like(o)
     for n in range(1, terms + 1):
@@ -597,7 +598,8 @@ class GLSplatRenderer:
         with self._current():
             c = self.ctx
             self._project_prog = c.program(
-                vertex_shader=_PROJECT_VS.replace("{HIZ_SPAN}", str(_HIZ_SPAN)).replace("{EXTEND_MAX}", "3.33"),
+                vertex_shader=_PROJECT_VS.replace("{HIZ_SPAN}", str(_HIZ_SPAN))
+                .replace("{EXTEND_MAX}", repr(_EXTEND_MAX)).replace("{BLUR}", repr(_BLUR)),
                 varyings=["o_geom", "o_geom2", "o_geom3", "o_color"], varyings_capture_mode="interleaved")
             fs = _SPLAT_FS.replace("{ALPHA_MAX}", repr(ALPHA_MAX))
             # Keyed by "with depth": colour only (one RGBA32F target), or colour and depth (two).
