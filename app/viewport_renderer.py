@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from splatgen.core.gaussians import Gaussians
+from splatgen.core.render.gl_backend import VIEW_MIN_TRANSMITTANCE
 
 MODES = ("rgb", "depth", "alpha")
-#: Transmittance below which the GL renderer skips what lies behind (1/255: below one 8-bit step).
-VIEW_MIN_TRANSMITTANCE = 1.0 / 255.0
 
 _BLIT_VS = """
 #version 330

@@ -445,6 +445,30 @@ def test_resorts_only_when_the_camera_moves(monkeypatch):
         r.release()
 
 
+def test_sort_keys_are_the_camera_depths_of_the_splats_in_view(monkeypatch):
+    from splatgen.core.cameras import camera_coordinate
+
+    g = random_gaussians(5000, radius=2.0, seed=4)     # some splats behind the near plane / camera
+    vm = orbit_viewmat(40.0, 25.0, distance=1.5).numpy().astype(np.float64)
+    means = g.means.numpy().astype(np.float64)
+    exact = means @ vm[:3, :3].T + vm[:3, 3]
+    for i in range(3):   # the elementwise helper against the float64 matrix product
+        np.testing.assert_allclose(camera_coordinate(g.means.numpy(), vm[i]), exact[:, i], rtol=0, atol=1e-5)
+    keys = []
+    real = gl_backend._argsort_positive
+    monkeypatch.setattr(gl_backend, "_argsort_positive", lambda z: (keys.append(z.copy()), real(z))[1])
+    r = gl_backend.GLSplatRenderer()
+    try:
+        r.set_gaussians(g)
+        r.render(vm, canonical_intrinsics(32).numpy(), 32, 32, near=0.2, far=2.5)
+    finally:
+        r.release()
+    z = exact[:, 2][g.opacities.numpy() * 255 >= 1]
+    in_range = np.sort(z[(z > 0.2) & (z < 2.5)])
+    assert 0 < len(in_range) < len(z)
+    np.testing.assert_allclose(np.sort(keys[0]), in_range, rtol=0, atol=1e-5)
+
+
 def test_renders_into_a_callers_context_and_framebuffer():
     import moderngl
 

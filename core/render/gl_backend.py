@@ -86,6 +86,7 @@ import numpy as np
 import torch
 
 from .. import framing
+from ..cameras import camera_coordinate
 from ..gaussians import Gaussians, quat_to_rotation_matrix
 from . import RenderError, RenderOutput
 from .foreign_context import foreign_context_released, release_current_egl
@@ -99,6 +100,9 @@ ALPHA_MAX = 0.999
 ALPHA_MIN = 1.0 / 255.0
 #: Pixels (and whole splats) behind a transmittance below this are skipped (gsplat's early stop).
 T_MIN = 1e-4
+#: The floor for on-screen viewing (the GUI viewport, ``splatgen view``): below one step of an 8-bit
+#: display, and about 15% fewer fragments than :data:`T_MIN` on dense scenes.
+VIEW_MIN_TRANSMITTANCE = 1.0 / 255.0
 #: What :meth:`GLSplatRenderer.render` can show / return.
 MODES = ("rgb", "alpha", "depth")
 _NUM_BATCHES = 8               # front-to-back batches, each culled against the ones before it
@@ -516,17 +520,17 @@ def optical_depth(means: np.ndarray, view_area: np.ndarray, opacity_int: np.ndar
     n = means.shape[0]
     step = max(1, -(-n // _DEPTH_SAMPLES))
     vm = np.asarray(viewmat, np.float32)
-    cam = means[::step] @ vm[:3, :3].T + vm[:3, 3]
-    z = cam[:, 2]
+    sample = means[::step]
+    x, y, z = (camera_coordinate(sample, vm[i]) for i in range(3))
     zs = np.where(z > 0, z, 1.0)
     fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
-    u = fx * cam[:, 0] / zs + cx
-    v = fy * cam[:, 1] / zs + cy
+    u = fx * x / zs + cx
+    v = fy * y / zs + cy
     on = (z > near) & (z < far) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
     if not on.any():
         return 0.0
     area = np.maximum(view_area[::step][on] * (fx * fy) / np.square(zs[on]), _BLUR)
-    total = step * float(np.dot(opacity_int[::step][on], area))
+    total = step * float((opacity_int[::step][on] * area).sum())
     box = (u[on].max() - u[on].min() + 1.0) * (v[on].max() - v[on].min() + 1.0)
     return total / float(box)
 
@@ -567,9 +571,8 @@ class GLSplatRenderer:
             min_transmittance)``; lighter scenes render faster without). :attr:`last_culled` tells
             what the last camera drawn did.
         min_transmittance: the transmittance below which a pixel takes nothing more; each pixel's
-            error is below it. The default, :data:`T_MIN` = 1e-4, is gsplat's early stop. A viewer
-            may pass 1/255 (below one step of an 8-bit display): about 15% fewer fragments on
-            dense scenes.
+            error is below it. The default, :data:`T_MIN` = 1e-4, is gsplat's early stop. Viewers
+            pass :data:`VIEW_MIN_TRANSMITTANCE` (1/255, below one step of an 8-bit display).
 
     Usage: :meth:`set_gaussians` once per scene, then :meth:`render` (or :meth:`render_many`) per
     frame. The renderer sets the GL state it needs (blending, viewport, scissor, no depth test or
@@ -881,7 +884,7 @@ class GLSplatRenderer:
         key = (viewmat[2].tobytes(), float(near), float(far))
         if key == self._order_key:
             return self._order_count
-        z = self._means @ viewmat[2, :3].astype(np.float32) + np.float32(viewmat[2, 3])
+        z = camera_coordinate(self._means, viewmat[2])
         keep = np.flatnonzero((z > near) & (z < far))
         idx = self._valid[keep[_argsort_positive(z[keep])]]
         if idx.shape[0]:
@@ -1211,4 +1214,4 @@ def render_gl(
 
 __all__ = ["GLSplatRenderer", "available", "render_gl", "renderer_name", "last_culled", "optical_depth",
            "opacity_integral", "view_averaged_area", "CULLING", "CULLING_DEPTH", "MODES", "TEX_WIDTH", "ALPHA_MAX",
-           "ALPHA_MIN", "T_MIN"]
+           "ALPHA_MIN", "T_MIN", "VIEW_MIN_TRANSMITTANCE"]

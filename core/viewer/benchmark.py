@@ -62,10 +62,9 @@ def _scenes(generated: bool) -> dict:
 def bench_server_gl(scenes: dict, sizes=SIZES, repeat: int = 8) -> dict:
     from viser._image_encoding import cv2_imencode_with_fallback
 
-    from ..render.gl_backend import GLSplatRenderer
+    from ..render.gl_backend import VIEW_MIN_TRANSMITTANCE, GLSplatRenderer
     from ..viewer import framing_camera
     from ..cameras import intrinsics_from_fov, look_at as look_at_fn
-    from .render_fn import VIEW_MIN_TRANSMITTANCE
 
     out = {}
     r = GLSplatRenderer(min_transmittance=VIEW_MIN_TRANSMITTANCE)

@@ -38,8 +38,9 @@ import numpy as np
 import torch
 
 from .. import framing
-from ..cameras import intrinsics_from_fov
+from ..cameras import camera_coordinate, intrinsics_from_fov
 from ..gaussians import Gaussians
+from ..render.gl_backend import VIEW_MIN_TRANSMITTANCE
 
 #: What the viewer can show.
 MODES = ("rgb", "depth", "alpha")
@@ -48,9 +49,6 @@ MODES = ("rgb", "depth", "alpha")
 #: a renderer with a large fixed cost per frame (the GL renderer: ~15 ms for sorting and passes even
 #: at 40×30 on 2 cores) makes that estimate collapse to its 30-row minimum. 240 rows cost ~21 ms.
 MIN_SERVER_ROWS = 240
-#: Transmittance below which the GL renderer skips a pixel's remaining splats when viewing: below
-#: one step of an 8-bit display (the GL module's suggestion for viewers; ~15 % fewer fragments).
-VIEW_MIN_TRANSMITTANCE = 1.0 / 255.0
 
 try:  # nerfview's frame-abort exception must pass through the callback untouched
     from nerfview._renderer import InterruptRenderException as _Interrupt
@@ -165,12 +163,11 @@ def visible_count(means: np.ndarray, viewmat: np.ndarray, K: np.ndarray, width: 
     """How many splat centres ``(N, 3)`` lie in the camera's view frustum (between near and far)."""
     if means.shape[0] == 0:
         return 0
-    m = means @ viewmat[:3, :3].T.astype(np.float32) + viewmat[:3, 3].astype(np.float32)
-    z = m[:, 2]
+    x, y, z = (camera_coordinate(means, viewmat[i]) for i in range(3))   # not BLAS: see there
     front = (z > near) & (z < far)
     zs = np.where(front, z, 1.0)
-    u = K[0, 0] * m[:, 0] / zs + K[0, 2]
-    v = K[1, 1] * m[:, 1] / zs + K[1, 2]
+    u = K[0, 0] * x / zs + K[0, 2]
+    v = K[1, 1] * y / zs + K[1, 2]
     return int(np.count_nonzero(front & (u >= 0) & (u < width) & (v >= 0) & (v < height)))
 
 
