@@ -238,7 +238,7 @@ def test_failed_render_keeps_an_older_output(tmp_path):
 
 
 # ---------------------------------------------------------------------- README, CI and main.py
-def test_bench_render_times_the_random_balls_and_the_example(tmp_path):
+def test_bench_render_times_the_random_balls_the_example_and_a_generated_object(tmp_path):
     import json
 
     result = splatgen("bench", "render", "--backends", "gl", "torch", "--sizes", "48", "--counts", "1024",
@@ -248,13 +248,31 @@ def test_bench_render_times_the_random_balls_and_the_example(tmp_path):
     data = json.loads(path.read_text())
     assert data["command"] == "splatgen bench render --backends gl torch --sizes 48 --counts 1024 --repeat 1"
     rows = {(r["backend"], r["scene"]): r for r in data["results"]}
-    assert set(rows) == {(b, s) for b in ("gl", "torch") for s in ("random ball", "teddy_bear.ply")}
+    scenes = ("random ball", "teddy_bear.ply", "generated (sofa.png)")
+    assert set(rows) == {(b, s) for b in ("gl", "torch") for s in scenes}
     assert rows["gl", "teddy_bear.ply"]["gaussians"] == 20000 and rows["gl", "random ball"]["gaussians"] == 1024
+    assert rows["gl", "generated (sofa.png)"]["gaussians"] == 128 * 128 * 2   # one Splatter Image
     for row in rows.values():
         assert row["size"] == 48 and 0 < row["median_ms"] < 60_000 and row["fps"] > 0
+    for scene in scenes:   # the covered fraction is measured on each backend's own image: they agree
+        gl, torch_row = rows["gl", scene], rows["torch", scene]
+        assert 0.02 < gl["covered"] < 0.9 and abs(gl["covered"] - torch_row["covered"]) < 0.02, (scene, gl, torch_row)
+        assert gl["viewer_ms"] > 0 and gl["viewer_fps"] == pytest.approx(1000 / gl["viewer_ms"])
+        assert isinstance(gl["viewer_culled"], bool) and "viewer_ms" not in torch_row
     assert rows["gl", "random ball"]["culled"] is False   # 1024 splats: never worth a pyramid
     assert "culled" not in rows["torch", "random ball"]
-    assert "teddy_bear.ply" in result.stdout
+    assert "teddy_bear.ply" in result.stdout and "viewer frame" in result.stdout
+
+
+def test_bench_render_leaves_out_the_example_and_the_generated_object_when_told(tmp_path):
+    import json
+
+    result = splatgen("bench", "render", "--backends", "gl", "--sizes", "32", "--counts", "512", "--repeat", "1",
+                      "--no-example", "--no-generated", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(next(tmp_path.glob("render-*.json")).read_text())
+    assert data["command"].endswith("--repeat 1 --no-example --no-generated")
+    assert [(r["scene"], r["gaussians"]) for r in data["results"]] == [("random ball", 512)]
 
 
 def readme_commands() -> dict[str, str]:

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--no-example", dest="example", action="store_false",
                    help="leave out the example splat file (assets/examples/teddy_bear.ply, a real object); "
                    "the random balls of --counts are always timed")
+    r.add_argument("--no-generated", dest="generated", action="store_false",
+                   help="leave out the object the shipped regressor makes of assets/examples/sofa.png "
+                   "(32,768 splats; loads the model)")
     r.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     r.set_defaults(func=run_render)
 
@@ -78,11 +81,13 @@ def run_viewport(args: argparse.Namespace) -> int:
 def run_render(args: argparse.Namespace) -> int:
     from ..render.benchmark import run_render_benchmark
 
-    result = run_render_benchmark(args.backends, tuple(args.sizes), tuple(args.counts), args.repeat, args.example)
+    result = run_render_benchmark(args.backends, tuple(args.sizes), tuple(args.counts), args.repeat, args.example,
+                                  args.generated)
     result["command"] = "splatgen bench render " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in (("backends", args.backends), ("sizes", args.sizes), ("counts", args.counts),
-                     ("repeat", args.repeat)) if v) + ("" if args.example else " --no-example")
+                     ("repeat", args.repeat)) if v) + ("" if args.example else " --no-example") + (
+        "" if args.generated else " --no-generated")
     path = write_result("render", result, args.out_dir)
     print(f"wrote {path}")
     return 0

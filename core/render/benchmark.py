@@ -1,10 +1,21 @@
-"""Renderer benchmark: ms/frame and FPS of every available backend over sizes and splat counts."""
+"""Renderer benchmark: ms/frame and FPS of every available backend over sizes and splat counts.
+
+Scenes: random balls (dense stress scenes), the example splat file (a mesh-sampled object) and an
+object splatgen generates. Every row times :func:`~splatgen.core.render.render` (RGB, alpha and
+depth, float32, returned as tensors). OpenGL rows also time the frame a viewer draws: the GUI
+viewport's and ``splatgen view``'s configuration of the same renderer (colour only, straight into
+an 8-bit framebuffer, pixels stop at :data:`~.gl_backend.VIEW_MIN_TRANSMITTANCE`, nothing read back).
+"""
 
 from __future__ import annotations
 
+import contextlib
+
+import numpy as np
 import torch
 
-from ..benchmarks import bench_camera, bench_scene, example_splat_file, fps, machine_info, time_call
+from ..benchmarks import (GENERATED_PHOTO, bench_camera, bench_scene, example_splat_file, fps, generated_sample,
+                          machine_info, time_call)
 from ..gaussians import Gaussians
 from ..io import load_splats
 from . import RenderError, render
@@ -24,6 +35,8 @@ def available_backends() -> list[str]:
 #: The ``"scene"`` of the rows timing bench_scene's random balls (dense stress scenes); the example
 #: splat file's rows name the file.
 RANDOM_BALL = "random ball"
+#: The ``"scene"`` of the rows timing :func:`~splatgen.core.benchmarks.generated_sample`.
+GENERATED = f"generated ({GENERATED_PHOTO})"
 
 
 def run_render_benchmark(
@@ -32,44 +45,57 @@ def run_render_benchmark(
     counts: tuple[int, ...] = (16384, 65536, 262144),
     repeat: int = 10,
     example: bool = True,
+    generated: bool = True,
     log=print,
 ) -> dict:
     """Time ``render`` per backend × scene × square image size; plus torch forward+backward at 128².
 
     Scenes: a random ball (:func:`~splatgen.core.benchmarks.bench_scene`) of each of ``counts``
-    splats, and with ``example`` the example splat file
-    (:func:`~splatgen.core.benchmarks.example_splat_file`).
+    splats, with ``example`` the example splat file
+    (:func:`~splatgen.core.benchmarks.example_splat_file`) and with ``generated`` the shipped
+    regressor's object for an example photo (:func:`~splatgen.core.benchmarks.generated_sample`).
 
     Returns ``{"machine": ..., "results": [{"backend", "scene", "gaussians", "size", "median_ms", "fps",
-    ...}]}``; rows of the ``gl`` backend say whether it used occlusion culling (``"culled"``).
+    "covered", ...}]}`` (``covered``: the fraction of pixels with alpha > 0.5). Rows of the ``gl``
+    backend also say whether it used occlusion culling (``"culled"``) and give the viewer frame
+    (``"viewer_ms"``, ``"viewer_fps"``, ``"viewer_culled"``; see the module docstring).
     Combinations a backend refuses (e.g. too many pairs for the CPU rasterizer) are recorded with
     ``"skipped"`` and the reason.
     """
     backends = backends or available_backends()
     results = []
+    generated_cpu = generated_sample() if generated else None   # made once, on the CPU (deterministic)
     for backend in backends:
         device = "cuda" if backend == "gsplat" else "cpu"
         scenes = [(RANDOM_BALL, lambda n=n: bench_scene(n, device)) for n in counts]
         if example:
             scenes.append((example_splat_file().name, lambda: load_splats(example_splat_file()).to(device)))
-        for name, make in scenes:
-            scene = make()
-            for size in sizes:
-                vm, K = bench_camera(size)
-                row = {"backend": backend, "scene": name, "gaussians": scene.num_gaussians, "size": size}
-                try:
-                    with torch.no_grad():
-                        timing = time_call(lambda: render(scene, vm, K, size, size, backend=backend),
-                                           repeat=repeat, device=device)
-                    row.update(timing, fps=fps(timing["median_ms"]))
-                    if backend == "gl":
-                        from . import gl_backend
+        if generated_cpu is not None:
+            scenes.append((GENERATED, lambda: generated_cpu.to(device)))
+        with _viewer_frame() if backend == "gl" else contextlib.nullcontext() as viewer:
+            for name, make in scenes:
+                scene = make()
+                if viewer is not None:
+                    viewer.set_gaussians(scene)
+                for size in sizes:
+                    vm, K = bench_camera(size)
+                    row = {"backend": backend, "scene": name, "gaussians": scene.num_gaussians, "size": size}
+                    try:
+                        with torch.no_grad():
+                            timing = time_call(lambda: render(scene, vm, K, size, size, backend=backend),
+                                               repeat=repeat, device=device)
+                            out = render(scene, vm, K, size, size, backend=backend)
+                        row.update(timing, fps=fps(timing["median_ms"]),
+                                   covered=round(float((out.alpha.cpu().numpy() > 0.5).mean()), 4))
+                        if backend == "gl":
+                            from . import gl_backend
 
-                        row["culled"] = gl_backend.last_culled()
-                except (RenderError, RuntimeError, MemoryError) as exc:
-                    row["skipped"] = str(exc).splitlines()[0][:200]
-                results.append(row)
-                log(_format_row(row))
+                            row["culled"] = gl_backend.last_culled()
+                            row.update(viewer.time(vm[0].numpy(), K[0].numpy(), size, repeat))
+                    except (RenderError, RuntimeError, MemoryError) as exc:
+                        row["skipped"] = str(exc).splitlines()[0][:200]
+                    results.append(row)
+                    log(_format_row(row))
     train = []
     for backend in [b for b in backends if b in ("torch", "gsplat")]:
         device = "cuda" if backend == "gsplat" else "cpu"
@@ -88,6 +114,54 @@ def run_render_benchmark(
     return {"machine": machine_info(), "results": results, "forward_backward": train}
 
 
+class _ViewerFrame:
+    """The OpenGL renderer as the GUI viewport and ``splatgen view`` use it, in a context of its own:
+    colour only into an 8-bit framebuffer, :data:`~.gl_backend.VIEW_MIN_TRANSMITTANCE`, no readback."""
+
+    def __init__(self):
+        from . import gl_backend
+
+        self.ctx = gl_backend._create_headless_context()
+        with self.ctx:
+            self.renderer = gl_backend.GLSplatRenderer(self.ctx, min_transmittance=gl_backend.VIEW_MIN_TRANSMITTANCE)
+        self._fbos: dict = {}
+
+    def set_gaussians(self, gaussians: Gaussians) -> None:
+        with self.ctx:
+            self.renderer.set_gaussians(gaussians.to("cpu"))
+
+    def time(self, viewmat: np.ndarray, K: np.ndarray, size: int, repeat: int) -> dict:
+        """ms per frame (drawn and finished) at ``size``²: ``viewer_ms``, ``viewer_fps``, ``viewer_culled``."""
+        with self.ctx:
+            if size not in self._fbos:
+                self._fbos[size] = self.ctx.framebuffer(color_attachments=[self.ctx.renderbuffer((size, size), 4)])
+            fbo = self._fbos[size]
+
+            def frame():
+                self.renderer.render(viewmat, K, size, size, fbo=fbo, background=(1.0, 1.0, 1.0))
+                self.ctx.finish()
+
+            timing = time_call(frame, repeat=repeat)
+        return {"viewer_ms": timing["median_ms"], "viewer_fps": fps(timing["median_ms"]),
+                "viewer_culled": self.renderer.last_culled}
+
+    def release(self) -> None:
+        with self.ctx:
+            for fbo in self._fbos.values():
+                fbo.release()
+            self.renderer.release()
+        self.ctx.release()
+
+
+@contextlib.contextmanager
+def _viewer_frame():
+    viewer = _ViewerFrame()
+    try:
+        yield viewer
+    finally:
+        viewer.release()
+
+
 def _format_row(row: dict) -> str:
     scene = "" if row.get("scene", RANDOM_BALL) == RANDOM_BALL else f" ({row['scene']})"
     head = f"{row['backend']:>6} {row['gaussians']:>7} splats{scene} {row['size']:>4}²"
@@ -96,4 +170,6 @@ def _format_row(row: dict) -> str:
     extra = f" ({row['pass']})" if "pass" in row else f"  {row['fps']:8.1f} FPS"
     if row.get("culled"):
         extra += "  (occlusion-culled)"
+    if "viewer_ms" in row:
+        extra += f"; viewer frame {row['viewer_ms']:.2f} ms, {row['viewer_fps']:.1f} FPS"
     return f"{head}  {row['median_ms']:9.2f} ms{extra}"
