@@ -275,6 +275,21 @@ def test_bench_render_leaves_out_the_example_and_the_generated_object_when_told(
     assert [(r["scene"], r["gaussians"]) for r in data["results"]] == [("random ball", 512)]
 
 
+def test_bench_render_without_a_usable_model_still_times_the_other_scenes(monkeypatch):
+    from splatgen.core.generator.loading import ModelError
+    from splatgen.core.render import benchmark
+
+    def no_model():
+        raise ModelError("assets/models/regressor: no such model folder")
+
+    monkeypatch.setattr(benchmark, "generated_sample", no_model)
+    logged = []
+    result = benchmark.run_render_benchmark(["torch"], sizes=(16,), counts=(256,), repeat=1, example=False,
+                                            log=logged.append)
+    assert [(r["scene"], r["gaussians"]) for r in result["results"]] == [("random ball", 256)]
+    assert "generated object left out: assets/models/regressor: no such model folder" in logged
+
+
 def readme_commands() -> dict[str, str]:
     """The README's two set-up commands (code-block lines starting with ``scripts/install.sh &&``)."""
     found: dict[str, list[str]] = {"main": [], "tests": []}
