@@ -78,7 +78,7 @@ def run_render_benchmark(
             scenes.append((example_splat_file().name, lambda: load_splats(example_splat_file()).to(device)))
         if generated_cpu is not None:
             scenes.append((GENERATED, lambda: generated_cpu.to(device)))
-        with _viewer_frame() if backend == "gl" else contextlib.nullcontext() as viewer:
+        with _ViewerFrame() if backend == "gl" else contextlib.nullcontext() as viewer:
             for name, make in scenes:
                 scene = make()
                 if viewer is not None:
@@ -86,13 +86,14 @@ def run_render_benchmark(
                 for size in sizes:
                     vm, K = bench_camera(size)
                     row = {"backend": backend, "scene": name, "gaussians": scene.num_gaussians, "size": size}
+                    last = {}   # the last timed frame's output, for the covered fraction
                     try:
                         with torch.no_grad():
-                            timing = time_call(lambda: render(scene, vm, K, size, size, backend=backend),
+                            timing = time_call(lambda: last.update(out=render(scene, vm, K, size, size,
+                                                                              backend=backend)),
                                                repeat=repeat, device=device)
-                            out = render(scene, vm, K, size, size, backend=backend)
                         row.update(timing, fps=fps(timing["median_ms"]),
-                                   covered=round(float((out.alpha.cpu().numpy() > 0.5).mean()), 4))
+                                   covered=round(float((last["out"].alpha.cpu().numpy() > 0.5).mean()), 4))
                         if backend == "gl":
                             from . import gl_backend
 
@@ -122,7 +123,8 @@ def run_render_benchmark(
 
 class _ViewerFrame:
     """The OpenGL renderer as the GUI viewport and ``splatgen view`` use it, in a context of its own:
-    colour only into an 8-bit framebuffer, :data:`~.gl_backend.VIEW_MIN_TRANSMITTANCE`, no readback."""
+    colour only into an 8-bit framebuffer, :data:`~.gl_backend.VIEW_MIN_TRANSMITTANCE`, no readback.
+    A context manager: leaving it frees the renderer, the framebuffers and the context."""
 
     def __init__(self):
         from . import gl_backend
@@ -152,22 +154,16 @@ class _ViewerFrame:
         return {"viewer_ms": timing["median_ms"], "viewer_fps": fps(timing["median_ms"]),
                 "viewer_culled": self.renderer.last_culled}
 
-    def release(self) -> None:
+    def __enter__(self) -> "_ViewerFrame":
+        return self
+
+    def __exit__(self, *exc) -> None:
         with self.ctx:
             for fbo, rb in self._fbos.values():
                 fbo.release()
                 rb.release()
             self.renderer.release()
         self.ctx.release()
-
-
-@contextlib.contextmanager
-def _viewer_frame():
-    viewer = _ViewerFrame()
-    try:
-        yield viewer
-    finally:
-        viewer.release()
 
 
 def _format_row(row: dict) -> str:

@@ -94,7 +94,7 @@ class LatentPool:
             batch = mirror(self.bank.batch(objects[sl], inputs[sl], context[sl]), flip[sl])
             with amp:
                 features, mean, logvar = var_posterior(self.var, batch, self.num_context, self.teacher,
-                                                             self.teacher_latent)
+                                                       self.teacher_latent)
             conds.append(features.to(torch.float16))
             means.append(mean.float())
             logvars.append(logvar.float())

@@ -20,34 +20,28 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from record import save_result  # noqa: E402
 
-from splatgen.core.benchmarks import bench_camera, bench_scene, machine_info  # noqa: E402
+from splatgen.core.benchmarks import (GENERATED_PHOTO, bench_camera, bench_scene, example_splat_file,  # noqa: E402
+                                      generated_sample, machine_info)
 from splatgen.core.gaussians import random_gaussians  # noqa: E402
+from splatgen.core.io import load_splats  # noqa: E402
 from splatgen.core.render import gl_backend  # noqa: E402
 
 ROUNDS, REPEAT = 2, 10
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "examples"
 
 
 def scenes() -> dict:
-    from splatgen.core.generator import GenerationSettings, load_generator
-    from splatgen.core.imageprep import prepare_image
-    from splatgen.core.io import load_splats
-
     out = {"ball 16k": bench_scene(16384), "ball 65k": bench_scene(65536)}
     for f in (0.5, 0.7, 0.85, 1.2):
         out[f"ball 16k, scales x{f}"] = random_gaussians(16384, radius=0.5, scale_range=(0.005 * f, 0.03 * f),
                                                         seed=16384)
-    out["teddy_bear.ply"] = load_splats(ASSETS / "teddy_bear.ply")
-    regressor = load_generator("regressor", "cpu")
-    sample = regressor.generate(prepare_image(ASSETS / "sofa.png").image, GenerationSettings(seed=0))[0]
-    out["regressor object of sofa.png"] = sample.gaussians.to("cpu")
+    out[example_splat_file().name] = load_splats(example_splat_file())
+    out[f"regressor object of {GENERATED_PHOTO}"] = generated_sample()
     return out
 
 
@@ -73,7 +67,7 @@ def main() -> None:
     for name, g in scenes().items():
         for size in args.sizes:
             vm, K = (a[0].double().numpy() for a in bench_camera(size))
-            for t_min in (gl_backend.T_MIN, 1.0 / 255.0):
+            for t_min in (gl_backend.T_MIN, gl_backend.VIEW_MIN_TRANSMITTANCE):
                 times = {}
                 for cull in (True, False):
                     r = gl_backend.GLSplatRenderer(occlusion_culling=cull, min_transmittance=t_min)
