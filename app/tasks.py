@@ -68,7 +68,7 @@ class ModelCache:
         gen = self.get(key)
         return ModelInfo(key=key, label=str(gen.name), kind=str(gen.kind), stochastic=bool(gen.stochastic),
                          defaults=gen.defaults, device=str(gen.device),
-                         teacher=getattr(gen, "teacher", None) is not None)
+                         teacher=gen.starts_from_teacher)
 
 
 def set_torch_threads() -> int:

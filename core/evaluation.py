@@ -21,7 +21,6 @@ the samples measures the denoiser (a diagnostic: the context views are targets t
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import time
 from dataclasses import dataclass

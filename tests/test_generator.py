@@ -263,6 +263,7 @@ def test_strength_below_one_needs_a_teacher(gen):
     plain = LatentDenoiser(block_out_channels=(32, 32), attention_head_dim=8)
     blind = LatentDiffusionGenerator(gen.var, plain, device=torch.device("cpu"))
     assert blind.defaults.strength == 1.0
+    assert not blind.starts_from_teacher and gen.starts_from_teacher
     with pytest.raises(SettingsError, match="no teacher"):
         blind.validate(GenerationSettings(strength=0.5))
     with pytest.raises(SettingsError, match="teacher"):

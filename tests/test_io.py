@@ -38,7 +38,7 @@ def inria_names(k: int, normals: bool = True) -> list[str]:
 
 def columns_of(g: Gaussians) -> dict[str, np.ndarray]:
     """INRIA property name -> float32 column, for building files with plyfile or by hand."""
-    n, k = g.sh.shape[0], g.sh.shape[1]
+    k = g.sh.shape[1]
     cols = {"x": g.means[:, 0], "y": g.means[:, 1], "z": g.means[:, 2], "opacity": g.opacity_logits}
     for c in range(3):
         cols[f"f_dc_{c}"] = g.sh[:, 0, c]

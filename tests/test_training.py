@@ -135,7 +135,7 @@ def test_latent_pool_holds_var_encodings_and_depends_only_on_the_step(dataset):
     assert torch.equal(fresh.condition, pool.condition) and torch.equal(fresh.mean, pool.mean)
     g = torch.Generator().manual_seed(0)
     (c1, z1), (c2, z2) = pool.sample(64, g), pool.sample(64, g)
-    assert c1.dtype == torch.float32 and not torch.equal(z1, z2)
+    assert c1.dtype == c2.dtype == torch.float32 and not torch.equal(z1, z2)
     # the items' views to render into: the input view first, then other views of the same object
     views = pool.view_batch(torch.tensor([i, 0]), 2, g)
     assert torch.equal(views.input[:1], inp) and views.rgb.shape[1] == 3

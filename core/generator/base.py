@@ -97,6 +97,11 @@ class Generator:
     defaults: GenerationSettings = GenerationSettings()
     device: torch.device = torch.device("cpu")
 
+    @property
+    def starts_from_teacher(self) -> bool:
+        """Whether ``strength`` below 1 is possible: sampling can start from a teacher regressor's object."""
+        return False
+
     def resolve(self, settings: GenerationSettings) -> GenerationSettings:
         """Fill ``None`` fields from :attr:`defaults`."""
         d = self.defaults

@@ -107,6 +107,10 @@ class LatentDiffusionGenerator(_SplatterGenerator):
             raise SettingsError("a default strength below 1 needs a teacher regressor to start from")
         self.use_cuda_graphs(True)
 
+    @property
+    def starts_from_teacher(self) -> bool:
+        return self.teacher is not None
+
     def use_cuda_graphs(self, enabled: bool = True) -> None:
         """On CUDA, replay the denoising loop as captured per-step CUDA graphs (the default there: a
         50-step sample is otherwise bound by kernel launches). The first sample of each shape

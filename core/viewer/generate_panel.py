@@ -89,7 +89,7 @@ class GeneratePanel:
             self.scheduler = gui.add_dropdown("Scheduler", tuple(SCHEDULERS),
                                               initial_value=d.scheduler if d.scheduler in SCHEDULERS else SCHEDULERS[0],
                                               disabled=not stochastic)
-            teacher = getattr(generator, "teacher", None) is not None
+            teacher = generator.starts_from_teacher
             self.strength = gui.add_slider("Strength", 0.05, 1.0, 0.05,
                                            float(min(max(d.strength if d.strength is not None else 1.0, 0.05), 1.0)),
                                            disabled=not (stochastic and teacher),
