@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from splatgen.core.render.gl_backend import create_headless_context
+
 from .orbit_camera import OrbitCamera
 from .viewport_renderer import ViewportRenderer, cuda_ready, fit_scale
 
@@ -50,15 +52,6 @@ def bench_sample(splats: str | Path | None = None, device: str = "cpu", steps: i
     image = prepare_image(photo).image
     sample = gen.generate(image, GenerationSettings(steps=steps, seed=0))[0]
     return sample.gaussians.to("cpu"), f"diffusion sample of {photo.name} ({steps} steps, seed 0)"
-
-
-def _make_context():
-    import moderngl
-
-    try:
-        return moderngl.create_context(standalone=True, backend="egl", require=330)
-    except Exception:  # noqa: BLE001 - no EGL: the platform default
-        return moderngl.create_context(standalone=True, require=330)
 
 
 def time_orbit(renderer: ViewportRenderer, ctx, size: int, frames: int, scale: float = 1.0) -> dict:
@@ -120,7 +113,7 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
     for backend in backends:
         no_context = ""
         try:
-            ctx = _make_context()
+            ctx = create_headless_context()
         except Exception as exc:  # noqa: BLE001
             no_context = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             if backend == "gl":

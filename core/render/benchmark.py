@@ -129,7 +129,7 @@ class _ViewerFrame:
     def __init__(self):
         from . import gl_backend
 
-        self.ctx = gl_backend._create_headless_context()
+        self.ctx = gl_backend.create_headless_context()
         with self.ctx:
             self.renderer = gl_backend.GLSplatRenderer(self.ctx, min_transmittance=gl_backend.VIEW_MIN_TRANSMITTANCE)
         self._fbos: dict = {}    # size -> (framebuffer, its RGBA8 renderbuffer)

@@ -443,15 +443,20 @@ void main() {
 """
 
 
-def _create_headless_context():
+def create_headless_context():
+    """A standalone moderngl context with no window: EGL (llvmpipe without a GPU), else the platform's
+    default. The renderer, ``splatgen bench render`` and ``bench viewport`` all open theirs here."""
     import moderngl
 
     # Ask for 4.3 first: some drivers hand out exactly the version requested, and occlusion
     # culling needs GLSL 4.0; fall back to the 3.3 the renderer needs at least.
-    try:
-        return moderngl.create_context(standalone=True, backend="egl", require=430)
-    except Exception:  # noqa: BLE001 - moderngl raises plain Exception when the version is refused
-        return moderngl.create_context(standalone=True, backend="egl", require=330)
+    attempts = ({"backend": "egl", "require": 430}, {"backend": "egl", "require": 330}, {"require": 330})
+    for i, kwargs in enumerate(attempts):
+        try:
+            return moderngl.create_context(standalone=True, **kwargs)
+        except Exception:  # noqa: BLE001 - moderngl raises plain Exception when a context is refused
+            if i == len(attempts) - 1:
+                raise
 
 
 def _batches(count: int, num: int | None = None) -> list[tuple[int, int]]:
@@ -593,7 +598,7 @@ class GLSplatRenderer:
         self._owns_ctx = ctx is None
         if ctx is None:
             with foreign_context_released():
-                ctx = _create_headless_context()
+                ctx = create_headless_context()
                 release_current_egl()  # creation left it current; each use makes it current again
         self.ctx = ctx
         if self.ctx.version_code < 330:
