@@ -119,7 +119,7 @@ class ViewportRenderer:
         if self.backend == "gl":
             from splatgen.core.render.gl_backend import GLSplatRenderer
 
-            self._gl = GLSplatRenderer(ctx, min_transmittance=VIEW_MIN_TRANSMITTANCE)
+            self._gl = GLSplatRenderer(ctx, min_transmittance=VIEW_MIN_TRANSMITTANCE, display_8bit=True)
         self.renderer_name = (self._gl.renderer_name if self._gl is not None
                               else f"gsplat on {torch.cuda.get_device_name(0)}")
 

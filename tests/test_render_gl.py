@@ -512,6 +512,71 @@ def test_renders_into_a_callers_context_and_framebuffer():
         ctx.release()
 
 
+@pytest.mark.parametrize("culling", [True, False])
+def test_display_8bit_draws_the_float_picture_within_rounding(culling):
+    """display_8bit: on-screen rgb / alpha accumulated in RGBA8 stay within a few 8-bit steps of the
+    float32 image (each blend step rounds); depth frames and offscreen images are still float32."""
+    import moderngl
+
+    g = random_gaussians(20000, seed=7)   # dense: culled when asked, many blend steps a pixel
+    vm, K = orbit_viewmat(40.0, 25.0).numpy(), canonical_intrinsics(128).numpy()
+    bg = (1.0, 1.0, 1.0)
+    ctx = moderngl.create_context(standalone=True, backend="egl")
+    try:
+        with ctx:
+            fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((128, 128), 4)])
+            r = {bits: gl_backend.GLSplatRenderer(ctx, occlusion_culling=culling, display_8bit=bits,
+                                                  min_transmittance=gl_backend.VIEW_MIN_TRANSMITTANCE)
+                 for bits in (False, True)}
+            for renderer in r.values():
+                renderer.set_gaussians(g)
+            shown = {}
+            for mode in ("rgb", "alpha", "depth"):
+                for bits, renderer in r.items():
+                    renderer.render(vm, K, 128, 128, background=bg, mode=mode, fbo=fbo, depth_range=(1.5, 3.0))
+                    assert renderer.last_culled == culling
+                    raw = np.frombuffer(fbo.read(components=3), np.uint8).reshape(128, 128, 3)
+                    shown[mode, bits] = raw.astype(np.float64)
+            offscreen = r[True].render(vm, K, 128, 128, background=bg)
+            assert np.abs(offscreen - r[False].render(vm, K, 128, 128, background=bg)).max() == 0.0
+            for renderer in r.values():
+                renderer.release()
+        assert (shown["rgb", False] < 250).mean() > 0.2          # the scene covers the image
+        for mode in ("rgb", "alpha"):
+            diff = shown[mode, True] - shown[mode, False]
+            mse = np.mean((diff / 255.0) ** 2)
+            assert -10 * np.log10(mse) >= 40.0, mode
+            assert np.abs(diff).max() <= 16 and abs(diff.mean()) < 1.0, mode
+            assert np.abs(diff).max() > 0, mode   # it did accumulate in 8 bits
+        assert np.array_equal(shown["depth", True], shown["depth", False])
+    finally:
+        ctx.release()
+
+
+@pytest.mark.parametrize("display_8bit", [False, True])
+def test_render_rgb8_is_the_float_picture_in_bytes(display_8bit):
+    """render_rgb8: uint8 (H, W, 3), top row first, the float32 colour rounded (float accumulation)
+    or within a few 8-bit steps of it (8-bit accumulation); non-square, and again at another size."""
+    g = random_gaussians(3000, seed=3)
+    r = gl_backend.GLSplatRenderer(display_8bit=display_8bit)
+    try:
+        r.set_gaussians(g)
+        for w, h, az in ((80, 64, 60.0), (48, 72, 200.0)):
+            vm, K = orbit_viewmat(az, 10.0).numpy(), intrinsics_from_fov(40.0, w, h).numpy()
+            bg = (0.1, 0.2, 0.3)
+            img = r.render_rgb8(vm, K, w, h, background=bg)
+            ref = r.render(vm, K, w, h, background=bg) * 255.0
+            assert img.shape == (h, w, 3) and img.dtype == np.uint8
+            diff = img.astype(np.float64) - ref
+            assert (np.abs(ref - np.array(bg) * 255) > 20).any(axis=-1).mean() > 0.1   # splats in view
+            if display_8bit:
+                assert np.sqrt(np.mean(diff ** 2)) < 2.0 and np.abs(diff).max() <= 16
+            else:
+                assert np.abs(diff).max() <= 0.5 + 1e-3
+    finally:
+        r.release()
+
+
 def test_a_qt_glx_context_current_on_the_thread_changes_nothing(qapp):
     """Qt's GLX context (xcb) current on this thread: the headless renderer still draws the same
     picture, also when created then, and Qt's context is current and working again afterwards."""

@@ -157,6 +157,28 @@ def test_image_axes_follow_the_browser_camera():
     assert green.sum() > 20 and ys.mean() < 80 and abs(xs.mean() - 160) < 10
 
 
+@pytest.mark.parametrize("backend", ["torch", pytest.param("gl", marks=needs_gl)])
+def test_frame_renderer_gives_colour_as_bytes(backend):
+    """The server's colour frames come as uint8 (outputs ("rgb8",)): the float picture rounded (torch),
+    or within a few 8-bit steps of it (OpenGL accumulates viewer frames in 8 bits)."""
+    from splatgen.core.viewer.render_fn import FrameRenderer
+
+    g = Gaussians.concat([blob((0.3, 0.0, 0.0), (1, 0, 0), scale=0.2), blob((-0.2, 0.1, 0.2), (0, 0, 1), scale=0.3)])
+    state = viser_camera_state((0.0, 0.0, 3.0), (0.0, 0.0, 0.0))
+    vm, K = camera_viewmat(state).numpy(), camera_intrinsics(state, 64, 48).numpy()
+    renderer = FrameRenderer(backend)
+    try:
+        renderer.set_gaussians(g)
+        rgb8 = renderer.render(vm, K, 64, 48, outputs=("rgb8",), background=(1.0, 1.0, 1.0))["rgb8"]
+        rgb = renderer.render(vm, K, 64, 48, outputs=("rgb",), background=(1.0, 1.0, 1.0))["rgb"]
+    finally:
+        renderer.close()
+    assert rgb8.shape == (48, 64, 3) and rgb8.dtype == np.uint8
+    expected = np.clip(rgb, 0, 1) * 255
+    assert (expected[..., 1] < 128).mean() > 0.05   # the blobs are in view
+    assert np.abs(rgb8 - expected).max() <= (0.5 + 1e-3 if backend == "torch" else 8)
+
+
 @needs_gl
 def test_browser_display_sends_the_splats_and_streams_only_flat_frames(bear):
     with serve_splats(bear, renderer="browser") as handle:

@@ -2,9 +2,10 @@
 
 Scenes: random balls (dense stress scenes), the example splat file (a mesh-sampled object) and an
 object splatgen generates. Every row times :func:`~splatgen.core.render.render` (RGB, alpha and
-depth, float32, returned as tensors). OpenGL rows also time the frame a viewer draws: the GUI
-viewport's and ``splatgen view``'s configuration of the same renderer (colour only, straight into
-an 8-bit framebuffer, pixels stop at :data:`~.gl_backend.VIEW_MIN_TRANSMITTANCE`, nothing read back).
+depth, float32, returned as tensors). OpenGL rows also time the frame the GUI viewport draws: the
+same renderer configured as the viewport uses it (colour only, accumulated in 8 bits
+(``display_8bit``) and drawn straight into an 8-bit framebuffer, pixels stop at
+:data:`~.gl_backend.VIEW_MIN_TRANSMITTANCE`, nothing read back).
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ def run_render_benchmark(
 
 
 class _ViewerFrame:
-    """The OpenGL renderer as the GUI viewport and ``splatgen view`` use it, in a context of its own:
-    colour only into an 8-bit framebuffer, :data:`~.gl_backend.VIEW_MIN_TRANSMITTANCE`, no readback.
+    """The OpenGL renderer as the GUI viewport uses it, in a context of its own: colour only,
+    accumulated in 8 bits into an 8-bit framebuffer, :data:`~.gl_backend.VIEW_MIN_TRANSMITTANCE`,
+    no readback.
     A context manager: leaving it frees the renderer, the framebuffers and the context."""
 
     def __init__(self):
@@ -131,7 +133,8 @@ class _ViewerFrame:
 
         self.ctx = gl_backend.create_headless_context()
         with self.ctx:
-            self.renderer = gl_backend.GLSplatRenderer(self.ctx, min_transmittance=gl_backend.VIEW_MIN_TRANSMITTANCE)
+            self.renderer = gl_backend.GLSplatRenderer(self.ctx, min_transmittance=gl_backend.VIEW_MIN_TRANSMITTANCE,
+                                                       display_8bit=True)
         self._fbos: dict = {}    # size -> (framebuffer, its RGBA8 renderbuffer)
 
     def set_gaussians(self, gaussians: Gaussians) -> None:

@@ -21,7 +21,11 @@ load average 5–7, so times are about twice those of an idle machine):
 * server-side frames, OpenGL renderer (llvmpipe) + JPEG, 20k-splat example / 32k-splat generated
   sample: 320×240 52 / 36 ms, 640×480 81 / 50 ms, 960×720 173 / 72 ms, 1280×960 348 / 134 ms,
   2048×1536 578 / 406 ms (idle machine, example: 21 ms at 320×240, 45 ms at 640×480, 164 ms at
-  1280×960). Every open tab costs the server that, per frame.
+  1280×960). Every open tab costs the server that, per frame. Since then colour frames are
+  accumulated and read back in 8 bits (``GLSplatRenderer.render_rgb8``): the whole callback for the
+  generated sample went from 27–33 to 15–17 ms at 640×480 and from 49–51 to 32–35 ms at 1280×960,
+  the example's from 242–250 to 157–178 ms at 2048×1536
+  (``benchmarks/viewer-callback-gl-cpu2-2026-11-22.json`` against ``…-before.json``).
 * in-browser splats (``scene.add_gaussian_splats``): sent once, 32 bytes a splat (0.64 MB for the
   example; 0.18 MB for a generated sample, whose splats below opacity 1/255 are left out), 12–170 ms of
   server time to prepare and queue; then **nothing per frame** on the server.

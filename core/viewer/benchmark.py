@@ -67,7 +67,7 @@ def bench_server_gl(scenes: dict, sizes=SIZES, repeat: int = 8) -> dict:
     from ..cameras import intrinsics_from_fov, look_at as look_at_fn
 
     out = {}
-    r = GLSplatRenderer(min_transmittance=VIEW_MIN_TRANSMITTANCE)
+    r = GLSplatRenderer(min_transmittance=VIEW_MIN_TRANSMITTANCE, display_8bit=True)   # as the server's
     try:
         for name, g in scenes.items():
             r.set_gaussians(g)
@@ -82,10 +82,9 @@ def bench_server_gl(scenes: dict, sizes=SIZES, repeat: int = 8) -> dict:
                     rot = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
                     vm = look_at_fn(torch.from_numpy(look_at + rot @ off), torch.from_numpy(look_at)).numpy()
                     t0 = time.perf_counter()
-                    img = r.render(vm, K, w, h)
+                    img = r.render_rgb8(vm, K, w, h)
                     t1 = time.perf_counter()
-                    cv2_imencode_with_fallback("jpeg", (img * 255).astype(np.uint8), jpeg_quality=40,
-                                               channel_ordering="rgb")
+                    cv2_imencode_with_fallback("jpeg", img, jpeg_quality=40, channel_ordering="rgb")
                     t2 = time.perf_counter()
                     if i >= 2:
                         render_ms.append((t1 - t0) * 1e3)

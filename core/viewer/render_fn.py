@@ -136,6 +136,8 @@ def compose(mode: str, outputs: dict, background: Sequence[float]) -> np.ndarray
     if mode == "depth":
         return colorize_depth(outputs["depth"], outputs["alpha"], background)
     if mode == "rgb":
+        if "rgb8" in outputs:
+            return outputs["rgb8"]
         img = outputs["rgb"]
     elif mode == "alpha":
         img = np.repeat(outputs["alpha"], 3, axis=-1)
@@ -145,8 +147,8 @@ def compose(mode: str, outputs: dict, background: Sequence[float]) -> np.ndarray
 
 
 def outputs_for(mode: str) -> tuple[str, ...]:
-    """Which renderer outputs ``mode`` needs."""
-    return {"rgb": ("rgb",), "alpha": ("alpha",), "depth": ("alpha", "depth")}[mode]
+    """Which renderer outputs ``mode`` needs (colour comes as the 8-bit picture itself)."""
+    return {"rgb": ("rgb8",), "alpha": ("alpha",), "depth": ("alpha", "depth")}[mode]
 
 
 def plain_image(width: int, height: int, background: Sequence[float], *, small: bool = False) -> np.ndarray:
@@ -234,7 +236,9 @@ class FrameRenderer:
 
     def render(self, viewmat, K, width: int, height: int, *, outputs: Sequence[str] = ("rgb",),
                background: Sequence[float] = framing.BACKGROUND) -> dict | None:
-        """Render one camera → ``{name: float32 (H, W, C)}`` for ``outputs`` (``rgb``/``alpha``/``depth``).
+        """Render one camera → ``{name: (H, W, C)}`` for ``outputs``: float32 ``rgb``, ``alpha``, ``depth``,
+        or ``rgb8``, the uint8 colour picture (alone: with OpenGL, the 8-bit on-screen path, see
+        :meth:`~splatgen.core.render.gl_backend.GLSplatRenderer.render_rgb8`).
 
         Returns ``None`` when a newer request replaced this one before it started. Raises
         :class:`RendererClosed` after :meth:`close`, and whatever the backend raised.
@@ -278,7 +282,7 @@ class FrameRenderer:
             if self.backend == "gl":
                 from ..render.gl_backend import GLSplatRenderer
 
-                gl = GLSplatRenderer(min_transmittance=VIEW_MIN_TRANSMITTANCE)
+                gl = GLSplatRenderer(min_transmittance=VIEW_MIN_TRANSMITTANCE, display_8bit=True)
         except BaseException as exc:  # noqa: BLE001 - handed to the constructor
             self._init_error = exc
             self._ready.set()
@@ -323,6 +327,8 @@ class FrameRenderer:
 
     def _draw(self, gl, scene: Gaussians | None, job: _Job) -> dict:
         if gl is not None:
+            if job.outputs == ("rgb8",):
+                return {"rgb8": gl.render_rgb8(job.viewmat, job.K, job.width, job.height, background=job.background)}
             arrays = gl.render_many(job.viewmat[None], job.K[None], job.width, job.height,
                                     background=job.background, outputs=job.outputs)
             return {name: a[0] for name, a in zip(job.outputs, arrays)}
@@ -331,9 +337,13 @@ class FrameRenderer:
         with torch.no_grad():
             out = render(scene, torch.from_numpy(job.viewmat).float()[None], torch.from_numpy(job.K).float()[None],
                          job.width, job.height, background=job.background, backend=self.backend)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return {name: getattr(out, name)[0].float().cpu().numpy() for name in job.outputs}
+        result = {}
+        for name in job.outputs:
+            if name == "rgb8":   # converted where it was rendered: a quarter of the bytes to copy
+                result[name] = (out.rgb[0].float().clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+            else:
+                result[name] = getattr(out, name)[0].float().cpu().numpy()
+        return result
 
 
 # ----------------------------------------------------------------------------- the nerfview callback
