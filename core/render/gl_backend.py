@@ -589,8 +589,8 @@ class GLSplatRenderer:
             ``scripts/experiments/gl_display_8bit.py``). Offscreen float images (:meth:`render_many`,
             :meth:`render` without ``fbo``) are accumulated in float32 whatever this says.
 
-    Usage: :meth:`set_gaussians` once per scene, then :meth:`render` (or :meth:`render_many`) per
-    frame. The renderer sets the GL state it needs (blending, viewport, scissor, no depth test or
+    Usage: :meth:`set_gaussians` once per scene, then :meth:`render` (or :meth:`render_many`, or
+    :meth:`render_rgb8` for a viewer's 8-bit frame) per frame. The renderer sets the GL state it needs (blending, viewport, scissor, no depth test or
     face culling) and does not restore it; drawing into a caller's framebuffer leaves that
     framebuffer bound. Not thread-safe.
     """
