@@ -15,8 +15,8 @@ it to the browser as JPEG (nerfview lowers the resolution while the camera moves
 frame when it stops); the whole callback (camera → picture) took 2.8 ms at 320×240 and 13 ms at
 1280×960 on an H200 (``benchmarks/viewer-callback-gsplat-NVIDIA_H200-2026-11-21.json``). Colour
 frames are now made bytes on the GPU before they are copied (``FrameRenderer`` output ``rgb8``): on
-an H100 the callback takes 2.2–3.2 ms from 320×240 to 2.8–3.8 ms at 2048×1536, where the float
-frames took 3.2–3.6 and 72–77 ms (``benchmarks/viewer-callback-gsplat-NVIDIA_H100_80GB_HBM3-2026-11-22*.json``). Without
+an H100 the callback takes 2.2–3.2 ms at 320×240 and 2.9–3.8 ms at 2048×1536, where the float
+frames took 2.9–7.3 and 70–78 ms (``benchmarks/viewer-callback-gsplat-NVIDIA_H100_80GB_HBM3-2026-11-22*.json``). Without
 CUDA the two candidates were measured on the 2-core CPU machine (``benchmarks/viewer-cpu2-2026-11-21.json``,
 ``python -m splatgen.core.viewer.benchmark --browser chromium-headless-shell``; the machine was shared,
 load average 5–7, so times are about twice those of an idle machine):
