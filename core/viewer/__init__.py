@@ -17,24 +17,25 @@ frame when it stops); the whole callback (camera → picture) took 2.8 ms at 320
 frames are now made bytes on the GPU before they are copied (``FrameRenderer`` output ``rgb8``): on
 an H100 the callback takes 2.2–3.2 ms at 320×240 and 2.9–3.8 ms at 2048×1536, where the float
 frames took 2.9–7.3 and 70–78 ms (``benchmarks/viewer-callback-gsplat-NVIDIA_H100_80GB_HBM3-2026-11-22*.json``). Without
-CUDA the two candidates were measured on the 2-core CPU machine (``benchmarks/viewer-cpu2-2026-11-21.json``,
-``python -m splatgen.core.viewer.benchmark --browser chromium-headless-shell``; the machine was shared,
-load average 5–7, so times are about twice those of an idle machine):
+CUDA the two candidates were measured on the 2-core CPU machine (``benchmarks/viewer-cpu2-2026-11-22.json``,
+``python -m splatgen.core.viewer.benchmark --browser chromium-headless-shell``, load average 1–2;
+``viewer-cpu2-2026-11-21.json`` is the same command the day before, with float frames and a machine
+shared at load 5–7):
 
-* server-side frames, OpenGL renderer (llvmpipe) + JPEG, 20k-splat example / 32k-splat generated
-  sample: 320×240 52 / 36 ms, 640×480 81 / 50 ms, 960×720 173 / 72 ms, 1280×960 348 / 134 ms,
-  2048×1536 578 / 406 ms (idle machine, example: 21 ms at 320×240, 45 ms at 640×480, 164 ms at
-  1280×960). Every open tab costs the server that, per frame. Since then colour frames are
-  accumulated and read back in 8 bits (``GLSplatRenderer.render_rgb8``): the whole callback for the
-  generated sample went from 27–33 to 15–17 ms at 640×480 and from 49–51 to 32–35 ms at 1280×960,
-  the example's from 242–250 to 157–178 ms at 2048×1536
+* server-side frames, OpenGL renderer (llvmpipe, 8-bit frames: ``GLSplatRenderer.render_rgb8``) +
+  JPEG, 20k-splat example / 32k-splat generated sample: 320×240 33 / 10 ms, 640×480 45 / 15 ms,
+  960×720 73 / 22 ms, 1280×960 78 / 36 ms, 2048×1536 180 / 71 ms. Every open tab costs the server
+  that, per frame. The 8-bit frames alone, run alternately against the float ones: the whole
+  callback for the generated sample went from 27–33 to 15–17 ms at 640×480 and from 49–51 to
+  32–35 ms at 1280×960, the example's from 242–250 to 157–178 ms at 2048×1536
   (``benchmarks/viewer-callback-gl-cpu2-2026-11-22.json`` against ``…-before.json``).
 * in-browser splats (``scene.add_gaussian_splats``): sent once, 32 bytes a splat (0.64 MB for the
-  example; 0.18 MB for a generated sample, whose splats below opacity 1/255 are left out), 12–170 ms of
+  example; 0.18 MB for a generated sample, whose splats below opacity 1/255 are left out), 7–16 ms of
   server time to prepare and queue; then **nothing per frame** on the server.
-* orbiting with a browser **on this machine** (headless Chromium, software WebGL, as any browser
-  here has: there is no GPU): in-browser splats 1.1–1.9 frames/s; server-side frames 7–8 new frames/s
-  (240 rows), the page itself at 11–17 frames/s, 0.4 CPU-seconds per second on the server.
+* orbiting the example with a browser **on this machine** (headless Chromium, software WebGL, as any
+  browser here has: there is no GPU): in-browser splats 2.9–3.5 frames/s; server-side frames 13–17
+  new frames/s (240 rows), the page itself at 18–33 frames/s, 0.6–0.7 CPU-seconds per second on the
+  server (800×600 and 1280×720 windows).
 
 A browser with a GPU draws the splats at display rate and full resolution, which no CPU server
 matches; a browser without one (the case whenever it runs on a machine whose OpenGL is a software

@@ -34,7 +34,7 @@ import torch
 
 #: What the numbers decided (kept with them in the JSON; the reasoning is in splatgen.core.viewer's docstring).
 DECISION = ("renderer='auto': CUDA -> server (gsplat). No CUDA: loopback-only and software OpenGL here (a browser "
-            "here renders WebGL in software too: in-browser splats orbited at 1-2 frames/s vs 7-8 streamed "
+            "here renders WebGL in software too: in-browser splats orbited at 1.8-3.4 frames/s vs 12-16 streamed "
             "server frames/s) -> server (OpenGL); otherwise (serving other machines, or a hardware GPU here) -> "
             "the browser (add_gaussian_splats: sent once, no server work per frame, display rate on the "
             "client's GPU). Depth/alpha always server-side; the panel's Renderer switch / --renderer overrides.")
