@@ -151,3 +151,22 @@ def test_sh_colour_depends_on_view():
     # Viewing direction x = -sin(az): red is C1·(-x)·1 different on the two sides.
     assert abs(left - right) > 0.5
     assert math.isfinite(left) and math.isfinite(right)
+
+
+@pytest.mark.parametrize("size", [96, 256])   # 16-bit and 32-bit pixel keys
+def test_pairs_are_sorted_by_pixel_then_depth(size):
+    from splatgen.core.render.torch_backend import _pairs
+
+    g = random_gaussians(3000, radius=0.4, scale_range=(0.01, 0.04), seed=5)
+    vm = orbit_viewmat(20.0, 10.0)
+    K = intrinsics_from_fov(45.0, size, size)
+    proj = project(g, vm, K, size, size, 0.01, 100.0)
+    order = torch.argsort(proj["depth"])
+    gid, pix = _pairs(proj["mean2d"][order], proj["cov2d"][order], proj["conic"][order],
+                      torch.sigmoid(g.opacity_logits[proj["ids"][order]]), size, size)
+    assert gid.numel() > 10 * size   # the scene really overlaps itself
+    assert int(pix.max()) >= size * size // 2 and int(pix.min()) >= 0
+    same_pixel = pix[1:] == pix[:-1]
+    assert bool((pix[1:] >= pix[:-1]).all())
+    # gid indexes the depth-sorted splats: nearer first inside each pixel's run.
+    assert bool((gid[1:][same_pixel] > gid[:-1][same_pixel]).all())
