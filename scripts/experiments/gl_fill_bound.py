@@ -7,7 +7,7 @@ viewport's: colour only, 8-bit accumulation, pixels done at transmittance 1.5/25
 ``GLSplatRenderer._draw``):
 
 1. **Fragment counts** (deterministic, computed in numpy with the renderer's footprint rules: the
-   EWA covariance with the 0.3 px² blur, the opacity-aware ellipse α ≥ 1/255, the quad the smaller
+   EWA covariance with the 0.3 px² blur (the torch renderer's ``project``), the opacity-aware ellipse α ≥ 1/255, the quad the smaller
    of the rectangle along the ellipse's axes and its pixel box):
 
    - ``quad_pixels_unculled``: every splat's quad, whole;
@@ -49,9 +49,11 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from record import save_result  # noqa: E402
 
+from splatgen.core import framing  # noqa: E402
 from splatgen.core.benchmarks import bench_camera, bench_scene, machine_info  # noqa: E402
-from splatgen.core.gaussians import Gaussians, quat_to_rotation_matrix  # noqa: E402
+from splatgen.core.gaussians import Gaussians  # noqa: E402
 from splatgen.core.render import gl_backend  # noqa: E402
+from splatgen.core.render.torch_backend import project  # noqa: E402
 
 ROUNDS, REPEAT = 3, 10
 SIZE = 512
@@ -61,24 +63,15 @@ T_DONE = 1.5 / 255.0
 
 def projected(g: Gaussians, viewmat: np.ndarray, K: np.ndarray):
     """Per splat in front-to-back order: centre (u, v) in pixels, the 2D covariance (a, b, c) in px²
-    with the blur, opacity and the footprint's k² (the ellipse where α ≥ 1/255)."""
-    means = g.means.double().numpy()
-    rot = quat_to_rotation_matrix(g.quats.double())
-    cov = ((rot * g.scales.double()[..., None, :] ** 2) @ rot.transpose(-1, -2)).numpy()
-    R, t = viewmat[:3, :3], viewmat[:3, 3]
-    m = means @ R.T + t
-    z = m[:, 2]
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    J = np.zeros((len(z), 2, 3))
-    J[:, 0, 0], J[:, 0, 2] = fx / z, -fx * m[:, 0] / z ** 2
-    J[:, 1, 1], J[:, 1, 2] = fy / z, -fy * m[:, 1] / z ** 2
-    T = J @ R
-    c2 = T @ cov @ T.transpose(0, 2, 1)
-    opacity = g.opacities.double().numpy()
+    with the blur (the torch renderer's projection, gsplat's and the OpenGL shader's rules), opacity
+    and the footprint's k² (the ellipse where α ≥ 1/255)."""
+    g = g.to("cpu", torch.float64)
+    proj = project(g, torch.from_numpy(viewmat), torch.from_numpy(K), SIZE, SIZE, framing.NEAR, framing.FAR)
+    order = torch.argsort(proj["depth"], stable=True)
+    uv, cov = proj["mean2d"][order].numpy(), proj["cov2d"][order].numpy()
+    opacity = g.opacities[proj["ids"][order]].numpy()
     k2 = np.minimum(2.0 * np.log(np.maximum(255.0 * opacity, 1.0)), gl_backend._EXTEND_MAX ** 2)
-    order = np.argsort(z, kind="stable")
-    return [(fx * m[i, 0] / z[i] + cx, fy * m[i, 1] / z[i] + cy, c2[i, 0, 0] + gl_backend._BLUR, c2[i, 0, 1],
-             c2[i, 1, 1] + gl_backend._BLUR, opacity[i], k2[i]) for i in order if k2[i] > 0 and z[i] > 0]
+    return [(*uv[i], *cov[i], opacity[i], k2[i]) for i in range(len(order)) if k2[i] > 0]
 
 
 def block_max(trans: np.ndarray, level: int) -> np.ndarray:
