@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import torch
@@ -50,7 +49,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from record import save_result  # noqa: E402
 
 from splatgen.core import framing  # noqa: E402
-from splatgen.core.benchmarks import bench_camera, bench_scene, machine_info  # noqa: E402
+from splatgen.core.benchmarks import bench_camera, bench_scene, machine_info, time_call  # noqa: E402
 from splatgen.core.gaussians import Gaussians  # noqa: E402
 from splatgen.core.render import gl_backend  # noqa: E402
 from splatgen.core.render.torch_backend import project  # noqa: E402
@@ -131,16 +130,7 @@ def count_fragments(splats, size: int, mode: str) -> dict:
 
 
 def best_median_ms(frame) -> float:
-    medians = []
-    for _ in range(ROUNDS):
-        frame()
-        times = []
-        for _ in range(REPEAT):
-            t0 = time.perf_counter()
-            frame()
-            times.append((time.perf_counter() - t0) * 1e3)
-        medians.append(float(np.median(times)))
-    return min(medians)
+    return min(time_call(frame, repeat=REPEAT)["median_ms"] for _ in range(ROUNDS))
 
 
 _CONSTANT_FS = """
