@@ -6,21 +6,23 @@ what the scene demands from what the renderer spends, in the viewer configuratio
 viewport's: colour only, 8-bit accumulation, pixels done at transmittance 1.5/255, see
 ``GLSplatRenderer._draw``):
 
-1. **Fragment counts** (deterministic, computed in numpy with the renderer's footprint rules: the
-   EWA covariance with the 0.3 px² blur (the torch renderer's ``project``), the opacity-aware ellipse α ≥ 1/255, the quad the smaller
-   of the rectangle along the ellipse's axes and its pixel box):
+1. **Fragment counts** (``"fragments"``; deterministic, computed in numpy with the renderer's
+   footprint rules: the EWA covariance with the 0.3 px² blur (the torch renderer's ``project``),
+   the opacity-aware ellipse α ≥ 1/255, the quad the smaller of the rectangle along the ellipse's
+   axes and its pixel box). Per mode, ``quad_pixels`` (rasterised), ``alpha_fragments`` (of those,
+   α ≥ 1/255) and ``needed`` (α ≥ 1/255 at pixels not yet done: the per-pixel oracle, the same
+   for every mode):
 
-   - ``quad_pixels_unculled``: every splat's quad, whole;
-   - ``quad_pixels_culled``: the renderer's occlusion culling emulated (``_NUM_BATCHES`` equal
+   - ``unculled``: every splat's quad, whole;
+   - ``culled``: the renderer's occlusion culling emulated (``_NUM_BATCHES`` equal
      batches; before each, per 2^l-pixel block the largest transmittance; a splat tested at the
      finest level where its box spans ≤ ``_HIZ_SPAN`` blocks, dropped when every block is done,
      else its box shrunk to the bounding box of the live blocks);
-   - ``quad_pixels_ideal``: the best any one-quad-per-splat renderer can do: every splat knows the
-     exact transmittance left by all splats before it and is drawn as the bounding box of the
-     pixels it still adds to (or its rectangle, if smaller), or not at all;
-   - ``fragments_needed``: the per-pixel oracle, fragments with α ≥ 1/255 at pixels not yet done.
+   - ``ideal``: the best any one-quad-per-splat renderer can do: every splat knows the exact
+     transmittance left by all splats before it and is drawn as the bounding box of the pixels it
+     still adds to (or its rectangle, if smaller), or not at all.
 
-   The emulation is checked against the GPU's own count: ``samples_passed`` (an occlusion query:
+   The emulation is checked against the GPU's own count (``"emulation_check"``): ``samples_passed`` (an occlusion query:
    fragments not discarded) against the emulated α ≥ 1/255 fragments plus the full-screen passes.
    Without culling they agree to a few fragments. With culling the GPU draws some more: it
    accumulates in 8 bits, where small contributions round away, so its pixels are done later
@@ -29,9 +31,10 @@ viewport's: colour only, 8-bit accumulation, pixels done at transmittance 1.5/25
    rasterised, shaded and blended) and the same with a constant colour and no blending (the
    rasteriser's floor), both as ns per quad pixel after the per-splat cost, which is measured with
    every scale × 0.02 (quads of about a pixel).
-3. **The bounds**: the per-splat cost + ``quad_pixels_ideal`` × the floor (a constant colour and
-   no blending: no splat renderer) or × the shaded and blended cost (what the picture needs),
-   against the renderer's culled frame as shipped. Each time is the best of ``ROUNDS`` medians of ``REPEAT`` frames.
+3. **The bounds** (``"bound_ms_*"``): the per-splat cost + the ideal mode's quad pixels × the
+   floor (a constant colour and no blending: no splat renderer) or × the shaded and blended cost
+   (what the picture needs), against the renderer's culled frame as shipped. Each time is the
+   best of ``ROUNDS`` medians of ``REPEAT`` frames.
 
     .venv/bin/python scripts/experiments/gl_fill_bound.py benchmarks/gl-fill-bound-cpu2-DATE.json
 """
