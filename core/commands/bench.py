@@ -43,6 +43,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     g.set_defaults(func=run_generate)
 
+    t = bench_sub.add_parser("train", help="training throughput (objects/s) of the regressor, VAR and denoiser",
+                             description="Runs each model's real training loop for --warmup + --steps optimiser "
+                             "steps and reports steps/s and items/s (objects for regressor/VAR, latents for the "
+                             "denoiser) over the steps after the warm-up.")
+    t.add_argument("--models", nargs="+", choices=("regressor", "var", "diffusion"),
+                   default=["regressor", "var", "diffusion"])
+    t.add_argument("--data", help="a built or packed dataset (default: a synthetic split at the canonical framing)")
+    t.add_argument("--steps", type=int, default=200, help="timed steps per model")
+    t.add_argument("--warmup", type=int, default=50, help="untimed steps first")
+    t.add_argument("--batch-size", nargs=3, type=int, metavar=("REGRESSOR", "VAR", "DIFFUSION"),
+                   help="batch sizes (default: those the shipped networks train with: 32 32 1024)")
+    t.add_argument("--var", default="assets/models/diffusion/var", help="diffusion: the VAR whose latents to model")
+    t.add_argument("--teacher", default="assets/models/regressor",
+                   help="diffusion: the teacher regressor (with its latent, as the shipped denoiser); '' for none")
+    t.add_argument("--latent-pool", type=int, default=16384,
+                   help="diffusion: VAR encodings in the pool (splatgen train's default; its fill is not timed)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    t.set_defaults(func=run_train)
+
     v = bench_sub.add_parser("viewport", help="GUI viewport FPS while orbiting a generated 32k-splat sample",
                              description="Frames per second of the desktop app's viewport drawing code while the "
                              "camera orbits a generated sample: the OpenGL splat renderer into a framebuffer, or "
@@ -53,6 +73,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--splats", type=Path, help="orbit this .ply/.splat instead of generating a sample")
     v.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     v.set_defaults(func=run_viewport)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..training.benchmark import DEFAULT_BATCH, run_train_benchmark
+
+    batch = dict(zip(("regressor", "var", "diffusion"), args.batch_size)) if args.batch_size else DEFAULT_BATCH
+    result = run_train_benchmark(args.models, data=args.data, steps=args.steps, warmup=args.warmup,
+                                 batch_sizes=batch, device=args.device, var=args.var, teacher=args.teacher or None,
+                                 extra={"latent_pool": args.latent_pool} if "diffusion" in args.models else None)
+    result["command"] = (f"splatgen bench train --models {' '.join(args.models)} --steps {args.steps} --warmup "
+                         f"{args.warmup} --batch-size {' '.join(str(batch[m]) for m in ('regressor', 'var', 'diffusion'))}"
+                         + (f" --data {args.data}" if args.data else "") + f" --latent-pool {args.latent_pool} --device {args.device}")
+    print("wrote", write_result("train", result, args.out_dir))
+    return 0
 
 
 def run_generate(args: argparse.Namespace) -> int:

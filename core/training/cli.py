@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .config import TrainConfig
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (regressor, var, diffusion) on a built dataset",
@@ -20,25 +22,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", help="write the EMA weights as fp16 to this model folder at the end")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
     p.add_argument("--max-steps", type=int, help="stop at this global step")
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--num-targets", type=int, default=3, help="novel views rendered per object and step")
-    p.add_argument("--num-context", type=int, default=2,
+    p.add_argument("--checkpoint-minutes", type=float, default=TrainConfig.default("checkpoint_minutes"))
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=TrainConfig.default("device"))
+    p.add_argument("--seed", type=int, default=TrainConfig.default("seed"))
+    p.add_argument("--batch-size", type=int, default=TrainConfig.default("batch_size"))
+    p.add_argument("--num-targets", type=int, default=TrainConfig.default("num_targets"), help="novel views rendered per object and step")
+    p.add_argument("--num-context", type=int, default=TrainConfig.default("num_context"),
                    help="var: target views the encoder also sees (the others test 3D consistency)")
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--warmup", type=int, default=300)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--mirror", type=float, default=0.5, metavar="PROB",
+    p.add_argument("--lr", type=float, default=TrainConfig.default("lr"))
+    p.add_argument("--warmup", type=int, default=TrainConfig.default("warmup"))
+    p.add_argument("--grad-clip", type=float, default=TrainConfig.default("grad_clip"))
+    p.add_argument("--ema-decay", type=float, default=TrainConfig.default("ema_decay"))
+    p.add_argument("--log-every", type=int, default=TrainConfig.default("log_every"))
+    p.add_argument("--mirror", type=float, default=TrainConfig.default("mirror"), metavar="PROB",
                    help="probability of mirroring a training object left-right (views flipped, cameras "
                         "reflected; default 0.5, 0 turns it off)")
-    p.add_argument("--gaussians-per-pixel", type=int, default=2)
-    p.add_argument("--ssim-weight", type=float, default=0.2)
-    p.add_argument("--alpha-weight", type=float, default=0.1)
-    p.add_argument("--kl-weight", type=float, default=1e-4, help="β of the VAR's KL term")
+    p.add_argument("--gaussians-per-pixel", type=int, default=TrainConfig.default("gaussians_per_pixel"))
+    p.add_argument("--ssim-weight", type=float, default=TrainConfig.default("ssim_weight"))
+    p.add_argument("--alpha-weight", type=float, default=TrainConfig.default("alpha_weight"))
+    p.add_argument("--kl-weight", type=float, default=TrainConfig.default("kl_weight"), help="β of the VAR's KL term")
     p.add_argument("--decoder-only", action="store_true",
                    help="var: train the reconstructor only (encoders frozen), so a denoiser trained on this "
                         "VAR's latents stays valid")
@@ -49,48 +51,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher-latent", action="store_true",
                    help="diffusion, with --teacher: the condition also carries the teacher's object as a VAR latent "
                         "(its renders from two orbit poses read by the VAR's view encoder beside the input)")
-    p.add_argument("--render-items", type=int, default=0, metavar="R",
+    p.add_argument("--render-items", type=int, default=TrainConfig.default("render_items"), metavar="R",
                    help="diffusion: also decode the predicted clean latent of R items per step with the frozen VAR and "
                         "compare its renders with --num-targets views of the object (2D supervision; default 0: off)")
-    p.add_argument("--render-weight", type=float, default=1.0,
+    p.add_argument("--render-weight", type=float, default=TrainConfig.default("render_weight"),
                    help="diffusion: weight of that render loss against the latent loss (default 1)")
-    p.add_argument("--cond-dropout", type=float, default=0.1, help="diffusion: condition dropout for CFG")
-    p.add_argument("--latent-pool", type=int, default=16384, metavar="ITEMS",
+    p.add_argument("--cond-dropout", type=float, default=TrainConfig.default("cond_dropout"), help="diffusion: condition dropout for CFG")
+    p.add_argument("--latent-pool", type=int, default=TrainConfig.default("latent_pool"), metavar="ITEMS",
                    help="diffusion: keep this many VAR encodings (input view, context views, mirroring) and draw "
                         "batches from them, a new latent from each posterior every time; 0: encode every batch "
                         "afresh")
-    p.add_argument("--denoiser-channels", type=int, nargs="+", default=[64, 128, 128], metavar="C",
+    p.add_argument("--denoiser-channels", type=int, nargs="+", default=TrainConfig.default("denoiser_channels"), metavar="C",
                    help="diffusion, a new denoiser: UNet channels per level, multiples of 32 (default 64 128 128; "
                         "--resume and --init-from keep the size of their weights)")
-    p.add_argument("--denoiser-layers", type=int, default=1, metavar="N",
+    p.add_argument("--denoiser-layers", type=int, default=TrainConfig.default("denoiser_layers"), metavar="N",
                    help="diffusion, a new denoiser: ResNet layers per UNet level (default 1)")
-    p.add_argument("--pool-reuse", type=int, default=4, metavar="R",
+    p.add_argument("--pool-reuse", type=int, default=TrainConfig.default("pool_reuse"), metavar="R",
                    help="diffusion: each step replaces batch-size / R pool items, so an encoding is drawn R times "
                         "on average (keep it small: a stale pool costs the samples their diversity)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import SplatgenError
     from .viewbank import load_view_bank
 
-    if not 0.0 <= args.mirror <= 1.0:
-        raise SplatgenError(f"--mirror is a probability between 0 and 1, got {args.mirror}")
-    if args.latent_pool < 0 or args.pool_reuse < 1:
-        raise SplatgenError("--latent-pool must be 0 or more and --pool-reuse at least 1")
-    if any(c < 32 or c % 32 for c in args.denoiser_channels) or len(args.denoiser_channels) < 2 \
-            or args.denoiser_layers < 1:
-        raise SplatgenError("--denoiser-channels takes two or more multiples of 32 (the UNet's group norm) and "
-                            "--denoiser-layers 1 or more")
-    if args.max_minutes is None and args.max_steps is None:
-        args.max_steps = 100_000
-    if args.model in ("regressor", "var"):
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
+    if config.model in ("regressor", "var"):
         from .recon import train_reconstruction
 
-        result = train_reconstruction(args, lambda device: load_view_bank(args.data, device))
+        result = train_reconstruction(config, lambda device: load_view_bank(config.data, device))
     else:
         from .diffusion import train_diffusion
 
-        result = train_diffusion(args, lambda device: load_view_bank(args.data, device))
+        result = train_diffusion(config, lambda device: load_view_bank(config.data, device))
     print(f"done: step {result['step']} ({result['steps_this_run']} this run, {result['minutes']:.1f} min)")
     return 0

@@ -19,7 +19,6 @@ always keep their condition. (Session 6: no better on val at R = 64, W = 10; see
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -34,10 +33,11 @@ from ..models.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
 from ..models.teacher import denoiser_condition, weights_sha256
 from ..render import render
+from .config import TrainConfig
 from .checkpoint import load_into, load_weights, unwrap
 from .latent_pool import LatentPool, var_posterior
 from .recon import export_model, reconstruction_loss
-from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
+from .trainer import (EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
 
@@ -106,12 +106,12 @@ def teacher_config(start: dict, teacher_channels: int, digest: str, resuming: bo
     return {"teacher_channels": teacher_channels, "teacher_sha256": digest, "teacher_latent": teacher_latent}
 
 
-def starting_config(args: argparse.Namespace, out_dir: Path) -> dict:
+def starting_config(config: TrainConfig, out_dir: Path) -> dict:
     """The denoiser's size and latent normalisation: those of the weights the run starts from (its
     checkpoint with ``--resume``, else ``--init-from``), or ``--denoiser-channels`` /
     ``--denoiser-layers`` for a new denoiser (its normalisation is measured later)."""
-    folders = [out_dir / "checkpoint" / "model"] if args.resume else []
-    folders += [Path(args.init_from)] if args.init_from else []
+    folders = [out_dir / "checkpoint" / "model"] if config.resume else []
+    folders += [Path(config.init_from)] if config.init_from else []
     for folder in folders:
         path = folder / "config.json"
         if path.exists():
@@ -120,31 +120,31 @@ def starting_config(args: argparse.Namespace, out_dir: Path) -> dict:
             except (OSError, ValueError) as exc:
                 raise SplatgenError(f"{path}: unreadable model config ({exc})") from None
             return {k: cfg[k] for k in WEIGHT_KEYS if k in cfg}
-    return {"block_out_channels": tuple(args.denoiser_channels), "layers_per_block": args.denoiser_layers}
+    return {"block_out_channels": tuple(config.denoiser_channels), "layers_per_block": config.denoiser_layers}
 
 
-def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
-    ctx = setup_run(args.device)
-    torch.manual_seed(args.seed + ctx.rank)
-    out_dir = Path(args.out)
+def train_diffusion(config: TrainConfig, bank_loader) -> dict:
+    ctx = setup_run(config.device)
+    torch.manual_seed(config.seed + ctx.rank)
+    out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if args.render_items and args.latent_pool <= 0:
+    if config.render_items and config.latent_pool <= 0:
         raise SplatgenError("--render-items needs the latent pool (--latent-pool > 0): it knows each item's views")
-    if not 0 <= args.render_items <= args.batch_size:
-        raise SplatgenError(f"--render-items must be between 0 and the batch size ({args.batch_size})")
-    var = load_frozen_var(args.var, ctx.device)  # a wrong --var fails before the dataset is decoded
-    teacher, digest = load_frozen_teacher(args.teacher, ctx.device) if args.teacher else (None, "")
-    start = starting_config(args, out_dir)
-    resuming = args.resume and (out_dir / "checkpoint" / "model" / "config.json").exists()
+    if not 0 <= config.render_items <= config.batch_size:
+        raise SplatgenError(f"--render-items must be between 0 and the batch size ({config.batch_size})")
+    var = load_frozen_var(config.var, ctx.device)  # a wrong --var fails before the dataset is decoded
+    teacher, digest = load_frozen_teacher(config.teacher, ctx.device) if config.teacher else (None, "")
+    start = starting_config(config, out_dir)
+    resuming = config.resume and (out_dir / "checkpoint" / "model" / "config.json").exists()
     start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming,
-                                args.teacher_latent))
+                                config.teacher_latent))
     bank: ViewBank = bank_loader(ctx.device)
-    generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
+    generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
                               latent_channels=var.config.latent_channels,
                               latent_size=var.latent_shape[-1], **start).to(ctx.device)
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    ema = EMA(denoiser, args.ema_decay)
+    optimizer = make_optimizer(denoiser.parameters(), config.lr, ctx.device)
+    ema = EMA(denoiser, config.ema_decay)
 
     def init_weights(folder: str) -> int:
         weights = load_weights(folder)
@@ -155,12 +155,12 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         load_into(denoiser, weights, folder)
         return int(json.loads((Path(folder) / "config.json").read_text()).get("trained_steps", 0))
 
-    step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, denoiser, ema, optimizer, generator,
+    step, warmup_start = resume_or_init(out_dir, config.resume, config.init_from, denoiser, ema, optimizer, generator,
                                         init_weights)
     pool = None
-    if args.latent_pool > 0:
-        pool = LatentPool(var, bank, args.num_context, args.latent_pool, args.batch_size // args.pool_reuse,
-                          args.mirror, args.seed, ctx.rank, teacher=teacher,
+    if config.latent_pool > 0:
+        pool = LatentPool(var, bank, config.num_context, config.latent_pool, config.batch_size // config.pool_reuse,
+                          config.mirror, config.seed, ctx.rank, teacher=teacher,
                           teacher_latent=denoiser.config.teacher_latent)
         t0 = time.time()
         pool.advance(step)
@@ -168,7 +168,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
             print(f"latent pool: {len(pool)} VAR encodings in {time.time() - t0:.1f} s, {pool.chunk} renewed per step",
                   flush=True)
     if step == 0:  # a new denoiser: measure the latent normalisation on VAR encodings (the pool's, if any)
-        stats_pool = pool or LatentPool(var, bank, args.num_context, 1024, 256, args.mirror, args.seed, ctx.rank,
+        stats_pool = pool or LatentPool(var, bank, config.num_context, 1024, 256, config.mirror, config.seed, ctx.rank,
                                         teacher=teacher, teacher_latent=denoiser.config.teacher_latent)
         stats_pool.advance(step)
         shift, scale = stats_pool.latent_stats(generator)
@@ -178,7 +178,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
     train_sched = denoiser.make_scheduler("ddim")
     alphas = train_sched.alphas_cumprod.to(ctx.device)
     log = RunLog(out_dir, ctx.is_main)
-    clock = LoopClock(args.max_steps, args.max_minutes, args.checkpoint_minutes)
+    clock = LoopClock(config.max_steps, config.max_minutes, config.checkpoint_minutes)
     if ctx.is_main:
         print(f"training diffusion: {sum(p.numel() for p in denoiser.parameters()) / 1e6:.2f}M parameters, "
               f"condition {denoiser.condition_width} channels{' (with the teacher regressor)' if teacher else ''}"
@@ -192,17 +192,17 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
 
     def checkpoint() -> None:  # the step counter is read when called
         save_checkpoint(out_dir / "checkpoint", denoiser, ema.model, optimizer, step, generator,
-                        {"args": vars(args), "warmup_start": warmup_start})
+                        {"args": config.to_json(), "warmup_start": warmup_start})
 
     while not clock.done(step, steps_this_run):
-        warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
+        warmup_lr(optimizer, config.lr, step - warmup_start, config.warmup)
         if pool is not None:
             pool.advance(step)
-            idx = pool.indices(args.batch_size, generator)
+            idx = pool.indices(config.batch_size, generator)
             condition, z = pool.gather(idx, generator)
         else:  # fresh VAR targets every step (slow: the VAR costs ~15 denoiser steps)
-            batch = bank.sample(args.batch_size, args.num_context, generator, args.mirror)
-            condition, z = var_targets(var, batch, args.num_context, generator, teacher,
+            batch = bank.sample(config.batch_size, config.num_context, generator, config.mirror)
+            condition, z = var_targets(var, batch, config.num_context, generator, teacher,
                                        denoiser.config.teacher_latent)
         z0 = denoiser.normalise(z)
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)
@@ -211,8 +211,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         noisy = a.sqrt() * z0 + (1 - a).sqrt() * noise
         target = a.sqrt() * noise - (1 - a).sqrt() * z0 if denoiser.config.prediction_type == "v_prediction" \
             else noise
-        keep = torch.rand(z0.shape[0], generator=generator, device=z0.device) >= args.cond_dropout
-        r = args.render_items
+        keep = torch.rand(z0.shape[0], generator=generator, device=z0.device) >= config.cond_dropout
+        r = config.render_items
         if r:
             keep[:r] = True
         with amp:
@@ -220,7 +220,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         loss = (pred.float() - target).square().mean()
         metrics = {"loss": loss}
         if r:
-            views = pool.view_batch(idx[:r], args.num_targets, generator)
+            views = pool.view_batch(idx[:r], config.num_targets, generator)
             ar, p = a[:r], pred[:r].float()
             x0 = ar.sqrt() * noisy[:r] - (1 - ar).sqrt() * p if denoiser.config.prediction_type == "v_prediction" \
                 else (noisy[:r] - (1 - ar).sqrt() * p) / ar.sqrt().clamp_min(1e-3)  # the predicted clean latent
@@ -228,15 +228,15 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
                 features = var.encode_image(views.input)
             with amp:
                 decoded = var.decode(features, denoiser.denormalise(x0), 1.0)
-            render_loss, render_metrics = reconstruction_loss(decoded, views, args, backend)
-            loss = loss + args.render_weight * render_loss
+            render_loss, render_metrics = reconstruction_loss(decoded, views, config, backend)
+            loss = loss + config.render_weight * render_loss
             metrics.update({"latent_loss": metrics["loss"], "loss": loss, "render_loss": render_loss,
                             "render_psnr_input": render_metrics["psnr_input"],
                             "render_psnr_novel": render_metrics["psnr_novel"]})
-        grad_norm = optimise(loss, denoiser, optimizer, ema, step, args.grad_clip)
+        grad_norm = optimise(loss, denoiser, optimizer, ema, step, config.grad_clip)
         step += 1
         steps_this_run += 1
-        after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, args.log_every, ctx.is_main,
+        after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, config.log_every, ctx.is_main,
                    checkpoint)
     running.check_finite(step)
     result = {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
@@ -246,8 +246,8 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
         checkpoint()
         result.update(preview(out_dir / f"samples_{step:07d}.png", var, ema.model, bank, generator, teacher))
         log.write({"step": step, **{k: v for k, v in result.items() if k.startswith("preview")}})
-        if args.export:
-            export_model(ema.model, Path(args.export))
+        if config.export:
+            export_model(ema.model, Path(config.export))
     return result
 
 

@@ -9,7 +9,6 @@ views, all expressed in the input camera's frame; compare with the images:
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -20,14 +19,15 @@ from ..errors import SplatgenError
 from ..gaussians import Gaussians
 from ..models.splatter_net import SplatterNet
 from ..render import render
+from .config import TrainConfig
 from .checkpoint import load_into, load_weights, unwrap
 from ..metrics import psnr, ssim
-from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
+from .trainer import (EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch
 
 
-def reconstruction_loss(model_out, batch: ViewBatch, args, backend: str) -> tuple[torch.Tensor, dict]:
+def reconstruction_loss(model_out, batch: ViewBatch, config, backend: str) -> tuple[torch.Tensor, dict]:
     """Render predicted Gaussians into every view of the batch and compare. Returns (loss, metrics as
     0-d device tensors)."""
     g: Gaussians = model_out.gaussians
@@ -36,7 +36,7 @@ def reconstruction_loss(model_out, batch: ViewBatch, args, backend: str) -> tupl
     mse = (out.rgb - batch.rgb).square().mean()
     ssim_val = ssim(out.rgb, batch.rgb).mean()
     alpha_l1 = (out.alpha - batch.alpha).abs().mean()
-    loss = mse + args.ssim_weight * (1 - ssim_val) + args.alpha_weight * alpha_l1
+    loss = mse + config.ssim_weight * (1 - ssim_val) + config.alpha_weight * alpha_l1
     metrics = {"mse": mse, "ssim": ssim_val, "alpha_l1": alpha_l1}
     with torch.no_grad():
         p = psnr(out.rgb.clamp(0, 1), batch.rgb)  # (B, V)
@@ -44,7 +44,7 @@ def reconstruction_loss(model_out, batch: ViewBatch, args, backend: str) -> tupl
         metrics["psnr_novel"] = p[:, 1:].mean()
     if model_out.mean is not None:
         kl = model_out.kl()
-        loss = loss + args.kl_weight * kl
+        loss = loss + config.kl_weight * kl
         metrics["kl"] = kl
     metrics["loss"] = loss
     return loss, metrics  # metrics stay on the device (see RunningMetrics)
@@ -82,37 +82,37 @@ def save_samples(path: Path, model, batch: ViewBatch, backend: str, num_context:
     iio.imwrite(path, grid)
 
 
-def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
+def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
     """The training loop behind ``splatgen train regressor|var``. ``bank_loader(device) -> ViewBank``."""
-    ctx = setup_run(args.device)
-    torch.manual_seed(args.seed + ctx.rank)
-    out_dir = Path(args.out)
+    ctx = setup_run(config.device)
+    torch.manual_seed(config.seed + ctx.rank)
+    out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     bank: ViewBank = bank_loader(ctx.device)
-    variational = args.model == "var"
-    model = SplatterNet(variational=variational, gaussians_per_pixel=args.gaussians_per_pixel).to(ctx.device)
-    if getattr(args, "decoder_only", False):
+    variational = config.model == "var"
+    model = SplatterNet(variational=variational, gaussians_per_pixel=config.gaussians_per_pixel).to(ctx.device)
+    if config.decoder_only:
         freeze_latent_space(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    ema = EMA(model, args.ema_decay)
-    generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 1000 + ctx.rank)
+    optimizer = make_optimizer(trainable, config.lr, ctx.device)
+    ema = EMA(model, config.ema_decay)
+    generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000 + ctx.rank)
 
     def init_weights(folder: str) -> int:
         load_into(model, load_weights(folder), folder)
         cfg = json.loads((Path(folder) / "config.json").read_text())
         return int(cfg.get("trained_steps", 0))
 
-    check_resume_settings(out_dir, args)
-    step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, model, ema, optimizer, generator,
+    check_resume_settings(out_dir, config)
+    step, warmup_start = resume_or_init(out_dir, config.resume, config.init_from, model, ema, optimizer, generator,
                                         init_weights)
     ddp_model = wrap_ddp(model, ctx)
     backend = "gsplat" if ctx.device.type == "cuda" else "torch"
     log = RunLog(out_dir, ctx.is_main)
-    clock = LoopClock(args.max_steps, args.max_minutes, args.checkpoint_minutes)
+    clock = LoopClock(config.max_steps, config.max_minutes, config.checkpoint_minutes)
     if ctx.is_main:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"training {args.model}: {n_params / 1e6:.2f}M parameters, {bank.num_objects} objects x "
+        print(f"training {config.model}: {n_params / 1e6:.2f}M parameters, {bank.num_objects} objects x "
               f"{bank.views_per_object} views, device {ctx.device} x{ctx.world_size}, from step {step}", flush=True)
     steps_this_run, running = 0, RunningMetrics()
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
@@ -121,19 +121,19 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
 
     def checkpoint() -> None:  # the step counter is read when called
         save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
-                        {"args": vars(args), "warmup_start": warmup_start})
+                        {"args": config.to_json(), "warmup_start": warmup_start})
 
     while not clock.done(step, steps_this_run):
-        warmup_lr(optimizer, args.lr, step - warmup_start, args.warmup)
-        batch = bank.sample(args.batch_size, args.num_targets, generator, args.mirror)
+        warmup_lr(optimizer, config.lr, step - warmup_start, config.warmup)
+        batch = bank.sample(config.batch_size, config.num_targets, generator, config.mirror)
         with amp:
-            model_out = ddp_model(batch.input, **encoder_views(batch, args.num_context)) if variational \
+            model_out = ddp_model(batch.input, **encoder_views(batch, config.num_context)) if variational \
                 else ddp_model(batch.input)
-        loss, metrics = reconstruction_loss(model_out, batch, args, backend)
-        grad_norm = optimise(loss, model, optimizer, ema, step, args.grad_clip)
+        loss, metrics = reconstruction_loss(model_out, batch, config, backend)
+        grad_norm = optimise(loss, model, optimizer, ema, step, config.grad_clip)
         step += 1
         steps_this_run += 1
-        after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, args.log_every, ctx.is_main,
+        after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, config.log_every, ctx.is_main,
                    checkpoint)
     running.check_finite(step)
     if ctx.is_main:
@@ -141,24 +141,24 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
         unwrap(model).register_to_config(trained_steps=step)
         checkpoint()
         if batch is not None:
-            save_samples(out_dir / f"samples_{step:07d}.png", ema.model, batch, backend, args.num_context)
-        if args.export:
-            export_model(ema.model, Path(args.export))
+            save_samples(out_dir / f"samples_{step:07d}.png", ema.model, batch, backend, config.num_context)
+        if config.export:
+            export_model(ema.model, Path(config.export))
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
 
 
-def check_resume_settings(out_dir: Path, args) -> None:
+def check_resume_settings(out_dir: Path, config) -> None:
     """Refuse ``--resume`` with another ``--decoder-only`` than the checkpoint's run: unfreezing the
     encoders midway would move the latent space a denoiser was trained on (and freezing them midway
     is a different run)."""
     meta_path = out_dir / "checkpoint" / "trainer.json"
-    if not (args.resume and meta_path.exists()):
+    if not (config.resume and meta_path.exists()):
         return
     try:
         saved = json.loads(meta_path.read_text()).get("args", {})
     except (OSError, ValueError):
         return  # an unreadable checkpoint is reported by the loader
-    before, now = bool(saved.get("decoder_only", False)), bool(getattr(args, "decoder_only", False))
+    before, now = bool(saved.get("decoder_only", False)), bool(config.decoder_only)
     if before != now:
         flag = "with" if before else "without"
         raise SplatgenError(f"{out_dir}: this run was started {flag} --decoder-only; resume it the same way, "

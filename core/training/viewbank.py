@@ -7,6 +7,7 @@ memory, so batches are drawn by indexing on the device and no loader process can
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -118,9 +119,51 @@ def mirror(batch: ViewBatch, which: torch.Tensor) -> ViewBatch:
     )
 
 
-def load_view_bank(path, device="cpu", split: str = "train") -> ViewBank:
-    """Load a dataset split into a :class:`ViewBank` (see :func:`splatgen.core.data.dataset.load_split_arrays`)."""
+def load_view_bank(path, device="cpu", split: str = "train", cache_dir=None) -> ViewBank:
+    """Load a dataset split into a :class:`ViewBank` (see :func:`splatgen.core.data.dataset.load_split_arrays`).
+
+    With ``cache_dir`` (or ``SPLATGEN_VIEW_CACHE`` set), the decoded arrays are kept there as ``.npy``
+    files (no pickle) keyed by the dataset's index and split, so a later run on the same machine maps
+    them instead of decoding every image again (the GPU machine keeps /tmp between the calls of one lease).
+    """
+    import os
+
+    cache_dir = cache_dir or os.environ.get("SPLATGEN_VIEW_CACHE")
+    if cache_dir:
+        images, viewmats, names = _cached_split_arrays(Path(path), split, Path(cache_dir))
+    else:
+        from ..data.dataset import load_split_arrays
+
+        images, viewmats, names = load_split_arrays(path, split=split)
+    return ViewBank(torch.as_tensor(images), torch.as_tensor(viewmats), device=device, names=names)
+
+
+def _cached_split_arrays(root: Path, split: str, cache_dir: Path):
+    import hashlib
+    import json
+    import os
+
+    import numpy as np
+
     from ..data.dataset import load_split_arrays
 
-    images, viewmats, names = load_split_arrays(path, split=split)
-    return ViewBank(torch.as_tensor(images), torch.as_tensor(viewmats), device=device, names=names)
+    index = next((root / n for n in ("index.json", "dataset.json") if (root / n).is_file()), None)
+    if index is None:  # not a dataset: let the loader say what is wrong
+        return load_split_arrays(root, split=split)
+    key = hashlib.sha256(index.read_bytes() + split.encode()).hexdigest()[:16]
+    base = cache_dir / f"views-{key}"
+    files = [base.with_suffix(s) for s in (".images.npy", ".viewmats.npy", ".names.json")]
+    if all(f.is_file() for f in files):
+        return np.load(files[0]), np.load(files[1]), json.loads(files[2].read_text())
+    images, viewmats, names = load_split_arrays(root, split=split)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # each file written under a temporary name and renamed, so a run stopped midway leaves no half cache
+    for f, value in zip(files, (images, viewmats, names)):
+        tmp = f.with_name(f.name + ".partial")
+        with open(tmp, "wb") as handle:
+            if isinstance(value, list):
+                handle.write(json.dumps(value).encode())
+            else:
+                np.save(handle, value, allow_pickle=False)
+        os.replace(tmp, f)
+    return images, viewmats, names

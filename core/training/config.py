@@ -1,0 +1,84 @@
+"""What a training run is told: one dataclass for every model's loop, with the defaults in one place.
+
+``splatgen train`` fills it from its options (whose defaults are read from here); the benchmarks and
+tests build it directly. Each field is named like its command-line option (``--batch-size`` →
+``batch_size``); its comment says what it means and to which models it applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SplatgenError
+
+MODELS = ("regressor", "var", "diffusion")
+
+
+@dataclass
+class TrainConfig:
+    model: str                                   # regressor | var | diffusion
+    data: Path                                   # a built (`splatgen data build`) or packed dataset
+    out: Path                                    # run folder: checkpoint/, log.jsonl, samples_*.png
+    resume: bool = False                         # continue exactly from out/checkpoint if it exists
+    init_from: str | None = None                 # start from a model folder's weights
+    export: str | None = None                    # write the EMA weights (fp16) there at the end
+    max_minutes: float | None = None             # stop with a checkpoint after this long
+    max_steps: int | None = None                 # stop at this global step
+    checkpoint_minutes: float = 5.0
+    device: str = "auto"                         # auto | cpu | cuda
+    seed: int = 0
+    batch_size: int = 16
+    num_targets: int = 3                         # novel views rendered per object and step
+    num_context: int = 2                         # var / diffusion: target views the VAR encoder also sees
+    lr: float = 2e-4
+    warmup: int = 300                            # linear learning-rate warm-up, steps
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    log_every: int = 50
+    mirror: float = 0.5                          # probability of mirroring an object left-right
+    gaussians_per_pixel: int = 2
+    ssim_weight: float = 0.2
+    alpha_weight: float = 0.1
+    kl_weight: float = 1e-4                      # var: β of the KL term
+    decoder_only: bool = False                   # var: train the reconstructor only (encoders frozen)
+    var: str | None = None                       # diffusion: the VAR model folder whose latents to model
+    teacher: str | None = None                   # diffusion: a frozen regressor whose features join the condition
+    teacher_latent: bool = False                 # diffusion: the condition also carries the teacher's object
+    render_items: int = 0                        # diffusion: items per step decoded and rendered (2D loss)
+    render_weight: float = 1.0                   # diffusion: weight of that render loss
+    cond_dropout: float = 0.1                    # diffusion: condition dropout for classifier-free guidance
+    latent_pool: int = 16384                     # diffusion: VAR encodings kept; 0 encodes every batch afresh
+    pool_reuse: int = 4                          # diffusion: each encoding is drawn this often on average
+    denoiser_channels: list[int] = field(default_factory=lambda: [64, 128, 128])  # a new denoiser's UNet widths
+    denoiser_layers: int = 1                     # a new denoiser's ResNet layers per level
+
+    def __post_init__(self):
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.model not in MODELS:
+            raise SplatgenError(f"unknown model {self.model!r}: one of {', '.join(MODELS)}")
+        if not 0.0 <= self.mirror <= 1.0:
+            raise SplatgenError(f"--mirror is a probability between 0 and 1, got {self.mirror}")
+        if self.latent_pool < 0 or self.pool_reuse < 1:
+            raise SplatgenError("--latent-pool must be 0 or more and --pool-reuse at least 1")
+        if any(c < 32 or c % 32 for c in self.denoiser_channels) or len(self.denoiser_channels) < 2 \
+                or self.denoiser_layers < 1:
+            raise SplatgenError("--denoiser-channels takes two or more multiples of 32 (the UNet's group norm) and "
+                                "--denoiser-layers 1 or more")
+        if self.max_minutes is None and self.max_steps is None:
+            self.max_steps = 100_000
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def default(cls, name: str):
+        """The default of field ``name`` (what the command line shows and uses)."""
+        f = next(f for f in dataclasses.fields(cls) if f.name == name)
+        return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+    def to_json(self) -> dict:
+        """Plain JSON values (paths as strings), as kept in every checkpoint's ``trainer.json``."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}

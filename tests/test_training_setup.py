@@ -1,0 +1,94 @@
+"""What makes device training fast without changing what it computes: the decoded-view cache, the
+multi-tensor EMA, the training configuration shared by the command line and the benchmarks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from splatgen.core.cli import build_parser
+from splatgen.core.errors import SplatgenError
+from splatgen.core.training import viewbank
+from splatgen.core.training.benchmark import synthetic_bank
+from splatgen.core.training.config import TrainConfig
+from splatgen.core.training.trainer import EMA
+
+FURNITURE = Path("/usr/share/sweethome3d/furniture")
+
+
+@pytest.mark.skipif(not FURNITURE.is_dir(), reason="sweethome3d-furniture is not installed")
+def test_the_view_cache_returns_the_decoded_split_without_decoding_again(tmp_path, monkeypatch):
+    from splatgen.core.data.build import build_dataset
+
+    root = tmp_path / "ds"
+    build_dataset(FURNITURE, root, views=3, limit=3, workers=1, progress=False)
+    plain = viewbank.load_view_bank(root)
+    cache = tmp_path / "cache"
+    first = viewbank.load_view_bank(root, cache_dir=cache)
+    assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".npy", ".npy"]
+    assert not list(cache.glob("*.partial"))
+
+    def no_decoding(*a, **k):
+        raise AssertionError("the cached split was decoded again")
+
+    monkeypatch.setattr("splatgen.core.data.dataset.load_split_arrays", no_decoding)
+    again = viewbank.load_view_bank(root, cache_dir=cache)
+    for bank in (first, again):
+        assert torch.equal(bank.images, plain.images) and torch.equal(bank.viewmats, plain.viewmats)
+        assert bank.names == plain.names
+    # another split is another cache entry, decoded afresh
+    monkeypatch.undo()
+    assert viewbank.load_view_bank(root, split="train", cache_dir=cache).names == plain.names
+    (root / "dataset.json").write_text((root / "dataset.json").read_text() + " ")  # the dataset changed
+    viewbank.load_view_bank(root, cache_dir=cache)
+    assert len(list(cache.glob("*.images.npy"))) == 2
+
+
+def test_the_ema_update_is_the_per_tensor_lerp():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Linear(4, 2))
+    ema = EMA(model, decay=0.9)
+    reference = copy.deepcopy(ema.model)
+    for step in range(3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model.train()(torch.randn(2, 3, 6, 6))  # moves BatchNorm's running statistics (buffers)
+        ema.update(model, step)
+        d = min(0.9, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for r, p in zip(reference.parameters(), model.parameters()):
+                r.mul_(d).add_(p, alpha=1 - d)
+            for r, b in zip(reference.buffers(), model.buffers()):
+                r.copy_(b)
+    for a, b in zip(ema.model.state_dict().values(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert not torch.equal(ema.model[0].weight, model[0].weight)
+
+
+def test_train_options_default_to_the_config_and_fill_it():
+    args = build_parser().parse_args(["train", "var", "--data", "d", "--out", "o", "--batch-size", "8"])
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
+    assert config.batch_size == 8 and config.model == "var" and config.out == Path("o")
+    untouched = TrainConfig(model="var", data="d", out="o")
+    for name in TrainConfig.field_names() - {"batch_size"}:
+        assert getattr(config, name) == getattr(untouched, name), name
+    assert config.to_json()["out"] == "o" and config.max_steps == 100_000  # neither limit given
+    with pytest.raises(SplatgenError, match="mirror"):
+        TrainConfig(model="var", data="d", out="o", mirror=2.0)
+    with pytest.raises(SplatgenError, match="unknown model"):
+        TrainConfig(model="vae", data="d", out="o")
+
+
+def test_the_synthetic_bank_is_a_split_at_the_canonical_framing():
+    bank = synthetic_bank(3, 5, "cpu")
+    assert bank.images.shape == (3, 5, 128, 128, 4) and bank.images.dtype == torch.uint8
+    alpha = bank.images[..., 3].float() / 255
+    covered = (alpha > 0.5).float().mean((-1, -2))
+    assert ((covered > 0.1) & (covered < 0.5)).all()  # an object in the middle, background around it
+    batch = bank.sample(2, 2, torch.Generator().manual_seed(0))
+    assert torch.allclose(batch.viewmats[:, 0], torch.eye(4).expand(2, 4, 4), atol=1e-5)
+    assert np.isfinite(batch.rgb.numpy()).all()
