@@ -96,7 +96,7 @@ _CONTAINERS: dict = {}
 
 def _container(path: str):
     """Open libraries once per process: a zip's directory takes longer to parse than a model to load."""
-    from .sources import Container
+    from .sources.common import Container
 
     if path not in _CONTAINERS:
         while len(_CONTAINERS) >= 4:
@@ -134,13 +134,14 @@ def render_object(obj: SourceObject, out: str, views: int, size: int, seed: int,
     from PIL import Image
 
     from .. import cameras
-    from .mesh_render import ModelError, load_parts, normalisation_matrix, transform_parts
+    from .mesh_render import ModelError, normalisation_matrix, transform_parts
+    from .sources import load_model
 
     t0 = time.perf_counter()
     result = {"id": obj.object_id, "ok": False, "warnings": []}
     tmp = Path(out) / f".tmp-{obj.object_id}-{os.getpid()}"
     try:
-        model = load_parts(_container(obj.container), obj.model_path)
+        model = load_model(obj, _container(obj.container))
         result["warnings"] = model.warnings
         M = normalisation_matrix(model.parts, obj.model_rotation, obj.size_cm)
         parts = transform_parts(model.parts, M)

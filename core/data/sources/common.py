@@ -1,0 +1,211 @@
+"""What every source reader shares: the object record, read-only file containers, ids and licences.
+
+A reader (one module per format in this package) turns a source path into
+:class:`SourceObject` s and later loads one of them into parts for the renderer. The record says
+which reader loads it (``reader``), where its files are (``container`` + ``model_path``), and what
+the dataset keeps about it (category, creator, licence, source package).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import DatasetError
+
+#: File names (lower case, without extension) taken for licence texts.
+LICENSE_STEMS = ("license", "licence", "copying", "readme")
+
+
+@dataclass
+class SourceObject:
+    """One object to render, and everything recorded about it.
+
+    ``container`` is the zip archive (``.sh3f``, 0 A.D.'s ``public.zip``) or the folder the
+    model's files are read from, and ``model_path`` the model's path inside it (POSIX, relative, no
+    leading slash). ``size_cm`` is the catalog's (width, depth, height) in cm — the model's extent
+    along its x, z and y axes after ``model_rotation`` — or ``None`` when the source has no catalog.
+    ``model_rotation`` is the catalog's 3×3 row-major rotation ``R`` (``x' = R @ x``) or ``None``.
+    ``reader`` names the module of :mod:`splatgen.core.data.sources` that loads the model
+    (``"mesh"``: trimesh, for OBJ/GLB/PLY/...); ``options`` is whatever else that reader needs,
+    JSON-ready (an actor's resolved mesh, textures and props for 0 A.D.). ``source`` is where the
+    object comes from: a Debian package name, or ``"folder"``.
+    """
+
+    object_id: str
+    container: str
+    model_path: str
+    library: str
+    name: str = ""
+    category: str = "uncategorized"
+    creator: str = "unknown"
+    license: str = "unknown"
+    license_text: str = ""
+    license_url: str = ""
+    license_files: list[str] = field(default_factory=list)
+    catalog_id: str = ""
+    size_cm: tuple[float, float, float] | None = None
+    model_rotation: list[list[float]] | None = None
+    reader: str = "mesh"
+    source: str = "folder"
+    subcategory: str = ""
+    options: dict = field(default_factory=dict)
+
+    @property
+    def source_file(self) -> str:
+        """Human-readable location of the model file (``archive.zip!/path/model.obj`` for zips)."""
+        if os.path.isfile(self.container):
+            return f"{self.container}!/{self.model_path}"
+        return str(Path(self.container) / self.model_path)
+
+    def meta(self) -> dict:
+        """JSON-ready metadata recorded in the object's ``meta.json``."""
+        return {
+            "object_id": self.object_id,
+            "name": self.name,
+            "category": self.category,
+            "subcategory": self.subcategory,
+            "creator": self.creator,
+            "license": self.license,
+            "license_text": self.license_text,
+            "license_url": self.license_url,
+            "license_files": list(self.license_files),
+            "library": self.library,
+            "source": self.source,
+            "reader": self.reader,
+            "catalog_id": self.catalog_id,
+            "source_file": self.source_file,
+            "size_cm": list(self.size_cm) if self.size_cm else None,
+            "model_rotation": self.model_rotation,
+        }
+
+
+# ---------------------------------------------------------------------- containers
+class Container:
+    """Read-only access to the files of a library: a zip archive or a folder (POSIX names).
+
+    A zip is read in place (members are read on demand; nothing is unpacked).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        self._zip: zipfile.ZipFile | None = None
+        if os.path.isfile(self.path):
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise DatasetError(f"{self.path}: not a readable zip archive ({exc})") from None
+            self._names = [n for n in self._zip.namelist() if not n.endswith("/")]
+        else:
+            root = Path(self.path)
+            self._names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        self._exact = set(self._names)
+        self._lower = {n.lower(): n for n in self._names}
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def find(self, name: str) -> str | None:
+        """The stored name matching ``name`` exactly, else case-insensitively, else ``None``."""
+        name = name.lstrip("/")
+        if name in self._exact:
+            return name
+        return self._lower.get(name.lower())
+
+    def read(self, name: str) -> bytes:
+        real = self.find(name)
+        if real is None:
+            raise FileNotFoundError(f"{name} (in {self.path})")
+        if self._zip is not None:
+            return self._zip.read(real)
+        return (Path(self.path) / real).read_bytes()
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------- ids and licences
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_id(text: str) -> str:
+    """A filesystem-safe fragment of an object id: letters, digits, ``. _ -`` only."""
+    out = _UNSAFE.sub("_", text.strip()).strip("._")
+    return out or "x"
+
+
+def license_id(text: str) -> str:
+    """Short SPDX-like licence id from a licence text or tag.
+
+    ``CC0-1.0``, ``CC-BY-3.0`` (``-US`` for the US port), ``CC-BY-SA-3.0``, ``GPL-2.0-or-later``,
+    ``GPL-3.0-or-later`` …; ``unknown`` when nothing is recognised.
+    """
+    t = " ".join(text.lower().split())
+    if "public domain" in t or "zero" in t or "cc-0" in t or "cc0" in t:
+        return "CC0-1.0"
+    version = re.search(r"(\d\.\d)", t)
+    if ("share alike" in t or "sharealike" in t or "share-alike" in t or "by-sa" in t or "by sa" in t):
+        lic = "CC-BY-SA-" + (version.group(1) if version else "3.0")
+        return lic + ("-US" if ("united states" in t or "/us/" in t) else "")
+    if "attribution" in t or "cc-by" in t or "cc by" in t:
+        lic = "CC-BY-" + (version.group(1) if version else "3.0")
+        if "united states" in t or "/us/" in t:
+            lic += "-US"
+        return lic
+    gpl = re.search(r"\b(?:gpl|gnu general public licen[cs]e)\b[^0-9]{0,20}(?:v(?:ersion)?\s*)?([23])?", t)
+    if gpl:
+        v = gpl.group(1) or "2"
+        exact = "only" in t and "later" not in t
+        return f"GPL-{v}.0" + ("-only" if exact else "-or-later")
+    return "unknown"
+
+
+def license_family(license: str) -> str:
+    """The licence without its version, lower case: ``cc0``, ``cc-by``, ``cc-by-sa``, ``gpl``, ``unknown``."""
+    lic = license.lower()
+    if lic.startswith("cc0"):
+        return "cc0"
+    if lic.startswith("cc-by-sa"):
+        return "cc-by-sa"
+    if lic.startswith("cc-by"):
+        return "cc-by"
+    if lic.startswith("gpl"):
+        return "gpl"
+    return re.sub(r"-\d.*$", "", lic) or "unknown"
+
+
+def licence_allowed(license: str, allowed: list[str] | None) -> bool:
+    """Whether ``license`` passes a ``--licence`` filter: a family (``cc-by``) or an exact id.
+
+    ``allowed`` ``None`` or empty lets everything through. A family never matches a wider one:
+    ``cc-by`` does not admit ``CC-BY-SA-3.0``.
+    """
+    if not allowed:
+        return True
+    wanted = {a.strip().lower() for a in allowed if a.strip()}
+    return license.lower() in wanted or license_family(license) in wanted
+
+
+def first_url(text: str) -> str:
+    m = re.search(r"https?://\S+", text)
+    return m.group(0).rstrip(".,;)") if m else ""
+
+
+def unique_id(base: str, used: set[str]) -> str:
+    """``base``, or ``base-2``, ``base-3`` … whichever is not in ``used`` yet (then added to it)."""
+    oid, k = base, 2
+    while oid in used:
+        oid, k = f"{base}-{k}", k + 1
+    used.add(oid)
+    return oid
