@@ -1,0 +1,562 @@
+"""0 A.D. (Debian's ``0ad-data``): actors of PMD meshes and DDS textures, read in place from ``public.zip``.
+
+An object is an *actor* (``art/actors/**.xml``): per ``<group>`` the variant of highest frequency
+(the first one on ties) contributes a mesh (``<mesh>gaia/oak_tree_a.dae</mesh>``, shipped as
+``art/meshes/gaia/oak_tree_a.dae.cached.pmd``), textures (``baseTex``: ``art/textures/skins/X``,
+shipped as ``X.cached.dds``), an object colour and props — other actors attached at the mesh's prop
+points (``root``: the model's origin). Variants may pull in ``art/variants/**.xml`` through a ``file``
+attribute. The assembled actor is what the game shows: a building with its roof tiles and props, a
+soldier (in the skeleton's rest pose) with head, helmet, shield and spear.
+
+Materials (``art/materials/*.xml``) decide what the texture's alpha means, as the game's
+``model_common.fs`` does: with ``USE_PLAYERCOLOR`` (``player_*``) or ``USE_OBJECTCOLOR`` the
+colour is ``tex.rgb · mix(colour, 1, tex.a)`` and the surface is opaque (alpha is a tint mask, not
+transparency; one of the game's own player colours is chosen per object); with
+``USE_TRANSPARENT`` (``basic_trans*``) alpha is a cut-out; otherwise alpha is ignored.
+
+PMD v4 (little endian; https://trac.wildfiregames.com/wiki/PMD_File_Format): ``"PSMD"``, version,
+data size, ``numVertices``, ``numTexCoords``, vertices of ``24 + 8·numTexCoords + 20`` bytes
+(position, normal, UV pairs, 4 bone indices + 4 weights), ``numFaces`` × 3 u16 indices, rest-pose
+bones (translation + quaternion ``x y z w``), prop points (name, translation, quaternion, bone;
+transform = bone · translation · rotation). Vertices are in the rest pose's model space. The game's
+frame is Y up and left-handed (its COLLADA converter swaps Y and Z); this reader returns Y-up
+right-handed coordinates by negating z. With the shipped ``.cached.dds`` textures as Pillow decodes
+them (row 0 at the top), a PMD ``v`` counts from the image's bottom row, the OBJ convention the
+renderer samples, so UVs pass unchanged (checked on the game's units: with ``1 - v`` a hoplite's
+bare legs take his tunic's colour).
+
+Not objects (:func:`skip_reason`): foundations, destruction and rubble, decals, particles,
+``temp``/``test`` actors, map labels, and actors that another actor only uses as a piece attached at
+its ``root`` (a building's roof or clutter: it is in the dataset as part of that building).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import posixpath
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import DatasetError
+from ..parts import LoadedModel, ModelError, Part
+from .common import Container, SourceObject, safe_id, unique_id
+
+READER = "0ad"
+PACKAGE = "0ad-data"
+#: Where Debian installs the archive, relative to the file-system root (or a ``dpkg-deb -x`` tree).
+INSTALLED = "usr/share/games/0ad/mods/public/public.zip"
+LICENSE = "CC-BY-SA-3.0"
+LICENSE_URL = "https://creativecommons.org/licenses/by-sa/3.0/"
+CREATOR = "Wildfire Games"
+ACTORS = "art/actors/"
+#: Props deeper than this below the actor are ignored (guards against prop cycles).
+MAX_PROP_DEPTH = 4
+#: Attach points whose props are not part of a standing object: arrows in flight, and ammunition
+#: shown only while a siege engine is loaded (``loaded-projectile``, ``loaded-ammo`` …).
+SKIP_ATTACHPOINTS = ("projectile",)
+SKIP_ATTACHPOINT_PREFIXES = ("loaded-",)
+
+#: Path components that mark helper actors; a component equal to one, or starting with one and "_".
+_SKIP_COMPONENTS = ("temp", "test", "particle", "particles", "labels")
+#: Words in an actor's file name that mark foundations, destruction stages and ground decals.
+_SKIP_WORDS = ("fndn", "foundation", "destruct", "destruction", "rubble", "decal")
+
+
+# ---------------------------------------------------------------------- PMD
+@dataclass
+class PMD:
+    """A parsed PMD model (game coordinates: Y up, left-handed).
+
+    ``positions``, ``normals`` ``(N, 3)`` float32; ``uvs`` ``(N, K, 2)`` float32 as stored;
+    ``faces`` ``(F, 3)`` int64; ``bones`` ``(B, 4, 4)`` rest-pose transforms; ``prop_points``
+    name → ``(4, 4)`` transform of the point in model space (bone included).
+    """
+
+    positions: np.ndarray
+    normals: np.ndarray
+    uvs: np.ndarray
+    faces: np.ndarray
+    bones: np.ndarray
+    prop_points: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def quaternion_matrix(q) -> np.ndarray:
+    """``(3, 3)`` rotation of a unit quaternion ``(x, y, z, w)``."""
+    x, y, z, w = (float(v) for v in q)
+    n = x * x + y * y + z * z + w * w
+    if n < 1e-12:
+        return np.eye(3)
+    s = 2.0 / n
+    return np.array([
+        [1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w)],
+        [s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w)],
+        [s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y)],
+    ])
+
+
+def _rigid(t, q) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, :3] = quaternion_matrix(q)
+    m[:3, 3] = t
+    return m
+
+
+def read_pmd(data: bytes) -> PMD:
+    """Parse a PMD file (versions 3 and 4; 4 is what 0 A.D. ships). Raises :class:`ModelError`."""
+    if len(data) < 20 or data[:4] != b"PSMD":
+        raise ModelError("not a PMD file (no PSMD magic)")
+    version, size = np.frombuffer(data, "<u4", 2, 4)
+    if version not in (3, 4):
+        raise ModelError(f"unsupported PMD version {version}")
+    if size != len(data) - 12:
+        raise ModelError(f"PMD size field {size} != file size - 12 ({len(data) - 12}): truncated or corrupt")
+    try:
+        off = 12
+        n_vert = int(np.frombuffer(data, "<u4", 1, off)[0])
+        off += 4
+        n_uv = 1
+        if version >= 4:
+            n_uv = int(np.frombuffer(data, "<u4", 1, off)[0])
+            off += 4
+        fields = [("pos", "<f4", 3), ("nrm", "<f4", 3)]
+        if n_uv:
+            fields.append(("uv", "<f4", (n_uv, 2)))
+        vdt = np.dtype(fields + [("bones", "u1", 4), ("weights", "<f4", 4)])
+        verts = np.frombuffer(data, vdt, n_vert, off)
+        off += n_vert * vdt.itemsize
+        n_face = int(np.frombuffer(data, "<u4", 1, off)[0])
+        off += 4
+        faces = np.frombuffer(data, "<u2", 3 * n_face, off).reshape(-1, 3).astype(np.int64)
+        off += 6 * n_face
+        n_bone = int(np.frombuffer(data, "<u4", 1, off)[0])
+        off += 4
+        braw = np.frombuffer(data, "<f4", 7 * n_bone, off).reshape(-1, 7)
+        off += 28 * n_bone
+        bones = np.stack([_rigid(b[:3], b[3:]) for b in braw]) if n_bone else np.zeros((0, 4, 4))
+        props: dict[str, np.ndarray] = {}
+        n_prop = int(np.frombuffer(data, "<u4", 1, off)[0])
+        off += 4
+        for _ in range(n_prop):
+            n_name = int(np.frombuffer(data, "<u4", 1, off)[0])
+            off += 4
+            name = data[off:off + n_name].decode("ascii", "replace")
+            off += n_name
+            tq = np.frombuffer(data, "<f4", 7, off)
+            bone = data[off + 28]
+            off += 29
+            m = _rigid(tq[:3], tq[3:])
+            if bone != 0xFF and bone < n_bone:
+                m = bones[bone] @ m
+            props[name] = m
+    except ValueError as exc:  # np.frombuffer past the end
+        raise ModelError(f"truncated PMD ({exc})") from None
+    if off != len(data):
+        raise ModelError(f"PMD has {len(data) - off} bytes after its last section")
+    if len(faces) and faces.max() >= n_vert:
+        raise ModelError(f"PMD face index {faces.max()} out of range ({n_vert} vertices)")
+    uvs = verts["uv"].astype(np.float32) if n_uv else np.zeros((n_vert, 0, 2), np.float32)
+    return PMD(verts["pos"].astype(np.float32), verts["nrm"].astype(np.float32), uvs, faces, bones, props)
+
+
+# ---------------------------------------------------------------------- actors
+@dataclass
+class Actor:
+    """The chosen variants of one actor, merged: what one instance of it in the game looks like."""
+
+    path: str
+    mesh: str | None = None
+    textures: dict[str, str] = field(default_factory=dict)
+    material: str = "default.xml"
+    color: tuple[float, float, float] | None = None
+    props: dict[str, list[str]] = field(default_factory=dict)  # attach point -> actor paths
+    has_decal: bool = False
+    has_particles: bool = False
+
+
+def _frequency(elem: ET.Element, default: float = 0.0) -> float:
+    try:
+        return float(elem.get("frequency", default))
+    except ValueError:
+        return default
+
+
+def _parse_xml(data: bytes, name: str) -> ET.Element:
+    try:
+        return ET.fromstring(data.decode("utf-8-sig", "replace").strip())
+    except ET.ParseError as exc:
+        raise ModelError(f"{name}: unreadable XML ({exc})") from None
+
+
+class ActorReader:
+    """Resolves actors, variants and materials of one ``public.zip`` (cached: the archive is read in place)."""
+
+    def __init__(self, box: Container):
+        self.box = box
+        self._variants: dict[str, ET.Element | None] = {}
+        self._materials: dict[str, set[str]] = {}
+        self._actors: dict[str, Actor] = {}
+
+    def variant_file(self, name: str, depth: int = 0) -> ET.Element | None:
+        key = "art/variants/" + name
+        if key not in self._variants:
+            self._variants[key] = None
+            if self.box.find(key) is not None and depth < 8:
+                self._variants[key] = _parse_xml(self.box.read(key), key)
+        return self._variants[key]
+
+    def _variant_layers(self, v: ET.Element, depth: int = 0) -> list[ET.Element]:
+        """The variant and the files it includes, outermost file first (later layers override)."""
+        layers = []
+        if v.get("file") and depth < 8:
+            inner = self.variant_file(v.get("file"), depth)
+            if inner is not None:
+                layers += self._variant_layers(inner, depth + 1)
+        return layers + [v]
+
+    def _choose(self, group: ET.Element) -> ET.Element | None:
+        best, best_f = None, -1.0
+        for v in group.findall("variant"):
+            f = _frequency(v, -1.0)
+            if f < 0 and v.get("file"):
+                inner = self.variant_file(v.get("file"))
+                f = _frequency(inner) if inner is not None else 0.0
+            f = max(f, 0.0)
+            if f > best_f:
+                best, best_f = v, f
+        return best
+
+    def actor(self, path: str) -> Actor:
+        """The actor at ``path`` (``art/actors/...xml``) with each group's most frequent variant."""
+        if path in self._actors:
+            return self._actors[path]
+        if self.box.find(path) is None:
+            raise ModelError(f"actor {path} not in the archive")
+        root = _parse_xml(self.box.read(path), path)
+        if root.tag == "qualitylevels":  # an actor in several quality levels: take the first
+            inner = root.find("actor")
+            if inner is None:
+                raise ModelError(f"{path}: no <actor> in <qualitylevels>")
+            root = inner
+        if root.tag != "actor":
+            raise ModelError(f"{path}: root element <{root.tag}>, not <actor>")
+        act = Actor(path)
+        mat = root.findtext("material")
+        if mat:
+            act.material = mat.strip()
+        for group in root.findall("group"):
+            v = self._choose(group)
+            if v is None:
+                continue
+            for layer in self._variant_layers(v):
+                mesh = layer.findtext("mesh")
+                if mesh and mesh.strip():
+                    act.mesh = mesh.strip()
+                for t in layer.iter("texture"):
+                    if t.get("name") and t.get("file"):
+                        act.textures[t.get("name")] = t.get("file")
+                c = layer.findtext("color")
+                if c:
+                    try:
+                        rgb = [float(x) / 255.0 for x in c.split()]
+                        if len(rgb) == 3:
+                            act.color = tuple(rgb)
+                    except ValueError:
+                        pass
+                vm = layer.findtext("material")
+                if vm and vm.strip():
+                    act.material = vm.strip()
+                seen = set()
+                for p in layer.iter("prop"):
+                    point = p.get("attachpoint") or "root"
+                    if point not in seen:  # a variant's props replace earlier ones at that point
+                        act.props[point] = []
+                        seen.add(point)
+                    if p.get("actor"):
+                        act.props[point].append(p.get("actor"))
+                if layer.find("decal") is not None:
+                    act.has_decal = True
+                if layer.find("particles") is not None:
+                    act.has_particles = True
+        self._actors[path] = act
+        return act
+
+    def material_defines(self, name: str) -> set[str]:
+        """Shader defines switched on by ``art/materials/<name>`` (``USE_PLAYERCOLOR`` …), plus
+        ``alpha_blending`` when the material blends."""
+        if name not in self._materials:
+            defines: set[str] = set()
+            key = "art/materials/" + name
+            if self.box.find(key) is not None:
+                try:
+                    root = _parse_xml(self.box.read(key), key)
+                    defines = {d.get("name") for d in root.iter("define") if d.get("value", "1") != "0"}
+                    if root.find("alpha_blending") is not None:
+                        defines.add("alpha_blending")
+                except ModelError:
+                    pass
+            self._materials[name] = defines
+        return self._materials[name]
+
+    def player_colours(self) -> list[tuple[float, float, float]]:
+        """The game's default player colours (``simulation/data/settings/player_defaults.json``), Gaia excluded."""
+        key = "simulation/data/settings/player_defaults.json"
+        try:
+            data = json.loads(self.box.read(key).decode("utf-8-sig"))
+            cols = [tuple(p["Color"][c] / 255.0 for c in "rgb") for p in data["PlayerData"][1:]]
+            if cols:
+                return cols
+        except (OSError, KeyError, ValueError, TypeError):
+            pass
+        return [(21 / 255, 55 / 255, 149 / 255)]
+
+
+def mesh_file(mesh: str) -> list[str]:
+    """Archive names to try for an actor's ``<mesh>`` (``X.dae`` is shipped converted, as ``X.dae.cached.pmd``)."""
+    base = "art/meshes/" + mesh.lstrip("/")
+    return [base + ".cached.pmd", base] if not base.endswith(".pmd") else [base, base + ".cached.pmd"]
+
+
+def texture_file(name: str) -> list[str]:
+    """Archive names to try for a ``<texture file=…>`` (shipped converted, as ``X.cached.dds``)."""
+    base = "art/textures/skins/" + name.lstrip("/")
+    return [base + ".cached.dds", base]
+
+
+# ---------------------------------------------------------------------- what is an object
+def skip_reason(actor_path: str) -> str | None:
+    """Why an actor (by its archive path) is not an object, or ``None``: helper actors by name."""
+    rel = actor_path[len(ACTORS):] if actor_path.startswith(ACTORS) else actor_path
+    parts = [p.lower() for p in rel.split("/")]
+    for comp in parts[:-1] + [posixpath.splitext(parts[-1])[0]]:
+        for word in _SKIP_COMPONENTS:
+            if comp == word or comp.startswith(word + "_"):
+                return f"{word} actor"
+    stem = posixpath.splitext(parts[-1])[0]
+    for word in _SKIP_WORDS:
+        if re.search(rf"(^|[_\-.]){word}", stem) or stem.startswith(word):
+            return f"{word} actor"
+    return None
+
+
+#: (path prefix under art/actors, category), the first match wins; then the rules in :func:`category_of`.
+_CATEGORY_PREFIXES = (
+    ("fauna/", "fauna"), ("props/fauna/", "fauna"), ("props/horse/", "fauna"), ("props/camel/", "fauna"),
+    ("flora/", "flora"), ("props/flora/", "flora"), ("fungi/", "flora"), ("campaigns/flora/", "flora"),
+    ("geology/", "rock"), ("props/geology/", "rock"),
+    ("props/units/weapons/", "tool"), ("props/units/tools/", "tool"), ("props/units/siege_artillery/", "vehicle"),
+    ("props/units/heads/", "head"),
+    ("props/units/", "prop"), ("props/special/", "prop"), ("props/", "prop"), ("campaigns/props/", "prop"),
+    ("structures/", "building"), ("special/", "building"), ("campaigns/structures/", "building"),
+    ("units/", "character"), ("campaigns/units/", "character"),
+)
+#: Words of an actor's file name that make a unit or structure a vehicle (ships, siege engines, chariots).
+_SHIP_WORDS = ("ship", "boat", "trireme", "bireme", "quinquereme", "merchantman", "warship", "arrowship")
+
+
+def category_of(actor_path: str) -> str:
+    """Category from the actor's folders (``fauna``, ``flora``, ``rock``, ``building``, ``character``,
+    ``vehicle``, ``tool``, ``prop``, ``head``); ships (units or structures), siege engines
+    (``units/*/siege_*``) and chariots are ``vehicle``."""
+    rel = actor_path[len(ACTORS):] if actor_path.startswith(ACTORS) else actor_path
+    rel = rel.lower()
+    stem = posixpath.splitext(posixpath.basename(rel))[0]
+    words = stem.split("_")
+    for prefix, cat in _CATEGORY_PREFIXES:
+        if rel.startswith(prefix):
+            if cat in ("character", "building") and any(w in _SHIP_WORDS for w in words):
+                return "vehicle"
+            if cat == "character" and (stem.startswith("siege_") or "chariot" in words):
+                return "vehicle"
+            return cat
+    return "prop"
+
+
+def find_archive(path: str | os.PathLike) -> Path | None:
+    """``public.zip`` for a source path: the zip itself, a ``mods/public`` folder, a 0ad data folder,
+    or a file-system root / ``dpkg-deb -x`` tree holding Debian's install."""
+    p = Path(path)
+    if p.is_file():
+        return p if p.name == "public.zip" else None
+    for rel in ("public.zip", "public/public.zip", "mods/public/public.zip", INSTALLED):
+        if (p / rel).is_file():
+            return p / rel
+    return None
+
+
+def detect(path: str | os.PathLike) -> bool:
+    return find_archive(path) is not None
+
+
+def discover(path: str | os.PathLike) -> tuple[list[SourceObject], list[tuple[str, str]]]:
+    """Every actor of the archive that is an object (see the module docstring), sorted by path."""
+    archive = find_archive(path)
+    if archive is None:
+        raise DatasetError(f"{path}: no 0 A.D. public.zip found")
+    with Container(archive) as box:
+        reader = ActorReader(box)
+        actor_paths = sorted(n for n in box.names() if n.startswith(ACTORS) and n.endswith(".xml"))
+        if not actor_paths:
+            raise DatasetError(f"{archive}: no actors under {ACTORS}")
+        actors: dict[str, Actor] = {}
+        problems: list[tuple[str, str]] = []
+        ids: dict[str, str] = {}
+        used: set[str] = set()
+        for a in actor_paths:
+            ids[a] = unique_id("0ad__" + "__".join(safe_id(p) for p in a[len(ACTORS):-4].split("/")), used)
+            if skip_reason(a):
+                continue
+            try:
+                actors[a] = reader.actor(a)
+            except ModelError as exc:
+                problems.append((ids[a], str(exc)))
+        # pieces: actors that other actors attach at their root (and nowhere else)
+        at_root, elsewhere = set(), set()
+        for act in actors.values():
+            for point, props in act.props.items():
+                for p in props:
+                    (at_root if point == "root" else elsewhere).add(ACTORS + p)
+        objects = []
+        for a, act in actors.items():
+            if a in at_root and a not in elsewhere:
+                continue
+            if act.has_decal or (act.mesh is None and not any(act.props.values())):
+                continue  # a ground decal, a particle emitter, an empty actor
+            rel = a[len(ACTORS):]
+            objects.append(SourceObject(
+                object_id=ids[a], container=str(archive), model_path=a, library="0ad",
+                name=posixpath.splitext(posixpath.basename(rel))[0], category=category_of(a),
+                subcategory=posixpath.dirname(rel), creator=CREATOR, license=LICENSE,
+                license_text="Creative Commons Attribution-ShareAlike 3.0 (Debian's 0ad-data copyright: "
+                             "Copyright 2010 Wildfire Games, License: CC-BY-SA-3.0)",
+                license_url=LICENSE_URL, license_files=["/usr/share/doc/0ad-data/copyright"],
+                reader=READER, source=PACKAGE))
+    return objects, problems
+
+
+# ---------------------------------------------------------------------- loading
+def _decode_texture(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    from ..mesh_render import _to_rgba_array
+
+    return _to_rgba_array(Image.open(io.BytesIO(data)))
+
+
+def tint_by_alpha(texture: np.ndarray, colour) -> np.ndarray:
+    """``(h, w, 4)`` uint8 → opaque ``rgb · mix(colour, 1, a)``, as 0 A.D.'s model shader tints
+    player- and object-coloured materials (alpha is the mask: 0 = full colour, 1 = none)."""
+    rgb = texture[..., :3].astype(np.float32) / 255.0
+    a = texture[..., 3:4].astype(np.float32) / 255.0
+    c = np.asarray(colour, dtype=np.float32).reshape(1, 1, 3)
+    out = np.empty_like(texture)
+    out[..., :3] = np.clip(rgb * (c + (1.0 - c) * a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out[..., 3] = 255
+    return out
+
+
+def _player_colour(reader: ActorReader, object_id: str):
+    cols = reader.player_colours()
+    k = int.from_bytes(hashlib.sha256(f"0ad-player:{object_id}".encode()).digest()[:4], "big")
+    return cols[k % len(cols)]
+
+
+#: Game frame (left-handed, Y up) → splatgen's model frame (right-handed, Y up).
+_MIRROR_Z = np.diag([1.0, 1.0, -1.0, 1.0])
+
+
+def _actor_parts(reader: ActorReader, path: str, world: np.ndarray, depth: int, colour,
+                 warnings: list[str], textures: dict, out: list[Part]) -> None:
+    act = reader.actor(path)
+    pmd = None
+    if act.mesh:
+        name = next((n for n in mesh_file(act.mesh) if reader.box.find(n) is not None), None)
+        if name is None:
+            warnings.append(f"mesh {act.mesh} of {path} not in the archive")
+        else:
+            pmd = read_pmd(reader.box.read(name))
+            if len(pmd.faces):
+                out.append(_pmd_part(reader, act, pmd, world, colour, warnings, textures))
+    if depth >= MAX_PROP_DEPTH:
+        return
+    points = pmd.prop_points if pmd is not None else {}
+    for point, props in act.props.items():
+        if point in SKIP_ATTACHPOINTS or point.startswith(SKIP_ATTACHPOINT_PREFIXES) or not props:
+            continue
+        if point in points:
+            at = world @ points[point]
+        elif point == "root":
+            at = world
+        else:
+            warnings.append(f"prop point {point} missing on {act.mesh or path}; its props left out")
+            continue
+        for prop in props:
+            ppath = ACTORS + prop
+            if skip_reason(ppath):
+                continue
+            try:
+                _actor_parts(reader, ppath, at, depth + 1, colour, warnings, textures, out)
+            except ModelError as exc:
+                warnings.append(f"prop {prop} left out: {exc}")
+
+
+def _pmd_part(reader: ActorReader, act: Actor, pmd: PMD, world: np.ndarray, colour,
+              warnings: list[str], textures: dict) -> Part:
+    corners = pmd.faces.reshape(-1)
+    M = _MIRROR_Z @ world  # model (game) → right-handed frame
+    pos = pmd.positions[corners].astype(np.float64) @ M[:3, :3].T + M[:3, 3]
+    nrm = pmd.normals[corners].astype(np.float64) @ np.linalg.inv(M[:3, :3])  # inverse transpose, row form
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    defines = reader.material_defines(act.material)
+    tex, uvs = None, None
+    base = act.textures.get("baseTex")
+    if base and pmd.uvs.shape[1] > 0:
+        name = next((n for n in texture_file(base) if reader.box.find(n) is not None), None)
+        if name is None:
+            warnings.append(f"texture {base} missing, drawn untextured")
+        else:
+            key = (name, act.material, act.color)
+            if key not in textures:
+                try:
+                    img = _decode_texture(reader.box.read(name))
+                    if "USE_PLAYERCOLOR" in defines:
+                        img = tint_by_alpha(img, colour)
+                    elif "USE_OBJECTCOLOR" in defines:
+                        img = tint_by_alpha(img, act.color or (1.0, 1.0, 1.0))
+                    elif "USE_TRANSPARENT" not in defines:
+                        img = img.copy()
+                        img[..., 3] = 255
+                    textures[key] = img
+                except Exception as exc:  # noqa: BLE001 - a broken texture must not drop the object
+                    warnings.append(f"texture {base} unreadable ({type(exc).__name__}), drawn untextured")
+                    textures[key] = None
+            tex = textures[key]
+            if tex is not None:
+                uv = pmd.uvs[corners, 0].astype(np.float64)
+                uvs = uv  # as stored: v = 0 is the decoded image's bottom row (module docstring)
+    cutout = "USE_TRANSPARENT" in defines
+    return Part(pos.astype(np.float32), nrm.astype(np.float32), None if uvs is None else uvs.astype(np.float32),
+                np.ones((len(pos), 4), np.float32), np.array([1, 1, 1, 1] if tex is not None else [0.8, 0.8, 0.8, 1],
+                                                             np.float32),
+                tex, blend=False, cutout=cutout and tex is not None, name=act.mesh or act.path)
+
+
+def load(obj: SourceObject, box: Container) -> LoadedModel:
+    """The assembled actor ``obj.model_path`` (mesh, textures, props) in a right-handed Y-up frame."""
+    reader = getattr(box, "_splatgen_0ad_reader", None)
+    if reader is None:  # one per opened archive: variants and materials are read once
+        reader = ActorReader(box)
+        box._splatgen_0ad_reader = reader
+    warnings: list[str] = []
+    parts: list[Part] = []
+    _actor_parts(reader, obj.model_path, np.eye(4), 0, _player_colour(reader, obj.object_id), warnings, {}, parts)
+    if not parts:
+        why = "; ".join(dict.fromkeys(warnings)) or "actor without a mesh, or every mesh empty"
+        raise ModelError(f"no triangles ({why})")
+    return LoadedModel(parts, list(dict.fromkeys(warnings)))
