@@ -6,6 +6,7 @@ module              reads                       Debian package
 ``sweethome3d``     ``.sh3f`` catalogs (OBJ)    ``sweethome3d-furniture``
 ``mesh_folder``     folders of OBJ/GLB/PLY/...  (any folder; also folders of ``.sh3f``)
 ``zeroad``          actors: PMD + DDS in a zip  ``0ad-data``
+``megaglest``       G3D v4 units, tileset objs  ``megaglest-data``
 ==================  ==========================  =============================================
 
 A reader module has ``READER`` (its name, recorded in :attr:`SourceObject.reader`),
@@ -22,14 +23,14 @@ import os
 from pathlib import Path
 
 from ...errors import DatasetError
-from . import mesh_folder, zeroad
+from . import megaglest, mesh_folder, zeroad
 from .common import (Container, SourceObject, license_family, license_id, licence_allowed, safe_id,
                      unique_id)
 from .mesh_folder import MESH_EXTENSIONS
 from .sweethome3d import CATALOG_FILE, parse_properties, read_catalog
 
 #: Readers of whole packages, tried in this order by :func:`discover`; the folder reader is the fallback.
-PACKAGE_READERS: tuple = (zeroad,)
+PACKAGE_READERS: tuple = (zeroad, megaglest)
 #: Every reader by its ``READER`` name.
 READERS = {m.READER: m for m in (mesh_folder, *PACKAGE_READERS)}
 

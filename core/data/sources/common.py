@@ -14,10 +14,17 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ...errors import DatasetError
 
 #: File names (lower case, without extension) taken for licence texts.
 LICENSE_STEMS = ("license", "licence", "copying", "readme")
+#: Team colours for games whose engine (not data) defines them: 0 A.D.'s eight default player
+#: colours (its ``simulation/data/settings/player_defaults.json``), RGB in [0, 1].
+TEAM_COLOURS = tuple(tuple(c / 255.0 for c in rgb) for rgb in (
+    (21, 55, 149), (150, 20, 20), (86, 180, 31), (231, 200, 5), (50, 170, 170), (160, 80, 200), (220, 115, 16),
+    (64, 64, 64)))
 
 
 @dataclass
@@ -209,3 +216,25 @@ def unique_id(base: str, used: set[str]) -> str:
         oid, k = f"{base}-{k}", k + 1
     used.add(oid)
     return oid
+
+
+def tint_by_alpha(texture: np.ndarray, colour, mode: str) -> np.ndarray:
+    """A team-colour texture made opaque: its alpha is a mask (0 = full team colour, 1 = none).
+
+    ``texture`` ``(h, w, 4)`` uint8, ``colour`` RGB in [0, 1]. ``mode`` is how the game combines
+    them: ``"multiply"`` ``rgb · mix(colour, 1, a)`` (0 A.D.'s model shader), ``"mix"``
+    ``mix(colour, rgb, a)`` (Glest's ``GL_INTERPOLATE`` combiner).
+    """
+    rgb = texture[..., :3].astype(np.float32) / 255.0
+    a = texture[..., 3:4].astype(np.float32) / 255.0
+    c = np.asarray(colour, dtype=np.float32).reshape(1, 1, 3)
+    if mode == "multiply":
+        out_rgb = rgb * (c + (1.0 - c) * a)
+    elif mode == "mix":
+        out_rgb = c * (1.0 - a) + rgb * a
+    else:
+        raise ValueError(f"unknown tint mode {mode!r}")
+    out = np.empty_like(texture)
+    out[..., :3] = np.clip(out_rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out[..., 3] = 255
+    return out

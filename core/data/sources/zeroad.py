@@ -46,7 +46,7 @@ import numpy as np
 
 from ...errors import DatasetError
 from ..parts import LoadedModel, ModelError, Part
-from .common import Container, SourceObject, safe_id, unique_id
+from .common import Container, SourceObject, safe_id, tint_by_alpha, unique_id
 
 READER = "0ad"
 PACKAGE = "0ad-data"
@@ -449,18 +449,6 @@ def _decode_texture(data: bytes) -> np.ndarray:
     return _to_rgba_array(Image.open(io.BytesIO(data)))
 
 
-def tint_by_alpha(texture: np.ndarray, colour) -> np.ndarray:
-    """``(h, w, 4)`` uint8 → opaque ``rgb · mix(colour, 1, a)``, as 0 A.D.'s model shader tints
-    player- and object-coloured materials (alpha is the mask: 0 = full colour, 1 = none)."""
-    rgb = texture[..., :3].astype(np.float32) / 255.0
-    a = texture[..., 3:4].astype(np.float32) / 255.0
-    c = np.asarray(colour, dtype=np.float32).reshape(1, 1, 3)
-    out = np.empty_like(texture)
-    out[..., :3] = np.clip(rgb * (c + (1.0 - c) * a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    out[..., 3] = 255
-    return out
-
-
 def _player_colour(reader: ActorReader, object_id: str):
     cols = reader.player_colours()
     k = int.from_bytes(hashlib.sha256(f"0ad-player:{object_id}".encode()).digest()[:4], "big")
@@ -526,9 +514,9 @@ def _pmd_part(reader: ActorReader, act: Actor, pmd: PMD, world: np.ndarray, colo
                 try:
                     img = _decode_texture(reader.box.read(name))
                     if "USE_PLAYERCOLOR" in defines:
-                        img = tint_by_alpha(img, colour)
+                        img = tint_by_alpha(img, colour, mode="multiply")
                     elif "USE_OBJECTCOLOR" in defines:
-                        img = tint_by_alpha(img, act.color or (1.0, 1.0, 1.0))
+                        img = tint_by_alpha(img, act.color or (1.0, 1.0, 1.0), mode="multiply")
                     elif "USE_TRANSPARENT" not in defines:
                         img = img.copy()
                         img[..., 3] = 255
