@@ -238,3 +238,72 @@ def tint_by_alpha(texture: np.ndarray, colour, mode: str) -> np.ndarray:
     out[..., :3] = np.clip(out_rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
     out[..., 3] = 255
     return out
+
+
+# ---------------------------------------------------------------------- Debian copyright files
+#: DEP-5 licence short names → the ids used in the dataset (SPDX where there is one).
+_DEP5_LICENCES = {
+    "cc0": "CC0-1.0", "cc0-1.0": "CC0-1.0", "public-domain": "public-domain",
+    "cc-by-3.0": "CC-BY-3.0", "cc-by-4.0": "CC-BY-4.0", "cc-by-sa-3.0": "CC-BY-SA-3.0",
+    "cc-by-sa-4.0": "CC-BY-SA-4.0", "cc-by-sa": "CC-BY-SA", "cc-by": "CC-BY",
+    "gpl": "GPL", "gpl-2": "GPL-2.0-only", "gpl-2+": "GPL-2.0-or-later", "gpl-3": "GPL-3.0-only",
+    "gpl-3+": "GPL-3.0-or-later",
+}
+
+
+def dep5_licence(name: str) -> str:
+    """A DEP-5 ``License:`` short name (``GPL-3+``, ``CC-BY-SA-3.0``) as a dataset licence id."""
+    first = name.strip().split()[0] if name.strip() else "unknown"
+    return _DEP5_LICENCES.get(first.lower(), first)
+
+
+@dataclass
+class Dep5:
+    """A machine-readable Debian copyright file: ``(patterns, copyright, licence)`` stanzas.
+
+    :meth:`lookup` applies DEP-5's rule: the last stanza whose ``Files:`` pattern matches wins
+    (``*`` and ``?`` match any characters, ``/`` included).
+    """
+
+    stanzas: list[tuple[list[str], str, str]]
+
+    @classmethod
+    def parse(cls, text: str) -> "Dep5":
+        stanzas = []
+        for block in re.split(r"\n\s*\n", text):
+            fields: dict[str, str] = {}
+            key = None
+            for line in block.splitlines():
+                if line[:1] in (" ", "\t") and key:
+                    fields[key] += "\n" + line.strip()
+                elif ":" in line:
+                    key, _, value = line.partition(":")
+                    key = key.strip().lower()
+                    fields[key] = value.strip()
+            if "files" in fields:
+                pats = fields["files"].split()
+                who = " ".join(x.strip() for x in fields.get("copyright", "").splitlines() if x.strip())
+                lic = fields.get("license", "").splitlines()[0] if fields.get("license") else ""
+                stanzas.append((pats, who, lic))
+        return cls(stanzas)
+
+    def lookup(self, path: str) -> tuple[str, str] | None:
+        """``(copyright, licence id)`` of ``path`` (relative to the source tree), or ``None``."""
+        import fnmatch
+
+        hit = None
+        for pats, who, lic in self.stanzas:
+            if any(fnmatch.fnmatchcase(path, p) for p in pats):
+                hit = (who, dep5_licence(lic))
+        return hit
+
+
+def creator_from_copyright(text: str) -> str:
+    """Names from a DEP-5 ``Copyright:`` value without years and e-mail addresses."""
+    names = []
+    for part in re.split(r"\s(?=\d{4})|;", text):
+        part = re.sub(r"<[^>]*>|\(c\)|©|^\s*copyright\b", "", part, flags=re.IGNORECASE)
+        part = re.sub(r"^[\d,\s\-–]+", "", part).strip(" ,")
+        if part and part not in names:
+            names.append(part)
+    return ", ".join(names) or "unknown"
