@@ -8,6 +8,7 @@ module              reads                       Debian package
 ``zeroad``          actors: PMD + DDS in a zip  ``0ad-data``
 ``megaglest``       G3D v4 units, tileset objs  ``megaglest-data``
 ``supertuxkart``    SPM library objects, karts  ``supertuxkart-data``
+``flightgear``      AC3D models, AI aircraft    ``flightgear-data-models``, ``-ai``
 ==================  ==========================  =============================================
 
 A reader module has ``READER`` (its name, recorded in :attr:`SourceObject.reader`),
@@ -24,14 +25,14 @@ import os
 from pathlib import Path
 
 from ...errors import DatasetError
-from . import megaglest, mesh_folder, supertuxkart, zeroad
+from . import flightgear, megaglest, mesh_folder, supertuxkart, zeroad
 from .common import (Container, SourceObject, license_family, license_id, licence_allowed, safe_id,
                      unique_id)
 from .mesh_folder import MESH_EXTENSIONS
 from .sweethome3d import CATALOG_FILE, parse_properties, read_catalog
 
 #: Readers of whole packages, tried in this order by :func:`discover`; the folder reader is the fallback.
-PACKAGE_READERS: tuple = (zeroad, megaglest, supertuxkart)
+PACKAGE_READERS: tuple = (zeroad, megaglest, supertuxkart, flightgear)
 #: Every reader by its ``READER`` name.
 READERS = {m.READER: m for m in (mesh_folder, *PACKAGE_READERS)}
 
