@@ -16,8 +16,9 @@ Three steps, each usable alone:
    camera-space point and row 0 at the top, exactly as gsplat projects it. Antialiasing is 2×
    supersampling, averaged in premultiplied colour; output is straight (unpremultiplied) RGBA8.
 
-Lighting is Lambertian and fixed in the world (a key light from above-front-right, a weaker fill
-from behind-left and a sky/ground ambient term), so a surface has the same colour in every view —
+Lighting is Lambertian and fixed in the world for all the cameras of a call (a key light, a weaker
+fill and a sky/ground ambient term; :mod:`splatgen.core.data.lighting` holds the default rig and
+the per-object variation the dataset builder uses), so a surface has the same colour in every view —
 what a view-independent Gaussian colour can reproduce. Surfaces are two-sided (normals face the
 camera). Colours are treated as display (sRGB) values throughout; no tone mapping.
 """
@@ -32,7 +33,9 @@ import posixpath
 import numpy as np
 
 from .. import framing
-from .parts import CREASE_ANGLE_DEG, LoadedModel, ModelError, Part, crease_normals
+# the default lights (world space, Y up) live with per-object lighting in lighting.py
+from .lighting import AMBIENT, DEFAULT_LIGHTING, FILL_LIGHT, KEY_LIGHT, SKY, Lighting  # noqa: F401
+from .parts import CREASE_ANGLE_DEG, LoadedModel, ModelError, Part, crease_normals  # noqa: F401
 from .sources.common import Container
 from ..render.foreign_context import foreign_context_released, release_current_egl
 
@@ -42,11 +45,6 @@ MAX_TEXTURE_SIDE = 1024
 _ALPHA_EPS = 0.02
 #: Texture alpha below which an opaque part's fragment is cut out (leaves, grilles).
 ALPHA_CUTOFF = 0.5
-#: Lights, world space (Y up): (unit direction towards the light, intensity); plus ambient.
-KEY_LIGHT = ((0.45, 0.75, 0.5), 0.55)
-FILL_LIGHT = ((-0.6, 0.25, -0.55), 0.25)
-AMBIENT = 0.32  # + SKY · n_y: surfaces facing up are a little brighter than those facing down
-SKY = 0.08
 _DEFAULT_COLOR = (0.8, 0.8, 0.8, 1.0)
 
 
@@ -441,10 +439,10 @@ uniform float u_cutoff;
 uniform vec4 u_color;
 uniform vec3 u_cam_pos;
 uniform vec3 u_key_dir;
-uniform float u_key;
+uniform vec3 u_key;
 uniform vec3 u_fill_dir;
-uniform float u_fill;
-uniform float u_ambient;
+uniform vec3 u_fill;
+uniform vec3 u_ambient;
 uniform float u_sky;
 in vec3 v_pos;
 in vec3 v_nrm;
@@ -465,9 +463,9 @@ void main() {
     }
     vec3 n = normalize(v_nrm);
     if (dot(n, u_cam_pos - v_pos) < 0.0) n = -n;  // two-sided
-    float light = u_ambient + u_sky * n.y
-                + u_key * max(dot(n, u_key_dir), 0.0)
-                + u_fill * max(dot(n, u_fill_dir), 0.0);
+    vec3 light = u_ambient + u_sky * n.y
+               + u_key * max(dot(n, u_key_dir), 0.0)
+               + u_fill * max(dot(n, u_fill_dir), 0.0);
     vec3 rgb = clamp(base.rgb * light, 0.0, 1.0);
     f_color = vec4(rgb * base.a, base.a);  // premultiplied, so averaging and blending are exact
 }
@@ -521,16 +519,17 @@ class MeshRenderer:
         self._fbo = None
         self._fbo_size = None
         self._white = self.ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
-        key_dir = np.array(KEY_LIGHT[0]) / np.linalg.norm(KEY_LIGHT[0])
-        fill_dir = np.array(FILL_LIGHT[0]) / np.linalg.norm(FILL_LIGHT[0])
-        self.prog["u_key_dir"].value = tuple(key_dir)
-        self.prog["u_key"].value = KEY_LIGHT[1]
-        self.prog["u_fill_dir"].value = tuple(fill_dir)
-        self.prog["u_fill"].value = FILL_LIGHT[1]
-        self.prog["u_ambient"].value = AMBIENT
-        self.prog["u_sky"].value = SKY
+        self._set_lighting(DEFAULT_LIGHTING)
         self.prog["u_cutoff"].value = ALPHA_CUTOFF
         self.prog["u_tex"].value = 0
+
+    def _set_lighting(self, lighting: Lighting) -> None:
+        self.prog["u_key_dir"].value = tuple(lighting.key_dir)
+        self.prog["u_key"].value = tuple(lighting.key_rgb)
+        self.prog["u_fill_dir"].value = tuple(lighting.fill_dir)
+        self.prog["u_fill"].value = tuple(lighting.fill_rgb)
+        self.prog["u_ambient"].value = tuple(lighting.ambient_rgb)
+        self.prog["u_sky"].value = float(lighting.sky)
 
     def _framebuffer(self, w: int, h: int):
         if self._fbo_size != (w, h):
@@ -544,14 +543,16 @@ class MeshRenderer:
         return self._fbo
 
     def render(self, parts: list[Part], viewmats: np.ndarray, K: np.ndarray,
-               width: int, height: int) -> np.ndarray:
-        """Render ``parts`` (world coordinates) for each camera.
+               width: int, height: int, lighting: Lighting | None = None) -> np.ndarray:
+        """Render ``parts`` (world coordinates) for each camera under ``lighting`` (fixed in the
+        world for all the cameras; default :data:`~splatgen.core.data.lighting.DEFAULT_LIGHTING`).
 
         ``viewmats (C, 4, 4)`` OpenCV world-to-camera, ``K (3, 3)`` pixel intrinsics for a
         ``width``×``height`` image. Returns ``(C, height, width, 4)`` uint8 straight RGBA, row 0 at
         the top; alpha 0 where nothing was drawn (RGB 0 there).
         """
         with foreign_context_released(), self.ctx:
+            self._set_lighting(lighting or DEFAULT_LIGHTING)
             return self._render(parts, viewmats, K, width, height)
 
     def _render(self, parts: list[Part], viewmats: np.ndarray, K: np.ndarray,

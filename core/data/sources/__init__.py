@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from ...errors import DatasetError
-from . import flightgear, megaglest, mesh_folder, supertuxkart, zeroad
+from . import flightgear, megaglest, mesh_folder, supertuxkart, sweethome3d, zeroad
 from .common import (Container, SourceObject, license_family, license_id, licence_allowed, safe_id,
                      unique_id)
 from .mesh_folder import MESH_EXTENSIONS
@@ -57,6 +57,36 @@ def discover(path: str | os.PathLike) -> tuple[list[SourceObject], list[tuple[st
     return reader_for(path).discover(path)
 
 
+#: Installed packages :func:`installed_sources` looks for: (package, module with ``locate(root)``).
+INSTALLABLE = (("0ad-data", zeroad), ("megaglest-data", megaglest), ("supertuxkart-data", supertuxkart),
+               ("flightgear-data-models + -ai", flightgear), ("sweethome3d-furniture", sweethome3d))
+
+
+def installed_sources(roots: list[str | os.PathLike] = ("/",), count: bool = True) -> list[dict]:
+    """The known packages found below each file-system root (``/``, or trees unpacked with
+    ``dpkg-deb -x``): ``{"package", "reader", "path", "objects", "problems", "licences"}`` each,
+    ``objects`` and ``problems`` counted by running discovery when ``count`` (a few seconds a package)."""
+    import collections
+
+    found = []
+    for root in roots:
+        for package, module in INSTALLABLE:
+            path = module.locate(root)
+            if path is None:
+                continue
+            row = {"package": package, "reader": reader_for(path).READER, "path": str(path),
+                   "objects": None, "problems": None, "licences": {}}
+            if count:
+                try:
+                    objs, probs = discover(path)
+                    row.update(objects=len(objs), problems=len(probs),
+                               licences=dict(collections.Counter(o.license for o in objs).most_common()))
+                except DatasetError as exc:
+                    row.update(objects=0, problems=1, error=str(exc))
+            found.append(row)
+    return found
+
+
 def load_model(obj: SourceObject, box: Container):
     """Load ``obj`` (its files in ``box``, opened on ``obj.container``) with the reader that found it."""
     try:
@@ -66,6 +96,6 @@ def load_model(obj: SourceObject, box: Container):
     return reader.load(obj, box)
 
 
-__all__ = ["CATALOG_FILE", "MESH_EXTENSIONS", "Container", "SourceObject", "discover", "load_model",
+__all__ = ["installed_sources", "INSTALLABLE", "CATALOG_FILE", "MESH_EXTENSIONS", "Container", "SourceObject", "discover", "load_model",
            "license_family", "license_id", "licence_allowed", "parse_properties", "read_catalog",
            "reader_for", "safe_id", "unique_id", "READERS", "PACKAGE_READERS"]

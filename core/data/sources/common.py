@@ -183,6 +183,8 @@ def license_family(license: str) -> str:
     lic = license.lower()
     if lic.startswith("cc0"):
         return "cc0"
+    if lic == "public-domain":
+        return "public-domain"
     if lic.startswith("cc-by-sa"):
         return "cc-by-sa"
     if lic.startswith("cc-by"):
@@ -192,16 +194,35 @@ def license_family(license: str) -> str:
     return re.sub(r"-\d.*$", "", lic) or "unknown"
 
 
-def licence_allowed(license: str, allowed: list[str] | None) -> bool:
-    """Whether ``license`` passes a ``--licence`` filter: a family (``cc-by``) or an exact id.
+#: Named sets for ``--licence``: families (any version) and exact ids. ``gpl3`` is every licence whose
+#: material may go into a work under the GNU GPL version 3 (README, "Data and licences"): not
+#: GPL-2.0-only, not an unversioned CC-BY-SA; ``permissive`` asks for attribution at most.
+LICENCE_PRESETS = {
+    "permissive": {"families": ("cc0", "public-domain", "cc-by"), "ids": ()},
+    "gpl3": {"families": ("cc0", "public-domain", "cc-by"),
+             "ids": ("cc-by-sa-3.0", "cc-by-sa-4.0", "gpl", "gpl-2.0-or-later", "gpl-3.0-or-later", "gpl-3.0-only")},
+}
 
-    ``allowed`` ``None`` or empty lets everything through. A family never matches a wider one:
-    ``cc-by`` does not admit ``CC-BY-SA-3.0``.
+
+def licence_allowed(license: str, allowed: list[str] | None) -> bool:
+    """Whether ``license`` passes a ``--licence`` filter of families (``cc-by``: every CC-BY version
+    and port, never CC-BY-SA), exact ids (``GPL-2.0-or-later``, case-insensitive) or preset names
+    (:data:`LICENCE_PRESETS`). ``allowed`` ``None`` or empty lets everything through; ``unknown``
+    passes only when asked for by name.
     """
     if not allowed:
         return True
-    wanted = {a.strip().lower() for a in allowed if a.strip()}
-    return license.lower() in wanted or license_family(license) in wanted
+    families: set[str] = set()
+    ids: set[str] = set()
+    for a in allowed:
+        a = a.strip().lower()
+        if a in LICENCE_PRESETS:
+            families.update(LICENCE_PRESETS[a]["families"])
+            ids.update(LICENCE_PRESETS[a]["ids"])
+        elif a:
+            families.add(a)
+            ids.add(a)
+    return license.lower() in ids or license_family(license) in families
 
 
 def first_url(text: str) -> str:

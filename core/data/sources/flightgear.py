@@ -247,6 +247,10 @@ def detect(path: str | os.PathLike) -> bool:
     return find_root(path) is not None
 
 
+#: Where the package's data is below a file-system root (``/`` or a ``dpkg-deb -x`` tree), or ``None``.
+locate = find_root
+
+
 def skip_reason(rel: str) -> str | None:
     """Why a model (path relative to the data folder) is not an object, or ``None``."""
     parts = rel.lower().split("/")

@@ -147,6 +147,10 @@ def detect(path: str | os.PathLike) -> bool:
     return find_root(path) is not None
 
 
+#: Where the package's data is below a file-system root (``/`` or a ``dpkg-deb -x`` tree), or ``None``.
+locate = find_root
+
+
 def _xml(path: Path) -> ET.Element | None:
     try:
         return ET.fromstring(path.read_bytes().decode("utf-8-sig", "replace").strip())

@@ -201,6 +201,10 @@ def detect(path: str | os.PathLike) -> bool:
     return find_root(path) is not None
 
 
+#: Where the package's data is below a file-system root (``/`` or a ``dpkg-deb -x`` tree), or ``None``.
+locate = find_root
+
+
 def _floats(text: str | None, n: int, default: float) -> np.ndarray:
     try:
         v = [float(x) for x in (text or "").split()]

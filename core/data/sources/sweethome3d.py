@@ -19,8 +19,15 @@ from .common import LICENSE_STEMS, Container, SourceObject, first_url, license_i
 
 #: File name of a SweetHome3D furniture catalog inside a library.
 CATALOG_FILE = "PluginFurnitureCatalog.properties"
-#: The Debian package the libraries usually come from.
+#: The Debian package the libraries usually come from, and where it installs them.
 PACKAGE = "sweethome3d-furniture"
+INSTALLED = "usr/share/sweethome3d/furniture"
+
+
+def locate(root: str | os.PathLike) -> Path | None:
+    """The folder of ``.sh3f`` libraries below a file-system root, or ``None``."""
+    p = Path(root) / INSTALLED
+    return p if p.is_dir() and any(p.glob("*.sh3f")) else None
 
 
 # ---------------------------------------------------------------------- Java properties

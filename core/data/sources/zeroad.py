@@ -394,6 +394,10 @@ def detect(path: str | os.PathLike) -> bool:
     return find_archive(path) is not None
 
 
+#: Where the package's data is below a file-system root (``/`` or a ``dpkg-deb -x`` tree), or ``None``.
+locate = find_archive
+
+
 def discover(path: str | os.PathLike) -> tuple[list[SourceObject], list[tuple[str, str]]]:
     """Every actor of the archive that is an object (see the module docstring), sorted by path."""
     archive = find_archive(path)
