@@ -210,3 +210,21 @@ def test_sources_lists_packages_under_a_root(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "megaglest-data" in printed and "1 objects" in printed
     assert main(["data", "sources", "--root", str(tmp_path / "nothing")]) == 1
+
+
+def test_verify_notices_a_reader_that_disagrees_with_the_file(tmp_path):
+    """``splatgen data verify`` on an SPM tree: the header's box agrees with one file, not the other."""
+    from splatgen.core.data.verify import verify_sources
+    from test_data_sources_stk import spm_bytes, wedge, write_data
+
+    v, f = wedge()
+    good = bytearray(spm_bytes(v, f))
+    good[4:28] = np.concatenate([v.min(0), v.max(0)]).astype("<f4").tobytes()
+    bad = spm_bytes(v, f)  # its header's box is all zeros
+    node = '<scene><object type="animation" xyz="0 0 0" model="{}"/></scene>'
+    write_data(tmp_path / "t", {"library/stklib_a_a/node.xml": node.format("a.spm"), "library/stklib_a_a/a.spm": bytes(good),
+                                "library/stklib_b_a/node.xml": node.format("b.spm"), "library/stklib_b_a/b.spm": bad})
+    report = verify_sources([tmp_path / "t"], per_source=0)
+    box = next(c for c in report.checks if c.name == "vertices fill the header's box")
+    assert not report.ok and box.n == 2 and not box.ok and len(box.failed) == 1 and "b.spm" in box.failed[0]
+    assert "FAIL" in report.text()

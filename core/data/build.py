@@ -520,6 +520,23 @@ _READER_NOTES = {
 }
 
 
+def _weights_licence_note(licences: list[str]) -> str:
+    """What licence weights trained on a dataset with these object licences can carry (README, "Data and licences")."""
+    from .sources import licence_allowed
+
+    outside = [k for k in licences if not licence_allowed(k, ["gpl3"])]
+    if all(licence_allowed(k, ["permissive"]) for k in licences):
+        return ("Weights trained on this dataset: every object is CC0, public domain or CC BY, so they need "
+                "only credit to the creators below.")
+    text = ("Weights trained on this dataset are treated as an adaptation of it and licensed "
+            "GPL-3.0-or-later: CC BY-SA 3.0 → 4.0 (its later-version clause) → GPLv3 (Creative Commons' "
+            "declared BY-SA 4.0 compatibility); GPL-2+ → GPLv3; CC0, public domain and CC BY need only credit.")
+    if outside:
+        text += (" Not compatible with that and to be left out of shipped weights (build with `--licence gpl3`): "
+                 + ", ".join(f"`{k}`" for k in outside) + ".")
+    return text
+
+
 def dataset_card(index: dict, objects: dict[str, dict]) -> str:
     """The dataset card (Markdown): provenance, method, counts, licences, credits, groups, skipped objects."""
     splits = index["splits"]
@@ -590,6 +607,8 @@ def dataset_card(index: dict, objects: dict[str, dict]) -> str:
         "",
         _table(["licence", *SPLITS, "total", "url"],
                [[k, *[cnt[s] for s in SPLITS], sum(cnt.values()), lic_url.get(k, "")] for k, cnt in sorted(lic.items())]),
+        "",
+        _weights_licence_note(sorted(lic)),
         "",
         "### Credits",
         "",
