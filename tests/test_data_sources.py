@@ -228,3 +228,22 @@ def test_verify_notices_a_reader_that_disagrees_with_the_file(tmp_path):
     box = next(c for c in report.checks if c.name == "vertices fill the header's box")
     assert not report.ok and box.n == 2 and not box.ok and len(box.failed) == 1 and "b.spm" in box.failed[0]
     assert "FAIL" in report.text()
+
+
+def test_sample_spreads_over_a_source_and_sheets_tile_one_view_each(tmp_path):
+    from splatgen.core.data.sheet import contact_sheets
+
+    src = tmp_path / "lib"
+    v, f, uv = box_mesh()
+    for k in range(7):
+        write_obj(src / f"box{k}.obj", v * [1 + k, 1, 1], f, uv, kd=(0.9, 0.2, 0.2))
+    out = tmp_path / "out"
+    build(src, out, views=1, size=24, surface_points=0, sample=3)
+    index = json.loads((out / "dataset.json").read_text())
+    assert sorted(index["objects"]) == ["lib__box0", "lib__box3", "lib__box6"]  # first, middle, last
+    (sheet,) = contact_sheets(out, columns=2)
+    img = np.asarray(Image.open(sheet))
+    assert sheet.name == "sheet_folder.png" and img.shape == (2 * (24 + 12), 2 * 24, 3)
+    centre = img[12, 12].astype(int)
+    assert centre[0] > centre[2] + 40  # the red box drawn in its tile, on a white background
+    assert (img[(24 + 12) + 12, 24 + 12] == 255).all()  # the empty fourth tile stays background

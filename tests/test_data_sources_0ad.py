@@ -206,6 +206,7 @@ def test_transparent_material_cuts_out_and_default_ignores_alpha(tmp_path):
     ("art/actors/props/special/rubble_1.xml", True),
     ("art/actors/structures/romans/temple_mars.xml", False), ("art/actors/structures/athenians/barracks.xml", False),
     ("art/actors/props/units/heads/contest_winner.xml", False), ("art/actors/fauna/deer.xml", False),
+    ("art/actors/props/horse/horse_hair_mane_black.xml", True), ("art/actors/props/fauna/deer_antlers.xml", True),
 ])
 def test_skip_reason(path, skipped):
     assert (zeroad.skip_reason(path) is not None) == skipped
@@ -218,7 +219,7 @@ def test_skip_reason(path, skipped):
     ("art/actors/units/romans/infantry_spearman_a.xml", "character"),
     ("art/actors/units/romans/siege_ram.xml", "vehicle"), ("art/actors/units/persians/chariot_archer_a_r.xml", "vehicle"),
     ("art/actors/props/units/weapons/spear_hoplite.xml", "tool"), ("art/actors/props/units/shields/aspis_a.xml", "prop"),
-    ("art/actors/props/units/heads/head_hele_b.xml", "head"), ("art/actors/props/horse/horse_a.xml", "fauna"),
+    ("art/actors/props/units/heads/head_hele_b.xml", "head"), ("art/actors/props/special/eyecandy/cart.xml", "prop"),
 ])
 def test_category_from_folders(path, category):
     assert zeroad.category_of(path) == category

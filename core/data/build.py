@@ -270,11 +270,13 @@ def build_dataset(
     licences: list[str] | None = None,
     lighting: str = "varied",
     surface_points: int = 10_000,
+    sample: int | None = None,
 ) -> BuildSummary:
     """Build (or resume) a dataset from ``source`` (one path or several) into ``out``; see the module docstring.
 
     Each source path is read by the reader that recognises it (:func:`splatgen.core.data.sources.discover`).
-    ``limit`` keeps the first K objects *of each source*. ``licences`` keeps only objects whose
+    ``limit`` keeps the first K objects *of each source*; ``sample`` keeps K objects spread evenly
+    over each source's sorted list instead (a quick look at its variety). ``licences`` keeps only objects whose
     licence is one of these families or ids (``["cc0", "cc-by"]``; see
     :func:`~splatgen.core.data.sources.licence_allowed`). ``lighting`` is ``"varied"`` (per object)
     or ``"fixed"``; ``surface_points`` > 0 stores that many surface samples an object.
@@ -296,6 +298,8 @@ def build_dataset(
         objs, probs = discover(src)
         kept = [o for o in objs if licence_allowed(o.license, licences)]
         filtered += len(objs) - len(kept)
+        if sample is not None and 0 < sample < len(kept):
+            kept = [kept[i] for i in dict.fromkeys(np.linspace(0, len(kept) - 1, sample).round().astype(int))]
         objects += kept[: max(0, int(limit))] if limit is not None else kept
         problems += probs
     seen: set[str] = set()
@@ -362,6 +366,9 @@ def build_dataset(
     summary.counts = {k: len(v) for k, v in index["splits"].items()}
     if not index["objects"]:
         raise DatasetError(f"{out}: no object could be rendered; reasons in {log_path}")
+    from .sheet import contact_sheets
+
+    contact_sheets(out)  # the card shows them
     return summary
 
 
@@ -665,6 +672,16 @@ def dataset_card(index: dict, objects: dict[str, dict]) -> str:
         "drawn with their diffuse colour instead) — see each `meta.json` and `build_log.txt`.",
         "",
     ]
+    from .sheet import sheet_name
+
+    out += ["## Contact sheets", "",
+            "View 0 of every object, one sheet a source (`splatgen data sheet` redraws them):", ""]
+    out += [f"![{src}]({sheet_name(src)})" for src in sorted(per_source)]
+    out += ["", "## Verification", "",
+            "The readers were checked on the packages' own files against facts read independently (assimp's "
+            "triangle counts and boxes, SPM header boxes, declared unit heights, the games' left/right prop points "
+            "and wheels, resolving references) by `splatgen data verify`; splatgen records the results in "
+            "`benchmarks/data-verify-*.json`.", ""]
     skipped = index.get("skipped") or {}
     out += ["## Skipped", ""]
     if skipped:

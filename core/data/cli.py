@@ -1,4 +1,4 @@
-"""``splatgen data build``, ``splatgen data sources``, ``splatgen data verify`` and ``splatgen data pack``."""
+"""``splatgen data build``, ``sources``, ``verify``, ``sheet`` and ``pack``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ def _build(args: argparse.Namespace) -> int:
     licences = [x for arg in (args.licence or []) for x in arg.split(",") if x.strip()] or None
     summary = build_dataset(args.source, args.out, views=args.views, size=args.size, limit=args.limit,
                             seed=args.seed, workers=args.workers, progress=not args.no_progress,
-                            licences=licences, lighting=args.lighting, surface_points=args.surface_points)
+                            licences=licences, lighting=args.lighting, surface_points=args.surface_points,
+                            sample=args.sample)
     print(summary.line())
     if summary.skipped:
         print(f"skipped objects and reasons: {summary.out / 'build_log.txt'}")
@@ -44,6 +45,14 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _sheet(args: argparse.Namespace) -> int:
+    from .sheet import contact_sheets
+
+    for path in contact_sheets(args.data, args.out, columns=args.columns, frame=args.frame):
+        print(path)
+    return 0
+
+
 def _pack(args: argparse.Namespace) -> int:
     from .pack import pack_dataset
 
@@ -54,7 +63,7 @@ def _pack(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``data`` (with ``build``, ``sources``, ``verify`` and ``pack``) to the ``splatgen`` command line."""
+    """Add ``data`` (with ``build``, ``sources``, ``verify``, ``sheet`` and ``pack``) to the ``splatgen`` command line."""
     data = subparsers.add_parser("data", help="build and pack multi-view training data",
                                  description="Build multi-view RGBA datasets from 3D models and pack them.")
     sub = data.add_subparsers(dest="data_command", metavar="STEP")
@@ -86,6 +95,8 @@ def register(subparsers) -> None:
                    help=f"image side in pixels (default {framing.IMAGE_SIZE}; 256 for a 256² dataset)")
     b.add_argument("--limit", type=int, default=None,
                    help="only the first K objects of each source (for a quick try)")
+    b.add_argument("--sample", type=int, default=None,
+                   help="only K objects of each source, spread evenly over it (a quick look at its variety)")
     b.add_argument("--licence", action="append", metavar="LIST",
                    help="keep only these licences: families (cc0, cc-by, cc-by-sa, gpl), exact ids "
                         "(GPL-2.0-or-later) or presets (permissive, gpl3), comma-separated; e.g. cc0,cc-by")
@@ -121,6 +132,17 @@ def register(subparsers) -> None:
     v.add_argument("--assimp", default="assimp", help="the assimp command (Debian's assimp-utils)")
     v.add_argument("--out", default=None, help="JSON report path")
     v.set_defaults(func=_verify)
+
+    c = sub.add_parser(
+        "sheet", help="contact sheets of a built dataset, one PNG a source",
+        description=("Tile one view of every object of a built dataset (on the framing's background, labelled "
+                     "with the object's category) into one PNG per source: sheet_<source>.png in OUT (default: "
+                     "the dataset folder), to see at a glance that objects are upright, textured and centred."))
+    c.add_argument("--data", required=True, help="built dataset folder (with dataset.json)")
+    c.add_argument("--out", default=None, help="folder for the PNGs (default: the dataset folder)")
+    c.add_argument("--columns", type=int, default=10, help="objects a row (default 10)")
+    c.add_argument("--frame", type=int, default=0, help="which view of each object (default 0)")
+    c.set_defaults(func=_sheet)
 
     p = sub.add_parser(
         "pack", help="pack a built split into compact shards",

@@ -26,8 +26,10 @@ renderer samples, so UVs pass unchanged (checked on the game's units: with ``1 -
 bare legs take his tunic's colour).
 
 Not objects (:func:`skip_reason`): foundations, destruction and rubble, decals, particles,
-``temp``/``test`` actors, map labels, and actors that another actor only uses as a piece attached at
-its ``root`` (a building's roof or clutter: it is in the dataset as part of that building).
+``temp``/``test`` actors, map labels, animal parts (``props/horse``, ``props/camel``,
+``props/fauna``, ``props/units/elephant``: manes, tails, straps), and actors that another actor only
+uses as a piece attached at its ``root`` (a building's roof or clutter: it is in the dataset as part
+of that building). Animal parts still appear on their animals as props.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ SKIP_ATTACHPOINT_PREFIXES = ("loaded-",)
 _SKIP_COMPONENTS = ("temp", "test", "particle", "particles", "labels")
 #: Words in an actor's file name that mark foundations, destruction stages and ground decals.
 _SKIP_WORDS = ("fndn", "foundation", "destruct", "destruction", "rubble", "decal")
+#: Folders of animal parts (manes, tails, straps, armour, antlers): pieces that only make sense on the animal.
+_PART_FOLDERS = ("props/horse/", "props/camel/", "props/fauna/", "props/units/elephant/")
 
 
 # ---------------------------------------------------------------------- PMD
@@ -330,14 +334,17 @@ def texture_file(name: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------- what is an object
-def skip_reason(actor_path: str) -> str | None:
-    """Why an actor (by its archive path) is not an object, or ``None``: helper actors by name."""
+def skip_reason(actor_path: str, as_prop: bool = False) -> str | None:
+    """Why an actor (by its archive path) is not an object, or ``None``: helper actors by name.
+    ``as_prop``: whether it is left off the actor that props it (animal parts are kept there)."""
     rel = actor_path[len(ACTORS):] if actor_path.startswith(ACTORS) else actor_path
     parts = [p.lower() for p in rel.split("/")]
     for comp in parts[:-1] + [posixpath.splitext(parts[-1])[0]]:
         for word in _SKIP_COMPONENTS:
             if comp == word or comp.startswith(word + "_"):
                 return f"{word} actor"
+    if not as_prop and any(rel.lower().startswith(f) for f in _PART_FOLDERS):
+        return "animal part"
     stem = posixpath.splitext(parts[-1])[0]
     for word in _SKIP_WORDS:
         if re.search(rf"(^|[_\-.]){word}", stem) or stem.startswith(word):
@@ -347,7 +354,7 @@ def skip_reason(actor_path: str) -> str | None:
 
 #: (path prefix under art/actors, category), the first match wins; then the rules in :func:`category_of`.
 _CATEGORY_PREFIXES = (
-    ("fauna/", "fauna"), ("props/fauna/", "fauna"), ("props/horse/", "fauna"), ("props/camel/", "fauna"),
+    ("fauna/", "fauna"),
     ("flora/", "flora"), ("props/flora/", "flora"), ("fungi/", "flora"), ("campaigns/flora/", "flora"),
     ("geology/", "rock"), ("props/geology/", "rock"),
     ("props/units/weapons/", "tool"), ("props/units/tools/", "tool"), ("props/units/siege_artillery/", "vehicle"),
@@ -490,7 +497,7 @@ def _actor_parts(reader: ActorReader, path: str, world: np.ndarray, depth: int, 
             continue
         for prop in props:
             ppath = ACTORS + prop
-            if skip_reason(ppath):
+            if skip_reason(ppath, as_prop=True):
                 continue
             try:
                 _actor_parts(reader, ppath, at, depth + 1, colour, warnings, textures, out)
