@@ -675,7 +675,8 @@ def dataset_card(index: dict, objects: dict[str, dict]) -> str:
     from .sheet import sheet_name
 
     out += ["## Contact sheets", "",
-            "View 0 of every object, one sheet a source (`splatgen data sheet` redraws them):", ""]
+            "View 0 of every object (at most 200 a source, spread evenly), one sheet a source "
+            "(`splatgen data sheet` redraws them):", ""]
     out += [f"![{src}]({sheet_name(src)})" for src in sorted(per_source)]
     out += ["", "## Verification", "",
             "The readers were checked on the packages' own files against facts read independently (assimp's "
