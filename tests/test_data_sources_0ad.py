@@ -29,15 +29,16 @@ MATERIALS = {  # as the game's: what the reader reads is the defines and <alpha_
 }
 
 
-def pmd_bytes(vertices, faces, uvs=None, normals=None, props=(), bones=(), version=4) -> bytes:
+def pmd_bytes(vertices, faces, uvs=None, normals=None, props=(), bones=(), version=4, vertex_bones=None) -> bytes:
     """A PMD v4 file: ``props`` are ``(name, translation, quaternion xyzw, bone)``, ``bones``
-    ``(translation, quaternion)`` rest states."""
+    ``(translation, quaternion)`` rest states, ``vertex_bones`` one bone a vertex (weight 1) or none."""
     v = np.asarray(vertices, np.float32)
     n = np.tile([0, 0, 1], (len(v), 1)).astype(np.float32) if normals is None else np.asarray(normals, np.float32)
     uv = np.zeros((len(v), 2), np.float32) if uvs is None else np.asarray(uvs, np.float32)
+    vb = [255] * len(v) if vertex_bones is None else list(vertex_bones)
     body = struct.pack("<II", len(v), 1)
-    for p, q, t in zip(v, n, uv):
-        body += struct.pack("<3f3f2f4B4f", *p, *q, *t, 255, 255, 255, 255, 0, 0, 0, 0)
+    for p, q, t, b in zip(v, n, uv, vb):
+        body += struct.pack("<3f3f2f4B4f", *p, *q, *t, b, 255, 255, 255, 1.0 if b != 255 else 0.0, 0, 0, 0)
     body += struct.pack("<I", len(faces)) + np.asarray(faces, "<u2").tobytes()
     body += struct.pack("<I", len(bones)) + b"".join(struct.pack("<3f4f", *t, *q) for t, q in bones)
     body += struct.pack("<I", len(props))
@@ -159,6 +160,53 @@ def test_actor_with_prop_renders_where_its_vertices_project(tmp_path):
     meta = json.loads((out / "0ad__props__flora__wedge" / "meta.json").read_text())
     assert (meta["source"], meta["license"], meta["creator"], meta["category"]) == \
         ("0ad-data", "CC-BY-SA-3.0", "Wildfire Games", "flora")
+
+
+def psa_bytes(frames) -> bytes:
+    """A PSA animation: ``frames`` is a list of frames, each a list of (translation, quaternion) bone states."""
+    n_bone = len(frames[0])
+    body = struct.pack("<I", 0) + struct.pack("<fII", 33.3, n_bone, len(frames))
+    for frame in frames:
+        body += b"".join(struct.pack("<3f4f", *t, *q) for t, q in frame)
+    return b"PSSA" + struct.pack("<II", 1, len(body)) + body
+
+
+def test_skinned_mesh_in_its_idle_pose_with_a_prop_on_a_bone(tmp_path):
+    """A two-bone mesh: bone 1 (rest at y 1) is turned 90° and moved by frame 0 of the idle animation;
+    its vertices and the prop on its prop point follow, bone 0's vertices stay."""
+    v, f = wedge()
+    arm = np.array([[x, y, z] for x in (-0.1, 0.4) for y in (1.0, 1.2) for z in (-0.1, 0.1)])
+    arm_f = np.array([[0, 1, 3], [0, 3, 2], [4, 5, 7], [4, 7, 6], [0, 1, 5], [0, 5, 4], [2, 3, 7], [2, 7, 6],
+                      [0, 2, 6], [0, 6, 4], [1, 3, 7], [1, 7, 5]])
+    V = np.concatenate([v, arm])
+    F = np.concatenate([f, arm_f + len(v)])
+    rest = [((0, 0, 0), (0, 0, 0, 1)), ((0, 1, 0), (0, 0, 0, 1))]
+    idle = [((0, 0, 0), (0, 0, 0, 1)), ((0.3, 1.6, 0.2), quaternion_y(90))]
+    pmd = pmd_bytes(V, F, bones=rest, vertex_bones=[0] * len(v) + [1] * len(arm),
+                    props=[("hand", (0.4, 0.1, 0), (0, 0, 0, 1), 1)])
+    body = ('<?xml version="1.0"?><actor version="1"><group><variant name="b"><mesh>skeletal/body.dae</mesh>'
+            '<animations><animation file="biped/walk.dae" name="walk"/><animation file="biped/idle.dae" name="Idle"/>'
+            '</animations><props><prop actor="props/units/weapons/knob.xml" attachpoint="hand"/></props>'
+            '</variant></group><material>default.xml</material></actor>')
+    knob = v * 0.15
+    root = tmp_path / "deb"
+    write_archive(root, {"units/athenians/body.xml": body, "props/units/weapons/knob.xml": actor("props/knob.dae")},
+                  {"skeletal/body.dae": pmd, "props/knob.dae": pmd_bytes(knob, f)}, {},
+                  {"art/animation/biped/idle.dae.cached.psa": psa_bytes([idle, rest]),
+                   "art/animation/biped/walk.dae.cached.psa": psa_bytes([rest])})
+    out = tmp_path / "out"
+    summary = build(root, out)
+    assert "0ad__units__athenians__body" in {k for k in json.loads((out / "dataset.json").read_text())["objects"]}
+    R = np.array([[0, 0, 1], [0, 1, 0], [-1, 0, 0]], float)  # 90° about y
+    posed_arm = (arm - (0, 1, 0)) @ R.T + (0.3, 1.6, 0.2)  # pose · rest⁻¹ · v
+    hand = R @ np.array([0.4, 0.1, 0]) + (0.3, 1.6, 0.2)
+    X = game_to_model(np.concatenate([v, posed_arm, knob @ R.T + hand]))  # the prop turns with its bone
+    FF = np.concatenate([f, arm_f + len(v), f + len(v) + len(arm)])
+    folder = out / "0ad__units__athenians__body"
+    assert_vertices_in_masks(folder, X, FF)
+    with pytest.raises(AssertionError):  # the rest pose does not match
+        assert_vertices_in_masks(folder, game_to_model(np.concatenate([v, arm, knob + (0.4, 1.1, 0)])), FF)
+    assert summary.rendered >= 1
 
 
 # ---------------------------------------------------------------------- textures and materials

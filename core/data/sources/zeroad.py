@@ -6,7 +6,9 @@ An object is an *actor* (``art/actors/**.xml``): per ``<group>`` the variant of 
 shipped as ``X.cached.dds``), an object colour and props — other actors attached at the mesh's prop
 points (``root``: the model's origin). Variants may pull in ``art/variants/**.xml`` through a ``file``
 attribute. The assembled actor is what the game shows: a building with its roof tiles and props, a
-soldier (in the skeleton's rest pose) with head, helmet, shield and spear.
+soldier with head, helmet, shield and spear. Skinned meshes take frame 0 of the actor's ``idle``
+animation (``art/animation/X.dae.cached.psa``; bone states in model space, vertices moved by
+``Σ w · pose · rest⁻¹``), so riders sit on their horses; without one they keep the rest pose.
 
 Materials (``art/materials/*.xml``) decide what the texture's alpha means, as the game's
 ``model_common.fs`` does: with ``USE_PLAYERCOLOR`` (``player_*``) or ``USE_OBJECTCOLOR`` the
@@ -80,7 +82,9 @@ class PMD:
 
     ``positions``, ``normals`` ``(N, 3)`` float32; ``uvs`` ``(N, K, 2)`` float32 as stored;
     ``faces`` ``(F, 3)`` int64; ``bones`` ``(B, 4, 4)`` rest-pose transforms; ``prop_points``
-    name → ``(4, 4)`` transform of the point in model space (bone included).
+    name → ``(4, 4)`` transform of the point in model space in the rest pose (bone included);
+    ``prop_local`` name → (transform relative to its bone, bone index or -1); ``blend_bones``
+    ``(N, 4)`` (255 = none) and ``blend_weights`` ``(N, 4)``: each vertex's bone influences.
     """
 
     positions: np.ndarray
@@ -89,6 +93,34 @@ class PMD:
     faces: np.ndarray
     bones: np.ndarray
     prop_points: dict[str, np.ndarray] = field(default_factory=dict)
+    prop_local: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
+    blend_bones: np.ndarray | None = None
+    blend_weights: np.ndarray | None = None
+
+    def posed(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Positions, normals and prop points with the bones at ``pose`` ``(B, 4, 4)`` (model-space
+        bone transforms, as a PSA frame holds them): ``Σ w · pose[b] · rest[b]⁻¹ · v``."""
+        skin = np.einsum("bij,bjk->bik", pose, np.linalg.inv(self.bones))  # (B, 4, 4)
+        pos = np.zeros((len(self.positions), 3))
+        nrm = np.zeros((len(self.positions), 3))
+        total = np.zeros(len(self.positions))
+        for k in range(4):
+            b = self.blend_bones[:, k].astype(np.int64)
+            w = self.blend_weights[:, k].astype(np.float64)
+            use = (b < len(self.bones)) & (w > 0)
+            if not use.any():
+                continue
+            M = skin[b[use]]
+            pos[use] += w[use, None] * (np.einsum("nij,nj->ni", M[:, :3, :3], self.positions[use]) + M[:, :3, 3])
+            nrm[use] += w[use, None] * np.einsum("nij,nj->ni", M[:, :3, :3], self.normals[use])
+            total[use] += w[use]
+        free = total <= 0  # vertices on no bone stay where they are
+        pos[free], nrm[free] = self.positions[free], self.normals[free]
+        pos[~free] /= total[~free, None]
+        nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+        props = {name: (pose[bone] @ local if 0 <= bone < len(pose) else local)
+                 for name, (local, bone) in self.prop_local.items()}
+        return pos.astype(np.float32), nrm.astype(np.float32), props
 
 
 def quaternion_matrix(q) -> np.ndarray:
@@ -145,6 +177,7 @@ def read_pmd(data: bytes) -> PMD:
         off += 28 * n_bone
         bones = np.stack([_rigid(b[:3], b[3:]) for b in braw]) if n_bone else np.zeros((0, 4, 4))
         props: dict[str, np.ndarray] = {}
+        local: dict[str, tuple[np.ndarray, int]] = {}
         n_prop = int(np.frombuffer(data, "<u4", 1, off)[0])
         off += 4
         for _ in range(n_prop):
@@ -156,9 +189,9 @@ def read_pmd(data: bytes) -> PMD:
             bone = data[off + 28]
             off += 29
             m = _rigid(tq[:3], tq[3:])
-            if bone != 0xFF and bone < n_bone:
-                m = bones[bone] @ m
-            props[name] = m
+            on_bone = bone != 0xFF and bone < n_bone
+            local[name] = (m, int(bone) if on_bone else -1)
+            props[name] = bones[bone] @ m if on_bone else m
     except ValueError as exc:  # np.frombuffer past the end
         raise ModelError(f"truncated PMD ({exc})") from None
     if off != len(data):
@@ -166,7 +199,28 @@ def read_pmd(data: bytes) -> PMD:
     if len(faces) and faces.max() >= n_vert:
         raise ModelError(f"PMD face index {faces.max()} out of range ({n_vert} vertices)")
     uvs = verts["uv"].astype(np.float32) if n_uv else np.zeros((n_vert, 0, 2), np.float32)
-    return PMD(verts["pos"].astype(np.float32), verts["nrm"].astype(np.float32), uvs, faces, bones, props)
+    return PMD(verts["pos"].astype(np.float32), verts["nrm"].astype(np.float32), uvs, faces, bones, props, local,
+               verts["bones"].copy(), verts["weights"].astype(np.float32))
+
+
+def read_psa_frame(data: bytes, index: int = 0) -> np.ndarray:
+    """Frame ``index`` of a PSA animation: ``(bones, 4, 4)`` model-space bone transforms (game frame).
+
+    ``"PSSA"``, u32 version (1), u32 data size, name (u32 length + chars), f32 frame length, u32 bone
+    count, u32 frame count, then frames × bones states (translation, quaternion ``x y z w``).
+    """
+    if len(data) < 24 or data[:4] != b"PSSA":
+        raise ModelError("not a PSA file (no PSSA magic)")
+    try:
+        n_name = int(np.frombuffer(data, "<u4", 1, 12)[0])
+        off = 16 + n_name
+        n_bone, n_frame = (int(x) for x in np.frombuffer(data, "<u4", 2, off + 4))
+        raw = np.frombuffer(data, "<f4", 7 * n_bone * n_frame, off + 12).reshape(n_frame, n_bone, 7)
+    except ValueError as exc:
+        raise ModelError(f"truncated PSA ({exc})") from None
+    if not 0 <= index < n_frame:
+        raise ModelError(f"PSA has {n_frame} frames, no frame {index}")
+    return np.stack([_rigid(b[:3], b[3:]) for b in raw[index]])
 
 
 # ---------------------------------------------------------------------- actors
@@ -180,6 +234,7 @@ class Actor:
     material: str = "default.xml"
     color: tuple[float, float, float] | None = None
     props: dict[str, list[str]] = field(default_factory=dict)  # attach point -> actor paths
+    idle: str | None = None  # the first animation named "idle", as the actor names it
     has_decal: bool = False
     has_particles: bool = False
 
@@ -284,6 +339,10 @@ class ActorReader:
                         seen.add(point)
                     if p.get("actor"):
                         act.props[point].append(p.get("actor"))
+                for anim in layer.iter("animation"):
+                    if (anim.get("name") or "").lower() == "idle" and anim.get("file"):
+                        act.idle = anim.get("file")
+                        break
                 if layer.find("decal") is not None:
                     act.has_decal = True
                 if layer.find("particles") is not None:
@@ -325,6 +384,12 @@ def mesh_file(mesh: str) -> list[str]:
     """Archive names to try for an actor's ``<mesh>`` (``X.dae`` is shipped converted, as ``X.dae.cached.pmd``)."""
     base = "art/meshes/" + mesh.lstrip("/")
     return [base + ".cached.pmd", base] if not base.endswith(".pmd") else [base, base + ".cached.pmd"]
+
+
+def animation_file(name: str) -> list[str]:
+    """Archive names to try for an ``<animation file=…>`` (shipped as ``X.dae.cached.psa``)."""
+    base = "art/animation/" + name.lstrip("/")
+    return [base + ".cached.psa", base]
 
 
 def texture_file(name: str) -> list[str]:
@@ -480,11 +545,14 @@ def _actor_parts(reader: ActorReader, path: str, world: np.ndarray, depth: int, 
             warnings.append(f"mesh {act.mesh} of {path} not in the archive")
         else:
             pmd = read_pmd(reader.box.read(name))
+            positions, normals, points = pmd.positions, pmd.normals, pmd.prop_points
+            if len(pmd.bones) and act.idle:
+                positions, normals, points = _idle_pose(reader, act, pmd, warnings)
             if len(pmd.faces):
-                out.append(_pmd_part(reader, act, pmd, world, colour, warnings, textures))
+                out.append(_pmd_part(reader, act, pmd, world, colour, warnings, textures, positions, normals))
     if depth >= MAX_PROP_DEPTH:
         return
-    points = pmd.prop_points if pmd is not None else {}
+    points = points if pmd is not None else {}
     for point, props in act.props.items():
         if point in SKIP_ATTACHPOINTS or point.startswith(SKIP_ATTACHPOINT_PREFIXES) or not props:
             continue
@@ -505,12 +573,28 @@ def _actor_parts(reader: ActorReader, path: str, world: np.ndarray, depth: int, 
                 warnings.append(f"prop {prop} left out: {exc}")
 
 
+def _idle_pose(reader: ActorReader, act: Actor, pmd: PMD, warnings: list[str]):
+    """Positions, normals and prop points of a skinned mesh at frame 0 of the actor's idle animation
+    (a rider sits, a soldier stands at ease); the rest pose when that animation cannot be used."""
+    name = next((n for n in animation_file(act.idle) if reader.box.find(n) is not None), None)
+    try:
+        if name is None:
+            raise ModelError(f"animation {act.idle} not in the archive")
+        pose = read_psa_frame(reader.box.read(name))
+        if len(pose) != len(pmd.bones):
+            raise ModelError(f"animation {act.idle} has {len(pose)} bones, the mesh {len(pmd.bones)}")
+        return pmd.posed(pose)
+    except ModelError as exc:
+        warnings.append(f"{exc}; {act.mesh} drawn in its rest pose")
+        return pmd.positions, pmd.normals, pmd.prop_points
+
+
 def _pmd_part(reader: ActorReader, act: Actor, pmd: PMD, world: np.ndarray, colour,
-              warnings: list[str], textures: dict) -> Part:
+              warnings: list[str], textures: dict, positions: np.ndarray, normals: np.ndarray) -> Part:
     corners = pmd.faces.reshape(-1)
     M = _MIRROR_Z @ world  # model (game) → right-handed frame
-    pos = pmd.positions[corners].astype(np.float64) @ M[:3, :3].T + M[:3, 3]
-    nrm = pmd.normals[corners].astype(np.float64) @ np.linalg.inv(M[:3, :3])  # inverse transpose, row form
+    pos = positions[corners].astype(np.float64) @ M[:3, :3].T + M[:3, 3]
+    nrm = normals[corners].astype(np.float64) @ np.linalg.inv(M[:3, :3])  # inverse transpose, row form
     nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
     defines = reader.material_defines(act.material)
     tex, uvs = None, None
