@@ -124,8 +124,9 @@ def _init_worker(lp_threads: int | None) -> None:
         os.environ["LP_NUM_THREADS"] = str(lp_threads)
 
 
-def is_complete(folder: Path, views: int, size: int, seed: int | None = None) -> bool:
-    """Whether ``folder`` holds a finished object rendered with these settings."""
+def is_complete(folder: Path, views: int, size: int, seed: int | None = None, lighting: str | None = None,
+                surface_points: int | None = None) -> bool:
+    """Whether ``folder`` holds a finished object rendered with these settings (``None``: any)."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
@@ -133,6 +134,10 @@ def is_complete(folder: Path, views: int, size: int, seed: int | None = None) ->
     if meta.get("views") != views or meta.get("size") != size:
         return False
     if seed is not None and meta.get("seed") != seed:
+        return False
+    if lighting is not None and (meta.get("lighting") or {}).get("mode", "fixed") != lighting:
+        return False
+    if surface_points is not None and int(meta.get("surface_points") or 0) != surface_points:
         return False
     if meta.get("surface_points") and not (folder / SURFACE_FILE).is_file():
         return False
@@ -313,7 +318,7 @@ def build_dataset(
     summary = BuildSummary(out=out)
     todo = []
     for o in objects:
-        if is_complete(out / o.object_id, views, size, seed):
+        if is_complete(out / o.object_id, views, size, seed, lighting, surface_points):
             summary.resumed += 1
         else:
             todo.append(o)
