@@ -7,17 +7,26 @@ Layout of a built dataset ``DIR``::
     DIR/build_log.txt        the last run: one line per skipped object / warning
     DIR/<object_id>/transforms.json   cameras, instant-ngp / nerfstudio convention (OpenGL c2w)
     DIR/<object_id>/rgba_000.png ...  straight-alpha RGBA views, size × size
-    DIR/<object_id>/meta.json         creator, licence, category, source file, normalisation, ...
+    DIR/<object_id>/meta.json         creator, licence, category, source, normalisation, lighting, ...
+    DIR/<object_id>/surface.safetensors  surface samples (points, normals) in the normalised frame
 
 Every object is normalised (catalog rotation, catalog size, centred, bounding-sphere radius
 ``framing.OBJECT_RADIUS``, Y up) and seen by ``views`` cameras at ``framing.CAMERA_DISTANCE`` with
 field of view ``framing.FOV_DEG``, azimuth uniform in [0, 360) and elevation uniform in
 ``framing.ELEVATION_RANGE_DEG``. The cameras of an object depend only on ``(seed, object_id)``.
 
+Each object is lit by its own lights (:func:`splatgen.core.data.lighting.sample_lighting`: key
+direction and colour temperature, fill and ambient levels drawn from ``(seed, object_id)``), fixed in
+the world across its views.
+
 An object's folder appears atomically (rendered into a hidden temporary folder, then renamed), so
 a re-run skips finished objects and redoes interrupted ones. Objects that cannot be loaded are
-logged and skipped; the build always completes. The split is a hash of the object id (90 / 5 / 5),
-so it does not change when objects are added or removed.
+logged and skipped; the build always completes.
+
+Objects whose normalised geometry is identical (a hash of their vertices rounded to 1/1000 of the
+framing radius: one mesh under several textures, one unit in several factions) form a *group*. The
+split is a hash of the group's first object id (90 / 5 / 5), so twins never straddle train and test,
+and an object that has no twin keeps the split of its own id when others come and go.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import numpy as np
 
 from .. import framing
 from ..errors import DatasetError
-from .sources import SourceObject, discover
+from .sources import SourceObject, discover, licence_allowed
 
 #: Fractions of objects in each split, in order; the rest of [0, 1) after train and val is test.
 SPLIT_FRACTIONS = (("train", 0.90), ("val", 0.05), ("test", 0.05))
@@ -49,6 +58,10 @@ DATASET_FORMAT = "splatgen-multiview"
 DATASET_VERSION = 1
 #: An object whose every view has fewer opaque pixels than this is skipped as empty.
 MIN_VISIBLE_PIXELS = 4
+SURFACE_FILE = "surface.safetensors"
+#: Geometry hash resolution, world units (the normalised object's bounding radius is framing.OBJECT_RADIUS).
+HASH_QUANTUM = framing.OBJECT_RADIUS / 1000.0
+LIGHTING_MODES = ("varied", "fixed")
 
 
 # ---------------------------------------------------------------------- deterministic choices
@@ -96,7 +109,7 @@ _CONTAINERS: dict = {}
 
 def _container(path: str):
     """Open libraries once per process: a zip's directory takes longer to parse than a model to load."""
-    from .sources import Container
+    from .sources.common import Container
 
     if path not in _CONTAINERS:
         while len(_CONTAINERS) >= 4:
@@ -111,8 +124,9 @@ def _init_worker(lp_threads: int | None) -> None:
         os.environ["LP_NUM_THREADS"] = str(lp_threads)
 
 
-def is_complete(folder: Path, views: int, size: int, seed: int | None = None) -> bool:
-    """Whether ``folder`` holds a finished object rendered with these settings."""
+def is_complete(folder: Path, views: int, size: int, seed: int | None = None, lighting: str | None = None,
+                surface_points: int | None = None) -> bool:
+    """Whether ``folder`` holds a finished object rendered with these settings (``None``: any)."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
@@ -121,46 +135,75 @@ def is_complete(folder: Path, views: int, size: int, seed: int | None = None) ->
         return False
     if seed is not None and meta.get("seed") != seed:
         return False
+    if lighting is not None and (meta.get("lighting") or {}).get("mode", "fixed") != lighting:
+        return False
+    if surface_points is not None and int(meta.get("surface_points") or 0) != surface_points:
+        return False
+    if meta.get("surface_points") and not (folder / SURFACE_FILE).is_file():
+        return False
     return (folder / "transforms.json").is_file() and all(
         (folder / FRAME_NAME.format(i)).is_file() for i in range(views))
 
 
+def geometry_hash(parts) -> str:
+    """Hash of a normalised model's shape: its vertex positions rounded to ``HASH_QUANTUM``, as a set
+    (order, duplication, materials and textures do not count). 16 hex digits."""
+    q = np.concatenate([np.round(p.positions.astype(np.float64) / HASH_QUANTUM) for p in parts]).astype(np.int64)
+    q = np.unique(q, axis=0)
+    return hashlib.sha256(np.ascontiguousarray(q).tobytes()).hexdigest()[:16]
+
+
 def render_object(obj: SourceObject, out: str, views: int, size: int, seed: int,
-                  supersample: int = 2) -> dict:
+                  supersample: int = 2, lighting: str = "varied", surface_points: int = 0) -> dict:
     """Load, normalise, render and write one object. Never raises for bad input.
 
+    ``lighting`` ``"varied"`` lights the object with its own :func:`~splatgen.core.data.lighting.sample_lighting`,
+    ``"fixed"`` with the default rig. ``surface_points`` > 0 also writes that many surface samples.
     Returns ``{"id", "ok", "reason" (if not ok), "warnings", "seconds", "meta" (if ok)}``.
     """
     from PIL import Image
 
     from .. import cameras
-    from .mesh_render import ModelError, load_parts, normalisation_matrix, transform_parts
+    from .lighting import DEFAULT_LIGHTING, sample_lighting
+    from .mesh_render import ModelError, normalisation_matrix, transform_parts
+    from .sources import load_model
+    from .surface import save_surface, sample_surface, surface_seed
 
     t0 = time.perf_counter()
     result = {"id": obj.object_id, "ok": False, "warnings": []}
     tmp = Path(out) / f".tmp-{obj.object_id}-{os.getpid()}"
     try:
-        model = load_parts(_container(obj.container), obj.model_path)
+        model = load_model(obj, _container(obj.container))
         result["warnings"] = model.warnings
         M = normalisation_matrix(model.parts, obj.model_rotation, obj.size_cm)
         parts = transform_parts(model.parts, M)
         az, el = sample_cameras(views, seed, obj.object_id)
         viewmats = cameras.orbit_viewmats(az.tolist(), el.tolist(), framing.CAMERA_DISTANCE)
         K = cameras.canonical_intrinsics(size)
-        rgba = _renderer(supersample).render(parts, viewmats.numpy(), K.numpy(), size, size)
+        light = sample_lighting(seed, obj.object_id) if lighting == "varied" else DEFAULT_LIGHTING
+        rgba = _renderer(supersample).render(parts, viewmats.numpy(), K.numpy(), size, size, lighting=light)
         visible = (rgba[..., 3] > 127).reshape(views, -1).sum(1)
         if visible.max() < MIN_VISIBLE_PIXELS:
             raise ModelError("renders empty (nothing opaque in any view)")
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
+        if surface_points > 0:
+            try:
+                points, normals = sample_surface(parts, surface_points, surface_seed(seed, obj.object_id))
+            except ValueError as exc:
+                raise ModelError(f"no surface to sample ({exc})") from None
+            save_surface(tmp / SURFACE_FILE, points, normals)
         names = [FRAME_NAME.format(i) for i in range(views)]
         for name, img in zip(names, rgba):
             Image.fromarray(img, "RGBA").save(tmp / name, compress_level=6)
         cameras.save_transforms(tmp / "transforms.json", viewmats, K, size, size, file_paths=names)
         meta = obj.meta()
         meta.update({
-            "split": split_of(obj.object_id),
+            "split": split_of(obj.object_id),  # of the object alone; dataset.json has the split by group
+            "geometry_hash": geometry_hash(parts),
+            "lighting": light.meta() | {"mode": lighting},
+            "surface_points": int(surface_points),
             "views": views,
             "size": size,
             "seed": seed,
@@ -219,7 +262,7 @@ def _progress(enabled: bool):
 
 
 def build_dataset(
-    source: str | os.PathLike,
+    source: str | os.PathLike | list,
     out: str | os.PathLike,
     *,
     views: int = 24,
@@ -229,9 +272,19 @@ def build_dataset(
     workers: int | None = None,
     supersample: int = 2,
     progress: bool = True,
+    licences: list[str] | None = None,
+    lighting: str = "varied",
+    surface_points: int = 10_000,
+    sample: int | None = None,
 ) -> BuildSummary:
-    """Build (or resume) a dataset from ``source`` into ``out``; see the module docstring.
+    """Build (or resume) a dataset from ``source`` (one path or several) into ``out``; see the module docstring.
 
+    Each source path is read by the reader that recognises it (:func:`splatgen.core.data.sources.discover`).
+    ``limit`` keeps the first K objects *of each source*; ``sample`` keeps K objects spread evenly
+    over each source's sorted list instead (a quick look at its variety). ``licences`` keeps only objects whose
+    licence is one of these families or ids (``["cc0", "cc-by"]``; see
+    :func:`~splatgen.core.data.sources.licence_allowed`). ``lighting`` is ``"varied"`` (per object)
+    or ``"fixed"``; ``surface_points`` > 0 stores that many surface samples an object.
     ``workers`` rendering processes (default: one per two CPU cores, each rasterising with two
     threads); 0 renders in this process (no crash isolation, no start-up cost).
     Raises :class:`DatasetError` when the source holds nothing, or when nothing at all could be
@@ -239,18 +292,33 @@ def build_dataset(
     """
     if views < 1 or size < 8:
         raise DatasetError(f"need views >= 1 and size >= 8 (got views={views}, size={size})")
+    if lighting not in LIGHTING_MODES:
+        raise DatasetError(f"lighting must be one of {', '.join(LIGHTING_MODES)} (got {lighting!r})")
     t0 = time.perf_counter()
     out = Path(out)
-    objects, problems = discover(source)
-    if limit is not None:
-        objects = objects[: max(0, int(limit))]
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    objects, problems = [], []
+    filtered = 0
+    for src in sources:
+        objs, probs = discover(src)
+        kept = [o for o in objs if licence_allowed(o.license, licences)]
+        filtered += len(objs) - len(kept)
+        if sample is not None and 0 < sample < len(kept):
+            kept = [kept[i] for i in dict.fromkeys(np.linspace(0, len(kept) - 1, sample).round().astype(int))]
+        objects += kept[: max(0, int(limit))] if limit is not None else kept
+        problems += probs
+    seen: set[str] = set()
+    for o in objects:
+        if o.object_id in seen:
+            raise DatasetError(f"object id {o.object_id} found twice: the same source given twice?")
+        seen.add(o.object_id)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".tmp-*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
     summary = BuildSummary(out=out)
     todo = []
     for o in objects:
-        if is_complete(out / o.object_id, views, size, seed):
+        if is_complete(out / o.object_id, views, size, seed, lighting, surface_points):
             summary.resumed += 1
         else:
             todo.append(o)
@@ -266,8 +334,10 @@ def build_dataset(
             log.flush()
 
         emit(f"# splatgen data build {_dt.datetime.now().isoformat(timespec='seconds')}")
-        emit(f"# source {Path(source).resolve()} -> {out.resolve()}; views {views}, size {size}, seed {seed}, "
-             f"limit {limit}, workers {workers}; {len(objects)} objects, {summary.resumed} already complete")
+        emit(f"# sources {', '.join(str(Path(s).resolve()) for s in sources)} -> {out.resolve()}; views {views}, "
+             f"size {size}, seed {seed}, limit {limit} a source, lighting {lighting}, surface points {surface_points}, "
+             f"licences {','.join(licences) if licences else 'all'} ({filtered} objects left out by licence), "
+             f"workers {workers}; {len(objects)} objects, {summary.resumed} already complete")
         for oid, reason in problems:
             summary.skipped[oid] = reason
             emit(f"SKIP {oid}: {reason}")
@@ -284,7 +354,7 @@ def build_dataset(
                 emit(f"SKIP {res['id']}: {res['reason']}")
             bar.update(task, advance=1, last=res["id"][:40])
 
-        args = (str(out), views, size, seed, supersample)
+        args = (str(out), views, size, seed, supersample, lighting, surface_points)
         if workers == 0:  # in this process: no start-up cost, no protection from driver crashes
             for o in todo:
                 handle(render_object(o, *args))
@@ -296,10 +366,14 @@ def build_dataset(
              f"{summary.warnings} warnings, {summary.seconds:.1f} s")
 
     index = write_index(out, views=views, size=size, seed=seed, skipped=summary.skipped,
-                        sources=[str(Path(source).resolve())], seconds=summary.seconds, limit=limit)
+                        sources=[str(Path(s).resolve()) for s in sources], seconds=summary.seconds, limit=limit,
+                        licences=licences)
     summary.counts = {k: len(v) for k, v in index["splits"].items()}
     if not index["objects"]:
         raise DatasetError(f"{out}: no object could be rendered; reasons in {log_path}")
+    from .sheet import contact_sheets
+
+    contact_sheets(out)  # the card shows them
     return summary
 
 
@@ -370,15 +444,35 @@ def _command(out: Path, sources: list[str], views: int, size: int, seed: int, li
             f"--size {size} --seed {seed}" + (f" --limit {limit}" if limit is not None else ""))
 
 
+def geometry_groups(objects: dict[str, dict]) -> dict[str, str]:
+    """Object id → its group's representative: the smallest id among objects with its geometry hash."""
+    first: dict[str, str] = {}
+    for oid in sorted(objects):
+        h = objects[oid].get("geometry_hash")
+        if h:
+            first.setdefault(h, oid)
+    return {oid: first.get(m.get("geometry_hash"), oid) if m.get("geometry_hash") else oid
+            for oid, m in objects.items()}
+
+
 def write_index(out: Path, *, views: int, size: int, seed: int, skipped: dict[str, str],
-                sources: list[str], seconds: float, limit: int | None = None) -> dict:
+                sources: list[str], seconds: float, limit: int | None = None,
+                licences: list[str] | None = None) -> dict:
     """Write ``dataset.json`` and the dataset card ``README.md`` from the object folders on disk."""
     objects = scan_objects(out, views, size)
+    group_of = geometry_groups(objects)
+    split = {oid: split_of(group_of[oid]) for oid in objects}
     splits: dict[str, list[str]] = {name: [] for name in SPLITS}
     for oid in objects:
-        splits[split_of(oid)].append(oid)
-    keep = ("name", "category", "creator", "license", "license_url", "library", "source_file", "textured",
-            "n_triangles")
+        splits[split[oid]].append(oid)
+    members: dict[str, list[str]] = collections.defaultdict(list)
+    for oid, rep in group_of.items():
+        members[rep].append(oid)
+    groups = {rep: sorted(ids) for rep, ids in sorted(members.items()) if len(ids) > 1}
+    for oid, m in objects.items():
+        m["group"] = group_of[oid]
+    keep = ("name", "category", "creator", "license", "license_url", "library", "source", "source_file", "textured",
+            "n_triangles", "group")
     index = {
         "format": DATASET_FORMAT,
         "version": DATASET_VERSION,
@@ -394,13 +488,15 @@ def write_index(out: Path, *, views: int, size: int, seed: int, skipped: dict[st
             "background": list(framing.BACKGROUND),
         },
         "splits": splits,
-        "objects": {oid: {k: m.get(k) for k in keep} | {"split": split_of(oid)} for oid, m in objects.items()},
+        "objects": {oid: {k: m.get(k) for k in keep} | {"split": split[oid]} for oid, m in objects.items()},
+        "groups": groups,
         "skipped": dict(sorted(skipped.items())),
         "build": {
             "sources": sources,
             "date": _dt.datetime.now().isoformat(timespec="seconds"),
             "seconds_last_run": round(seconds, 1),
             "limit": limit,
+            "licences": licences,
             "command": _command(out, sources, views, size, seed, limit),
         },
     }
@@ -417,23 +513,67 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+#: What each reader does to a model, for the card's "How it was made" (only readers in the dataset appear).
+_READER_NOTES = {
+    "mesh": "OBJ/MTL (from `.sh3f` zips or folders), GLB/GLTF, PLY, STL, OFF through trimesh; texture paths that "
+            "are absolute or in the wrong case are looked up by file name; a SweetHome3D catalog's `modelRotation` "
+            "and width × height × depth are applied (as SweetHome3D does).",
+    "0ad": "0 A.D. actors read in place from `public.zip`: each group's most frequent variant, PMD meshes with "
+           "props at their prop points, DDS textures; `player_*` / object-colour materials tinted by their alpha "
+           "mask (one of the game's player colours an object) and drawn opaque, `basic_trans*` alpha as a cut-out; "
+           "the game's left-handed frame mirrored (z negated). Foundations, destruction, decals, particles, "
+           "temp/test actors and pieces used only at another actor's root are not objects.",
+    "megaglest": "MegaGlest G3D v4, frame 0 of each unit's `stop` skill, tileset objects and resources; team-colour "
+                 "meshes drawn opaque as mix(team colour, texture, alpha); byte-identical copies listed once.",
+    "supertuxkart": "SuperTuxKart SPM: library scenes (the most detailed LOD member, no physics-only shapes), karts "
+                    "with wheels, items; the game's left-handed frame mirrored; `materials.xml` decides cut-outs.",
+    "flightgear": "FlightGear AC3D (own parser): nested objects, polygon fans, material colours (models without "
+                  "textures keep them); sky, weather, effect, light and helper models are not objects.",
+}
+
+
+def _weights_licence_note(licences: list[str]) -> str:
+    """What licence weights trained on a dataset with these object licences can carry (README, "Data and licences")."""
+    from .sources import licence_allowed
+
+    outside = [k for k in licences if not licence_allowed(k, ["gpl3"])]
+    if all(licence_allowed(k, ["permissive"]) for k in licences):
+        return ("Weights trained on this dataset: every object is CC0, public domain or CC BY, so they need "
+                "only credit to the creators below.")
+    text = ("Weights trained on this dataset are treated as an adaptation of it and licensed "
+            "GPL-3.0-or-later: CC BY-SA 3.0 → 4.0 (its later-version clause) → GPLv3 (Creative Commons' "
+            "declared BY-SA 4.0 compatibility); GPL-2+ → GPLv3; CC0, public domain and CC BY need only credit.")
+    if outside:
+        text += (" Not compatible with that and to be left out of shipped weights (build with `--licence gpl3`): "
+                 + ", ".join(f"`{k}`" for k in outside) + ".")
+    return text
+
+
 def dataset_card(index: dict, objects: dict[str, dict]) -> str:
-    """The dataset card (Markdown): provenance, method, counts, licences, credits, skipped objects."""
+    """The dataset card (Markdown): provenance, method, counts, licences, credits, groups, skipped objects."""
     splits = index["splits"]
+    split = {oid: o["split"] for oid, o in index["objects"].items()}
     n = sum(len(v) for v in splits.values())
     cats = collections.defaultdict(collections.Counter)
     lic = collections.defaultdict(collections.Counter)
+    per_source = collections.defaultdict(collections.Counter)
     lic_url, lic_text = {}, {}
     creators = collections.defaultdict(collections.Counter)
     for oid, m in objects.items():
-        s = split_of(oid)
+        s = split.get(oid, split_of(oid))
         cats[m.get("category", "?")][s] += 1
         lic[m.get("license", "unknown")][s] += 1
+        per_source[m.get("source") or m.get("library", "?")][s] += 1
         lic_url.setdefault(m.get("license", "unknown"), m.get("license_url", ""))
         lic_text.setdefault((m.get("library"), m.get("license")), m.get("license_text", ""))
         creators[(m.get("library", "?"), m.get("license", "unknown"))][m.get("creator", "unknown")] += 1
     n_warn = sum(1 for m in objects.values() if m.get("warnings"))
     n_tex = sum(1 for m in objects.values() if m.get("textured"))
+    groups = index.get("groups") or {}
+    n_grouped = sum(len(v) for v in groups.values())
+    readers = sorted({m.get("reader", "mesh") for m in objects.values()})
+    lit = next((m.get("lighting") for m in objects.values() if m.get("lighting")), None) or {}
+    n_surface = next((m.get("surface_points") for m in objects.values() if m.get("surface_points")), 0)
     fr = index["framing"]
     lo, hi = fr["elevation_range_deg"]
     out = [
@@ -445,67 +585,109 @@ def dataset_card(index: dict, objects: dict[str, dict]) -> str:
         "",
         *[f"- `{s}`" for s in index["build"]["sources"]],
         "",
+        "## Sources",
+        "",
+        _table(["source", *SPLITS, "total"],
+               [[k, *[cnt[s] for s in SPLITS], sum(cnt.values())] for k, cnt in sorted(per_source.items())]),
+        "",
         "## Splits",
         "",
         _table(["split", "objects", "views"], [[k, len(v), len(v) * index["views"]] for k, v in splits.items()]),
         "",
-        "Objects are assigned by a hash of their id (SHA-256 of `splatgen-split:<id>`: "
+        "Objects are assigned by group: objects whose normalised geometry is identical (one mesh under "
+        "several textures, one unit in several factions) form a group, and a group goes where a hash of its "
+        "first object id sends it (SHA-256 of `splatgen-split:<id>`: "
         + ", ".join(f"{k} {int(f * 100)} %" for k, f in SPLIT_FRACTIONS)
-        + "), so the split is deterministic and an object keeps its split when others are added. "
-          "Ids are listed in `dataset.json`.",
+        + "), so no test object has a twin in train, and an object without twins keeps its split when "
+          f"others are added. {len(groups)} groups hold {n_grouped} objects; the other "
+          f"{n - n_grouped} objects are unique. Ids and groups are listed in `dataset.json`.",
         "",
         "## Categories",
+        "",
+        "From each source's own folders or definitions (see each `meta.json`: `category`, `subcategory`).",
         "",
         _table(["category", *SPLITS, "total"],
                [[c, *[cnt[s] for s in SPLITS], sum(cnt.values())] for c, cnt in sorted(cats.items())]),
         "",
         "## Licences",
         "",
-        "Each object keeps the licence of the library it came from; `meta.json` in its folder names "
-        "its creator, licence, category, source file and any licence files shipped with the model. "
-        "CC-BY objects require attribution to their creators (below) when redistributed, "
-        "and so do renders of them such as this dataset.",
+        "Each object keeps the licence of the package or library it came from; `meta.json` in its folder "
+        "names its creator, licence, source package, category, source file and the licence files. CC-BY and "
+        "CC-BY-SA objects require attribution to their creators (below) when redistributed, and so do renders "
+        "of them such as this dataset; CC-BY-SA and GPL renders are shared under the same terms."
+        + (f" Built with `--licence {','.join(index['build']['licences'])}`." if index["build"].get("licences") else ""),
         "",
         _table(["licence", *SPLITS, "total", "url"],
                [[k, *[cnt[s] for s in SPLITS], sum(cnt.values()), lic_url.get(k, "")] for k, cnt in sorted(lic.items())]),
+        "",
+        _weights_licence_note(sorted(lic)),
         "",
         "### Credits",
         "",
     ]
     for (library, licence), cnt in sorted(creators.items()):
         text = lic_text.get((library, licence), "")
-        names = ", ".join(f"{c} ({k})" if k > 1 else c for c, k in sorted(cnt.items(), key=lambda x: (-x[1], x[0])))
-        out.append(f"- **{library}** — {licence}{' — ' + text if text else ''}: {names}")
+        top = sorted(cnt.items(), key=lambda x: (-x[1], x[0]))
+        names = ", ".join(f"{c} ({k})" if k > 1 else c for c, k in top[:40])
+        more = f", and {len(top) - 40} more (see meta.json)" if len(top) > 40 else ""
+        out.append(f"- **{library}** — {licence}{' — ' + text if text else ''}: {names}{more}")
     b = index["build"]
     debian = any(src.startswith("/usr/share/sweethome3d") for src in b["sources"])
+    if lit.get("mode") == "varied":
+        from . import lighting as L
+
+        light_line = (
+            "Lambertian shading, two-sided, no specular; each object has its own lights, fixed in the world "
+            "across its views (a view-independent splat colour can match them): a key light at azimuth "
+            f"uniform in [0°, 360°), elevation uniform in [{L.KEY_ELEVATION_DEG[0]:g}°, {L.KEY_ELEVATION_DEG[1]:g}°], "
+            f"black-body colour of {L.KELVIN_RANGE[0]:g}–{L.KELVIN_RANGE[1]:g} K at intensity "
+            f"{L.KEY_RANGE[0]:g}–{L.KEY_RANGE[1]:g}; a neutral fill opposite it (± 40°, elevation "
+            f"{L.FILL_ELEVATION_DEG[0]:g}–{L.FILL_ELEVATION_DEG[1]:g}°) at {L.FILL_RANGE[0]:g}–{L.FILL_RANGE[1]:g}; "
+            f"neutral ambient {L.AMBIENT_RANGE[0]:g}–{L.AMBIENT_RANGE[1]:g} plus {L.SKY:g} · n_y. Drawn from the "
+            "build seed and the object id; recorded in `meta.json` (`lighting`).")
+    else:
+        light_line = ("Lambertian shading with world-fixed lights (key from above-front-right, weaker fill from "
+                      "behind-left, sky/ground ambient), the same for every object, two-sided, no specular.")
     out += [
         "",
         "## How it was made",
         "",
         f"- Command: `{b['command']}` (re-running it resumes; the last run took {b['seconds_last_run']:.0f} s)."
         + (" The SweetHome3D libraries come from Debian's `sweethome3d-furniture` package." if debian else ""),
-        "- Each model is loaded with trimesh (OBJ/MTL with textures read straight from the `.sh3f` zip; "
-        "texture paths that are absolute or in the wrong case are looked up by file name), the catalog's "
-        "`modelRotation` is applied, the model is stretched to the catalog's width × height × depth "
-        "(as SweetHome3D does), its bounding box centred at the origin and scaled so the bounding "
-        f"sphere has radius {fr['object_radius']}. World Y is up.",
+        *[f"- Reader `{r}`: {_READER_NOTES[r]}" for r in readers if r in _READER_NOTES],
+        "- Every model's bounding box is centred at the origin and scaled so the bounding sphere has radius "
+        f"{fr['object_radius']}. World Y is up.",
         f"- Cameras look at the origin from distance {fr['camera_distance']} with a {fr['fov_deg']}° field of "
         f"view, world Y up, azimuth uniform in [0°, 360°), elevation uniform in [{lo}°, {hi}°]; the cameras "
         f"of an object depend only on the build seed ({index['seed']}) and its id. Frame 0 is such a "
         "random view too.",
         "- Rasterised with OpenGL (Mesa llvmpipe, headless EGL) at 2× the resolution and box-filtered "
-        "in premultiplied colour; straight-alpha RGBA PNGs. Lambertian shading with world-fixed lights "
-        "(key from above-front-right, weaker fill from behind-left, sky/ground ambient), two-sided, "
-        "no specular, so a surface has the same colour in every view. Materials: diffuse colour or "
-        "texture, texture alpha as cut-out (threshold 0.5), MTL `d` < 1 as blended transparency.",
+        f"in premultiplied colour; straight-alpha RGBA PNGs. {light_line} Materials: diffuse colour or "
+        "texture, texture alpha as cut-out (threshold 0.5) where the source says so, partial opacity as "
+        "blended transparency.",
         "- `transforms.json` per object follows instant-ngp / nerfstudio (camera-to-world, OpenGL axes, "
         "`fl_x fl_y cx cy w h`); splatgen reads it back into OpenCV cameras with "
         "`splatgen.core.cameras.load_transforms`. The background to composite on is "
         f"{tuple(fr['background'])}.",
+        *([f"- `surface.safetensors` per object: {n_surface} points (`points`) with unit normals (`normals`) "
+           "on the drawn surface, area-uniform, in the normalised frame of the cameras (cut-out texels "
+           "excluded), for Chamfer / F-score / IoU in evaluation "
+           "(`splatgen.core.data.surface.load_surface`)."] if n_surface else []),
         f"- {n_tex} of {n} objects are textured; {n_warn} had warnings (usually missing textures, "
         "drawn with their diffuse colour instead) — see each `meta.json` and `build_log.txt`.",
         "",
     ]
+    from .sheet import sheet_name
+
+    out += ["## Contact sheets", "",
+            "View 0 of every object (at most 200 a source, spread evenly), one sheet a source "
+            "(`splatgen data sheet` redraws them):", ""]
+    out += [f"![{src}]({sheet_name(src)})" for src in sorted(per_source)]
+    out += ["", "## Verification", "",
+            "The readers were checked on the packages' own files against facts read independently (assimp's "
+            "triangle counts and boxes, SPM header boxes, declared unit heights, the games' left/right prop points "
+            "and wheels, resolving references) by `splatgen data verify`; splatgen records the results in "
+            "`benchmarks/data-verify-*.json`.", ""]
     skipped = index.get("skipped") or {}
     out += ["## Skipped", ""]
     if skipped:

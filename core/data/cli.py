@@ -1,4 +1,4 @@
-"""``splatgen data build`` and ``splatgen data pack``."""
+"""``splatgen data build``, ``sources``, ``verify``, ``sheet`` and ``pack``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,46 @@ from .. import framing
 def _build(args: argparse.Namespace) -> int:
     from .build import build_dataset
 
+    licences = [x for arg in (args.licence or []) for x in arg.split(",") if x.strip()] or None
     summary = build_dataset(args.source, args.out, views=args.views, size=args.size, limit=args.limit,
-                            seed=args.seed, workers=args.workers, progress=not args.no_progress)
+                            seed=args.seed, workers=args.workers, progress=not args.no_progress,
+                            licences=licences, lighting=args.lighting, surface_points=args.surface_points,
+                            sample=args.sample)
     print(summary.line())
     if summary.skipped:
         print(f"skipped objects and reasons: {summary.out / 'build_log.txt'}")
+    return 0
+
+
+def _sources(args: argparse.Namespace) -> int:
+    from .sources import installed_sources
+
+    rows = installed_sources(args.root or ["/"], count=not args.no_count)
+    if not rows:
+        print("no known source package found under " + ", ".join(args.root or ["/"]))
+        return 1
+    for r in rows:
+        n = "?" if r["objects"] is None else f"{r['objects']} objects"
+        lic = ", ".join(f"{k} {v}" for k, v in r["licences"].items())
+        print(f"{r['package']:<30} {r['reader']:<13} {n:<14} {r['path']}" + (f"\n{'':<30} licences: {lic}" if lic else ""))
+    if not args.no_count:
+        print(f"{'total':<30} {'':<13} {sum(r['objects'] or 0 for r in rows)} objects")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import verify_sources
+
+    report = verify_sources(args.source, per_source=args.per_source, assimp=args.assimp, out=args.out)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
+def _sheet(args: argparse.Namespace) -> int:
+    from .sheet import contact_sheets
+
+    for path in contact_sheets(args.data, args.out, columns=args.columns, frame=args.frame):
+        print(path)
     return 0
 
 
@@ -28,7 +63,7 @@ def _pack(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``data`` (with ``build`` and ``pack``) to the ``splatgen`` command line."""
+    """Add ``data`` (with ``build``, ``sources``, ``verify``, ``sheet`` and ``pack``) to the ``splatgen`` command line."""
     data = subparsers.add_parser("data", help="build and pack multi-view training data",
                                  description="Build multi-view RGBA datasets from 3D models and pack them.")
     sub = data.add_subparsers(dest="data_command", metavar="STEP")
@@ -37,29 +72,77 @@ def register(subparsers) -> None:
     b = sub.add_parser(
         "build", help="render 3D models to a multi-view dataset",
         description=(
-            "Render every object of SOURCE (a SweetHome3D .sh3f library, a folder of them, or a folder of "
-            "OBJ/GLB/GLTF/PLY/STL/OFF meshes) to RGBA views at the canonical framing: each object is centred, "
-            f"scaled to a bounding sphere of radius {framing.OBJECT_RADIUS} (catalog rotation and size applied, "
-            f"Y up) and seen from distance {framing.CAMERA_DISTANCE} with a {framing.FOV_DEG:g} degree field of "
-            "view, at random azimuths in [0, 360) and elevations in "
-            f"[{framing.ELEVATION_RANGE_DEG[0]:g}, {framing.ELEVATION_RANGE_DEG[1]:g}] degrees. Writes one folder "
-            "per object (transforms.json in the instant-ngp/nerfstudio convention, RGBA PNGs, meta.json with "
-            "creator, licence, category and source file), dataset.json with a deterministic train/val/test "
-            "split by object (90/5/5, a hash of the object id) and a dataset card README.md. Objects that "
-            "cannot be loaded are skipped with a one-line reason in OUT/build_log.txt; one bad object never "
-            "stops the build. Re-running with the same settings resumes: finished objects are kept."))
-    b.add_argument("--source", required=True, help=".sh3f file, folder of .sh3f files, or folder of meshes")
+            "Render every object of each SOURCE to RGBA views at the canonical framing. A SOURCE is a game "
+            "package's data as Debian installs it or as `dpkg-deb -x` unpacks it (0ad-data, megaglest-data, "
+            "supertuxkart-data, flightgear-data-models/-ai; `splatgen data sources` lists those found), a "
+            "SweetHome3D .sh3f library or a folder of them, or a folder of OBJ/GLB/GLTF/PLY/STL/OFF meshes; "
+            "the reader is chosen from what the path holds. Each object is centred, scaled to a bounding "
+            f"sphere of radius {framing.OBJECT_RADIUS} (Y up) and seen from distance {framing.CAMERA_DISTANCE} "
+            f"with a {framing.FOV_DEG:g} degree field of view, at random azimuths in [0, 360) and elevations in "
+            f"[{framing.ELEVATION_RANGE_DEG[0]:g}, {framing.ELEVATION_RANGE_DEG[1]:g}] degrees, under its own "
+            "lights (fixed across its views). Writes one folder per object (transforms.json in the "
+            "instant-ngp/nerfstudio convention, RGBA PNGs, surface.safetensors with surface samples, meta.json "
+            "with creator, licence, source, category, lighting), dataset.json with a deterministic "
+            "train/val/test split by geometry group (90/5/5: identical shapes never straddle splits) and a "
+            "dataset card README.md. Objects that cannot be loaded are skipped with a one-line reason in "
+            "OUT/build_log.txt; one bad object never stops the build. Re-running with the same settings "
+            "resumes: finished objects are kept."))
+    b.add_argument("--source", required=True, action="append",
+                   help="a package's data folder or dpkg-deb tree, .sh3f file, or folder of meshes; repeat for several")
     b.add_argument("--out", required=True, help="dataset folder to create or resume")
     b.add_argument("--views", type=int, default=24, help="views per object, N (default 24)")
     b.add_argument("--size", type=int, default=framing.IMAGE_SIZE,
-                   help=f"image side in pixels (default {framing.IMAGE_SIZE})")
-    b.add_argument("--limit", type=int, default=None, help="only the first K objects found (for a quick try)")
+                   help=f"image side in pixels (default {framing.IMAGE_SIZE}; 256 for a 256² dataset)")
+    b.add_argument("--limit", type=int, default=None,
+                   help="only the first K objects of each source (for a quick try)")
+    b.add_argument("--sample", type=int, default=None,
+                   help="only K objects of each source, spread evenly over it (a quick look at its variety)")
+    b.add_argument("--licence", action="append", metavar="LIST",
+                   help="keep only these licences: families (cc0, cc-by, cc-by-sa, gpl), exact ids "
+                        "(GPL-2.0-or-later) or presets (permissive, gpl3), comma-separated; e.g. cc0,cc-by")
+    b.add_argument("--lighting", choices=("varied", "fixed"), default="varied",
+                   help="varied: each object under its own lights (default); fixed: one rig for all")
+    b.add_argument("--surface-points", type=int, default=10_000,
+                   help="surface samples stored per object (default 10000; 0: none)")
     b.add_argument("--seed", type=int, default=0,
-                   help="camera sampling seed (default 0); an object's cameras depend only on it and the object id")
+                   help="camera and lighting seed (default 0); an object's cameras and lights depend only on it and the object id")
     b.add_argument("--workers", type=int, default=None,
                    help="rendering processes (default: one per 2 CPU cores; 0: in this process)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
+
+    s = sub.add_parser(
+        "sources", help="list the source packages installed and how many objects each gives",
+        description=("Look for the game and furniture packages splatgen reads (0ad-data, megaglest-data, "
+                     "supertuxkart-data, flightgear-data-models/-ai, sweethome3d-furniture) below each ROOT "
+                     "(default /; also trees unpacked with `dpkg-deb -x`) and count the objects a build would "
+                     "render from each, with their licences."))
+    s.add_argument("--root", action="append", help="file-system root to look under (repeatable; default /)")
+    s.add_argument("--no-count", action="store_true", help="only list what is installed, without counting objects")
+    s.set_defaults(func=_sources)
+
+    v = sub.add_parser(
+        "verify", help="check the readers on real package files against independent facts",
+        description=("For each SOURCE, read a sample of its models with splatgen's reader and compare with facts "
+                     "read independently: vertex and face counts from assimp (`assimp info`, where assimp reads "
+                     "the format), file-size and header arithmetic, and the game's own metadata (left/right prop "
+                     "points and wheels, declared texture files). Writes a JSON report to --out if given."))
+    v.add_argument("--source", required=True, action="append", help="a package's data (as for build); repeatable")
+    v.add_argument("--per-source", type=int, default=40, help="models checked per source (default 40; 0: all)")
+    v.add_argument("--assimp", default="assimp", help="the assimp command (Debian's assimp-utils)")
+    v.add_argument("--out", default=None, help="JSON report path")
+    v.set_defaults(func=_verify)
+
+    c = sub.add_parser(
+        "sheet", help="contact sheets of a built dataset, one PNG a source",
+        description=("Tile one view of every object of a built dataset (on the framing's background, labelled "
+                     "with the object's category) into one PNG per source: sheet_<source>.png in OUT (default: "
+                     "the dataset folder), to see at a glance that objects are upright, textured and centred."))
+    c.add_argument("--data", required=True, help="built dataset folder (with dataset.json)")
+    c.add_argument("--out", default=None, help="folder for the PNGs (default: the dataset folder)")
+    c.add_argument("--columns", type=int, default=10, help="objects a row (default 10)")
+    c.add_argument("--frame", type=int, default=0, help="which view of each object (default 0)")
+    c.set_defaults(func=_sheet)
 
     p = sub.add_parser(
         "pack", help="pack a built split into compact shards",

@@ -16,8 +16,9 @@ Three steps, each usable alone:
    camera-space point and row 0 at the top, exactly as gsplat projects it. Antialiasing is 2×
    supersampling, averaged in premultiplied colour; output is straight (unpremultiplied) RGBA8.
 
-Lighting is Lambertian and fixed in the world (a key light from above-front-right, a weaker fill
-from behind-left and a sky/ground ambient term), so a surface has the same colour in every view —
+Lighting is Lambertian and fixed in the world for all the cameras of a call (a key light, a weaker
+fill and a sky/ground ambient term; :mod:`splatgen.core.data.lighting` holds the default rig and
+the per-object variation the dataset builder uses), so a surface has the same colour in every view —
 what a view-independent Gaussian colour can reproduce. Surfaces are two-sided (normals face the
 camera). Colours are treated as display (sRGB) values throughout; no tone mapping.
 """
@@ -28,64 +29,23 @@ import io
 import math
 import os
 import posixpath
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import framing
-from .sources import Container
+# the default lights (world space, Y up) live with per-object lighting in lighting.py
+from .lighting import AMBIENT, DEFAULT_LIGHTING, FILL_LIGHT, KEY_LIGHT, SKY, Lighting  # noqa: F401
+from .parts import CREASE_ANGLE_DEG, LoadedModel, ModelError, Part, crease_normals  # noqa: F401
+from .sources.common import Container
 from ..render.foreign_context import foreign_context_released, release_current_egl
 
 #: Largest texture side uploaded (textures are minified to a 256² render anyway).
 MAX_TEXTURE_SIDE = 1024
-#: Crease angle for normals computed when the file has none: sharper edges stay flat.
-CREASE_ANGLE_DEG = 40.0
 #: Parts less opaque than this are dropped; more opaque than 1 - this are drawn opaque.
 _ALPHA_EPS = 0.02
 #: Texture alpha below which an opaque part's fragment is cut out (leaves, grilles).
 ALPHA_CUTOFF = 0.5
-#: Lights, world space (Y up): (unit direction towards the light, intensity); plus ambient.
-KEY_LIGHT = ((0.45, 0.75, 0.5), 0.55)
-FILL_LIGHT = ((-0.6, 0.25, -0.55), 0.25)
-AMBIENT = 0.32  # + SKY · n_y: surfaces facing up are a little brighter than those facing down
-SKY = 0.08
 _DEFAULT_COLOR = (0.8, 0.8, 0.8, 1.0)
-
-
-class ModelError(Exception):
-    """A model cannot be turned into a dataset object; the message is the one-line reason."""
-
-
-@dataclass
-class Part:
-    """One material's triangles as a flat soup (corner ``i`` of triangle ``t`` is row ``3t + i``).
-
-    ``positions (N, 3)``, ``normals (N, 3)`` float32 in the model's (then world) coordinates;
-    ``uvs (N, 2)`` or ``None``; ``colors (N, 4)`` float32 RGBA in [0, 1] (vertex colours, else 1);
-    ``base_color (4,)`` the material's diffuse RGBA (alpha = opacity ``d``); ``texture`` an
-    ``(h, w, 4)`` uint8 RGBA image (row 0 = top) or ``None``; ``blend`` draws it semi-transparent
-    after the opaque parts; ``cutout`` discards fragments whose texture alpha < ``ALPHA_CUTOFF``.
-    """
-
-    positions: np.ndarray
-    normals: np.ndarray
-    uvs: np.ndarray | None
-    colors: np.ndarray
-    base_color: np.ndarray
-    texture: np.ndarray | None = None
-    blend: bool = False
-    cutout: bool = True
-    name: str = ""
-
-
-@dataclass
-class LoadedModel:
-    parts: list[Part]
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def n_triangles(self) -> int:
-        return sum(len(p.positions) // 3 for p in self.parts)
 
 
 # ---------------------------------------------------------------------- asset resolution
@@ -195,41 +155,6 @@ def _to_rgba_array(image) -> np.ndarray:
     return np.asarray(image.convert("RGBA"), dtype=np.uint8)
 
 
-def _crease_normals(positions: np.ndarray, crease_deg: float = CREASE_ANGLE_DEG) -> np.ndarray:
-    """Per-corner normals ``(N, 3)`` of a triangle soup ``(N, 3)``, smooth except across creases.
-
-    Corners at one position share the area-weighted mean normal of the triangles there that lie
-    within ``crease_deg`` of that mean (two passes: the mean of all, then the mean of those close
-    to it); a triangle further off keeps its own flat normal there — box edges stay sharp,
-    tessellated curves look smooth. Linear time, unlike exact per-corner crease grouping.
-    """
-    tri = positions.reshape(-1, 3, 3).astype(np.float64)
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 · area
-    length = np.linalg.norm(fn, axis=1, keepdims=True)
-    unit = np.where(length > 0, fn / np.maximum(length, 1e-300), 0.0)
-    flat = np.repeat(unit, 3, axis=0)
-    # weld corners by exact position: soup corners of one source vertex are bit-identical
-    keys = np.ascontiguousarray(positions, dtype=np.float32).view(np.dtype((np.void, 12))).reshape(-1)
-    _, pid = np.unique(keys, return_inverse=True)
-    pid = pid.reshape(-1)
-    n_pos = int(pid.max()) + 1
-    corner_fn = np.repeat(fn, 3, axis=0)
-    cos_crease = math.cos(math.radians(crease_deg))
-
-    def mean_normal(weight_mask: np.ndarray) -> np.ndarray:
-        acc = np.stack([np.bincount(pid, weights=corner_fn[:, i] * weight_mask, minlength=n_pos)
-                        for i in range(3)], axis=1)
-        return acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-300)
-
-    smooth = mean_normal(np.ones(len(pid)))
-    member = ((flat * smooth[pid]).sum(1) >= cos_crease).astype(np.float64)
-    smooth = mean_normal(member)
-    out = np.where(((flat * smooth[pid]).sum(1) >= cos_crease)[:, None], smooth[pid], flat)
-    bad = np.linalg.norm(out, axis=1) < 0.5
-    out[bad] = (0.0, 1.0, 0.0)  # degenerate triangles: any normal will do
-    return out.astype(np.float32)
-
-
 def _geometry_part(geom, transform: np.ndarray, name: str, warnings: list[str],
                    from_obj: bool = False) -> Part | None:
     """One trimesh geometry (with its scene transform) → a :class:`Part`, or ``None`` if empty.
@@ -269,7 +194,7 @@ def _geometry_part(geom, transform: np.ndarray, name: str, warnings: list[str],
                 normals[bad] = (0.0, 1.0, 0.0)
                 normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     if normals is None:
-        normals = _crease_normals(pos)
+        normals = crease_normals(pos)
 
     visual = geom.visual
     uvs, texture, colors = None, None, None
@@ -514,10 +439,10 @@ uniform float u_cutoff;
 uniform vec4 u_color;
 uniform vec3 u_cam_pos;
 uniform vec3 u_key_dir;
-uniform float u_key;
+uniform vec3 u_key;
 uniform vec3 u_fill_dir;
-uniform float u_fill;
-uniform float u_ambient;
+uniform vec3 u_fill;
+uniform vec3 u_ambient;
 uniform float u_sky;
 in vec3 v_pos;
 in vec3 v_nrm;
@@ -538,9 +463,9 @@ void main() {
     }
     vec3 n = normalize(v_nrm);
     if (dot(n, u_cam_pos - v_pos) < 0.0) n = -n;  // two-sided
-    float light = u_ambient + u_sky * n.y
-                + u_key * max(dot(n, u_key_dir), 0.0)
-                + u_fill * max(dot(n, u_fill_dir), 0.0);
+    vec3 light = u_ambient + u_sky * n.y
+               + u_key * max(dot(n, u_key_dir), 0.0)
+               + u_fill * max(dot(n, u_fill_dir), 0.0);
     vec3 rgb = clamp(base.rgb * light, 0.0, 1.0);
     f_color = vec4(rgb * base.a, base.a);  // premultiplied, so averaging and blending are exact
 }
@@ -594,16 +519,17 @@ class MeshRenderer:
         self._fbo = None
         self._fbo_size = None
         self._white = self.ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
-        key_dir = np.array(KEY_LIGHT[0]) / np.linalg.norm(KEY_LIGHT[0])
-        fill_dir = np.array(FILL_LIGHT[0]) / np.linalg.norm(FILL_LIGHT[0])
-        self.prog["u_key_dir"].value = tuple(key_dir)
-        self.prog["u_key"].value = KEY_LIGHT[1]
-        self.prog["u_fill_dir"].value = tuple(fill_dir)
-        self.prog["u_fill"].value = FILL_LIGHT[1]
-        self.prog["u_ambient"].value = AMBIENT
-        self.prog["u_sky"].value = SKY
+        self._set_lighting(DEFAULT_LIGHTING)
         self.prog["u_cutoff"].value = ALPHA_CUTOFF
         self.prog["u_tex"].value = 0
+
+    def _set_lighting(self, lighting: Lighting) -> None:
+        self.prog["u_key_dir"].value = tuple(lighting.key_dir)
+        self.prog["u_key"].value = tuple(lighting.key_rgb)
+        self.prog["u_fill_dir"].value = tuple(lighting.fill_dir)
+        self.prog["u_fill"].value = tuple(lighting.fill_rgb)
+        self.prog["u_ambient"].value = tuple(lighting.ambient_rgb)
+        self.prog["u_sky"].value = float(lighting.sky)
 
     def _framebuffer(self, w: int, h: int):
         if self._fbo_size != (w, h):
@@ -617,14 +543,16 @@ class MeshRenderer:
         return self._fbo
 
     def render(self, parts: list[Part], viewmats: np.ndarray, K: np.ndarray,
-               width: int, height: int) -> np.ndarray:
-        """Render ``parts`` (world coordinates) for each camera.
+               width: int, height: int, lighting: Lighting | None = None) -> np.ndarray:
+        """Render ``parts`` (world coordinates) for each camera under ``lighting`` (fixed in the
+        world for all the cameras; default :data:`~splatgen.core.data.lighting.DEFAULT_LIGHTING`).
 
         ``viewmats (C, 4, 4)`` OpenCV world-to-camera, ``K (3, 3)`` pixel intrinsics for a
         ``width``×``height`` image. Returns ``(C, height, width, 4)`` uint8 straight RGBA, row 0 at
         the top; alpha 0 where nothing was drawn (RGB 0 there).
         """
         with foreign_context_released(), self.ctx:
+            self._set_lighting(lighting or DEFAULT_LIGHTING)
             return self._render(parts, viewmats, K, width, height)
 
     def _render(self, parts: list[Part], viewmats: np.ndarray, K: np.ndarray,
@@ -720,3 +648,4 @@ def _downsample(premult: np.ndarray, s: int) -> np.ndarray:
     out[..., :3] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
     out[..., 3:4] = (alpha / (s * s) + 0.5).astype(np.uint8)
     return out
+
