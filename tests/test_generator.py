@@ -172,7 +172,7 @@ def test_garbage_manifest(model_copy):
 
 # ---------------------------------------------------------------------- the teacher regressor
 def test_the_teacher_features_steer_the_samples(gen, image):
-    from splatgen.core.models.sampling import sample_latents
+    from splatgen.core.generator.sampling import sample_latents
 
     assert gen.teacher is not None and not gen.teacher.config.variational
     features, condition = gen.encode(image)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from splatgen.core.generator import load_generator
-from splatgen.core.models.sampling import Cancelled, sample_latents
-from splatgen.core.models.step_graphs import StepGraphCache
+from splatgen.core.generator.sampling import Cancelled, sample_latents
+from splatgen.core.generator.step_graphs import StepGraphCache
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 

@@ -198,7 +198,7 @@ def test_a_new_denoiser_takes_its_size_from_the_options_and_keeps_it(dataset, tm
 
 def test_a_teacher_joins_a_denoiser_without_changing_what_it_computes(dataset, tmp_path, capsys):
     from splatgen.core.models.denoiser import LatentDenoiser
-    from splatgen.core.models.teacher import weights_sha256
+    from splatgen.core.generator.teacher import weights_sha256
 
     var, regressor = SHIPPED / "diffusion" / "var", SHIPPED / "regressor"
     plain, grown = tmp_path / "plain", tmp_path / "grown"
@@ -323,7 +323,7 @@ def test_resume_must_keep_decoder_only(dataset, tmp_path, capsys):
 def test_the_teachers_latent_joins_the_condition(dataset, tmp_path, capsys):
     from splatgen.core.models.denoiser import LatentDenoiser
     from splatgen.core.models.splatter_net import SplatterNet
-    from splatgen.core.models.teacher import teacher_latent
+    from splatgen.core.generator.teacher import teacher_latent
     from splatgen.core.training.latent_pool import LatentPool
     from splatgen.core.training.viewbank import load_view_bank
 

@@ -109,7 +109,7 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 def _load_teacher(path: Path, parts: dict, denoiser):
     """The regressor whose features the denoiser was trained with: present, of the right width, the same weights."""
     from ..models.splatter_net import SplatterNet
-    from ..models.teacher import weights_sha256
+    from .teacher import weights_sha256
 
     if "teacher" not in parts:
         raise ModelError(f"{path}: the denoiser was trained with a teacher regressor's features, but the manifest "

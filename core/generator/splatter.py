@@ -6,7 +6,7 @@ teacher regressor's features appended, for a denoiser trained with them); the de
 latent with classifier-free guidance; the VAR's reconstructor decodes latent +
 ``skip_weight``·skips into a Splatter Image, i.e. Gaussians in the input camera's frame. With a
 teacher, sampling may start from the teacher's object as a VAR latent instead of pure noise
-(``strength`` < 1, SDEdit; see :func:`~splatgen.core.models.teacher.teacher_latent`): the samples
+(``strength`` < 1, SDEdit; see :func:`~splatgen.core.generator.teacher.teacher_latent`): the samples
 keep the regressor's well-inferred shape and vary around it.
 """
 
@@ -20,10 +20,10 @@ import torch
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
 from ..models.denoiser import SCHEDULERS, LatentDenoiser
-from ..models.sampling import Cancelled, first_step, sample_latents
-from ..models.step_graphs import StepGraphCache
+from .sampling import Cancelled, first_step, sample_latents
+from .step_graphs import StepGraphCache
 from ..models.splatter_net import SplatterNet
-from ..models.teacher import denoiser_condition, teacher_latent
+from .teacher import denoiser_condition, teacher_latent
 from .base import GenerationSettings, Generator, ProgressCallback, Sample, input_camera, to_object_frame
 from ..render import render
 from .resample import merge_samples, pin_input_view, region_mask
@@ -153,7 +153,7 @@ class LatentDiffusionGenerator(_SplatterGenerator):
     def start_latent(self, image: torch.Tensor, strength: float, condition: torch.Tensor | None = None
                      ) -> torch.Tensor | None:
         """Where sampling at ``strength`` starts: the teacher's object as a VAR latent ``(1, C, s, s)``
-        for ``strength`` < 1 (see :func:`~splatgen.core.models.teacher.teacher_latent`), else None.
+        for ``strength`` < 1 (see :func:`~splatgen.core.generator.teacher.teacher_latent`), else None.
         A denoiser with ``teacher_latent`` already has it at the end of ``condition`` (from :meth:`encode`)."""
         if strength >= 1.0:
             return None

@@ -12,7 +12,7 @@ concatenated after the VAR's and projected by their own 1×1 conv (``teacher_pro
 so a denoiser trained without a teacher continues unchanged when one is added). The teacher is
 identified by ``teacher_sha256`` (its weights file), so a model set with another regressor refuses to load.
 With ``teacher_latent`` the condition ends with the teacher's object as a VAR latent as well
-(:func:`~.teacher.teacher_latent`, ``latent_channels`` more channels): normalised like the diffused
+(:func:`~splatgen.core.generator.teacher.teacher_latent`, ``latent_channels`` more channels): normalised like the diffused
 latents and projected by ``teacher_latent_proj`` (zero at the start, too), it hands the denoiser the
 regressor's answer in its own space, to refine rather than rebuild.
 

@@ -29,9 +29,9 @@ import torch
 from ..errors import SplatgenError
 from ..metrics import psnr
 from ..models.denoiser import LatentDenoiser
-from ..models.sampling import sample_latents
+from ..generator.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
-from ..models.teacher import denoiser_condition, weights_sha256
+from ..generator.teacher import denoiser_condition, weights_sha256
 from ..render import render
 from .config import TrainConfig
 from .checkpoint import load_into, load_weights, unwrap

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import SplatgenError
 from ..models.splatter_net import SplatterNet
-from ..models.teacher import denoiser_condition
+from ..generator.teacher import denoiser_condition
 from .recon import encoder_views
 from .viewbank import ViewBank, ViewBatch, mirror
 

@@ -10,7 +10,7 @@ The VAR's posterior from the input view plus two real other views decodes close 
 * ``post0``   the VAR posterior mean from the input view alone;
 * ``teach_gt``  input + the regressor's renders at the poses of the same 2 frames;
 * ``teach_syn`` input + the regressor's renders at two poses that need no data: dataset-style orbit
-  cameras, by default the product's (:func:`~splatgen.core.models.teacher.teacher_view_poses`), or
+  cameras, by default the product's (:func:`~splatgen.core.generator.teacher.teacher_view_poses`), or
   ``POSES="AZ1,AZ2@E_IN,E_CTX"`` to search others (azimuths from the input's, the input assumed at
   elevation E_IN, the others at E_CTX);
 
@@ -36,7 +36,7 @@ from splatgen.core.cameras import canonical_intrinsics, relative_viewmats
 from splatgen.core.evaluation import find_objects, load_object
 from splatgen.core.generator import load_generator
 from splatgen.core.metrics import psnr
-from splatgen.core.models.teacher import teacher_view_poses
+from splatgen.core.generator.teacher import teacher_view_poses
 from splatgen.core.render import render
 from record import save_result  # scripts/experiments/record.py
 

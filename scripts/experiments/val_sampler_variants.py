@@ -20,7 +20,7 @@ import sys
 import torch
 
 import splatgen.core.generator.splatter as splatter
-import splatgen.core.models.sampling as sampling
+import splatgen.core.generator.sampling as sampling
 from splatgen.core.evaluation import evaluate, find_objects
 from splatgen.core.generator import GenerationSettings, load_generator
 from record import save_result  # scripts/experiments/record.py

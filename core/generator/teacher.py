@@ -25,7 +25,7 @@ import torch
 
 from .. import framing
 from ..cameras import canonical_intrinsics, orbit_viewmat, relative_viewmats
-from .splatter_net import SplatterNet
+from ..models.splatter_net import SplatterNet
 
 #: The teacher's extra views for :func:`teacher_latent`: (azimuth, elevation) in degrees of orbit
 #: cameras like the dataset's, relative to an input camera at :data:`TEACHER_INPUT_ELEVATION` and

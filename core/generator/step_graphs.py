@@ -21,7 +21,8 @@ from typing import Callable
 
 import torch
 
-from .denoiser import LatentDenoiser
+from ..models.denoiser import LatentDenoiser
+from .guidance import guidance_condition, guided_step
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,7 @@ class StepGraphs:
         return sched
 
     def _step(self, t: int) -> torch.Tensor:
-        x = torch.cat([self.latents] * 2) if self.guided else self.latents
-        x = self.scheduler.scale_model_input(x, t)
-        pred = self.denoiser(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), self.cond)
-        if self.guided:
-            uncond, cond = pred.chunk(2)
-            pred = uncond + self.guidance * (cond - uncond)
-        return self.scheduler.step(pred, t, self.latents).prev_sample
+        return guided_step(self.denoiser, self.scheduler, self.latents, t, self.cond, self.guidance)
 
     def _capture(self) -> None:
         # Warm up on a side stream first (lazy initialisation, cuBLAS workspaces), as capture requires;
@@ -87,10 +82,7 @@ class StepGraphs:
         returns the final normalised latents. ``before_step(i, n)`` runs before step ``i`` is queued,
         once step ``i - 1`` has finished on the GPU (so progress is real and a cancel raised there
         stops within one step), and once more with ``i = n`` at the end."""
-        cond = projected_condition
-        if self.guided:
-            cond = torch.cat([torch.zeros_like(cond), cond])
-        self.cond.copy_(cond)
+        self.cond.copy_(guidance_condition(projected_condition, self.guidance))
         self.latents.copy_(latents)
         n = len(self.graphs)
         done = None

@@ -10,7 +10,8 @@ from typing import Callable
 
 import torch
 
-from .denoiser import LatentDenoiser
+from ..models.denoiser import LatentDenoiser
+from .guidance import guidance_condition, guided_step
 from .step_graphs import StepGraphCache
 
 
@@ -37,7 +38,6 @@ def sample_latents(
     noise: torch.Tensor | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
-    repaint: Callable[[torch.Tensor, torch.Tensor, object], torch.Tensor] | None = None,
     graphs: StepGraphCache | None = None,
 ) -> torch.Tensor:
     """Sample normalised-away (VAR-space) latents ``(B, C_lat, s, s)`` for image features ``condition``.
@@ -52,10 +52,8 @@ def sample_latents(
             level of the first timestep that runs (:func:`first_step`) and denoised from there.
         progress: called as ``progress(step, steps)`` after each denoising step.
         cancel: checked before each step; when set, :class:`Cancelled` is raised.
-        repaint: optional hook ``repaint(latents, t, scheduler) -> latents`` applied after each step
-            (RePaint-style resampling keeps the known part of the latent there).
         graphs: on CUDA, replay captured per-step CUDA graphs from this cache (same result, without
-            the launch overhead; see :mod:`.step_graphs`); ignored on the CPU and with ``repaint``.
+            the launch overhead; see :mod:`.step_graphs`); ignored on the CPU.
     """
     b = condition.shape[0]
     c, s = denoiser.config.latent_channels, denoiser.config.latent_size
@@ -78,7 +76,7 @@ def sample_latents(
                                   timesteps[:1].expand(b)).to(dtype)
     else:
         latents = noise * sched.init_noise_sigma
-    if graphs is not None and device.type == "cuda" and repaint is None:
+    if graphs is not None and device.type == "cuda":
         def before_step(i: int, n: int) -> None:
             if i and progress is not None:
                 progress(i, n)
@@ -89,22 +87,12 @@ def sample_latents(
             loop = graphs.get(denoiser, b, steps, guidance, scheduler, device, begin)
             if loop is not None:
                 return denoiser.denormalise(loop.run(cond.float(), latents.float(), before_step)).to(dtype)
-    guided = guidance != 1.0
-    if guided:
-        cond = torch.cat([torch.zeros_like(cond), cond])
-    for i, t in enumerate(timesteps):
+    cond = guidance_condition(cond, guidance)
+    steps_run = [int(t) for t in timesteps]  # host ints, as the captured graphs use them
+    for i, t in enumerate(steps_run):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        model_in = sched.scale_model_input(torch.cat([latents] * 2) if guided else latents, t)
-        tt = t.expand(model_in.shape[0]).to(device)
-        pred = denoiser(model_in, tt, cond)
-        if guided:
-            uncond, condp = pred.chunk(2)
-            pred = uncond + guidance * (condp - uncond)
-        latents = sched.step(pred, t, latents).prev_sample
-        if repaint is not None:
-            next_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
-            latents = repaint(latents, next_t, sched)
+        latents = guided_step(denoiser, sched, latents, t, cond, guidance)
         if progress is not None:
-            progress(i + 1, len(timesteps))
+            progress(i + 1, len(steps_run))
     return denoiser.denormalise(latents)
