@@ -20,8 +20,6 @@ log = logging.getLogger("splatgen.app")
 #: Thumbnail side, pixels, and the view it is rendered from (degrees).
 THUMB_SIZE = 112
 THUMB_AZIMUTH, THUMB_ELEVATION = 35.0, 20.0
-#: The brush mask is brought down to at most this many pixels a side before finding the splats.
-BRUSH_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -151,58 +149,30 @@ class Autosave:
 
 def generate(cache: ModelCache, key: str, image: torch.Tensor, settings, autosave: Autosave | None = None,
              name: str = "sample"):
-    """Generate ``settings.num_samples`` samples; each reaches the UI (``ctx.partial``) as soon as it
-    exists: the first one alone (to show something early), the rest in batches of the generator's
-    ``max_batch``. Seeds are ``seed + i``, so samples equal those of one ``generate`` call.
+    """Generate ``settings.num_samples`` samples (one for a deterministic model); each reaches the UI
+    (``ctx.partial``) as soon as the generator hands it on (``on_sample``), autosaved first.
     Returns the list of :class:`Produced`."""
     def run(ctx):
         gen = cache.get(key)
         s = settings if gen.stochastic else replace(settings, num_samples=1)
         n = int(s.num_samples)
-        batch = int(getattr(gen, "max_batch", 1) or 1)
-        seeds = [int(s.seed) + i for i in range(n)]
-        chunks = [seeds[:1]] + [seeds[i:i + batch] for i in range(1, n, batch)] if n > 1 else [seeds]
-        steps = int(gen.resolve(s).steps or 1)
-        total = steps * len(chunks)
         out: list[Produced] = []
-        for k, chunk in enumerate(chunks):
-            def progress(done, _total, k=k):
-                ctx.progress(k * steps + done, total, f"samples {chunk[0] - seeds[0] + 1}–{chunk[-1] - seeds[0] + 1} "
-                             f"of {n}: step {done}/{steps}" if len(chunk) > 1 else
-                             f"sample {chunk[0] - seeds[0] + 1} of {n}: step {done}/{steps}")
 
-            ctx.check()
-            samples = gen.generate(image, replace(s, seed=chunk[0], num_samples=len(chunk)), progress=progress,
-                                   cancel=ctx.cancel)
-            for sample in samples:
-                if autosave is not None:
-                    autosave.save(sample, name)
-                p = Produced(sample, thumbnail(sample), index=len(out), total=n)
-                out.append(p)
-                ctx.partial(p)
+        def on_sample(sample, index: int) -> None:
+            if autosave is not None:
+                autosave.save(sample, name)
+            p = Produced(sample, thumbnail(sample), index=index, total=n)
+            out.append(p)
+            ctx.partial(p)
+
+        def progress(done: int, total: int) -> None:
+            ctx.progress(done, total, f"{len(out)} of {n} samples ready: step {done}/{total}" if n > 1 else
+                         f"step {done}/{total}")
+
+        ctx.check()
+        gen.generate(image, s, progress=progress, cancel=ctx.cancel, on_sample=on_sample)
         return out
     return run
-
-
-def brush_region(sample, brush: np.ndarray, viewmat: np.ndarray, K: np.ndarray) -> torch.Tensor:
-    """Splats ``(N,)`` bool under a brush mask ``(H, W)`` bool painted in the view ``viewmat``/``K``
-    (pixels of that mask); the mask is brought down to ≤ :data:`BRUSH_SIDE` px a side first."""
-    from splatgen.core.generator.resample import slots_under_brush
-
-    brush = np.asarray(brush, bool)
-    h, w = brush.shape
-    K = np.asarray(K, np.float64).copy()
-    s = min(1.0, BRUSH_SIDE / max(h, w))
-    m = torch.from_numpy(brush)
-    if s < 1.0:
-        nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        m = torch.nn.functional.adaptive_max_pool2d(m[None, None].float(), (nh, nw))[0, 0] > 0
-        K[0] *= nw / w
-        K[1] *= nh / h
-        h, w = nh, nw
-    g = sample.gaussians
-    return slots_under_brush(g, torch.as_tensor(viewmat, dtype=g.dtype, device=g.device),
-                             torch.as_tensor(K, dtype=g.dtype, device=g.device), w, h, m.to(g.device))
 
 
 def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int, brush=None,
@@ -217,8 +187,10 @@ def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int
         if brush is None:
             region = "occluded"
         else:
+            from splatgen.core.generator.resample import brush_region
+
             ctx.progress(0, 1, "finding the painted splats")
-            region = brush_region(sample, *brush)
+            region = brush_region(sample.gaussians, *brush)
             if not bool(region.any()):
                 raise SplatgenError("the brush covers no visible splat of this sample: paint over the object")
         ctx.check()

@@ -49,7 +49,7 @@ class JobContext:
         self._worker.progressed.emit(self.job, int(done), int(total), str(text))
 
     def partial(self, value: Any) -> None:
-        """Hand a finished piece (e.g. one sample) to the UI before the job ends."""
+        """Hand a finished piece (e.g. one sample, from the generator's ``on_sample``) to the UI before the job ends."""
         self._worker.partial.emit(self.job, value)
 
     def check(self) -> None:

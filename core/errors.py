@@ -15,3 +15,11 @@ class DatasetError(SplatgenError, ValueError):
 
 class ImageError(SplatgenError, ValueError):
     """An input image cannot be read or prepared (not an image, empty, too small or large, no object)."""
+
+
+class SettingsError(SplatgenError, ValueError):
+    """A generation setting is out of range, or a generator was built from parts that do not fit."""
+
+
+class ModelError(SplatgenError, ValueError):
+    """A model folder is missing, incomplete, corrupted or of the wrong kind."""

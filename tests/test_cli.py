@@ -276,7 +276,7 @@ def test_bench_render_leaves_out_the_example_and_the_generated_object_when_told(
 
 
 def test_bench_render_without_a_usable_model_still_times_the_other_scenes(monkeypatch):
-    from splatgen.core.generator.loading import ModelError
+    from splatgen.core.generator import ModelError
     from splatgen.core.render import benchmark
 
     def no_model():

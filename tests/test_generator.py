@@ -11,7 +11,8 @@ import torch
 
 from splatgen.core.cameras import orbit_viewmat
 from splatgen.core.generator import (Cancelled, GenerationSettings, LatentDiffusionGenerator, ModelError,
-                                     RegressorGenerator, SettingsError, load_generator, models_dir)
+                                     RegressorGenerator, SettingsError, available_models, load_generator,
+                                     models_dir)
 from splatgen.core.generator.benchmark import example_input
 from splatgen.core.metrics import psnr
 from splatgen.core.render import render
@@ -86,6 +87,29 @@ def test_progress_per_step_and_cancel_within_one_step(gen, image):
     assert seen == [1, 2]
 
 
+def test_on_sample_hands_on_each_sample_as_it_is_decoded(gen, image, two_samples):
+    calls, got = [], []
+    samples = gen.generate(image, GenerationSettings(num_samples=2, seed=3, steps=STEPS),
+                           progress=lambda d, t: calls.append((d, t)),
+                           on_sample=lambda sample, i: got.append((i, sample, len(calls))))
+    assert [i for i, _, _ in got] == [0, 1] and [s for _, s, _ in got] == samples
+    # the first sample runs alone and arrives after its own steps, before the second one's
+    assert got[0][2] == STEPS and got[1][2] == 2 * STEPS and calls[-1] == (2 * STEPS, 2 * STEPS)
+    for a, b in zip(samples, two_samples):  # the same samples as a call without on_sample
+        assert a.seed == b.seed
+        torch.testing.assert_close(a.gaussians.means, b.gaussians.means, atol=1e-4, rtol=1e-4)
+    cancel, kept = threading.Event(), []
+
+    def keep_and_cancel(sample, i):
+        kept.append(sample)
+        cancel.set()
+
+    with pytest.raises(Cancelled):
+        gen.generate(image, GenerationSettings(num_samples=2, seed=3, steps=STEPS), cancel=cancel,
+                     on_sample=keep_and_cancel)
+    assert [s.seed for s in kept] == [3]
+
+
 def test_resample_occluded_keeps_the_input_view_and_changes_the_back(gen, image, two_samples):
     s = two_samples[0]
     again = gen.resample(image, s, "occluded", seed=11)
@@ -123,10 +147,64 @@ def test_regressor_is_deterministic(image):
     reg = load_generator("regressor", "cpu")
     assert isinstance(reg, RegressorGenerator) and not reg.stochastic
     a = reg.generate(image, GenerationSettings(seed=1))
-    b = reg.generate(image, GenerationSettings(seed=2, num_samples=3))
-    assert len(a) == len(b) == 1
+    got = []
+    b = reg.generate(image, GenerationSettings(seed=2, num_samples=3), on_sample=lambda s, i: got.append((s, i)))
+    assert len(a) == len(b) == 1 and got == [(b[0], 0)]
     torch.testing.assert_close(a[0].gaussians.means, b[0].gaussians.means)
     assert float(psnr(_view(a[0]).rgb[0].clamp(0, 1), image[:3].permute(1, 2, 0))) > 22.0
+
+
+def test_a_brush_finds_the_same_splats_in_a_mask_too_big_to_use_as_is(image):
+    from splatgen.core.generator.resample import BRUSH_SIDE, brush_region
+
+    sample = load_generator("regressor", "cpu").generate(image)[0]
+    small, big = BRUSH_SIDE, 4 * BRUSH_SIDE  # the big mask is pooled down to BRUSH_SIDE first
+    regions = []
+    for size in (small, big):
+        brush = torch.zeros(size, size, dtype=torch.bool)
+        brush[:, : size // 2] = True  # the left half of the input view
+        K = sample.K.clone().double()
+        K[:2] *= size / sample.image_size
+        regions.append(brush_region(sample.gaussians, brush.numpy(), sample.input_viewmat.numpy(), K.numpy()))
+    a, b = regions
+    assert a.dtype == torch.bool and a.shape == sample.gaussians.shape
+    assert 0 < int(a.sum()) < a.numel() // 2  # some splats, not the hidden ones nor the right half
+    assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------- the registry
+def test_the_model_list_holds_the_registered_kinds_default_first(tmp_path, monkeypatch):
+    from splatgen.core.generator import model_folder
+
+    for name, kind in (("a-regressor", "regressor"), ("diffusion", "latent-diffusion"), ("future", "no-such-kind")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "splatgen.json").write_text(json.dumps({"format": 1, "kind": kind}))
+    (tmp_path / "not-a-model").mkdir()
+    monkeypatch.setattr(model_folder, "models_dir", lambda: tmp_path)
+    assert list(available_models()) == ["diffusion", "a-regressor"]
+
+
+def test_a_registry_entry_is_all_a_new_generator_needs(tmp_path, monkeypatch):
+    from splatgen.core.generator import GENERATORS, Generator
+
+    class OneStep(Generator):
+        kind = "one-step"
+
+        @classmethod
+        def from_folder(cls, path, manifest, device):
+            made = cls()
+            made.name, made.device = manifest["name"], device
+            return made
+
+    folder = tmp_path / "one-step"
+    folder.mkdir()
+    (folder / "splatgen.json").write_text(json.dumps({"format": 1, "kind": "one-step", "name": "fast"}))
+    with pytest.raises(ModelError, match="'kind' must be one of"):
+        load_generator(folder, "cpu")
+    monkeypatch.setitem(GENERATORS, "one-step", OneStep)
+    made = load_generator(folder, "cpu")
+    assert isinstance(made, OneStep) and made.name == "fast" and made.path == folder
+    assert made.device == torch.device("cpu")
 
 
 # ---------------------------------------------------------------------- broken model folders

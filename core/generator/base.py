@@ -18,13 +18,24 @@ import torch
 
 from .. import framing
 from ..cameras import canonical_intrinsics, orbit_viewmat
+from ..errors import SettingsError
 from ..gaussians import Gaussians
 
 #: Elevation assumed for the input photo's camera, degrees (middle of the training range).
 INPUT_ELEVATION_DEG = sum(framing.ELEVATION_RANGE_DEG) / 2
 
+#: The largest request a generator takes: samples per call, denoising steps.
+MAX_SAMPLES = 64
+MAX_STEPS = 1000
+
 #: ``progress(done, total)`` — called after every denoising step (done = 1 … total).
 ProgressCallback = Callable[[int, int], None]
+#: ``on_sample(sample, index)`` — called with each finished sample as soon as it exists (index 0 … n-1).
+SampleCallback = Callable[["Sample", int], None]
+
+
+class Cancelled(Exception):
+    """Generation was cancelled through its ``cancel`` event (raised before the next step runs)."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,33 @@ def to_object_frame(gaussians_camera: Gaussians) -> Gaussians:
     return gaussians_camera.transformed(torch.linalg.inv(viewmat.double()).to(gaussians_camera.dtype))
 
 
+def check_image(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The prepared input ``(4, size, size)`` float, or a :class:`SettingsError` saying what it is instead."""
+    image = torch.as_tensor(image)
+    if image.shape != (4, size, size) or not image.is_floating_point():
+        raise SettingsError(f"the input must be a prepared RGBA image of shape (4, {size}, {size}) in [0, 1], "
+                            f"got {image.dtype} {tuple(image.shape)}; prepare photos with prepare_image()")
+    return image
+
+
+def seed_batches(seed: int, num_samples: int, max_batch: int, first_alone: bool = False) -> list[list[int]]:
+    """Seeds ``seed … seed + num_samples - 1`` in batches of at most ``max_batch``; with ``first_alone``
+    the first seed makes a batch of its own (a caller streaming samples gets one to show early)."""
+    seeds = [int(seed) + i for i in range(int(num_samples))]
+    head = seeds[:1] if first_alone and len(seeds) > 1 else []
+    rest = seeds[len(head):]
+    return ([head] if head else []) + [rest[i:i + max_batch] for i in range(0, len(rest), max_batch)]
+
+
 class Generator:
     """Interface of every generator (the latent diffusion model, the deterministic regressor, …).
 
-    Attributes: ``name`` (shown in the GUI), ``kind``, ``stochastic`` (False: one sample whatever the
-    seed), ``defaults`` (a fully resolved :class:`GenerationSettings`), ``device``.
+    Attributes: ``name`` (shown in the GUI), ``kind`` (the model folder manifest's ``kind``, the key of
+    :data:`~splatgen.core.generator.registry.GENERATORS`), ``stochastic`` (False: one sample whatever
+    the seed), ``defaults`` (a fully resolved :class:`GenerationSettings`), ``device``.
+
+    A subclass implements :meth:`from_folder` and :meth:`generate` (and :meth:`validate`,
+    :meth:`resample` where they apply).
     """
 
     name: str = "generator"
@@ -96,6 +129,12 @@ class Generator:
     stochastic: bool = False
     defaults: GenerationSettings = GenerationSettings()
     device: torch.device = torch.device("cpu")
+
+    @classmethod
+    def from_folder(cls, path, manifest: dict, device: torch.device) -> "Generator":
+        """Build the generator from a model folder ``path`` whose ``splatgen.json`` is ``manifest``
+        (see :mod:`.model_folder`); raise :class:`~splatgen.core.errors.ModelError` when it does not fit."""
+        raise NotImplementedError
 
     @property
     def starts_from_teacher(self) -> bool:
@@ -113,14 +152,23 @@ class Generator:
         return self.resolve(settings)
 
     def generate(self, image: torch.Tensor, settings: GenerationSettings = GenerationSettings(), *,
-                 progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> list[Sample]:
-        """``image`` ``(4, S, S)`` in [0, 1] (RGB on the canonical background + alpha) → samples."""
+                 progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+                 on_sample: SampleCallback | None = None) -> list[Sample]:
+        """``image`` ``(4, S, S)`` in [0, 1] (RGB on the canonical background + alpha) → samples of
+        seeds ``seed, seed + 1, …``. ``progress(done, total)`` counts the denoising steps of the whole
+        call; ``on_sample(sample, index)`` gets each sample as soon as it is decoded; a set ``cancel``
+        raises :class:`Cancelled` before the next step (samples handed on so far stay valid)."""
         raise NotImplementedError
 
     def resample(self, image: torch.Tensor, sample: Sample, region: str | torch.Tensor = "occluded", seed: int = 1,
                  *, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> Sample:
         """Redraw part of ``sample`` (see :mod:`.resample`)."""
-        from .splatter import SettingsError
-
         raise SettingsError(f"{self.name} is deterministic: there is nothing to resample; "
                             "pick a diffusion model to draw other versions of the hidden side")
+
+    def make_sample(self, camera_gaussians: Gaussians, seed: int, settings: GenerationSettings,
+                    latent: torch.Tensor | None = None) -> Sample:
+        """A :class:`Sample` of Gaussians ``(N,)`` predicted in the input camera's frame."""
+        viewmat, K = input_camera(self.device)
+        return Sample(gaussians=to_object_frame(camera_gaussians.to(dtype=torch.float32)), input_viewmat=viewmat,
+                      K=K, seed=seed, settings=settings, model=self.name, latent=latent)

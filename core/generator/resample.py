@@ -11,7 +11,7 @@ spirit of DPS / RePaint's "keep the known part"), while a prior term keeps it ne
 The visible side stays (input view ≥ 35 dB before vs after); the hidden side changes.
 
 A user region — a boolean mask over splats, or the splats a 2D brush covers in some view
-(:func:`slots_under_brush`) — is redrawn splat by splat: both samples of one input are Splatter
+(:func:`brush_region`) — is redrawn splat by splat: both samples of one input are Splatter
 Images on the same pixel grid, so their Gaussians line up slot by slot (pixel × layer), and the
 region's slots are taken from the fresh sample (:func:`merge_samples`).
 """
@@ -25,6 +25,9 @@ from ..render import render
 
 #: A slot with less total compositing weight than this (pixels' worth of colour) counts as unseen.
 VISIBILITY_THRESHOLD = 0.02
+#: A brush mask is brought down to at most this many pixels a side before finding its splats
+#: (max-pooled, so no painted pixel is lost; the splat weights cost grows with the pixels).
+BRUSH_SIDE = 256
 
 
 def splat_weights(gaussians: Gaussians, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int,
@@ -53,6 +56,25 @@ def slots_under_brush(gaussians: Gaussians, viewmat: torch.Tensor, K: torch.Tens
                       brush: torch.Tensor, threshold: float = VISIBILITY_THRESHOLD) -> torch.Tensor:
     """Slots ``(N,)`` bool that a 2D brush ``(H, W)`` bool painted in the view ``viewmat``/``K`` covers."""
     return splat_weights(gaussians, viewmat, K, width, height, pixel_mask=brush) > threshold
+
+
+def brush_region(gaussians: Gaussians, brush, viewmat, K, max_side: int = BRUSH_SIDE) -> torch.Tensor:
+    """Slots ``(N,)`` bool under a brush mask ``(H, W)`` bool (array or tensor) painted in the view
+    ``viewmat`` ``(4, 4)`` / ``K`` ``(3, 3)`` (pixels of that mask). A mask over ``max_side`` px a side
+    is max-pooled down to it first, ``K`` scaled to match."""
+    m = torch.as_tensor(brush, dtype=torch.bool).cpu()
+    h, w = m.shape
+    K = torch.as_tensor(K, dtype=torch.float64).clone()
+    s = min(1.0, max_side / max(h, w))
+    if s < 1.0:
+        nh, nw = max(1, round(h * s)), max(1, round(w * s))
+        m = torch.nn.functional.adaptive_max_pool2d(m[None, None].float(), (nh, nw))[0, 0] > 0
+        K[0] *= nw / w
+        K[1] *= nh / h
+        h, w = nh, nw
+    g = gaussians
+    return slots_under_brush(g, torch.as_tensor(viewmat, dtype=g.dtype, device=g.device),
+                             K.to(dtype=g.dtype, device=g.device), w, h, m.to(g.device))
 
 
 def merge_samples(original: Gaussians, fresh: Gaussians, redraw: torch.Tensor) -> Gaussians:

@@ -11,12 +11,9 @@ from typing import Callable
 import torch
 
 from ..models.denoiser import LatentDenoiser
+from .base import Cancelled
 from .guidance import guidance_condition, guided_step
 from .step_graphs import StepGraphCache
-
-
-class Cancelled(Exception):
-    """Sampling was cancelled through its ``cancel`` event."""
 
 
 def first_step(steps: int, strength: float) -> int:

@@ -25,7 +25,9 @@ import torch
 
 from .. import framing
 from ..cameras import canonical_intrinsics, orbit_viewmat, relative_viewmats
+from ..errors import ModelError
 from ..models.splatter_net import SplatterNet
+from .model_folder import load_component
 
 #: The teacher's extra views for :func:`teacher_latent`: (azimuth, elevation) in degrees of orbit
 #: cameras like the dataset's, relative to an input camera at :data:`TEACHER_INPUT_ELEVATION` and
@@ -46,6 +48,27 @@ def weights_sha256(folder: str | Path) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def load_teacher(path: Path, parts: dict, channels: int, sha256: str = "") -> SplatterNet:
+    """The teacher regressor named by ``parts["teacher"]`` (a folder relative to the model folder
+    ``path``): present, a regressor with ``channels`` feature channels, and with the weights of sha256
+    ``sha256`` when that is given (the very regressor the denoiser was trained with)."""
+    if "teacher" not in parts:
+        raise ModelError(f"{path}: the denoiser was trained with a teacher regressor's features, but the manifest "
+                         f"names no 'teacher' component")
+    folder = (path / parts["teacher"]).resolve()
+    if not folder.is_dir():
+        raise ModelError(f"{path}: the denoiser needs its teacher regressor at {folder} (components.teacher); "
+                         f"keep the regressor folder beside this one")
+    teacher = load_component(SplatterNet, folder, "teacher regressor")
+    if teacher.config.variational or teacher.config.channels[-1] != channels:
+        raise ModelError(f"{folder}: not a regressor with {channels} feature channels, "
+                         f"which the denoiser's teacher must be")
+    if sha256 and weights_sha256(folder) != sha256:
+        raise ModelError(f"{folder}: this regressor is not the one the denoiser was trained with (weights differ "
+                         f"from sha256 {sha256[:12]}…); ship the two together")
+    return teacher
 
 
 def denoiser_condition(var_top: torch.Tensor, image: torch.Tensor, teacher: SplatterNet | None,
@@ -93,4 +116,5 @@ def teacher_latent(var: SplatterNet, teacher: SplatterNet, image: torch.Tensor,
     return mean
 
 
-__all__ = ["TEACHER_VIEWS", "denoiser_condition", "teacher_latent", "teacher_view_poses", "weights_sha256"]
+__all__ = ["TEACHER_VIEWS", "denoiser_condition", "load_teacher", "teacher_latent", "teacher_view_poses",
+           "weights_sha256"]

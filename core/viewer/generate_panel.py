@@ -51,7 +51,7 @@ class GeneratePanel:
     """
 
     def __init__(self, server, generator, show: Callable[[Gaussians], None], *, order: float = -1.0):
-        from ..generator.splatter import MAX_SAMPLES, MAX_STEPS
+        from ..generator import MAX_SAMPLES, MAX_STEPS
         from ..models.denoiser import SCHEDULERS
 
         self.server = server

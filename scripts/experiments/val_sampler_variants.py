@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-import splatgen.core.generator.splatter as splatter
+import splatgen.core.generator.latent_diffusion as latent_diffusion
 import splatgen.core.generator.sampling as sampling
 from splatgen.core.evaluation import evaluate, find_objects
 from splatgen.core.generator import GenerationSettings, load_generator
@@ -43,12 +43,12 @@ def main(argv: list[str]) -> None:
 
         sampling.LatentDenoiser.make_scheduler = make_with_eta
     if noise_scale != 1.0:
-        sample_latents = splatter.sample_latents
+        sample_latents = latent_diffusion.sample_latents
 
         def scaled(*args, noise=None, **kwargs):
             return sample_latents(*args, noise=None if noise is None else noise * noise_scale, **kwargs)
 
-        splatter.sample_latents = scaled
+        latent_diffusion.sample_latents = scaled
     gen = load_generator("diffusion", "cpu")
     if rescale > 0 and guidance != 1.0:
         forward = gen.denoiser.forward

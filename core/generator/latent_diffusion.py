@@ -1,13 +1,15 @@
-"""Generators built on Splatter-Image networks: the latent diffusion model (seed 001) and the
-deterministic regressor (the baseline / teacher).
+"""Seed 001: latent diffusion over Splatter Images, conditioned on the input image.
 
-Latent diffusion: the VAR's image encoder gives skip features and the denoiser's condition (with the
-teacher regressor's features appended, for a denoiser trained with them); the denoiser samples a
-latent with classifier-free guidance; the VAR's reconstructor decodes latent +
+The VAR's image encoder gives skip features and the denoiser's condition (with the teacher
+regressor's features appended, for a denoiser trained with them); the denoiser samples a latent with
+classifier-free guidance (:mod:`.sampling`); the VAR's reconstructor decodes latent +
 ``skip_weight``·skips into a Splatter Image, i.e. Gaussians in the input camera's frame. With a
 teacher, sampling may start from the teacher's object as a VAR latent instead of pure noise
 (``strength`` < 1, SDEdit; see :func:`~splatgen.core.generator.teacher.teacher_latent`): the samples
 keep the regressor's well-inferred shape and vary around it.
+
+Model folder: ``{"kind": "latent-diffusion", "components": {"var": "var", "denoiser": "denoiser",
+"teacher": "../regressor"}, "defaults": {...}}`` (``teacher`` only for a denoiser trained with one).
 """
 
 from __future__ import annotations
@@ -17,69 +19,23 @@ import threading
 
 import torch
 
-from ..errors import SplatgenError
+from ..errors import ModelError, SettingsError
 from ..gaussians import Gaussians
 from ..models.denoiser import SCHEDULERS, LatentDenoiser
-from .sampling import Cancelled, first_step, sample_latents
-from .step_graphs import StepGraphCache
 from ..models.splatter_net import SplatterNet
-from .teacher import denoiser_condition, teacher_latent
-from .base import GenerationSettings, Generator, ProgressCallback, Sample, input_camera, to_object_frame
 from ..render import render
+from .base import (MAX_SAMPLES, MAX_STEPS, GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback,
+                   check_image, input_camera, seed_batches, to_object_frame)
+from .model_folder import load_component
 from .resample import merge_samples, pin_input_view, region_mask
+from .sampling import first_step, sample_latents
+from .step_graphs import StepGraphCache
+from .teacher import denoiser_condition, load_teacher, teacher_latent
 
-__all__ = ["SettingsError", "LatentDiffusionGenerator", "RegressorGenerator", "Cancelled"]
-
-MAX_SAMPLES = 64
-MAX_STEPS = 1000
-
-
-class SettingsError(SplatgenError, ValueError):
-    """A generation setting is out of range."""
+__all__ = ["LatentDiffusionGenerator"]
 
 
-def check_image(image: torch.Tensor, size: int) -> torch.Tensor:
-    image = torch.as_tensor(image)
-    if image.shape != (4, size, size) or not image.is_floating_point():
-        raise SettingsError(f"the input must be a prepared RGBA image of shape (4, {size}, {size}) in [0, 1], "
-                            f"got {image.dtype} {tuple(image.shape)}; prepare photos with prepare_image()")
-    return image
-
-
-class _SplatterGenerator(Generator):
-    def __init__(self, name: str, device: torch.device):
-        self.name, self.device = name, device
-
-    def _sample(self, camera_gaussians: Gaussians, seed: int, settings: GenerationSettings,
-                latent: torch.Tensor | None) -> Sample:
-        viewmat, K = input_camera(self.device)
-        return Sample(gaussians=to_object_frame(camera_gaussians.to(dtype=torch.float32)), input_viewmat=viewmat, K=K, seed=seed,
-                      settings=settings, model=self.name, latent=latent)
-
-
-class RegressorGenerator(_SplatterGenerator):
-    """The deterministic Splatter-Image regressor: one sample, whatever the seed."""
-
-    kind = "regressor"
-    stochastic = False
-
-    def __init__(self, net: SplatterNet, name: str = "regressor", device: torch.device = torch.device("cpu")):
-        super().__init__(name, device)
-        self.net = net.to(device).eval()
-        self.defaults = GenerationSettings(guidance=1.0, skip_weight=1.0, steps=1, scheduler="none", strength=1.0)
-
-    @torch.no_grad()
-    def generate(self, image, settings=GenerationSettings(), *, progress=None, cancel=None):
-        image = check_image(image, self.net.config.image_size).to(self.device)
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        out = self.net(image[None].float())
-        if progress is not None:
-            progress(1, 1)
-        return [self._sample(out.gaussians[0], settings.seed, self.resolve(settings), None)]
-
-
-class LatentDiffusionGenerator(_SplatterGenerator):
+class LatentDiffusionGenerator(Generator):
     """Seed 001: latent diffusion over the VAR's Splatter-Image latents, conditioned on the input image."""
 
     kind = "latent-diffusion"
@@ -89,7 +45,7 @@ class LatentDiffusionGenerator(_SplatterGenerator):
     def __init__(self, var: SplatterNet, denoiser: LatentDenoiser, name: str = "diffusion",
                  device: torch.device = torch.device("cpu"), defaults: dict | None = None,
                  teacher: SplatterNet | None = None):
-        super().__init__(name, device)
+        self.name, self.device = name, device
         if not var.config.variational:
             raise SettingsError("the latent diffusion generator needs a VAR (variational SplatterNet)")
         if denoiser.config.teacher_channels and teacher is None:
@@ -106,6 +62,24 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         if self.defaults.strength != 1.0 and self.teacher is None:
             raise SettingsError("a default strength below 1 needs a teacher regressor to start from")
         self.use_cuda_graphs(True)
+
+    @classmethod
+    def from_folder(cls, path, manifest, device):
+        parts = manifest.get("components") or {}
+        var = load_component(SplatterNet, path / parts.get("var", "var"), "VAR")
+        denoiser = load_component(LatentDenoiser, path / parts.get("denoiser", "denoiser"), "denoiser")
+        if not var.config.variational:
+            raise ModelError(f"{path}: the 'var' component is a regressor, not a VAR")
+        if (denoiser.config.latent_channels, denoiser.config.latent_size) != var.latent_shape[:2] or \
+                denoiser.config.condition_channels != var.config.channels[-1]:
+            raise ModelError(f"{path}: denoiser (latent {denoiser.config.latent_channels}×{denoiser.config.latent_size}²,"
+                             f" condition {denoiser.config.condition_channels}) does not match the VAR "
+                             f"(latent {var.latent_shape}, features {var.config.channels[-1]})")
+        teacher = None
+        if denoiser.config.teacher_channels:
+            teacher = load_teacher(path, parts, denoiser.config.teacher_channels, denoiser.config.teacher_sha256)
+        return cls(var, denoiser, name=str(manifest.get("name") or path.name), device=device,
+                   defaults=manifest.get("defaults"), teacher=teacher)
 
     @property
     def starts_from_teacher(self) -> bool:
@@ -176,29 +150,32 @@ class LatentDiffusionGenerator(_SplatterGenerator):
 
     @torch.no_grad()
     def generate(self, image, settings=GenerationSettings(), *, progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None) -> list[Sample]:
+                 cancel: threading.Event | None = None, on_sample: SampleCallback | None = None) -> list[Sample]:
+        """Samples are denoised :attr:`max_batch` at a time; with ``on_sample`` the first one runs
+        alone, so the caller has something to show after one sample's time."""
         s = self.validate(settings)
         features, condition = self.encode(image)
         start = self.start_latent(image, float(s.strength), condition)
-        seeds = [int(s.seed) + i for i in range(int(s.num_samples))]
-        chunks = [seeds[i:i + self.max_batch] for i in range(0, len(seeds), self.max_batch)]
-        run = int(s.steps) - first_step(int(s.steps), float(s.strength))  # steps that run per chunk
-        total = run * len(chunks)
+        batches = seed_batches(s.seed, s.num_samples, self.max_batch, first_alone=on_sample is not None)
+        run = int(s.steps) - first_step(int(s.steps), float(s.strength))  # steps that run per batch
+        total = run * len(batches)
         samples: list[Sample] = []
-        for k, chunk in enumerate(chunks):
-            def chunk_progress(done: int, _steps: int, k=k) -> None:
+        for k, batch in enumerate(batches):
+            def batch_progress(done: int, _steps: int, k=k) -> None:
                 if progress is not None:
                     progress(k * run + done, total)
 
-            noise = torch.cat([self.noise(seed) for seed in chunk])
-            cond = condition.expand(len(chunk), *condition.shape[1:])
+            noise = torch.cat([self.noise(seed) for seed in batch])
+            cond = condition.expand(len(batch), *condition.shape[1:])
             z = sample_latents(self.denoiser, cond, steps=int(s.steps), guidance=float(s.guidance),
-                               scheduler=s.scheduler, noise=noise, progress=chunk_progress, cancel=cancel,
+                               scheduler=s.scheduler, noise=noise, progress=batch_progress, cancel=cancel,
                                graphs=self.graphs, strength=float(s.strength),
-                               start=None if start is None else start.expand(len(chunk), *start.shape[1:]))
+                               start=None if start is None else start.expand(len(batch), *start.shape[1:]))
             gaussians = self.decode(features, z, float(s.skip_weight))
-            for i, seed in enumerate(chunk):
-                samples.append(self._sample(gaussians[i], seed, s, z[i]))
+            for i, seed in enumerate(batch):
+                samples.append(self.make_sample(gaussians[i], seed, s, z[i]))
+                if on_sample is not None:
+                    on_sample(samples[-1], len(samples) - 1)
         return samples
 
     def resample(self, image, sample: Sample, region="occluded", seed: int = 1, *, progress=None,
@@ -231,7 +208,7 @@ class LatentDiffusionGenerator(_SplatterGenerator):
                 merged = decode(z)
             info.update(region="occluded", pin_iterations=fit["iterations"], input_view_psnr=round(fit["input_psnr"], 2))
         else:
-            fresh = self._sample(self.decode(features, z, float(s.skip_weight))[0], int(seed), s, z[0])
+            fresh = self.make_sample(self.decode(features, z, float(s.skip_weight))[0], int(seed), s, z[0])
             merged = merge_samples(original, fresh.gaussians, redraw)
             info.update(region="mask", redrawn_splats=int(redraw.sum()))
         return Sample(gaussians=merged, input_viewmat=sample.input_viewmat, K=sample.K, seed=int(seed),
