@@ -11,7 +11,7 @@ Two paths, picked by :func:`choose_backend`:
 At ``scale < 1`` (the viewport uses it while the camera moves) the frame is rendered at
 ``scale``× the pixels into an intermediate texture and drawn stretched (bilinear) into the target
 rectangle. The viewport (:mod:`splatgen.app.viewport`), the tiled view and ``splatgen bench
-viewport`` (:mod:`splatgen.app.viewport_bench`) all draw through :class:`ViewportRenderer`.
+viewport`` (:mod:`splatgen.app.benchmark`) all draw through :class:`ViewportRenderer`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The ``splatgen`` command line.
 
-Each subcommand lives next to the code it drives, in a module that defines
-``register(subparsers)``; that function adds its parser and sets ``func`` to a callable taking the
-parsed arguments and returning an exit code. This module only assembles them and turns the
-project's expected errors into one clear line on stderr (never a traceback).
+Every subcommand is one module in :mod:`splatgen.core.commands` with two functions:
+``add_parser(subparsers)`` adds its parser (options, sub-steps) and returns it, and ``run(args)``
+runs it on the parsed arguments and returns the exit code. The work itself lives in the package the
+command drives (``data/``, ``training/``, ``generator/``, …). This module only assembles the
+commands and turns the project's expected errors into one clear line on stderr (never a traceback).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ COMMAND_MODULES = (
     "splatgen.core.commands.generate",
     "splatgen.core.commands.render",
     "splatgen.core.commands.view",
-    "splatgen.core.data.cli",
-    "splatgen.core.training.cli",
+    "splatgen.core.commands.data",
+    "splatgen.core.commands.train",
     "splatgen.core.commands.eval",
     "splatgen.core.commands.bench",
 )
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != name:  # a real missing dependency, not a command not written yet
                 raise
             continue
-        module.register(sub)
+        command = module.add_parser(sub)
+        command.set_defaults(func=module.run, command_parser=command)
     return parser
 
 

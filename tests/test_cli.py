@@ -30,8 +30,8 @@ COMMANDS = {
     "splatgen.core.commands.view": "view",
     "splatgen.core.commands.eval": "eval",
     "splatgen.core.commands.render": "render",
-    "splatgen.core.data.cli": "data",
-    "splatgen.core.training.cli": "train",
+    "splatgen.core.commands.data": "data",
+    "splatgen.core.commands.train": "train",
     "splatgen.core.commands.bench": "bench",
 }
 
@@ -273,6 +273,22 @@ def test_bench_render_leaves_out_the_example_and_the_generated_object_when_told(
     data = json.loads(next(tmp_path.glob("render-*.json")).read_text())
     assert data["command"].endswith("--repeat 1 --no-example --no-generated")
     assert [(r["scene"], r["gaussians"]) for r in data["results"]] == [("random ball", 512)]
+
+
+def test_bench_viewport_joins_through_the_entry_point_and_times_the_app_viewport(tmp_path):
+    import json
+
+    from splatgen.core.commands.bench import plugin_benchmarks
+
+    assert "viewport" in plugin_benchmarks()  # the app's benchmark, which core does not import
+    result = splatgen("bench", "viewport", "--splats", EXAMPLE, "--backends", "gl", "--sizes", "48", "--frames", "2",
+                      "--out-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(next(tmp_path.glob("viewport-*.json")).read_text())
+    assert data["command"] == f"splatgen bench viewport --backends gl --sizes 48 --frames 2 --splats {EXAMPLE}"
+    full = [r for r in data["results"] if r.get("scale") == 1.0]
+    assert [(r["backend"], r["size"], r["frames"]) for r in full] == [("gl", 48, 2)]
+    assert full[0]["fps"] > 0 and full[0]["object_pixels"] > 0.01  # the bear was drawn
 
 
 def test_bench_render_without_a_usable_model_still_times_the_other_scenes(monkeypatch):

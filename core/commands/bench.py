@@ -1,14 +1,41 @@
-"""``splatgen bench``: speed figures, printed and written as JSON under ``benchmarks/``."""
+"""``splatgen bench``: speed figures, printed and written as JSON under ``benchmarks/``.
+
+The benchmarks of ``core`` are defined here (each measurement lives in a ``benchmark`` module beside
+the code it times: :mod:`splatgen.core.render.benchmark`, :mod:`splatgen.core.generator.benchmark`,
+:mod:`splatgen.core.training.benchmark`).
+Other parts of the distribution add theirs through the ``splatgen.benchmarks`` entry-point group:
+each entry names a module with ``add_parser(subparsers)`` and ``run(args)``, the shape of every
+command. That is how the desktop app's ``viewport`` benchmark (:mod:`splatgen.app.benchmark`)
+joins without ``core`` importing ``app``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from ..benchmarks import write_result
 
+log = logging.getLogger(__name__)
 
-def register(sub: argparse._SubParsersAction) -> None:
+#: Entry-point group of the benchmarks defined outside ``core``.
+ENTRY_POINT_GROUP = "splatgen.benchmarks"
+
+
+def plugin_benchmarks() -> dict:
+    """The modules of the ``splatgen.benchmarks`` entry points, by name; one that fails to import is left out."""
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found[ep.name] = ep.load()
+        except ImportError as exc:  # e.g. the app's dependencies are not installed
+            log.debug("benchmark %s unavailable: %s", ep.name, exc)
+    return found
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure speed; results go to benchmarks/*.json",
                        description="Benchmarks. Results are printed and written as JSON with the machine and date.")
     bench_sub = p.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
@@ -26,13 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leave out the object the shipped regressor makes of assets/examples/sofa.png "
                    "(32,768 splats; loads the model)")
     r.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
-    r.set_defaults(func=run_render)
+    r.set_defaults(bench_run=run_render)
 
     q = bench_sub.add_parser("parity", help="PSNR between two renderer backends on random scenes")
     q.add_argument("--reference", choices=("torch", "gl", "gsplat"), default="torch")
     q.add_argument("--other", choices=("torch", "gl", "gsplat"), default="gsplat")
     q.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
-    q.set_defaults(func=run_parity)
+    q.set_defaults(bench_run=run_parity)
 
     g = bench_sub.add_parser("generate", help="model load, regressor pass, 50-step diffusion samples (eager and CUDA graphs; strength 1 and the model's default)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -41,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--repeat", type=int, default=3)
     g.add_argument("--threads", type=int, default=2, help="CPU threads (default 2, the reference machine)")
     g.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
-    g.set_defaults(func=run_generate)
+    g.set_defaults(bench_run=run_generate)
 
     t = bench_sub.add_parser("train", help="training throughput (objects/s) of the regressor, VAR and denoiser",
                              description="Runs each model's real training loop for --warmup + --steps optimiser "
@@ -61,18 +88,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="diffusion: VAR encodings in the pool (splatgen train's default; its fill is not timed)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
-    t.set_defaults(func=run_train)
+    t.set_defaults(bench_run=run_train)
 
-    v = bench_sub.add_parser("viewport", help="GUI viewport FPS while orbiting a generated 32k-splat sample",
-                             description="Frames per second of the desktop app's viewport drawing code while the "
-                             "camera orbits a generated sample: the OpenGL splat renderer into a framebuffer, or "
-                             "gsplat on CUDA.")
-    v.add_argument("--backends", nargs="+", choices=("gl", "gsplat"), help="default: gsplat with CUDA, else gl")
-    v.add_argument("--sizes", nargs="+", type=int, default=[512, 1024])
-    v.add_argument("--frames", type=int, default=120, help="frames timed per size (after 5 warm-up frames)")
-    v.add_argument("--splats", type=Path, help="orbit this .ply/.splat instead of generating a sample")
-    v.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
-    v.set_defaults(func=run_viewport)
+    for module in plugin_benchmarks().values():
+        module.add_parser(bench_sub).set_defaults(bench_run=module.run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    return args.bench_run(args)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -96,18 +120,6 @@ def run_generate(args: argparse.Namespace) -> int:
     result["command"] = (f"splatgen bench generate --device {args.device} --steps {args.steps} --guidance "
                          f"{args.guidance} --repeat {args.repeat} --threads {args.threads}")
     path = write_result("generate", result, args.out_dir)
-    print(f"wrote {path}")
-    return 0
-
-
-def run_viewport(args: argparse.Namespace) -> int:
-    from splatgen.app.viewport_bench import run_viewport_benchmark
-
-    result = run_viewport_benchmark(args.backends, tuple(args.sizes), args.frames, args.splats)
-    result["command"] = ("splatgen bench viewport" + (f" --backends {' '.join(args.backends)}" if args.backends else "")
-                         + f" --sizes {' '.join(map(str, args.sizes))} --frames {args.frames}"
-                         + (f" --splats {args.splats}" if args.splats else ""))
-    path = write_result("viewport", result, args.out_dir)
     print(f"wrote {path}")
     return 0
 

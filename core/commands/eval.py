@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "eval", help="evaluate a model on a dataset split (PSNR, SSIM, best-of-K, diversity)",
         description="Frame 0 of each object is the input, every other frame a target. Prints the means over "
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="diagnostic for the diffusion model: score its VAR decoding the posterior latent of the input "
                         "view plus N other views (novel = the views it did not see) instead of samples")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "generate", help="generate 3D Gaussian splats from photos",
         description="Prepare each photo (cut out, centre, scale to the training framing), sample the model, "
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-background", action="store_true", help="do not cut the object out (use alpha or the whole image)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from .common import IMAGE_EXTENSIONS, atomic_write_image, check_output_path, par
 MAX_PIXELS = 8192 * 8192
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "render",
         help="render a splat file (.ply/.splat) to a PNG",
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="output image: .png (RGBA, alpha kept), or "
                         + ", ".join(e for e in IMAGE_EXTENSIONS if e != ".png"))
-    p.set_defaults(func=run)
+    return p
 
 
 def resolve_device(name: str) -> torch.device:

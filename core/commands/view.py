@@ -23,7 +23,7 @@ def _port(text: str) -> int:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "view",
         help="view a splat file (or generate from a photo) in the browser",
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "browser (it gets the splats once and draws them on its own GPU)")
     p.add_argument("--background", type=parse_background, default=framing.BACKGROUND,
                    help="R,G,B in [0,1] or 0-255 (default white)")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

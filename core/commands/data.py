@@ -1,4 +1,5 @@
-"""``splatgen data build``, ``sources``, ``verify``, ``sheet`` and ``pack``."""
+"""``splatgen data build``, ``sources``, ``verify``, ``sheet`` and ``pack``: the command line of
+:mod:`splatgen.core.data`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import argparse
 from .. import framing
 
 
-def _build(args: argparse.Namespace) -> int:
-    from .build import build_dataset
+def build(args: argparse.Namespace) -> int:
+    from ..data.build import build_dataset
 
     licences = [x for arg in (args.licence or []) for x in arg.split(",") if x.strip()] or None
     summary = build_dataset(args.source, args.out, views=args.views, size=args.size, limit=args.limit,
@@ -21,8 +22,8 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sources(args: argparse.Namespace) -> int:
-    from .sources import installed_sources
+def sources(args: argparse.Namespace) -> int:
+    from ..data.sources import installed_sources
 
     rows = installed_sources(args.root or ["/"], count=not args.no_count)
     if not rows:
@@ -37,24 +38,24 @@ def _sources(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from .verify import verify_sources
+def verify(args: argparse.Namespace) -> int:
+    from ..data.verify import verify_sources
 
     report = verify_sources(args.source, per_source=args.per_source, assimp=args.assimp, out=args.out)
     print(report.text())
     return 0 if report.ok else 1
 
 
-def _sheet(args: argparse.Namespace) -> int:
-    from .sheet import contact_sheets
+def sheet(args: argparse.Namespace) -> int:
+    from ..data.sheet import contact_sheets
 
     for path in contact_sheets(args.data, args.out, columns=args.columns, frame=args.frame):
         print(path)
     return 0
 
 
-def _pack(args: argparse.Namespace) -> int:
-    from .pack import pack_dataset
+def pack(args: argparse.Namespace) -> int:
+    from ..data.pack import pack_dataset
 
     summary = pack_dataset(args.data, args.out, splits=args.splits, quality=args.quality,
                            shard_mib=args.shard_mib, workers=args.workers, progress=not args.no_progress)
@@ -62,12 +63,22 @@ def _pack(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+#: The steps of ``splatgen data``.
+STEPS = {"build": build, "sources": sources, "verify": verify, "sheet": sheet, "pack": pack}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data_command is None:  # `splatgen data` alone: its help
+        args.command_parser.print_help()
+        return 0
+    return STEPS[args.data_command](args)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``data`` (with ``build``, ``sources``, ``verify``, ``sheet`` and ``pack``) to the ``splatgen`` command line."""
     data = subparsers.add_parser("data", help="build and pack multi-view training data",
                                  description="Build multi-view RGBA datasets from 3D models and pack them.")
     sub = data.add_subparsers(dest="data_command", metavar="STEP")
-    data.set_defaults(func=lambda a: (data.print_help(), 0)[1])
 
     b = sub.add_parser(
         "build", help="render 3D models to a multi-view dataset",
@@ -109,7 +120,6 @@ def register(subparsers) -> None:
     b.add_argument("--workers", type=int, default=None,
                    help="rendering processes (default: one per 2 CPU cores; 0: in this process)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    b.set_defaults(func=_build)
 
     s = sub.add_parser(
         "sources", help="list the source packages installed and how many objects each gives",
@@ -119,7 +129,6 @@ def register(subparsers) -> None:
                      "render from each, with their licences."))
     s.add_argument("--root", action="append", help="file-system root to look under (repeatable; default /)")
     s.add_argument("--no-count", action="store_true", help="only list what is installed, without counting objects")
-    s.set_defaults(func=_sources)
 
     v = sub.add_parser(
         "verify", help="check the readers on real package files against independent facts",
@@ -131,7 +140,6 @@ def register(subparsers) -> None:
     v.add_argument("--per-source", type=int, default=40, help="models checked per source (default 40; 0: all)")
     v.add_argument("--assimp", default="assimp", help="the assimp command (Debian's assimp-utils)")
     v.add_argument("--out", default=None, help="JSON report path")
-    v.set_defaults(func=_verify)
 
     c = sub.add_parser(
         "sheet", help="contact sheets of a built dataset, one PNG a source",
@@ -142,7 +150,6 @@ def register(subparsers) -> None:
     c.add_argument("--out", default=None, help="folder for the PNGs (default: the dataset folder)")
     c.add_argument("--columns", type=int, default=10, help="objects a row (default 10)")
     c.add_argument("--frame", type=int, default=0, help="which view of each object (default 0)")
-    c.set_defaults(func=_sheet)
 
     p = sub.add_parser(
         "pack", help="pack a built split into compact shards",
@@ -161,4 +168,4 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="encoding processes (default: one per CPU core, at most 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_pack)
+    return data

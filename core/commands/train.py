@@ -1,14 +1,14 @@
-"""``splatgen train {regressor,var,diffusion}``."""
+"""``splatgen train {regressor,var,diffusion}``: the command line of :mod:`splatgen.core.training`."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .config import TrainConfig
+from ..training.config import TrainConfig
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model (regressor, var, diffusion) on a built dataset",
                        description="Train one of the generator's models. Runs end cleanly after --max-minutes "
                                    "with a resumable checkpoint in OUT/checkpoint; --resume continues exactly. "
@@ -69,19 +69,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool-reuse", type=int, default=TrainConfig.default("pool_reuse"), metavar="R",
                    help="diffusion: each step replaces batch-size / R pool items, so an encoding is drawn R times "
                         "on average (keep it small: a stale pool costs the samples their diversity)")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from .viewbank import load_view_bank
+    from ..training.viewbank import load_view_bank
 
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
     if config.model in ("regressor", "var"):
-        from .recon import train_reconstruction
+        from ..training.recon import train_reconstruction
 
         result = train_reconstruction(config, lambda device: load_view_bank(config.data, device))
     else:
-        from .diffusion import train_diffusion
+        from ..training.diffusion import train_diffusion
 
         result = train_diffusion(config, lambda device: load_view_bank(config.data, device))
     print(f"done: step {result['step']} ({result['steps_this_run']} this run, {result['minutes']:.1f} min)")

@@ -1,5 +1,9 @@
 """``splatgen bench viewport``: frames per second of the GUI viewport while the camera orbits.
 
+``core`` does not import the app: this module joins ``splatgen bench`` through the
+``splatgen.benchmarks`` entry point (``pyproject.toml``), with the ``add_parser`` / ``run`` shape of
+every command (see :mod:`splatgen.core.commands.bench`).
+
 The scene is a generated sample (the shipped diffusion model on an example photo: 128·128·2 =
 32,768 splats, nothing pruned) or a splat file (``--splats``). Each frame moves the
 :class:`~splatgen.app.orbit_camera.OrbitCamera` as a mouse drag does (so the renderer re-sorts every
@@ -19,6 +23,7 @@ is needed, so it runs on machines without PyQt6 too.
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -26,10 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from splatgen.core.render.gl_backend import create_headless_context
-
-from .orbit_camera import OrbitCamera
-from .viewport_renderer import ViewportRenderer, cuda_ready, fit_scale
+# The viewport's modules are imported where they are used: `splatgen --help` loads this module to
+# list the benchmark, and should not pay for the generator and the renderers then.
 
 #: Pixels of horizontal drag per frame (0.4°/px: 1.2° a frame, a brisk orbit).
 DRAG_PX = 3.0
@@ -54,8 +57,11 @@ def bench_sample(splats: str | Path | None = None, device: str = "cpu", steps: i
     return sample.gaussians.to("cpu"), f"diffusion sample of {photo.name} ({steps} steps, seed 0)"
 
 
-def time_orbit(renderer: ViewportRenderer, ctx, size: int, frames: int, scale: float = 1.0) -> dict:
-    """Orbit ``frames`` frames at ``size``² (rendered at ``scale``×) and time each one."""
+def time_orbit(renderer, ctx, size: int, frames: int, scale: float = 1.0) -> dict:
+    """Orbit ``frames`` frames at ``size``² (rendered at ``scale``×) with ``renderer`` (a
+    :class:`~splatgen.app.viewport_renderer.ViewportRenderer`) and time each one."""
+    from .orbit_camera import OrbitCamera
+
     cam = OrbitCamera()
     fbo = None
     if ctx is not None:
@@ -104,6 +110,9 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
     Returns ``{"machine", "scene", "results": [{"backend", "size", "scale", "fps", "median_ms", ...}]}``.
     """
     from splatgen.core.benchmarks import machine_info
+    from splatgen.core.render.gl_backend import create_headless_context
+
+    from .viewport_renderer import ViewportRenderer, cuda_ready, fit_scale
 
     load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     backends = backends or (["gsplat"] if cuda_ready() else ["gl"])
@@ -160,3 +169,29 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
 def _format(row: dict) -> str:
     res = f"{row['size']}²" + ("" if row["scale"] == 1.0 else f" at {row['scale']:.2f}× (moving)")
     return f"{row['backend']:>6} {res:<24} {row['fps']:8.1f} FPS  median {row['median_ms']:.2f} ms  p90 {row['p90_ms']:.2f} ms"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``splatgen bench viewport`` and its options."""
+    v = sub.add_parser("viewport", help="GUI viewport FPS while orbiting a generated 32k-splat sample",
+                       description="Frames per second of the desktop app's viewport drawing code while the "
+                       "camera orbits a generated sample: the OpenGL splat renderer into a framebuffer, or "
+                       "gsplat on CUDA.")
+    v.add_argument("--backends", nargs="+", choices=("gl", "gsplat"), help="default: gsplat with CUDA, else gl")
+    v.add_argument("--sizes", nargs="+", type=int, default=[512, 1024])
+    v.add_argument("--frames", type=int, default=120, help="frames timed per size (after 5 warm-up frames)")
+    v.add_argument("--splats", type=Path, help="orbit this .ply/.splat instead of generating a sample")
+    v.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    return v
+
+
+def run(args: argparse.Namespace) -> int:
+    from splatgen.core.benchmarks import write_result
+
+    result = run_viewport_benchmark(args.backends, tuple(args.sizes), args.frames, args.splats)
+    result["command"] = ("splatgen bench viewport" + (f" --backends {' '.join(args.backends)}" if args.backends else "")
+                         + f" --sizes {' '.join(map(str, args.sizes))} --frames {args.frames}"
+                         + (f" --splats {args.splats}" if args.splats else ""))
+    path = write_result("viewport", result, args.out_dir)
+    print(f"wrote {path}")
+    return 0
