@@ -1,7 +1,10 @@
-"""Benchmarks behind ``splatgen bench``: what machine ran them, and timing helpers.
+"""What every benchmark shares: the machine that ran it, timing, test scenes, writing the result.
 
-Results are JSON files under ``benchmarks/`` (machine, date, versions, numbers), never asserted by
-tests. Each benchmark prints a short table as well.
+Each measurement is a ``benchmark`` module beside the code it times (``render/benchmark.py``,
+``generator/benchmark.py``, ``viewer/benchmark.py``, ``data/benchmark.py``, ``app/benchmark.py``);
+``splatgen bench`` (:mod:`splatgen.core.commands.bench`) runs most of them. Results are JSON files
+under ``benchmarks/`` (machine, date, versions, numbers), never asserted by tests. Each benchmark
+prints a short table as well.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Measure a built and a packed dataset against the data pipeline's targets; write benchmarks/data-build-*.json.
 
-    python -m splatgen.core.data.bench --built data/sh3d --packed data/packed [--repeat 3]
+    python -m splatgen.core.data.benchmark --built data/sh3d --packed data/packed [--repeat 3]
 
 Reads the build time and counts from the built dataset (``build_log.txt``, ``dataset.json``) — it
 does not rebuild — sizes the packed shards per split, and times :func:`load_split_arrays` (the GPU
@@ -113,7 +113,7 @@ def time_loading(packed: Path, split: str = "train", repeat: int = 3) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m splatgen.core.data.bench", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m splatgen.core.data.benchmark", description=__doc__.split("\n")[0])
     ap.add_argument("--built", required=True, help="built dataset folder (dataset.json, build_log.txt)")
     ap.add_argument("--packed", nargs="+", required=True, help="packed dataset folder(s); the first is timed")
     ap.add_argument("--repeat", type=int, default=3, help="runs of load_split_arrays (default 3)")
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "data-build",
         "machine": machine,
-        "command": shlex.join(["python", "-m", "splatgen.core.data.bench",
+        "command": shlex.join(["python", "-m", "splatgen.core.data.benchmark",
                                *(argv if argv is not None else sys.argv[1:])]),
         "targets": TARGETS,
         "build": build,

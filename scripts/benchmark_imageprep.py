@@ -8,7 +8,7 @@ stands in (recorded in the result). Also timed: a plain full-size decode of the 
 decoding alone costs without ``draft``), and the mask IoU against the pasted object's true alpha
 (both prepared the same way).
 
-    .venv/bin/python scripts/bench_imageprep.py [--repeat 10] [--out benchmarks]
+    .venv/bin/python scripts/benchmark_imageprep.py [--repeat 10] [--out benchmarks]
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
 
     result = {
         "benchmark": "imageprep",
-        "command": " ".join([".venv/bin/python scripts/bench_imageprep.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join([".venv/bin/python scripts/benchmark_imageprep.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine_info(),
         "input": {"width": photo.shape[1], "height": photo.shape[0], "format": "JPEG q90",
                   "bytes": len(jpeg), "object": source},
