@@ -9,7 +9,7 @@ import torch
 
 from splatgen.core.cameras import canonical_intrinsics, intrinsics_from_fov, orbit_viewmat, orbit_viewmats
 from splatgen.core.gaussians import Gaussians, quat_to_rotation_matrix, random_gaussians, rgb_to_sh0
-from splatgen.core.render import gl_backend, render
+from splatgen.core.render import gl_backend, gl_renderer, render
 from splatgen.core.render.sh import eval_sh
 
 if not gl_backend.available():
@@ -418,8 +418,8 @@ def test_resorts_only_when_the_camera_moves(monkeypatch):
     a, b = orbit_viewmat(10.0, 5.0).numpy(), orbit_viewmat(100.0, 30.0).numpy()
     r = gl_backend.GLSplatRenderer()
     sorts = []
-    real = gl_backend._argsort_positive
-    monkeypatch.setattr(gl_backend, "_argsort_positive", lambda z: (sorts.append(len(z)), real(z))[1])
+    real = gl_renderer._argsort_positive
+    monkeypatch.setattr(gl_renderer, "_argsort_positive", lambda z: (sorts.append(len(z)), real(z))[1])
     try:
         r.set_gaussians(g)
         first = r.render(a, K, 64, 64)
@@ -455,8 +455,8 @@ def test_sort_keys_are_the_camera_depths_of_the_splats_in_view(monkeypatch):
     for i in range(3):   # the elementwise helper against the float64 matrix product
         np.testing.assert_allclose(camera_coordinate(g.means.numpy(), vm[i]), exact[:, i], rtol=0, atol=1e-5)
     keys = []
-    real = gl_backend._argsort_positive
-    monkeypatch.setattr(gl_backend, "_argsort_positive", lambda z: (keys.append(z.copy()), real(z))[1])
+    real = gl_renderer._argsort_positive
+    monkeypatch.setattr(gl_renderer, "_argsort_positive", lambda z: (keys.append(z.copy()), real(z))[1])
     r = gl_backend.GLSplatRenderer()
     try:
         r.set_gaussians(g)
