@@ -1,6 +1,7 @@
 """How the viewport draws one frame of one splat scene into an OpenGL framebuffer (no Qt here).
 
-Two paths, picked by :func:`choose_backend`:
+Two paths, picked by :func:`splatgen.core.render.choose_backend` (the viewport brings its own
+OpenGL context, so without CUDA it is always ``"gl"``; ``backend="gl"`` keeps it there with CUDA):
 
 * ``"gl"`` — :class:`~splatgen.core.render.gl_backend.GLSplatRenderer` in the caller's moderngl
   context, drawing straight into the caller's framebuffer (a ``QOpenGLWidget``'s); the path on
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from splatgen.core.gaussians import Gaussians
+from splatgen.core.render import choose_backend
 from splatgen.core.render.gl_backend import VIEW_MIN_TRANSMITTANCE
 
 MODES = ("rgb", "depth", "alpha")
@@ -49,24 +51,6 @@ void main() {
     f_color = vec4(texture(u_tex, uv).rgb * u_dim, 1.0);
 }
 """
-
-
-def cuda_ready() -> bool:
-    """Whether gsplat can render here (a CUDA device and an importable gsplat)."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import gsplat  # noqa: F401
-    except Exception:  # noqa: BLE001 - a broken install counts as absent
-        return False
-    return True
-
-
-def choose_backend(preference: str = "auto") -> str:
-    """``"auto"`` → ``"gsplat"`` with CUDA, else ``"gl"``; an explicit choice is kept when possible."""
-    if preference == "gsplat" or (preference == "auto" and cuda_ready()):
-        return "gsplat" if cuda_ready() else "gl"
-    return "gl"
 
 
 class TextureBlitter:
@@ -102,12 +86,13 @@ class ViewportRenderer:
     Args:
         ctx: the moderngl context (current while any method is called); may be None for the
             gsplat path when only :meth:`frame_cuda` is used (no drawing).
-        backend: ``"auto"``, ``"gl"`` or ``"gsplat"`` (see :func:`choose_backend`).
+        backend: ``"auto"``, ``"gl"`` or ``"gsplat"`` (gsplat only where it can render, see the
+            module docstring).
     """
 
     def __init__(self, ctx, backend: str = "auto", blitter: TextureBlitter | None = None):
         self.ctx = ctx
-        self.backend = choose_backend(backend)
+        self.backend = "gl" if backend == "gl" else choose_backend(have_gl=True)
         self._blitter = blitter
         self._owns_blitter = blitter is None
         self._gl = None

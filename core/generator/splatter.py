@@ -25,7 +25,7 @@ from ..models.step_graphs import StepGraphCache
 from ..models.splatter_net import SplatterNet
 from ..models.teacher import denoiser_condition, teacher_latent
 from .base import GenerationSettings, Generator, ProgressCallback, Sample, input_camera, to_object_frame
-from ..render import render
+from ..render import choose_backend, render
 from .resample import merge_samples, pin_input_view, region_mask
 
 __all__ = ["SettingsError", "LatentDiffusionGenerator", "RegressorGenerator", "Cancelled"]
@@ -221,7 +221,7 @@ class LatentDiffusionGenerator(_SplatterGenerator):
         info = {**sample.info, "resampled_from_seed": sample.seed}
         if isinstance(region, str):
             with torch.no_grad():
-                target = render(original, viewmat[None], K, sample.image_size, sample.image_size, backend="torch" if self.device.type == "cpu" else "gsplat").rgb[0]
+                target = render(original, viewmat[None], K, sample.image_size, sample.image_size, backend=choose_backend(self.device, differentiable=True)).rgb[0]
 
             def decode(latent):
                 return to_object_frame(self.var.decode(features, latent, float(s.skip_weight)).gaussians[0])

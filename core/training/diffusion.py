@@ -33,7 +33,7 @@ from ..models.denoiser import LatentDenoiser
 from ..models.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
 from ..models.teacher import denoiser_condition, weights_sha256
-from ..render import render
+from ..render import choose_backend, render
 from .checkpoint import load_into, load_weights, unwrap
 from .latent_pool import LatentPool, var_posterior
 from .recon import export_model, reconstruction_loss
@@ -187,7 +187,7 @@ def train_diffusion(args: argparse.Namespace, bank_loader) -> dict:
               f"from step {step}", flush=True)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
-    backend = "gsplat" if ctx.device.type == "cuda" else "torch"
+    backend = choose_backend(ctx.device, differentiable=True)
     steps_this_run, running = 0, RunningMetrics()
 
     def checkpoint() -> None:  # the step counter is read when called

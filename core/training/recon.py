@@ -19,7 +19,7 @@ import torch
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
 from ..models.splatter_net import SplatterNet
-from ..render import render
+from ..render import choose_backend, render
 from .checkpoint import load_into, load_weights, unwrap
 from ..metrics import psnr, ssim
 from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
@@ -107,7 +107,7 @@ def train_reconstruction(args: argparse.Namespace, bank_loader) -> dict:
     step, warmup_start = resume_or_init(out_dir, args.resume, args.init_from, model, ema, optimizer, generator,
                                         init_weights)
     ddp_model = wrap_ddp(model, ctx)
-    backend = "gsplat" if ctx.device.type == "cuda" else "torch"
+    backend = choose_backend(ctx.device, differentiable=True)
     log = RunLog(out_dir, ctx.is_main)
     clock = LoopClock(args.max_steps, args.max_minutes, args.checkpoint_minutes)
     if ctx.is_main:

@@ -40,6 +40,7 @@ import torch
 from .. import framing
 from ..cameras import camera_coordinate, intrinsics_from_fov
 from ..gaussians import Gaussians
+from ..render import backend_device
 from ..render.gl_backend import VIEW_MIN_TRANSMITTANCE
 
 #: What the viewer can show.
@@ -203,7 +204,7 @@ class FrameRenderer:
         if backend not in ("gsplat", "gl", "torch"):
             raise ValueError(f"unknown backend {backend!r}")
         self.backend = backend
-        self.device = torch.device(device or ("cuda" if backend == "gsplat" else "cpu"))
+        self.device = torch.device(device or backend_device(backend))
         self._cond = threading.Condition()
         self._pending: _Job | None = None
         self._closed = False

@@ -49,6 +49,7 @@ import torch
 from .. import framing
 from ..errors import SplatgenError
 from ..gaussians import Gaussians, quat_to_rotation_matrix
+from ..render import choose_backend
 from .render_fn import MODES, FrameRenderer, FrameStats, SplatRenderFn
 
 #: Who may draw the RGB view: ``auto`` (gsplat on the server with CUDA, else the browser).
@@ -109,19 +110,6 @@ def check_port(host: str, port: int) -> None:
     if len(failures) == len(infos):
         exc = failures[0]
         raise ViewerError(f"cannot listen on {host}:{port} ({exc.strerror or exc})")
-
-
-def _server_backend() -> str:
-    if torch.cuda.is_available():
-        try:
-            import gsplat  # noqa: F401
-
-            return "gsplat"
-        except ImportError:
-            pass
-    from ..render import gl_backend
-
-    return "gl" if gl_backend.available() else "torch"
 
 
 def software_gl() -> bool:
@@ -248,7 +236,7 @@ class ViewerServer:
     def _setup(self, renderer: str, bg, generator, title: str, output_dir) -> None:
         import nerfview
 
-        backend = _server_backend()
+        backend = choose_backend()
         try:
             self.frame_renderer = FrameRenderer(backend)
         except Exception as exc:  # noqa: BLE001 - e.g. EGL went away: the torch reference always works
