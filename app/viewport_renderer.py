@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from splatgen.core.gaussians import Gaussians
+from splatgen.core.images import to_uint8
 from splatgen.core.render import choose_backend
 from splatgen.core.render.gl_backend import VIEW_MIN_TRANSMITTANCE
 
@@ -201,7 +202,7 @@ class ViewportRenderer:
                 a = out.alpha[0]
                 t = ((out.depth[0] - lo) / (hi - lo)).clamp(0, 1)
                 img = a * (1 - t) + (1 - a) * bg
-            img8 = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+            img8 = to_uint8(img)
             if self._host is None or tuple(self._host.shape) != tuple(img8.shape):
                 self._host = torch.empty(tuple(img8.shape), dtype=torch.uint8, pin_memory=True)
             self._host.copy_(img8, non_blocking=True)

@@ -27,6 +27,7 @@ from . import framing
 from .cameras import canonical_intrinsics, orbit_viewmats, transforms_dict
 from .errors import SplatgenError
 from .gaussians import Gaussians
+from .images import to_uint8
 from .generator.base import INPUT_ELEVATION_DEG, Sample
 from .render import render
 
@@ -110,7 +111,7 @@ def render_views(gaussians: Gaussians, viewmats: torch.Tensor, K: torch.Tensor, 
         for i in range(0, len(viewmats), batch):
             vm = viewmats[i:i + batch].to(gaussians.device)
             rgb = render(gaussians, vm, K.to(gaussians.device), size, size, background=background, backend=backend).rgb
-            out.append((rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+            out.append(to_uint8(rgb).cpu().numpy())
     return np.concatenate(out)
 
 

@@ -52,6 +52,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from . import framing
 from .errors import ImageError
+from .images import to_uint8
 
 __all__ = ["PreparedImage", "prepare_image", "load_image", "LoadedImage", "segment_foreground", "refine_mask",
            "frame_object", "composite",
@@ -538,7 +539,7 @@ def refine_mask(rgb: np.ndarray, coarse: np.ndarray, iterations: int = 2, side: 
 def _soft_upsample(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """bool mask → uint8 alpha of ``size`` (w, h): slightly smoothed, linearly interpolated."""
     soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.6)
-    return np.clip(cv2.resize(soft, size, interpolation=cv2.INTER_LINEAR) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return to_uint8(cv2.resize(soft, size, interpolation=cv2.INTER_LINEAR))
 
 
 def _bbox(mask: np.ndarray, threshold: float = MASK_THRESHOLD) -> tuple[int, int, int, int] | None:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import SplatgenError
+from ..images import to_uint8
 from ..metrics import psnr
 from ..models.denoiser import LatentDenoiser
 from ..models.sampling import sample_latents
@@ -272,5 +273,5 @@ def preview(path: Path, var: SplatterNet, denoiser: LatentDenoiser, bank: ViewBa
         rows.append(torch.cat(list(r.flatten(0, 1)), 1))
     import imageio.v3 as iio
 
-    iio.imwrite(path, (torch.cat(rows, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8))
+    iio.imwrite(path, to_uint8(torch.cat(rows, 0).cpu().numpy()))
     return {"preview_psnr_input": float(np.mean(p_in)), "preview_psnr_novel": float(np.mean(p_novel))}

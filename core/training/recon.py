@@ -13,11 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
+from ..images import to_uint8
 from ..models.splatter_net import SplatterNet
 from ..render import choose_backend, render
 from .checkpoint import load_into, load_weights, unwrap
@@ -76,7 +76,7 @@ def save_samples(path: Path, model, batch: ViewBatch, backend: str, num_context:
     for i in range(gt.shape[0]):
         rows.append(torch.cat(list(gt[i]), 1))
         rows.append(torch.cat(list(pred[i]), 1))
-    grid = (torch.cat(rows, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    grid = to_uint8(torch.cat(rows, 0).cpu().numpy())
     import imageio.v3 as iio
 
     iio.imwrite(path, grid)

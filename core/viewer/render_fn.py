@@ -40,6 +40,7 @@ import torch
 from .. import framing
 from ..cameras import camera_coordinate, intrinsics_from_fov
 from ..gaussians import Gaussians
+from ..images import to_uint8
 from ..render import backend_device
 from ..render.gl_backend import VIEW_MIN_TRANSMITTANCE
 
@@ -144,7 +145,7 @@ def compose(mode: str, outputs: dict, background: Sequence[float]) -> np.ndarray
         img = np.repeat(outputs["alpha"], 3, axis=-1)
     else:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(img)
 
 
 def outputs_for(mode: str) -> tuple[str, ...]:
@@ -157,7 +158,7 @@ def plain_image(width: int, height: int, background: Sequence[float], *, small: 
     stretches background images to the canvas, so a flat colour needs few pixels)."""
     if small:
         width, height = max(1, width // 16), max(1, height // 16)
-    colour = (np.clip(np.asarray(background, np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
+    colour = to_uint8(np.asarray(background, np.float64))
     return np.broadcast_to(colour, (height, width, 3)).copy()
 
 
@@ -341,7 +342,7 @@ class FrameRenderer:
         result = {}
         for name in job.outputs:
             if name == "rgb8":   # converted where it was rendered: a quarter of the bytes to copy
-                result[name] = (out.rgb[0].float().clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+                result[name] = to_uint8(out.rgb[0]).cpu().numpy()
             else:
                 result[name] = getattr(out, name)[0].float().cpu().numpy()
         return result
