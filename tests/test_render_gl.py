@@ -10,6 +10,7 @@ import torch
 from splatgen.core.cameras import canonical_intrinsics, intrinsics_from_fov, orbit_viewmat, orbit_viewmats
 from splatgen.core.gaussians import Gaussians, quat_to_rotation_matrix, random_gaussians, rgb_to_sh0
 from splatgen.core.render import gl_backend, gl_renderer, render
+from splatgen.core.render.depth_shading import shade_depth
 from splatgen.core.render.sh import eval_sh
 
 if not gl_backend.available():
@@ -491,6 +492,8 @@ def test_renders_into_a_callers_context_and_framebuffer():
                 "alpha": np.repeat(ref_alpha, 3, -1),
                 "depth": ref_alpha * (1 - t) + (1 - ref_alpha) * np.array(bg, np.float32),
             }
+            # the Python twin of the shader's depth shading (the web viewer's, the gsplat viewport's)
+            assert np.allclose(shade_depth(ref_depth, ref_alpha, bg, (lo, hi)), expect["depth"], atol=1e-6)
             for mode in ("rgb", "alpha", "depth"):
                 for flip in (False, True):
                     fbo.use()

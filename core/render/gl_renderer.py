@@ -53,7 +53,7 @@ import torch
 from .. import framing
 from ..cameras import camera_coordinate
 from ..gaussians import Gaussians, quat_to_rotation_matrix
-from . import RenderError, gl_culling, gl_shaders
+from . import RenderError, depth_shading, gl_culling, gl_shaders
 from .foreign_context import foreign_context_released, release_current_egl
 from .gl_culling import CULLING, CULLING_DEPTH, MIN_BATCHED, UNIT_HIZ_BASE, UNIT_HIZ_UPPER, TransmittancePyramid
 from .gl_shaders import ALPHA_MAX, BLUR, EXTEND_MAX, HIZ_SPAN
@@ -291,9 +291,7 @@ class GLSplatRenderer:
         self._means = np.ascontiguousarray(means[self._valid])
         self._view_area = gl_culling.view_averaged_area(g.scales.numpy()[self._valid])
         self._opacity_int = gl_culling.opacity_integral(opac[self._valid])
-        if len(self._means):
-            centre = self._means.mean(0).astype(np.float64)
-            self._bounds = (centre, float(np.sqrt(((self._means - centre) ** 2).sum(1).max())))
+        self._bounds = depth_shading.scene_bounds(self._means)
         self._sh_degree = g.sh_degree
         self._sh = g.sh if g.sh_degree > 0 else None
         self._sh_means = g.means if g.sh_degree > 0 else None
@@ -597,7 +595,8 @@ class GLSplatRenderer:
             near, far: clipping distances along the camera z axis, world units.
             sh_degree: SH degree for colour (default: all the Gaussians hold).
             depth_range: with ``fbo`` and ``mode="depth"``: the depths shown white and black
-                (default: the nearest and farthest the scene's bounding sphere can be).
+                (default: :func:`~.depth_shading.depth_range`, the nearest and farthest the scene's
+                bounding sphere can be).
 
         Re-rendering is cheap when the camera did not move: the splat order is kept (see
         :meth:`_sort`), and only the projection and the fragments are redone.
@@ -611,7 +610,7 @@ class GLSplatRenderer:
         self._check_size(width, height)
         with_depth = mode == "depth"
         if depth_range is None:
-            depth_range = self._default_depth_range(viewmat, near, far)
+            depth_range = depth_shading.depth_range(self._bounds, viewmat, near, far)
         with self._current():
             self._accumulate(with_depth, viewmat[None], K[None], width, height, near=near, far=far,
                              sh_degree=sh_degree, display=True)
@@ -664,9 +663,4 @@ class GLSplatRenderer:
         p["u_depth_range"].value = (lo, hi if hi > lo else lo + 1e-6)
         self._fullscreen(p)
         self.ctx.scissor = None
-
-    def _default_depth_range(self, viewmat: np.ndarray, near: float, far: float) -> tuple[float, float]:
-        centre, radius = self._bounds
-        z = float(viewmat[2, :3] @ centre + viewmat[2, 3])
-        return max(near, z - radius), min(far, max(z + radius, near + 1e-6))
 

@@ -272,7 +272,7 @@ class ViewerServer:
         with gui.add_folder("Splats", order=-2.0):
             self.info_md = gui.add_markdown("No splats yet.")
             self.mode_dropdown = gui.add_dropdown("Show", MODES, initial_value="rgb",
-                                                  hint="rgb, expected depth (colour-mapped) or alpha")
+                                                  hint="rgb, expected depth (white near, black far) or alpha")
             labels = tuple(self._display_labels.values())
             self.renderer_dropdown = gui.add_dropdown(
                 "Renderer", labels, initial_value=self._display_labels[self.render_fn.display],

@@ -1,5 +1,6 @@
 #version 330
 // On screen: one of the modes, optionally flipped so that image row 0 is at the window's top.
+// Depth is shaded as depth_shading.shade_depth does it (the one rule for showing depth).
 uniform sampler2D u_accum;
 uniform sampler2D u_accum_depth;
 uniform ivec4 u_viewport;    // x, y, W, H of the window area
