@@ -25,7 +25,7 @@ from . import framing
 from .atomic import atomic_path
 from .cameras import canonical_intrinsics, orbit_viewmats, transforms_dict
 from .gaussians import Gaussians
-from .generator.base import INPUT_ELEVATION_DEG, Sample
+from .generator.base import Sample
 from .images import to_uint8
 from .render import render
 
@@ -63,7 +63,7 @@ def cameras_json(sample: Sample) -> dict:
                            splatgen_settings=sample.settings.as_dict())
 
 
-def turntable_cameras(frames: int = 60, size: int = 256, elevation_deg: float = INPUT_ELEVATION_DEG,
+def turntable_cameras(frames: int = 60, size: int = 256, elevation_deg: float = framing.INPUT_ELEVATION_DEG,
                       start_azimuth_deg: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``frames`` orbit cameras ``(F, 4, 4)`` starting at the input view, and ``K`` for ``size``²."""
     az = [start_azimuth_deg + 360.0 * i / frames for i in range(frames)]
