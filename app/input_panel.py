@@ -20,7 +20,7 @@ from PyQt6.QtWidgets import (QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, 
 
 from splatgen.core.images import to_uint8
 
-from .viewport import array_to_qimage
+from .splat_view import array_to_qimage
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif")
 

@@ -18,7 +18,7 @@ from PyQt6.QtGui import QColor, QPainter
 from splatgen.core.images import to_uint8
 
 from .orbit_camera import OrbitCamera
-from .viewport import SplatView
+from .splat_view import SplatView
 
 MAX_TILES = 8
 #: Longest side, pixels, of the images the variance is computed from.
