@@ -17,6 +17,15 @@ from .input_panel import example_images
 #: What the views can show: (mode, label).
 VIEW_MODES = (("rgb", "RGB"), ("depth", "Depth"), ("alpha", "Alpha"))
 _EXPORTS = ("export_ply", "export_splat", "export_turntable", "contact_sheet", "screenshot")
+#: The menu bar: (title, action names); None is a separator, "recent" and "examples" the File submenus.
+MENUS = (
+    ("&File", ("open", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
+    ("&Edit", ("undo", "redo", None, "remove", "clear")),
+    ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
+    ("&View", ("frame", "reset", None, "tiled", "heatmap", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
+               "overlay")),
+    ("&Help", ("open_log", "open_autosave", "about")),
+)
 
 
 class WindowActions:
@@ -109,49 +118,21 @@ class WindowActions:
 
     # ------------------------------------------------------------------ menus and toolbar
     def build_menus(self) -> None:
-        """File, Edit, Generate, View and Help in the window's menu bar."""
-        w, a = self.window, self.acts
-        bar = w.menuBar()
-        m = bar.addMenu("&File")
-        m.addAction(a["open"])
-        self.recent_menu = m.addMenu("Open &recent")
-        self.examples_menu = m.addMenu("&Examples")
-        for p in example_images():
-            self.examples_menu.addAction(p.stem.replace("_", " "), lambda p=str(p): w.open_image(p))
-        m.addSeparator()
-        for k in _EXPORTS:
-            m.addAction(a[k])
-        m.addSeparator()
-        m.addAction(a["browser"])
-        m.addSeparator()
-        m.addAction(a["quit"])
-        m = bar.addMenu("&Edit")
-        for k in ("undo", "redo"):
-            m.addAction(a[k])
-        m.addSeparator()
-        m.addAction(a["remove"])
-        m.addAction(a["clear"])
-        m = bar.addMenu("&Generate")
-        for k in ("generate", "cancel", "randomise"):
-            m.addAction(a[k])
-        m.addSeparator()
-        for k in ("resample", "brush", "resample_brush"):
-            m.addAction(a[k])
-        m = bar.addMenu("&View")
-        for k in ("frame", "reset"):
-            m.addAction(a[k])
-        m.addSeparator()
-        m.addAction(a["tiled"])
-        m.addAction(a["heatmap"])
-        m.addSeparator()
-        for mode, _ in VIEW_MODES:
-            m.addAction(a[f"mode_{mode}"])
-        m.addAction(a["background"])
-        m.addAction(a["overlay"])
-        m = bar.addMenu("&Help")
-        m.addAction(a["open_log"])
-        m.addAction(a["open_autosave"])
-        m.addAction(a["about"])
+        """File, Edit, Generate, View and Help in the window's menu bar (:data:`MENUS`)."""
+        w = self.window
+        for title, entries in MENUS:
+            m = w.menuBar().addMenu(title)
+            for k in entries:
+                if k is None:
+                    m.addSeparator()
+                elif k == "recent":
+                    self.recent_menu = m.addMenu("Open &recent")
+                elif k == "examples":
+                    self.examples_menu = m.addMenu("&Examples")
+                    for p in example_images():
+                        self.examples_menu.addAction(p.stem.replace("_", " "), lambda p=str(p): w.open_image(p))
+                else:
+                    m.addAction(self.acts[k])
         self.fill_recent()
 
     def build_toolbar(self, tb) -> QComboBox:
