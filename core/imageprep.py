@@ -4,9 +4,9 @@ The generator was trained on renders at the canonical framing (:mod:`splatgen.co
 object, centred, on a white background, its longer side spanning a little over half the image. A
 photo is brought to that look in four steps:
 
-1. **Load** (:func:`~splatgen.core.image_loading.load_image`): a path, bytes, a PIL image or an array; anything Pillow reads
-   (PNG, JPEG, WebP, AVIF, TIFF, GIF, BMP … in 8/16 bit, grey, palette, CMYK, with or without
-   alpha; imageio as a fallback), EXIF orientation honoured. The size is checked from the header
+1. **Load** (:func:`~splatgen.core.image_loading.load_image`): a path, bytes, a PIL image or an
+   array; anything Pillow reads (PNG, JPEG, WebP, AVIF, TIFF, GIF, BMP … in 8/16 bit, grey,
+   palette, CMYK, with or without alpha; imageio as a fallback), EXIF orientation honoured. The size is checked from the header
    *before* decoding (``max_pixels``); large JPEGs are decoded at a reduced scale (libjpeg's DCT
    scaling through ``Image.draft``) and re-decoded at full size only when the object turns out small.
 2. **Mask**: the alpha channel when there is a real one (not all 255). Otherwise the foreground is

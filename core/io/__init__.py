@@ -6,7 +6,8 @@ shape ``(N,)`` with raw parameters (see :mod:`splatgen.core.gaussians`): ``means
 ``sh[:, 0]`` the DC term (RGB = 0.5 + C0 * f_dc).  Readers return float32 CPU tensors; writers
 accept any device/float dtype, cast to float32, and write atomically (:mod:`splatgen.core.atomic`:
 temporary file in the same folder + ``os.replace``).  Every problem with a file -- unreadable,
-malformed, hostile, or not writable -- raises :class:`~splatgen.core.errors.SplatFileError` whose message names the file.
+malformed, hostile, or not writable -- raises :class:`~splatgen.core.errors.SplatFileError` whose
+message names the file.
 
 * ``.ply``: :func:`read_ply` / :func:`write_ply`, bit-exact round trip for float32, any SH
   degree (f_rest channel-major as in the INRIA code), see :mod:`splatgen.core.io.ply`.
