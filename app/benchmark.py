@@ -110,13 +110,15 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
     Returns ``{"machine", "scene", "results": [{"backend", "size", "scale", "fps", "median_ms", ...}]}``.
     """
     from splatgen.core.benchmarks import machine_info
+    from splatgen.core.render import backend_device, choose_backend
     from splatgen.core.render.gl_backend import create_headless_context
 
     from .viewport_renderer import ViewportRenderer, cuda_ready, fit_scale
 
     load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    backends = backends or (["gsplat"] if cuda_ready() else ["gl"])
-    g, scene = bench_sample(splats, "cuda" if cuda_ready() else "cpu")
+    best = choose_backend(have_gl=True)   # the viewport's own choice: gsplat with CUDA, else gl
+    backends = backends or [best]
+    g, scene = bench_sample(splats, backend_device(best))
     log(f"scene: {scene}, {g.num_gaussians:,} splats")
     results = []
     for backend in backends:

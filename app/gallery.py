@@ -14,7 +14,7 @@ from PyQt6.QtGui import QIcon, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QMenu
 
 from .samples import SampleEntry, SampleStore
-from .viewport import array_to_qimage
+from .splat_view import array_to_qimage
 
 ICON = 96
 _ROLE = Qt.ItemDataRole.UserRole

@@ -18,7 +18,9 @@ from PyQt6.QtGui import QIcon, QPainter, QPixmap
 from PyQt6.QtWidgets import (QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                              QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
-from .viewport import array_to_qimage
+from splatgen.core.images import to_uint8
+
+from .splat_view import array_to_qimage
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif")
 
@@ -68,7 +70,7 @@ def over_checkerboard(rgba: np.ndarray) -> np.ndarray:
     a = rgba[..., 3:4].astype(np.float32) / 255.0
     bg = checkerboard(*rgba.shape[:2], cell=max(4, rgba.shape[0] // 16))
     out = rgba[..., :3].astype(np.float32) / 255.0 * a + bg * (1 - a)
-    return (out * 255 + 0.5).astype(np.uint8)
+    return to_uint8(out)
 
 
 class ImageLabel(QWidget):
@@ -211,9 +213,9 @@ class InputPanel(QGroupBox):
     def show_prepared(self, prepared, path: str) -> None:
         """Show a :class:`~splatgen.core.imageprep.PreparedImage`."""
         self.original.set_array(over_checkerboard(prepared.original))
-        rgb = (prepared.image[:3].permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        rgb = to_uint8(prepared.image[:3].permute(1, 2, 0).numpy())
         self.prepared.set_array(rgb)
-        self.mask.set_array(np.repeat((np.asarray(prepared.mask) * 255 + 0.5).astype(np.uint8)[..., None], 3, 2))
+        self.mask.set_array(np.repeat(to_uint8(np.asarray(prepared.mask))[..., None], 3, 2))
         how, tip = {"alpha": ("alpha mask", "The mask is the image's alpha channel"),
                     "grabcut": ("background cut out", "The background was removed (GrabCut)"),
                     "none": ("whole image", "The whole image is the object (no background removal)")

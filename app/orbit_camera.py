@@ -21,7 +21,6 @@ import numpy as np
 
 from splatgen.core import framing
 from splatgen.core.cameras import intrinsics_from_fov, orbit_viewmat
-from splatgen.core.generator.base import INPUT_ELEVATION_DEG
 
 #: Degrees of orbit per pixel dragged.
 ORBIT_DEG_PER_PX = 0.4
@@ -38,7 +37,7 @@ class OrbitCamera:
     """Orbit camera state; see the module docstring for units and conventions."""
 
     azimuth: float = 0.0
-    elevation: float = INPUT_ELEVATION_DEG
+    elevation: float = framing.INPUT_ELEVATION_DEG
     distance: float = framing.CAMERA_DISTANCE
     target: np.ndarray = field(default_factory=lambda: np.zeros(3))
     fov_deg: float = framing.FOV_DEG
@@ -98,7 +97,7 @@ class OrbitCamera:
         ``target``; ``None``: the canonical input camera."""
         self.target = np.asarray(target, np.float64).reshape(3).copy()
         if viewmat is None:
-            self.azimuth, self.elevation, self.distance = 0.0, INPUT_ELEVATION_DEG, framing.CAMERA_DISTANCE
+            self.azimuth, self.elevation, self.distance = 0.0, framing.INPUT_ELEVATION_DEG, framing.CAMERA_DISTANCE
             return
         vm = np.asarray(viewmat, np.float64).reshape(4, 4)
         centre = -vm[:3, :3].T @ vm[:3, 3]

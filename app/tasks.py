@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from splatgen.core.errors import SplatgenError
+from splatgen.core.images import to_uint8
 
 log = logging.getLogger("splatgen.app")
 
@@ -105,7 +106,7 @@ def thumbnail(sample, size: int = THUMB_SIZE, background=(1.0, 1.0, 1.0)) -> np.
     K = canonical_intrinsics(size).to(g.device)
     with torch.no_grad():
         rgb = render(g, vm[None], K, size, size, background=background).rgb[0]
-    return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    return to_uint8(rgb).cpu().numpy()
 
 
 class Autosave:

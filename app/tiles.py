@@ -15,8 +15,10 @@ import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QPainter
 
+from splatgen.core.images import to_uint8
+
 from .orbit_camera import OrbitCamera
-from .viewport import SplatView
+from .splat_view import SplatView
 
 MAX_TILES = 8
 #: Longest side, pixels, of the images the variance is computed from.
@@ -57,11 +59,10 @@ def _inferno_lut() -> np.ndarray:
     try:
         from matplotlib import colormaps
 
-        return (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
+        return to_uint8(colormaps["inferno"](np.linspace(0, 1, 256))[:, :3])
     except Exception:  # noqa: BLE001 - a plain black-red-yellow-white ramp without matplotlib
         t = np.linspace(0, 1, 256)
-        return (np.stack([np.clip(3 * t, 0, 1), np.clip(3 * t - 1, 0, 1), np.clip(3 * t - 2, 0, 1)], 1) * 255
-                ).astype(np.uint8)
+        return to_uint8(np.stack([3 * t, 3 * t - 1, 3 * t - 2], 1))
 
 
 _LUT: np.ndarray | None = None
@@ -77,7 +78,7 @@ def heat_colors(values: np.ndarray, vmax: float | None = None) -> tuple[np.ndarr
     if vmax is None:
         vmax = float(np.percentile(values, 99.5)) if values.size else 0.0
     vmax = max(float(vmax), 1e-6)
-    idx = np.clip(values / vmax * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    idx = to_uint8(values / vmax)
     return _LUT[idx], vmax
 
 

@@ -1,6 +1,7 @@
 """How the viewport draws one frame of one splat scene into an OpenGL framebuffer (no Qt here).
 
-Two paths, picked by :func:`choose_backend`:
+Two paths, picked by :func:`splatgen.core.render.choose_backend` (the viewport brings its own
+OpenGL context, so without CUDA it is always ``"gl"``; ``backend="gl"`` keeps it there with CUDA):
 
 * ``"gl"`` — :class:`~splatgen.core.render.gl_backend.GLSplatRenderer` in the caller's moderngl
   context, drawing straight into the caller's framebuffer (a ``QOpenGLWidget``'s); the path on
@@ -23,6 +24,9 @@ import numpy as np
 import torch
 
 from splatgen.core.gaussians import Gaussians
+from splatgen.core.images import to_uint8
+from splatgen.core.render import choose_backend
+from splatgen.core.render.depth_shading import depth_range, scene_bounds, shade_depth
 from splatgen.core.render.gl_backend import VIEW_MIN_TRANSMITTANCE
 
 MODES = ("rgb", "depth", "alpha")
@@ -49,24 +53,6 @@ void main() {
     f_color = vec4(texture(u_tex, uv).rgb * u_dim, 1.0);
 }
 """
-
-
-def cuda_ready() -> bool:
-    """Whether gsplat can render here (a CUDA device and an importable gsplat)."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import gsplat  # noqa: F401
-    except Exception:  # noqa: BLE001 - a broken install counts as absent
-        return False
-    return True
-
-
-def choose_backend(preference: str = "auto") -> str:
-    """``"auto"`` → ``"gsplat"`` with CUDA, else ``"gl"``; an explicit choice is kept when possible."""
-    if preference == "gsplat" or (preference == "auto" and cuda_ready()):
-        return "gsplat" if cuda_ready() else "gl"
-    return "gl"
 
 
 class TextureBlitter:
@@ -102,17 +88,18 @@ class ViewportRenderer:
     Args:
         ctx: the moderngl context (current while any method is called); may be None for the
             gsplat path when only :meth:`frame_cuda` is used (no drawing).
-        backend: ``"auto"``, ``"gl"`` or ``"gsplat"`` (see :func:`choose_backend`).
+        backend: ``"auto"``, ``"gl"`` or ``"gsplat"`` (gsplat only where it can render, see the
+            module docstring).
     """
 
     def __init__(self, ctx, backend: str = "auto", blitter: TextureBlitter | None = None):
         self.ctx = ctx
-        self.backend = choose_backend(backend)
+        self.backend = "gl" if backend == "gl" else choose_backend(have_gl=True)
         self._blitter = blitter
         self._owns_blitter = blitter is None
         self._gl = None
         self._gaussians: Gaussians | None = None   # on CUDA for the gsplat path
-        self._bounds = (np.zeros(3), 1.0)
+        self._bounds = (np.zeros(3), 1.0)        # the scene's bounding sphere, for the depth range
         self._inter = None          # (framebuffer, texture, (w, h)) for the scaled GL path
         self._tex = None            # (texture, (w, h)) for the gsplat path
         self._host = None           # page-locked (H, W, 3) uint8 frame buffer for the gsplat path
@@ -140,13 +127,7 @@ class ViewportRenderer:
             self._gaussians = None
             return
         g = gaussians.detach() if hasattr(gaussians, "detach") else gaussians
-        means = g.means.detach().float().cpu().numpy()
-        if len(means):
-            centre = (means.min(0) + means.max(0)) / 2.0
-            radius = float(np.linalg.norm(means - centre, axis=1).max())
-        else:
-            centre, radius = np.zeros(3), 1.0
-        self._bounds = (centre, max(radius, 1e-6))
+        self._bounds = scene_bounds(g.means)
         if self.backend == "gl":
             self._gl.set_gaussians(g.to("cpu"))
             self._gaussians = g
@@ -179,10 +160,11 @@ class ViewportRenderer:
         if self.backend == "gl":
             if (sw, sh) == (width, height):
                 self._gl.render(vm, Ks, sw, sh, background=bg, mode=mode, fbo=fbo, viewport_origin=origin,
-                                flip_y=True)
+                                flip_y=True, depth_range=self.depth_range(vm))
                 return sw, sh
             inter_fbo, inter_tex = self._intermediate(sw, sh)
-            self._gl.render(vm, Ks, sw, sh, background=bg, mode=mode, fbo=inter_fbo, flip_y=True)
+            self._gl.render(vm, Ks, sw, sh, background=bg, mode=mode, fbo=inter_fbo, flip_y=True,
+                            depth_range=self.depth_range(vm))
             fbo.use()
             self.blitter.draw(inter_tex, rect)
             return sw, sh
@@ -196,7 +178,8 @@ class ViewportRenderer:
     def frame_cuda(self, viewmat, K, width: int, height: int, *, mode: str = "rgb",
                    background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
         """gsplat path: one frame as ``(H, W, 3)`` uint8 on the host, row 0 at the top; ``mode`` is
-        shown as the GL renderer shows it (alpha as grey; depth white (near) to black (far)).
+        shown as the GL renderer shows it (alpha as grey; depth by
+        :func:`~splatgen.core.render.depth_shading.shade_depth`).
         The array lives in a reused page-locked buffer: valid until the next call."""
         from splatgen.core.render import render
 
@@ -212,11 +195,8 @@ class ViewportRenderer:
             elif mode == "alpha":
                 img = out.alpha[0].expand(-1, -1, 3)
             else:
-                lo, hi = self.depth_range(np.asarray(viewmat, np.float64))
-                a = out.alpha[0]
-                t = ((out.depth[0] - lo) / (hi - lo)).clamp(0, 1)
-                img = a * (1 - t) + (1 - a) * bg
-            img8 = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+                img = shade_depth(out.depth[0], out.alpha[0], bg, self.depth_range(viewmat))
+            img8 = to_uint8(img)
             if self._host is None or tuple(self._host.shape) != tuple(img8.shape):
                 self._host = torch.empty(tuple(img8.shape), dtype=torch.uint8, pin_memory=True)
             self._host.copy_(img8, non_blocking=True)
@@ -235,12 +215,10 @@ class ViewportRenderer:
                                               width, height, background=bg), np.float32)
         return self.frame_cuda(viewmat, K, width, height, background=bg).astype(np.float32) / 255.0  # a copy
 
-    def depth_range(self, viewmat: np.ndarray) -> tuple[float, float]:
-        """Depths shown white and black: the nearest and farthest the scene's bounding sphere can be."""
-        centre, radius = self._bounds
-        z = float(viewmat[2, :3] @ centre + viewmat[2, 3])
-        lo = max(0.05, z - radius)
-        return lo, max(z + radius, lo + 1e-6)
+    def depth_range(self, viewmat) -> tuple[float, float]:
+        """Depths shown white and black for camera ``viewmat`` ``(4, 4)``: the nearest and farthest the
+        scene's bounding sphere can be (:func:`splatgen.core.render.depth_shading.depth_range`)."""
+        return depth_range(self._bounds, viewmat)
 
     # ------------------------------------------------------------------ GPU objects
     def _intermediate(self, w: int, h: int):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import framing
+from .atomic import atomic_write
 from .errors import SplatgenError
 
 # Flipping the camera's y and z axes turns OpenGL camera axes into OpenCV ones (and back).
@@ -250,10 +251,7 @@ def transforms_dict(
 
 def save_transforms(path: str | os.PathLike, *args, **kwargs) -> None:
     """Write :func:`transforms_dict` to ``path`` (atomically)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(transforms_dict(*args, **kwargs), indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(transforms_dict(*args, **kwargs), indent=2).encode())
 
 
 def framing_viewmat(means: torch.Tensor, fov_deg: float = framing.FOV_DEG,

@@ -1,7 +1,7 @@
 """Exports of generated samples: splat files, cameras, turntable videos, contact sheets.
 
-Every file is written atomically (a temporary file in the target folder, then a rename), so an
-interrupted export never leaves a half-written file under the final name.
+Every file is written atomically (:mod:`splatgen.core.atomic`: a temporary file in the target
+folder, then a rename), so an interrupted export never leaves a half-written file under the final name.
 
 * ``.ply`` — INRIA 3DGS layout (opens in SuperSplat, gsplat's viewer, …); ``.splat`` — 32 bytes a
   splat. Splats too transparent to ever show (opacity < 1/255) are left out of files.
@@ -15,49 +15,22 @@ interrupted export never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from . import framing
+from .atomic import atomic_path
 from .cameras import canonical_intrinsics, orbit_viewmats, transforms_dict
-from .errors import SplatgenError
 from .gaussians import Gaussians
-from .generator.base import INPUT_ELEVATION_DEG, Sample
+from .generator.base import Sample
+from .images import to_uint8
 from .render import render
 
 #: Splats below this opacity never change a pixel by a full 8-bit step; files leave them out.
 MIN_EXPORT_OPACITY = 1.0 / 255.0
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path (same folder and extension as ``path``) that becomes ``path`` on success."""
-    path = Path(path)
-    if path.is_dir():
-        raise SplatgenError(f"{path}: is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise SplatgenError(f"{path}: the folder {path.parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    except OSError as exc:
-        raise SplatgenError(f"{path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; exports are ordinary files
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise SplatgenError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def visible_splats(gaussians: Gaussians) -> Gaussians:
@@ -70,21 +43,16 @@ def save_sample(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
     from .io import save_splats
 
     g = visible_splats((sample.gaussians if isinstance(sample, Sample) else sample).to("cpu"))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=True) as tmp:   # save_splats picks the format by extension
         save_splats(tmp, g)
     return g.num_gaussians
-
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """``(H, W, 3|4)`` uint8 → PNG (or any imageio format by extension), atomically."""
     import imageio.v3 as iio
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=True) as tmp:
         iio.imwrite(tmp, np.ascontiguousarray(image))
 
 
@@ -95,7 +63,7 @@ def cameras_json(sample: Sample) -> dict:
                            splatgen_settings=sample.settings.as_dict())
 
 
-def turntable_cameras(frames: int = 60, size: int = 256, elevation_deg: float = INPUT_ELEVATION_DEG,
+def turntable_cameras(frames: int = 60, size: int = 256, elevation_deg: float = framing.INPUT_ELEVATION_DEG,
                       start_azimuth_deg: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``frames`` orbit cameras ``(F, 4, 4)`` starting at the input view, and ``K`` for ``size``²."""
     az = [start_azimuth_deg + 360.0 * i / frames for i in range(frames)]
@@ -110,7 +78,7 @@ def render_views(gaussians: Gaussians, viewmats: torch.Tensor, K: torch.Tensor, 
         for i in range(0, len(viewmats), batch):
             vm = viewmats[i:i + batch].to(gaussians.device)
             rgb = render(gaussians, vm, K.to(gaussians.device), size, size, background=background, backend=backend).rgb
-            out.append((rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+            out.append(to_uint8(rgb).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -128,13 +96,13 @@ def save_turntable(path: str | os.PathLike, sample: Sample | Gaussians, frames: 
         try:
             import imageio_ffmpeg  # noqa: F401
 
-            with atomic_path(path) as tmp:
+            with atomic_path(path, keep_suffix=True) as tmp:
                 iio.imwrite(tmp, video, fps=fps, codec="libx264", quality=8, macro_block_size=16,
                             plugin="FFMPEG")
             return path
         except ImportError:
             path = path.with_suffix(".gif")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=True) as tmp:
         iio.imwrite(tmp, video, duration=1000 / fps, loop=0, extension=".gif")
     return path
 

@@ -4,9 +4,9 @@ The generator was trained on renders at the canonical framing (:mod:`splatgen.co
 object, centred, on a white background, its longer side spanning a little over half the image. A
 photo is brought to that look in four steps:
 
-1. **Load** (:func:`load_image`): a path, bytes, a PIL image or an array; anything Pillow reads
-   (PNG, JPEG, WebP, AVIF, TIFF, GIF, BMP … in 8/16 bit, grey, palette, CMYK, with or without
-   alpha; imageio as a fallback), EXIF orientation honoured. The size is checked from the header
+1. **Load** (:func:`~splatgen.core.image_loading.load_image`): a path, bytes, a PIL image or an
+   array; anything Pillow reads (PNG, JPEG, WebP, AVIF, TIFF, GIF, BMP … in 8/16 bit, grey,
+   palette, CMYK, with or without alpha; imageio as a fallback), EXIF orientation honoured. The size is checked from the header
    *before* decoding (``max_pixels``); large JPEGs are decoded at a reduced scale (libjpeg's DCT
    scaling through ``Image.draft``) and re-decoded at full size only when the object turns out small.
 2. **Mask**: the alpha channel when there is a real one (not all 255). Otherwise the foreground is
@@ -37,21 +37,19 @@ no foreground found) raise :class:`splatgen.core.errors.ImageError` naming the f
 
 from __future__ import annotations
 
-import io
 import math
-import os
 import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from . import framing
 from .errors import ImageError
+from .image_loading import DECODE_SIDE, DEFAULT_MAX_PIXELS, MIN_SIDE, LoadedImage, load_image
+from .images import to_uint8
 
 __all__ = ["PreparedImage", "prepare_image", "load_image", "LoadedImage", "segment_foreground", "refine_mask",
            "frame_object", "composite",
@@ -62,17 +60,8 @@ __all__ = ["PreparedImage", "prepare_image", "load_image", "LoadedImage", "segme
 #: views) of max(bbox width, bbox height) / 128 of the alpha mask (alpha ≥ 128) is 71 / 128 = 0.5547
 #: (5th / 25th / 75th / 95th percentiles: 0.40 / 0.49 / 0.62 / 0.67; mean 0.548).
 DEFAULT_FOREGROUND_RATIO = 71 / 128
-#: Largest image accepted, in pixels (width × height), checked from the header before decoding:
-#: 64 MP covers 48/50 MP phone photos; decoded RGBA at this size is 256 MB. Note that Pillow's own
-#: decompression-bomb guard (``PIL.Image.MAX_IMAGE_PIXELS``, ~89 MP; refuses above twice that)
-#: also applies; larger ``max_pixels`` need that raised too.
-DEFAULT_MAX_PIXELS = 64_000_000
-#: Smallest accepted side, pixels.
-MIN_SIDE = 16
 #: GrabCut runs on a copy whose longer side is at most this many pixels.
 GRABCUT_SIDE = 256
-#: JPEGs larger than this (longer side) are decoded at a reduced DCT scale, keeping at least it.
-DECODE_SIDE = 1000
 #: Lab distance (beyond a border colour cluster's own spread) under which an interior pixel starts
 #: GrabCut as "probably background". Tuned on dataset objects pasted on plain / gradient / textured
 #: backdrops (mean mask IoU 0.87 over 150 cases; 10 → 0.84, 4 → 0.865).
@@ -82,9 +71,6 @@ DISPLAY_SIDE = 1024
 #: Threshold on the (soft) mask that defines the object's bounding box; the same threshold
 #: (alpha ≥ 128) was used to measure :data:`DEFAULT_FOREGROUND_RATIO`.
 MASK_THRESHOLD = 0.5
-
-_EXIF_ORIENTATION = 0x0112
-
 
 # ============================================================================ results
 @dataclass
@@ -118,270 +104,6 @@ class PreparedImage:
     source_size: tuple[int, int] = (0, 0)
     name: str = ""
     timings: dict = None  # wall milliseconds of the stages: load, mask, frame, total
-
-
-@dataclass
-class LoadedImage:
-    """A decoded, oriented image: ``pixels`` ``(h, w, 3|4)`` uint8 (RGBA only when the alpha is real),
-    possibly decoded at a reduced scale; ``full_size`` the oriented source's ``(width, height)``."""
-
-    pixels: np.ndarray
-    full_size: tuple[int, int]
-    name: str
-    reduced: bool = False
-
-    @property
-    def has_alpha(self) -> bool:
-        return self.pixels.shape[2] == 4
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        """Full-size pixels per decoded pixel, (x, y)."""
-        h, w = self.pixels.shape[:2]
-        return self.full_size[0] / w, self.full_size[1] / h
-
-
-# ============================================================================ loading
-def _source_name(source, name: str | None) -> str:
-    if name:
-        return str(name)
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return "<image bytes>"
-    if isinstance(source, Image.Image):
-        return str(getattr(source, "filename", "") or "<PIL image>")
-    return "<image array>"
-
-
-def _check_size(w: int, h: int, name: str, max_pixels: int | None) -> None:
-    if w < MIN_SIDE or h < MIN_SIDE:
-        raise ImageError(f"{name}: the image is {w}×{h} pixels, too small: each side needs at least "
-                         f"{MIN_SIDE} pixels")
-    if max_pixels is not None and w * h > max_pixels:
-        raise ImageError(f"{name}: the image is {w}×{h} pixels ({w * h / 1e6:.1f} MP), larger than the limit "
-                         f"of {max_pixels / 1e6:g} MP (max_pixels); downscale it first")
-
-
-def _orientation(im: Image.Image) -> int:
-    try:
-        return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the image from loading
-        return 1
-
-
-def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
-    """Any numeric array → uint8: 16-bit scaled by 1/257, floats in [0, 1] (or [0, 255]) scaled, bools ×255."""
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    if arr.dtype == np.uint16:
-        return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float32)
-        if not np.isfinite(arr).all():
-            raise ImageError(f"{name}: the image holds NaN or infinite values")
-        top = float(arr.max()) if arr.size else 0.0
-        if top <= 1.0 + 1e-6:
-            arr = arr * 255.0
-        return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.integer):
-        top = int(arr.max()) if arr.size else 0
-        if top > 255:  # a 16-bit range held in a wider integer (PIL mode "I")
-            return np.clip((arr.astype(np.int64) + 128) // 257, 0, 255).astype(np.uint8)
-        return np.clip(arr, 0, 255).astype(np.uint8)
-    raise ImageError(f"{name}: unsupported pixel type {arr.dtype}")
-
-
-def _is_chw(arr: np.ndarray) -> bool:
-    """``(C, H, W)`` with C in 1..4 (torch's layout) rather than ``(H, W, C)``."""
-    return arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[2] not in (1, 2, 3, 4)
-
-
-def _as_hwc(arr: np.ndarray, name: str) -> np.ndarray:
-    """``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C in 1..4 → uint8 ``(H, W, 3|4)``."""
-    if _is_chw(arr):
-        arr = np.moveaxis(arr, 0, 2)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise ImageError(f"{name}: expected an image array of shape (H, W), (H, W, 1|2|3|4) or (1|3|4, H, W), "
-                         f"got {tuple(arr.shape)}")
-    arr = _to_uint8(arr, name)
-    c = arr.shape[2]
-    if c == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif c == 2:  # grey + alpha
-        arr = np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
-    return np.ascontiguousarray(arr)
-
-
-def _pil_to_array(im: Image.Image, name: str) -> np.ndarray:
-    """A loaded PIL image in any mode → uint8 ``(H, W, 3|4)`` (4 only if the image has transparency)."""
-    mode = im.mode
-    has_trns = "transparency" in im.info
-    if mode in ("RGB", "RGBA") and not (mode == "RGB" and has_trns):
-        arr = np.asarray(im)
-    elif mode.startswith("I;16") or mode in ("I", "F"):
-        arr = np.asarray(im)
-        if mode.startswith("I;16"):
-            arr = arr.astype(np.uint16)
-        elif mode == "I" and arr.size and int(arr.max()) > 255:
-            arr = np.clip(arr, 0, 65535).astype(np.uint16)
-        arr = _to_uint8(arr, name)
-    elif mode == "CMYK":
-        arr = np.asarray(_cmyk_to_rgb(im))
-    elif mode in ("RGBa", "LA", "La", "PA") or has_trns:
-        arr = np.asarray(im.convert("RGBA"))
-    else:  # 1, L, P, YCbCr, LAB, HSV, ...
-        arr = np.asarray(im.convert("RGB"))
-    return _as_hwc(arr, name)
-
-
-def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
-    """CMYK → sRGB through the embedded ICC profile when there is one (print CMYK is far from naive)."""
-    icc = im.info.get("icc_profile")
-    if icc:
-        try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
-        except Exception:  # noqa: BLE001 - a bad profile falls back to Pillow's plain conversion
-            pass
-    return im.convert("RGB")
-
-
-def _drop_opaque_alpha(arr: np.ndarray) -> np.ndarray:
-    """An alpha channel that is 255 everywhere carries no mask: drop it."""
-    if arr.shape[2] == 4 and int(arr[:, :, 3].min()) == 255:
-        return np.ascontiguousarray(arr[:, :, :3])
-    return arr
-
-
-def _decode_pil(im: Image.Image, name: str, draft_side: int | None) -> tuple[np.ndarray, tuple[int, int], bool]:
-    """Decode an opened (not yet loaded) PIL image, oriented; returns (pixels, full oriented size, reduced)."""
-    w, h = im.size
-    orientation = _orientation(im)
-    full = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
-    reduced = False
-    if draft_side and im.format in ("JPEG", "MPO") and max(w, h) > 2 * draft_side:
-        k = draft_side / max(w, h)
-        try:
-            if im.draft(im.mode, (max(1, math.ceil(w * k)), max(1, math.ceil(h * k)))) is not None:
-                reduced = im.size != (w, h)
-        except Exception:  # noqa: BLE001 - draft is an optimisation only
-            reduced = False
-    try:
-        im.load()
-    except Exception as exc:  # noqa: BLE001 - truncated / corrupt data
-        raise ImageError(f"{name}: the image data cannot be decoded ({exc})") from exc
-    try:
-        if orientation != 1:
-            im = ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001 - keep the unrotated image rather than fail
-        pass
-    return _pil_to_array(im, name), full, reduced
-
-
-def _open_pil(fp, name: str, max_pixels: int | None) -> Image.Image | None:
-    """``Image.open`` (header only), or None if Pillow does not know the format."""
-    try:
-        with warnings.catch_warnings():
-            # we check the size ourselves (max_pixels) before anything is decoded
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(fp)
-    except Image.DecompressionBombError as exc:
-        limit = f"the limit of {max_pixels / 1e6:g} MP (max_pixels)" if max_pixels else "Pillow's limit"
-        raise ImageError(f"{name}: the image is larger than {limit} and too large to decode safely ({exc})") from exc
-    except UnidentifiedImageError:
-        return None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name}: not a readable image ({exc})") from exc
-
-
-def _read_imageio(data, name: str, max_pixels: int | None) -> np.ndarray:
-    """Fallback for formats Pillow does not know (imageio's other plugins), first frame only."""
-    try:
-        import imageio.v3 as iio
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # imageio's legacy plugins announce their deprecation
-            shape = iio.improps(data, index=0).shape
-            if len(shape) >= 2:
-                _check_size(int(shape[1]), int(shape[0]), name, max_pixels)
-            arr = np.asarray(iio.imread(data, index=0))
-    except ImageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure means "not an image we can read"
-        raise ImageError(f"{name}: not an image (neither Pillow nor imageio can read it)") from exc
-    if arr.ndim == 4:  # a volume / stack: first slice
-        arr = arr[0]
-    return _as_hwc(arr, name)
-
-
-def load_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None,
-               draft_side: int | None = None) -> LoadedImage:
-    """Read ``source`` (path, bytes, PIL image or array) to uint8 RGB(A), EXIF orientation applied.
-
-    The header's size is checked against ``max_pixels`` and :data:`MIN_SIDE` before any pixel is
-    decoded. ``draft_side``: decode JPEGs at the smallest DCT scale that keeps the longer side at
-    least this long (``LoadedImage.reduced`` tells whether it did). An alpha channel that is 255
-    everywhere is dropped. Raises :class:`ImageError` naming the source.
-    """
-    name = _source_name(source, name)
-    if isinstance(source, Image.Image):
-        w, h = source.size
-        _check_size(w, h, name, max_pixels)
-        pixels, full, reduced = _decode_pil(source, name, None)
-        return LoadedImage(_drop_opaque_alpha(pixels), full, name, reduced)
-    if hasattr(source, "detach") and hasattr(source, "numpy"):  # a torch tensor
-        source = source.detach().cpu().numpy()
-    if isinstance(source, np.ndarray):
-        arr = source
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and not _is_chw(arr) and arr.shape[2] not in (1, 2, 3, 4)):
-            raise ImageError(f"{name}: expected an image array of shape (H, W), (H, W, 1|2|3|4) or (1|3|4, H, W), "
-                             f"got {tuple(arr.shape)}")
-        hw = arr.shape[1:3] if _is_chw(arr) else arr.shape[:2]
-        _check_size(int(hw[1]), int(hw[0]), name, max_pixels)
-        pixels = _as_hwc(arr, name)
-        return LoadedImage(_drop_opaque_alpha(pixels), (pixels.shape[1], pixels.shape[0]), name)
-
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise ImageError(f"{name}: the image data is empty (0 bytes)")
-        fp = io.BytesIO(data)
-        fallback = data
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise ImageError(f"{name}: no such file")
-        if path.is_dir():
-            raise ImageError(f"{name}: is a folder, not an image file")
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot be read ({exc.strerror})") from exc
-        if size == 0:
-            raise ImageError(f"{name}: the file is empty (0 bytes)")
-        fp = path
-        fallback = path
-    else:
-        raise ImageError(f"{name}: expected an image path, bytes, a PIL image or an array, "
-                         f"got {type(source).__name__}")
-
-    try:
-        im = _open_pil(fp, name, max_pixels)
-    except PermissionError as exc:
-        raise ImageError(f"{name}: cannot be read (permission denied)") from exc
-    if im is None:
-        pixels = _read_imageio(fallback, name, max_pixels)
-        return LoadedImage(_drop_opaque_alpha(pixels), (pixels.shape[1], pixels.shape[0]), name)
-    with im:
-        w, h = im.size
-        _check_size(w, h, name, max_pixels)  # before decoding anything
-        pixels, full, reduced = _decode_pil(im, name, draft_side)
-    return LoadedImage(_drop_opaque_alpha(pixels), full, name, reduced)
 
 
 # ============================================================================ masks
@@ -538,7 +260,7 @@ def refine_mask(rgb: np.ndarray, coarse: np.ndarray, iterations: int = 2, side: 
 def _soft_upsample(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """bool mask → uint8 alpha of ``size`` (w, h): slightly smoothed, linearly interpolated."""
     soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.6)
-    return np.clip(cv2.resize(soft, size, interpolation=cv2.INTER_LINEAR) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return to_uint8(cv2.resize(soft, size, interpolation=cv2.INTER_LINEAR))
 
 
 def _bbox(mask: np.ndarray, threshold: float = MASK_THRESHOLD) -> tuple[int, int, int, int] | None:

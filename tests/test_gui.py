@@ -357,7 +357,7 @@ def test_bad_file_dropped_gives_a_message_and_the_app_goes_on(generated, qtbot, 
     assert w.prepared is prepared                     # the previous input is still there
     _close_dialogs()
     # a missing model: a message saying what to do, then back to a working model
-    w._select_model("no_such_model")
+    w.generation.select_model("no_such_model")
     _wait(w)
     assert w.errors[-1].title == "Model missing or damaged" and "install" in w.errors[-1].hint
     _close_dialogs()

@@ -9,7 +9,8 @@ import torch
 
 from splatgen.core.cameras import canonical_intrinsics, intrinsics_from_fov, orbit_viewmat, orbit_viewmats
 from splatgen.core.gaussians import Gaussians, quat_to_rotation_matrix, random_gaussians, rgb_to_sh0
-from splatgen.core.render import gl_backend, render
+from splatgen.core.render import gl_backend, gl_renderer, render
+from splatgen.core.render.depth_shading import shade_depth
 from splatgen.core.render.sh import eval_sh
 
 if not gl_backend.available():
@@ -418,8 +419,8 @@ def test_resorts_only_when_the_camera_moves(monkeypatch):
     a, b = orbit_viewmat(10.0, 5.0).numpy(), orbit_viewmat(100.0, 30.0).numpy()
     r = gl_backend.GLSplatRenderer()
     sorts = []
-    real = gl_backend._argsort_positive
-    monkeypatch.setattr(gl_backend, "_argsort_positive", lambda z: (sorts.append(len(z)), real(z))[1])
+    real = gl_renderer._argsort_positive
+    monkeypatch.setattr(gl_renderer, "_argsort_positive", lambda z: (sorts.append(len(z)), real(z))[1])
     try:
         r.set_gaussians(g)
         first = r.render(a, K, 64, 64)
@@ -455,8 +456,8 @@ def test_sort_keys_are_the_camera_depths_of_the_splats_in_view(monkeypatch):
     for i in range(3):   # the elementwise helper against the float64 matrix product
         np.testing.assert_allclose(camera_coordinate(g.means.numpy(), vm[i]), exact[:, i], rtol=0, atol=1e-5)
     keys = []
-    real = gl_backend._argsort_positive
-    monkeypatch.setattr(gl_backend, "_argsort_positive", lambda z: (keys.append(z.copy()), real(z))[1])
+    real = gl_renderer._argsort_positive
+    monkeypatch.setattr(gl_renderer, "_argsort_positive", lambda z: (keys.append(z.copy()), real(z))[1])
     r = gl_backend.GLSplatRenderer()
     try:
         r.set_gaussians(g)
@@ -491,6 +492,8 @@ def test_renders_into_a_callers_context_and_framebuffer():
                 "alpha": np.repeat(ref_alpha, 3, -1),
                 "depth": ref_alpha * (1 - t) + (1 - ref_alpha) * np.array(bg, np.float32),
             }
+            # the Python twin of the shader's depth shading (the web viewer's, the gsplat viewport's)
+            assert np.allclose(shade_depth(ref_depth, ref_alpha, bg, (lo, hi)), expect["depth"], atol=1e-6)
             for mode in ("rgb", "alpha", "depth"):
                 for flip in (False, True):
                     fbo.use()

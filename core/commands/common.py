@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import SplatgenError
 
 #: Image formats the commands write, by extension, and whether each keeps an alpha channel.
@@ -62,29 +62,6 @@ def check_output_path(path: str | os.PathLike, extensions: dict | None = None) -
     return path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
-
-    Any failure raises :class:`SplatgenError` naming ``path`` and leaves no file behind (an older
-    file at ``path`` is kept).
-    """
-    path = check_output_path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise SplatgenError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Encode ``image`` ``(H, W, 3|4)`` uint8 by the file extension and write it atomically.
 
@@ -100,4 +77,4 @@ def atomic_write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         data = iio.imwrite("<bytes>", np.ascontiguousarray(image), extension=ext)
     except (ValueError, OSError) as exc:
         raise SplatgenError(f"{path}: cannot encode the image as {ext} ({exc})") from None
-    atomic_write_bytes(path, data)
+    atomic_write(path, data)

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SplatgenError
     from ..evaluation import evaluate, evaluate_posterior, find_objects
     from ..generator import GenerationSettings, load_generator
-    from .common import atomic_write_bytes
+    from ..atomic import atomic_write
+    from .common import check_output_path
 
     if args.samples < 1:
         raise SplatgenError(f"--samples must be at least 1, got {args.samples}")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key:22s} {v:.3f}" if isinstance(v, float) else f"{key:22s} {v}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(args.json, (json.dumps(result, indent=1) + "\n").encode())
+        atomic_write(check_output_path(args.json), (json.dumps(result, indent=1) + "\n").encode())
         print(f"wrote {args.json}")
     return 0
 

@@ -115,7 +115,8 @@ def _progress_bar(enabled: bool):
 
 
 def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
-    from ..export import cameras_json, contact_sheet, save_sample, save_turntable, write_bytes, write_image
+    from ..atomic import atomic_write
+    from ..export import cameras_json, contact_sheet, save_sample, save_turntable, write_image
 
     import os
 
@@ -143,7 +144,7 @@ def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
                     for ext in exts:
                         save_sample(work / f"sample_{i:02d}_resampled{ext}", again)
                     bar.advance(task2)
-        write_bytes(work / "cameras.json", (json.dumps(cameras_json(samples[0]), indent=2) + "\n").encode())
+        atomic_write(work / "cameras.json", (json.dumps(cameras_json(samples[0]), indent=2) + "\n").encode())
         if args.video:
             save_turntable(work / "turntable.mp4", samples[0])
         if args.sheet:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import framing
 from ..cameras import framing_viewmat, intrinsics_from_fov, load_transforms, scale_intrinsics
 from ..errors import SplatgenError
+from ..images import to_uint8
 from ..render import BACKENDS, render
 from .common import IMAGE_EXTENSIONS, atomic_write_image, check_output_path, parse_background, positive_int
 
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         out = render(gaussians, viewmat[None], K[None], width, height,
                      background=args.background, backend=args.backend)
-    rgba = torch.cat([out.rgb[0], out.alpha[0]], -1).clamp(0, 1).cpu().numpy()
-    atomic_write_image(args.output, (rgba * 255 + 0.5).astype(np.uint8))
+    rgba = to_uint8(torch.cat([out.rgb[0], out.alpha[0]], -1)).cpu().numpy()
+    atomic_write_image(args.output, rgba)
     print(f"wrote {args.output} ({width}x{height}, {gaussians.num_gaussians} splats)")
     return 0

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import framing
+from ..atomic import atomic_write
 from ..errors import DatasetError
 from .sources import SourceObject, discover, licence_allowed
 
@@ -500,9 +501,7 @@ def write_index(out: Path, *, views: int, size: int, seed: int, skipped: dict[st
             "command": _command(out, sources, views, size, seed, limit),
         },
     }
-    tmp = out / "dataset.json.tmp"
-    tmp.write_text(json.dumps(index, indent=1, ensure_ascii=False))
-    os.replace(tmp, out / "dataset.json")
+    atomic_write(out / "dataset.json", json.dumps(index, indent=1, ensure_ascii=False).encode())
     (out / "README.md").write_text(dataset_card(index, objects), encoding="utf-8")
     return index
 

@@ -3,8 +3,8 @@
 A generator turns one prepared 128² input image (see :mod:`splatgen.core.imageprep`) into samples.
 Every sample's Gaussians live in one **object frame**: Y up, the object centred at the origin, the
 input camera on the +Z side looking at it from ``framing.CAMERA_DISTANCE`` at elevation
-:data:`INPUT_ELEVATION_DEG` (a photo's true elevation is unknown; the mean of the training range is
-the best guess, and it only tilts the orbit's up direction). The networks themselves predict in the
+``framing.INPUT_ELEVATION_DEG`` (a photo's true elevation is unknown; the middle of the training
+range is the best guess). The networks themselves predict in the
 input camera's frame (OpenCV axes); :func:`to_object_frame` is the one place that moves them out.
 """
 
@@ -19,10 +19,8 @@ import torch
 from .. import framing
 from ..cameras import canonical_intrinsics, orbit_viewmat
 from ..errors import SettingsError
+from ..framing import INPUT_ELEVATION_DEG
 from ..gaussians import Gaussians
-
-#: Elevation assumed for the input photo's camera, degrees (middle of the training range).
-INPUT_ELEVATION_DEG = sum(framing.ELEVATION_RANGE_DEG) / 2
 
 #: The largest request a generator takes: samples per call, denoising steps.
 MAX_SAMPLES = 64

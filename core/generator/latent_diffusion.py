@@ -23,7 +23,7 @@ from ..errors import ModelError, SettingsError
 from ..gaussians import Gaussians
 from ..models.denoiser import SCHEDULERS, LatentDenoiser
 from ..models.splatter_net import SplatterNet
-from ..render import render
+from ..render import choose_backend, render
 from .base import (MAX_SAMPLES, MAX_STEPS, GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback,
                    check_image, input_camera, seed_batches, to_object_frame)
 from .model_folder import load_component
@@ -198,7 +198,7 @@ class LatentDiffusionGenerator(Generator):
         info = {**sample.info, "resampled_from_seed": sample.seed}
         if isinstance(region, str):
             with torch.no_grad():
-                target = render(original, viewmat[None], K, sample.image_size, sample.image_size, backend="torch" if self.device.type == "cpu" else "gsplat").rgb[0]
+                target = render(original, viewmat[None], K, sample.image_size, sample.image_size, backend=choose_backend(self.device, differentiable=True)).rgb[0]
 
             def decode(latent):
                 return to_object_frame(self.var.decode(features, latent, float(s.skip_weight)).gaussians[0])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..gaussians import SH_C0, Gaussians
-from ..render import render
+from ..render import choose_backend, pick_backend, render
 
 #: A slot with less total compositing weight than this (pixels' worth of colour) counts as unseen.
 VISIBILITY_THRESHOLD = 0.02
@@ -43,7 +43,7 @@ def splat_weights(gaussians: Gaussians, viewmat: torch.Tensor, K: torch.Tensor, 
         probe = torch.zeros_like(gaussians.sh[..., :1, :]).requires_grad_(True)
         g = Gaussians(gaussians.means.detach(), gaussians.quats.detach(), gaussians.log_scales.detach(),
                       gaussians.opacity_logits.detach(), probe)
-        backend = backend if backend != "auto" else ("gsplat" if gaussians.device.type == "cuda" else "torch")
+        backend = pick_backend(g, backend, differentiable=True)
         out = render(g, viewmat[None], K, width, height, background=(0.0, 0.0, 0.0), backend=backend)
         red = out.rgb[0, ..., 0]
         if pixel_mask is not None:
@@ -109,7 +109,7 @@ def pin_input_view(decode, latent: torch.Tensor, target_rgb: torch.Tensor, viewm
     Loss: ``MSE(render, target) + prior_weight·mean((z - z_fresh)²)`` with Adam on ``z``. Returns the
     latent and ``{"iterations", "input_psnr"}``.
     """
-    backend = backend if backend != "auto" else ("gsplat" if latent.device.type == "cuda" else "torch")
+    backend = backend if backend != "auto" else choose_backend(latent.device, differentiable=True)
     fresh = latent.detach()
     z = fresh.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)

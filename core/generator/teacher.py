@@ -30,11 +30,9 @@ from ..models.splatter_net import SplatterNet
 from .model_folder import load_component
 
 #: The teacher's extra views for :func:`teacher_latent`: (azimuth, elevation) in degrees of orbit
-#: cameras like the dataset's, relative to an input camera at :data:`TEACHER_INPUT_ELEVATION` and
+#: cameras like the dataset's, relative to an input camera at ``framing.INPUT_ELEVATION_DEG`` and
 #: azimuth 0. Chosen on val decodes (behind and to the side: 21.96 dB; ±120°: 21.78; ±90°: 21.64).
 TEACHER_VIEWS = ((180.0, 15.0), (90.0, 15.0))
-#: A photo's elevation is unknown: the middle of the training range (15°), as the generator assumes.
-TEACHER_INPUT_ELEVATION = sum(framing.ELEVATION_RANGE_DEG) / 2
 
 
 def weights_sha256(folder: str | Path) -> str:
@@ -87,7 +85,7 @@ def denoiser_condition(var_top: torch.Tensor, image: torch.Tensor, teacher: Spla
 
 def teacher_view_poses(device=None) -> torch.Tensor:
     """World-to-camera ``(V, 4, 4)`` of :data:`TEACHER_VIEWS` in the input camera's frame (OpenCV)."""
-    ref = orbit_viewmat(0.0, TEACHER_INPUT_ELEVATION)
+    ref = orbit_viewmat(0.0, framing.INPUT_ELEVATION_DEG)
     views = torch.stack([orbit_viewmat(az, el) for az, el in TEACHER_VIEWS])
     return relative_viewmats(views, ref).float().to(device)
 

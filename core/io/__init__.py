@@ -4,9 +4,10 @@ All functions take and return a single set of :class:`~splatgen.core.gaussians.G
 shape ``(N,)`` with raw parameters (see :mod:`splatgen.core.gaussians`): ``means (N,3)``,
 ``quats (N,4)`` wxyz, ``log_scales (N,3)``, ``opacity_logits (N,)``, ``sh (N,K,3)`` with
 ``sh[:, 0]`` the DC term (RGB = 0.5 + C0 * f_dc).  Readers return float32 CPU tensors; writers
-accept any device/float dtype, cast to float32, and write atomically (temporary file in the same
-folder + ``os.replace``).  Every problem with a file -- unreadable, malformed, hostile, or not
-writable -- raises :class:`~splatgen.core.errors.SplatFileError` whose message names the file.
+accept any device/float dtype, cast to float32, and write atomically (:mod:`splatgen.core.atomic`:
+temporary file in the same folder + ``os.replace``).  Every problem with a file -- unreadable,
+malformed, hostile, or not writable -- raises :class:`~splatgen.core.errors.SplatFileError` whose
+message names the file.
 
 * ``.ply``: :func:`read_ply` / :func:`write_ply`, bit-exact round trip for float32, any SH
   degree (f_rest channel-major as in the INRIA code), see :mod:`splatgen.core.io.ply`.

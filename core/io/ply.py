@@ -49,8 +49,8 @@ A file with **zero vertices is valid**: it reads as an empty set (``N = 0``) wit
 header declares, and an empty set writes such a file.  An empty (0-byte) file is not a PLY file
 and is an error.
 
-The helpers :func:`check_regular_file`, :func:`gaussians_to_numpy` and :func:`atomic_write` are
-shared with :mod:`splatgen.core.io.splat`.
+The helpers :func:`check_regular_file` and :func:`gaussians_to_numpy` are shared with
+:mod:`splatgen.core.io.splat`; files are written by :func:`splatgen.core.atomic.atomic_write`.
 """
 
 from __future__ import annotations
@@ -58,14 +58,14 @@ from __future__ import annotations
 import math
 import os
 import re
-import secrets
 import stat
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from splatgen.core.atomic import atomic_write
 from splatgen.core.errors import SplatFileError
 from splatgen.core.gaussians import Gaussians
 
@@ -141,38 +141,6 @@ def gaussians_to_numpy(gaussians: Gaussians, path) -> dict[str, np.ndarray]:
                                  f"(NaN or inf) in {bad} splat(s)")
         out[key] = a
     return out
-
-
-def atomic_write(path, chunks: Iterable) -> None:
-    """Write the byte-like ``chunks`` to ``path`` atomically.
-
-    The data go to a uniquely named temporary file in the same folder, are flushed and fsynced,
-    and the temporary file is then renamed over ``path`` (``os.replace``), so readers see either
-    the old file or the complete new one.  The temporary file is created with mode 0o666 minus
-    the umask, like an ordinary new file.  OS errors become :class:`SplatFileError`.
-    """
-    name = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(name))
-    tmp = os.path.join(folder, f".{os.path.basename(name)}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as e:
-        raise SplatFileError(f"{name}: cannot write ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, name)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise SplatFileError(f"{name}: cannot write ({e.strerror or e})") from None
-        raise
 
 
 # ============================================================================ header parsing
@@ -516,4 +484,4 @@ def write_ply(path, gaussians: Gaussians) -> None:
     data[:, c] = arrays["opacity_logits"]
     data[:, c + 1:c + 4] = arrays["log_scales"]
     data[:, c + 4:c + 8] = arrays["quats"]
-    atomic_write(path, [ply_header(n, math.isqrt(k) - 1), data.reshape(-1).view(np.uint8)])
+    atomic_write(path, [ply_header(n, math.isqrt(k) - 1), data.reshape(-1).view(np.uint8)], error=SplatFileError)

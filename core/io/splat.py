@@ -32,9 +32,10 @@ import os
 import numpy as np
 import torch
 
+from splatgen.core.atomic import atomic_write
 from splatgen.core.errors import SplatFileError
 from splatgen.core.gaussians import SH_C0, Gaussians
-from splatgen.core.io.ply import atomic_write, check_regular_file, gaussians_to_numpy
+from splatgen.core.io.ply import check_regular_file, gaussians_to_numpy
 
 __all__ = ["read_splat", "write_splat", "splat_order", "SPLAT_DTYPE", "SPLAT_RECORD_BYTES"]
 
@@ -106,7 +107,7 @@ def write_splat(path, gaussians: Gaussians) -> None:
     :class:`SplatFileError` for batched input, NaN/inf values, or an OS error.
     """
     records = encode_splat(gaussians, path)
-    atomic_write(path, [records.view(np.uint8)])
+    atomic_write(path, [records.view(np.uint8)], error=SplatFileError)
 
 
 def read_splat(path) -> Gaussians:

@@ -2,7 +2,7 @@
 
 :func:`render` takes :class:`~splatgen.core.gaussians.Gaussians` and OpenCV cameras (world-to-camera
 ``viewmats`` and pixel intrinsics ``Ks``, as ``gsplat.rasterization`` takes them) and returns RGB,
-alpha and expected depth. The backend is picked automatically:
+alpha and expected depth. The backend is picked automatically (:func:`choose_backend`):
 
 * ``"gsplat"`` — gsplat's CUDA rasterizer (differentiable, batched); used when the Gaussians are on CUDA.
 * ``"torch"`` — a pure-PyTorch differentiable rasterizer on sparse pixel/Gaussian pair lists; the
@@ -57,23 +57,57 @@ class RenderOutput:
     depth: torch.Tensor
 
 
-def cuda_available() -> bool:
-    return torch.cuda.is_available()
+def gsplat_available() -> bool:
+    """Whether gsplat can render on this machine: a CUDA device and an importable gsplat (a broken
+    install counts as absent)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import gsplat  # noqa: F401
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def choose_backend(device: str | torch.device | None = None, *, differentiable: bool = False,
+                   have_gl: bool | None = None) -> str:
+    """Which renderer draws work on ``device``: splatgen's one rule for picking a backend.
+
+    ``"gsplat"`` on CUDA; else ``"torch"`` when gradients are needed (``differentiable``); else
+    ``"gl"`` when OpenGL can draw (``have_gl``; default: a headless context can be made here,
+    :func:`.gl_backend.available`; a viewport that brings its own context passes ``True``); else
+    ``"torch"``.
+
+    Args:
+        device: where the Gaussians are; ``None``: this machine as a whole (CUDA when
+            :func:`gsplat_available`), for viewers that choose before they have a scene.
+    """
+    cuda = gsplat_available() if device is None else torch.device(device).type == "cuda"
+    if cuda:
+        return "gsplat"
+    if differentiable:
+        return "torch"
+    if have_gl is None:
+        from . import gl_backend
+
+        have_gl = gl_backend.available()
+    return "gl" if have_gl else "torch"
+
+
+def backend_device(backend: str) -> str:
+    """The device a backend renders from: ``"cuda"`` for gsplat, else ``"cpu"``."""
+    return "cuda" if backend == "gsplat" else "cpu"
 
 
 def pick_backend(gaussians: Gaussians, backend: str = "auto", *, differentiable: bool = False) -> str:
-    """Resolve ``"auto"``: gsplat for CUDA tensors, else torch when gradients are needed, else gl."""
+    """Resolve ``"auto"`` for ``gaussians`` by :func:`choose_backend` (gradients are needed when
+    ``differentiable`` or when any of their tensors requires grad); check an explicit choice."""
     if backend not in BACKENDS:
         raise RenderError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    if gaussians.device.type == "cuda":
-        return "gsplat"
-    if differentiable or torch.is_grad_enabled() and any(t.requires_grad for t in gaussians.tensors().values()):
-        return "torch"
-    from . import gl_backend
-
-    return "gl" if gl_backend.available() else "torch"
+    grads = torch.is_grad_enabled() and any(t.requires_grad for t in gaussians.tensors().values())
+    return choose_backend(gaussians.device, differentiable=differentiable or grads)
 
 
 def _as_background(background, device, dtype) -> torch.Tensor:

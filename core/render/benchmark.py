@@ -20,16 +20,17 @@ from ..benchmarks import (GENERATED_PHOTO, bench_camera, bench_scene, example_sp
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
 from ..io import load_splats
-from . import RenderError, render
+from . import RenderError, backend_device, gsplat_available, render
 
 
 def available_backends() -> list[str]:
+    """Every backend that can render here (``"torch"`` always)."""
     names = ["torch"]
     from . import gl_backend
 
     if gl_backend.available():
         names.append("gl")
-    if torch.cuda.is_available():
+    if gsplat_available():
         names.append("gsplat")
     return names
 
@@ -73,7 +74,7 @@ def run_render_benchmark(
         except SplatgenError as exc:   # no usable shipped model: the other scenes are still timed
             log(f"generated object left out: {exc}")
     for backend in backends:
-        device = "cuda" if backend == "gsplat" else "cpu"
+        device = backend_device(backend)
         scenes = [(RANDOM_BALL, lambda n=n: bench_scene(n, device)) for n in counts]
         if example:
             scenes.append((example_splat_file().name, lambda: load_splats(example_splat_file()).to(device)))
@@ -106,7 +107,7 @@ def run_render_benchmark(
                     log(_format_row(row))
     train = []
     for backend in [b for b in backends if b in ("torch", "gsplat")]:
-        device = "cuda" if backend == "gsplat" else "cpu"
+        device = backend_device(backend)
         scene = bench_scene(16384, device)
         params = {k: v.clone().requires_grad_(True) for k, v in scene.tensors().items()}
         vm, K = bench_camera(128)

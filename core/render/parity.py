@@ -12,7 +12,7 @@ from .. import framing
 from ..cameras import intrinsics_from_fov, orbit_viewmat
 from ..gaussians import Gaussians, random_gaussians
 from ..metrics import psnr
-from . import render
+from . import backend_device, render
 
 # (splats, width, height, SH degree)
 DEFAULT_CASES = ((2000, 128, 128, 0), (16384, 128, 128, 0), (16384, 256, 192, 1), (65536, 512, 512, 3))
@@ -22,10 +22,6 @@ def parity_scene(n: int, sh_degree: int, seed: int) -> Gaussians:
     shrink = (n / 16384) ** (-1.0 / 3.0)
     return random_gaussians(n, radius=0.5, scale_range=(0.005 * shrink, 0.03 * shrink), sh_degree=sh_degree,
                             seed=seed)
-
-
-def _device_for(backend: str) -> str:
-    return "cuda" if backend == "gsplat" else "cpu"
 
 
 def compare_backends(reference: str, other: str, cases=DEFAULT_CASES, cameras: int = 3, gradients: bool = True,
@@ -39,7 +35,7 @@ def compare_backends(reference: str, other: str, cases=DEFAULT_CASES, cameras: i
         K = intrinsics_from_fov(framing.FOV_DEG, w, h)
         outs, grads = {}, {}
         for backend in (reference, other):
-            dev = _device_for(backend)
+            dev = backend_device(backend)
             params = {k: v.to(dev).clone().requires_grad_(gradients and backend != "gl")
                       for k, v in scene.tensors().items()}
             out = render(Gaussians(**params), vms.to(dev), K.to(dev), w, h, backend=backend)

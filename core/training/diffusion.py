@@ -27,12 +27,13 @@ import numpy as np
 import torch
 
 from ..errors import SplatgenError
+from ..images import to_uint8
 from ..metrics import psnr
 from ..models.denoiser import LatentDenoiser
 from ..generator.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
 from ..generator.teacher import denoiser_condition, weights_sha256
-from ..render import render
+from ..render import choose_backend, render
 from .config import TrainConfig
 from .checkpoint import load_into, load_weights, unwrap
 from .latent_pool import LatentPool, var_posterior
@@ -187,7 +188,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
               f"from step {step}", flush=True)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
-    backend = "gsplat" if ctx.device.type == "cuda" else "torch"
+    backend = choose_backend(ctx.device, differentiable=True)
     steps_this_run, running = 0, RunningMetrics()
 
     def checkpoint() -> None:  # the step counter is read when called
@@ -272,5 +273,5 @@ def preview(path: Path, var: SplatterNet, denoiser: LatentDenoiser, bank: ViewBa
         rows.append(torch.cat(list(r.flatten(0, 1)), 1))
     import imageio.v3 as iio
 
-    iio.imwrite(path, (torch.cat(rows, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8))
+    iio.imwrite(path, to_uint8(torch.cat(rows, 0).cpu().numpy()))
     return {"preview_psnr_input": float(np.mean(p_in)), "preview_psnr_novel": float(np.mean(p_novel))}

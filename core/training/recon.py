@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
+from ..images import to_uint8
 from ..models.splatter_net import SplatterNet
-from ..render import render
+from ..render import choose_backend, render
 from .config import TrainConfig
 from .checkpoint import load_into, load_weights, unwrap
 from ..metrics import psnr, ssim
@@ -76,7 +76,7 @@ def save_samples(path: Path, model, batch: ViewBatch, backend: str, num_context:
     for i in range(gt.shape[0]):
         rows.append(torch.cat(list(gt[i]), 1))
         rows.append(torch.cat(list(pred[i]), 1))
-    grid = (torch.cat(rows, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    grid = to_uint8(torch.cat(rows, 0).cpu().numpy())
     import imageio.v3 as iio
 
     iio.imwrite(path, grid)
@@ -107,7 +107,7 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
     step, warmup_start = resume_or_init(out_dir, config.resume, config.init_from, model, ema, optimizer, generator,
                                         init_weights)
     ddp_model = wrap_ddp(model, ctx)
-    backend = "gsplat" if ctx.device.type == "cuda" else "torch"
+    backend = choose_backend(ctx.device, differentiable=True)
     log = RunLog(out_dir, ctx.is_main)
     clock = LoopClock(config.max_steps, config.max_minutes, config.checkpoint_minutes)
     if ctx.is_main:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
+from ..images import to_uint8
 
 #: Progress and status updates sent to the browser at most this often (seconds).
 _UPDATE_INTERVAL = 0.1
@@ -165,7 +166,7 @@ class GeneratePanel:
         prepared = source if isinstance(source, PreparedImage) else prepare_image(source, name=name)
         with self._lock:
             self.prepared = prepared
-        rgb = (np.clip(prepared.image[:3].permute(1, 2, 0).cpu().numpy(), 0, 1) * 255 + 0.5).astype(np.uint8)
+        rgb = to_uint8(prepared.image[:3].permute(1, 2, 0).cpu().numpy())
         self.input_image.image = rgb
         self.input_image.visible = True
         self.generate_button.disabled = self.busy

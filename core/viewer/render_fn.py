@@ -20,7 +20,7 @@ is dropped). Only the newest request is kept.
 
 **The callback.** :class:`SplatRenderFn` is what ``nerfview.Viewer`` calls. It honours the camera
 state and nerfview's image size (the preview size while previewing a camera path), draws RGB,
-expected depth (colour-mapped) or alpha, and never raises anything but nerfview's own interrupt:
+expected depth (shaded as every view shades it) or alpha, and never raises anything but nerfview's own interrupt:
 nerfview ends the whole process (``os._exit(1)``) on any other exception from a render callback, so
 failures become a plain background frame plus a message in the panel.
 """
@@ -40,6 +40,9 @@ import torch
 from .. import framing
 from ..cameras import camera_coordinate, intrinsics_from_fov
 from ..gaussians import Gaussians
+from ..images import to_uint8
+from ..render import backend_device
+from ..render.depth_shading import depth_range, scene_bounds, shade_depth
 from ..render.gl_backend import VIEW_MIN_TRANSMITTANCE
 
 #: What the viewer can show.
@@ -94,48 +97,13 @@ def image_size(camera_state, size_or_state) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- pictures
-def _turbo_lut() -> np.ndarray:
-    """Turbo colour map, 256 × RGB uint8, reversed so that index 0 (near) is the warm end."""
-    from matplotlib import colormaps
-
-    lut = colormaps["turbo"](np.linspace(1.0, 0.0, 256))[:, :3]
-    return (lut * 255 + 0.5).astype(np.uint8)
-
-
-_LUT: np.ndarray | None = None
-
-
-def colorize_depth(depth: np.ndarray, alpha: np.ndarray, background: Sequence[float]) -> np.ndarray:
-    """Expected depth ``(H, W, 1)`` → turbo colours, uint8 ``(H, W, 3)`` (near = red, far = blue), the
-    range stretched over the covered pixels' 1st–99th percentile, composited by ``alpha`` over
-    ``background`` (RGB in [0, 1])."""
-    global _LUT
-    if _LUT is None:
-        _LUT = _turbo_lut()
-    d = depth[..., 0]
-    a = alpha[..., 0]
-    covered = a > 0.5
-    if not covered.any():
-        covered = a > 0.0
-    bg8 = (np.clip(np.asarray(background, np.float64), 0, 1) * 255 + 0.5).astype(np.uint16)
-    if not covered.any():
-        return np.broadcast_to(bg8.astype(np.uint8), (*d.shape, 3)).copy()
-    values = d[covered]
-    if values.size > 65536:  # the range from a sample: percentiles of a full frame cost more than the frame
-        values = values[:: values.size // 65536]
-    lo, hi = np.percentile(values, [1.0, 99.0])
-    scale = 255.0 / max(float(hi - lo), 1e-6)
-    idx = np.clip((d - np.float32(lo)) * np.float32(scale) + np.float32(0.5), 0, 255).astype(np.uint8)
-    rgb = _LUT[idx].astype(np.uint16)
-    a8 = (np.clip(a, 0.0, 1.0) * 255 + 0.5).astype(np.uint16)[..., None]
-    return ((rgb * a8 + bg8 * (255 - a8) + 127) // 255).astype(np.uint8)
-
-
-def compose(mode: str, outputs: dict, background: Sequence[float]) -> np.ndarray:
-    """The picture for ``mode`` from the renderer's ``outputs`` → uint8 ``(H, W, 3)``."""
+def compose(mode: str, outputs: dict, background: Sequence[float], depth_range: tuple[float, float]) -> np.ndarray:
+    """The picture for ``mode`` from the renderer's ``outputs`` → uint8 ``(H, W, 3)``; depth is shown
+    as every view shows it (:func:`~splatgen.core.render.depth_shading.shade_depth`), white at
+    ``depth_range[0]`` to black at ``depth_range[1]``."""
     if mode == "depth":
-        return colorize_depth(outputs["depth"], outputs["alpha"], background)
-    if mode == "rgb":
+        img = shade_depth(outputs["depth"], outputs["alpha"], background, depth_range)
+    elif mode == "rgb":
         if "rgb8" in outputs:
             return outputs["rgb8"]
         img = outputs["rgb"]
@@ -143,7 +111,7 @@ def compose(mode: str, outputs: dict, background: Sequence[float]) -> np.ndarray
         img = np.repeat(outputs["alpha"], 3, axis=-1)
     else:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(img)
 
 
 def outputs_for(mode: str) -> tuple[str, ...]:
@@ -156,7 +124,7 @@ def plain_image(width: int, height: int, background: Sequence[float], *, small: 
     stretches background images to the canvas, so a flat colour needs few pixels)."""
     if small:
         width, height = max(1, width // 16), max(1, height // 16)
-    colour = (np.clip(np.asarray(background, np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
+    colour = to_uint8(np.asarray(background, np.float64))
     return np.broadcast_to(colour, (height, width, 3)).copy()
 
 
@@ -203,7 +171,7 @@ class FrameRenderer:
         if backend not in ("gsplat", "gl", "torch"):
             raise ValueError(f"unknown backend {backend!r}")
         self.backend = backend
-        self.device = torch.device(device or ("cuda" if backend == "gsplat" else "cpu"))
+        self.device = torch.device(device or backend_device(backend))
         self._cond = threading.Condition()
         self._pending: _Job | None = None
         self._closed = False
@@ -340,7 +308,7 @@ class FrameRenderer:
         result = {}
         for name in job.outputs:
             if name == "rgb8":   # converted where it was rendered: a quarter of the bytes to copy
-                result[name] = (out.rgb[0].float().clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+                result[name] = to_uint8(out.rgb[0]).cpu().numpy()
             else:
                 result[name] = getattr(out, name)[0].float().cpu().numpy()
         return result
@@ -378,11 +346,13 @@ class SplatRenderFn:
         self.on_frame = on_frame
         self.on_error = on_error
         self._means = np.zeros((0, 3), np.float32)
+        self._bounds = scene_bounds(self._means)
         self._closed = False
         self._last_error: str | None = None
 
     def set_gaussians(self, gaussians: Gaussians) -> None:
         self._means = gaussians.means.detach().to("cpu", torch.float32).numpy().reshape(-1, 3).copy()
+        self._bounds = scene_bounds(self._means)
         self.renderer.set_gaussians(gaussians)
 
     def close(self) -> None:
@@ -412,7 +382,7 @@ class SplatRenderFn:
             out = self.renderer.render(viewmat, K, w, h, outputs=outputs_for(mode), background=bg)
             if out is None:  # superseded by a newer request
                 return plain_image(w, h, bg, small=True)
-            img = compose(mode, out, bg)
+            img = compose(mode, out, bg, depth_range(self._bounds, viewmat.numpy()))
             s = self.stats
             s.width, s.height, s.ms = w, h, self.renderer.last_frame_ms
             s.visible = visible_count(self._means, viewmat.numpy(), K.numpy(), w, h)
@@ -439,5 +409,5 @@ class SplatRenderFn:
 
 
 __all__ = ["MODES", "FrameRenderer", "SplatRenderFn", "FrameStats", "RendererClosed", "camera_viewmat",
-           "camera_intrinsics", "image_size", "compose", "colorize_depth", "plain_image", "visible_count",
+           "camera_intrinsics", "image_size", "compose", "plain_image", "visible_count",
            "outputs_for"]

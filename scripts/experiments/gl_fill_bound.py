@@ -54,7 +54,7 @@ from record import save_result  # noqa: E402
 from splatgen.core import framing  # noqa: E402
 from splatgen.core.benchmarks import bench_camera, bench_scene, machine_info, time_call  # noqa: E402
 from splatgen.core.gaussians import Gaussians  # noqa: E402
-from splatgen.core.render import gl_backend  # noqa: E402
+from splatgen.core.render import gl_backend, gl_culling, gl_shaders  # noqa: E402
 from splatgen.core.render.torch_backend import project  # noqa: E402
 
 ROUNDS, REPEAT = 3, 10
@@ -72,7 +72,7 @@ def projected(g: Gaussians, viewmat: np.ndarray, K: np.ndarray):
     order = torch.argsort(proj["depth"], stable=True)
     uv, cov = proj["mean2d"][order].numpy(), proj["cov2d"][order].numpy()
     opacity = g.opacities[proj["ids"][order]].numpy()
-    k2 = np.minimum(2.0 * np.log(np.maximum(255.0 * opacity, 1.0)), gl_backend._EXTEND_MAX ** 2)
+    k2 = np.minimum(2.0 * np.log(np.maximum(255.0 * opacity, 1.0)), gl_shaders.EXTEND_MAX ** 2)
     return [(*uv[i], *cov[i], opacity[i], k2[i]) for i in range(len(order)) if k2[i] > 0]
 
 
@@ -90,7 +90,7 @@ def count_fragments(splats, size: int, mode: str) -> dict:
     trans = np.ones((size, size))
     quad_pixels = drawn = needed = 0.0
     n = len(splats)
-    bounds = [n * i // gl_backend._NUM_BATCHES for i in range(gl_backend._NUM_BATCHES + 1)]
+    bounds = [n * i // gl_culling.NUM_BATCHES for i in range(gl_culling.NUM_BATCHES + 1)]
     batch_of_start = {b: i for i, b in enumerate(bounds[:-1])}
     pyramid = None
     for j, (u, v, a, b, c, o, k2) in enumerate(splats):
@@ -103,7 +103,7 @@ def count_fragments(splats, size: int, mode: str) -> dict:
             continue
         if pyramid is not None:
             lv = 2
-            while lv < 11 and max((x1 >> lv) - (x0 >> lv), (y1 >> lv) - (y0 >> lv)) > gl_backend._HIZ_SPAN - 1:
+            while lv < 11 and max((x1 >> lv) - (x0 >> lv), (y1 >> lv) - (y0 >> lv)) > gl_shaders.HIZ_SPAN - 1:
                 lv += 1
             live = pyramid[lv][y0 >> lv:(y1 >> lv) + 1, x0 >> lv:(x1 >> lv) + 1] >= T_DONE
             if not live.any():
@@ -115,8 +115,8 @@ def count_fragments(splats, size: int, mode: str) -> dict:
         det = a * c - b * b
         rect = 4.0 * k2 * np.sqrt(det)
         dx, dy = np.meshgrid(np.arange(x0, x1 + 1) + 0.5 - u, np.arange(y0, y1 + 1) + 0.5 - v)
-        alpha = np.minimum(gl_backend.ALPHA_MAX, o * np.exp(-0.5 * (c * dx * dx - 2 * b * dx * dy + a * dy * dy) / det))
-        visible = alpha >= gl_backend.ALPHA_MIN
+        alpha = np.minimum(gl_shaders.ALPHA_MAX, o * np.exp(-0.5 * (c * dx * dx - 2 * b * dx * dy + a * dy * dy) / det))
+        visible = alpha >= gl_shaders.ALPHA_MIN
         under = trans[y0:y1 + 1, x0:x1 + 1]
         adds = visible & (under >= T_DONE)
         if mode == "ideal":
@@ -141,7 +141,6 @@ _CONSTANT_FS = """
 noperspective in vec2 v_w;
 flat in vec4 v_color;
 flat in float v_z;
-#define WITH_DEPTH {WITH_DEPTH}
 layout(location = 0) out vec4 f_color;
 #if WITH_DEPTH
 layout(location = 1) out vec4 f_depth;
@@ -166,14 +165,14 @@ def gpu_measurements(ball: Gaussians, viewmat: np.ndarray, K: np.ndarray) -> dic
         fbo = ctx.framebuffer(color_attachments=[rb])
 
         def viewer(occlusion_culling, scene=ball, fs=None, blend=True):
-            shader = gl_backend._SPLAT_FS
-            if fs is not None:
-                gl_backend._SPLAT_FS = fs
+            read = gl_shaders.read
+            if fs is not None:   # the renderer compiles this text in place of shaders/splat.frag
+                gl_shaders.read = lambda name: fs.lstrip("\n") if name == "splat.frag" else read(name)
             try:
                 r = gl_backend.GLSplatRenderer(ctx, occlusion_culling=occlusion_culling, display_8bit=True,
                                                min_transmittance=gl_backend.VIEW_MIN_TRANSMITTANCE)
             finally:
-                gl_backend._SPLAT_FS = shader
+                gl_shaders.read = read
             if not blend:   # ONE, ZERO: the source replaces the pixel (llvmpipe then blends nothing)
                 state = r._set_state
                 r._set_state = lambda: (state(), setattr(ctx, "blend_func", (moderngl.ONE, moderngl.ZERO)))
@@ -223,7 +222,7 @@ def main() -> None:
     levels = [-(-SIZE // 4)]
     while levels[-1] > 1:
         levels.append(-(-levels[-1] // 2))
-    pyramid = (gl_backend._NUM_BATCHES - 1) * sum(w * w for w in levels)
+    pyramid = (gl_culling.NUM_BATCHES - 1) * sum(w * w for w in levels)
     splats_ms = gpu["frame_ms_unculled_scales_x0.02"]
     unculled_px = counts["unculled"]["quad_pixels"]
     ns_full = (gpu["frame_ms_unculled"] - splats_ms) / unculled_px * 1e6

@@ -1,0 +1,199 @@
+"""The main window's actions, menus and view toolbar, and which actions are enabled when.
+
+Every command of the window is one named ``QAction`` (``window.acts["export_ply"]``, …: the menus,
+the toolbar, shortcuts and tests all reach a command through its action). Actions only call the
+window and its controllers (:mod:`.generation`, :mod:`.exports`); nothing here does work itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
+from PyQt6.QtWidgets import QComboBox, QMenu
+
+from .input_panel import example_images
+
+#: What the views can show: (mode, label).
+VIEW_MODES = (("rgb", "RGB"), ("depth", "Depth"), ("alpha", "Alpha"))
+_EXPORTS = ("export_ply", "export_splat", "export_turntable", "contact_sheet", "screenshot")
+#: The menu bar: (title, action names); None is a separator, "recent" and "examples" the File submenus.
+MENUS = (
+    ("&File", ("open", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
+    ("&Edit", ("undo", "redo", None, "remove", "clear")),
+    ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
+    ("&View", ("frame", "reset", None, "tiled", "heatmap", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
+               "overlay")),
+    ("&Help", ("open_log", "open_autosave", "about")),
+)
+
+
+class WindowActions:
+    """Builds the actions of ``window`` (a :class:`~.main_window.MainWindow`), its menu bar and its view
+    toolbar; :meth:`update_enabled` follows the current sample, the gallery and the workers."""
+
+    def __init__(self, window):
+        self.window = window
+        self.acts: dict[str, QAction] = {}
+        self._build_actions()
+
+    def _action(self, name: str, text: str, slot=None, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
+        a = QAction(text, self.window)
+        a.setObjectName(name)
+        if isinstance(shortcut, QKeySequence.StandardKey):
+            a.setShortcuts(QKeySequence.keyBindings(shortcut))
+        elif isinstance(shortcut, str):
+            a.setShortcut(QKeySequence(shortcut))
+        elif shortcut:
+            a.setShortcuts([QKeySequence(k) for k in shortcut])
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.setCheckable(checkable)
+        if slot is not None:
+            (a.toggled if checkable else a.triggered).connect(slot)
+        self.window.addAction(a)
+        self.acts[name] = a
+        return a
+
+    def _build_actions(self) -> None:
+        w, A = self.window, self._action
+        ex, gen = w.exports, w.generation
+        A("open", "&Open image…", lambda: w.open_dialog(), QKeySequence.StandardKey.Open, "Open a photo of an object")
+        A("export_ply", "Export sample as .&ply…", lambda: ex.export_sample(suffix=".ply"), "Ctrl+E",
+          "Save the current sample as an INRIA 3DGS .ply (opens in SuperSplat and other viewers)")
+        A("export_splat", "Export sample as .&splat…", lambda: ex.export_sample(suffix=".splat"), None,
+          "Save the current sample as a .splat file (32 bytes a splat)")
+        A("export_turntable", "Export &turntable video…", lambda: ex.export_turntable(), None,
+          "Render an orbit around the current sample to an MP4 video")
+        A("screenshot", "Save &screenshot…", lambda: ex.save_screenshot(), "Ctrl+Shift+S",
+          "Save the view as a PNG image (full resolution, without the overlay)")
+        A("contact_sheet", "Export &contact sheet…", lambda: ex.export_contact_sheet(), None,
+          "A PNG grid: one row per sample (the selected ones, else the latest run), six views each")
+        A("browser", "Show in &browser", lambda: ex.show_in_browser(), None,
+          "Open the current sample in the web viewer (also reachable from other machines)")
+        A("quit", "&Quit", w.close, QKeySequence.StandardKey.Quit)
+
+        undo = w.undo_stack.createUndoAction(w, "&Undo")
+        undo.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Undo))
+        undo.setObjectName("undo")
+        redo = w.undo_stack.createRedoAction(w, "&Redo")
+        redo.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Redo) + [QKeySequence("Ctrl+Shift+Z")])
+        redo.setObjectName("redo")
+        self.acts["undo"], self.acts["redo"] = undo, redo
+        A("remove", "&Remove sample", lambda: w.remove_samples(), QKeySequence.StandardKey.Delete,
+          "Take the selected samples out of the gallery (undoable)")
+        A("clear", "Clear &gallery", lambda: w.remove_samples(list(w.store.entries)), None,
+          "Remove every sample (undoable)")
+
+        A("generate", "&Generate", lambda: gen.generate(), ["Ctrl+Return", "Ctrl+Enter"],
+          "Generate samples of the prepared input")
+        A("cancel", "&Cancel", lambda: gen.cancel(), "Esc", "Stop generating / resampling (within one step)")
+        A("resample", "Resample &occluded", lambda: gen.resample_occluded(), "Ctrl+R",
+          "Redraw what the input view does not show, with a new seed; the visible side stays")
+        A("brush", "&Brush", w.brush_toggled, "B",
+          "Paint a region in the view to redraw it (left paints, right erases, wheel sizes)", checkable=True)
+        A("resample_brush", "Resample &painted region", lambda: gen.resample_painted(), "Ctrl+Shift+R",
+          "Redraw the splats under the painted region with a new seed")
+        A("randomise", "Randomise &seed", lambda: w.controls.randomise_seed(), "Ctrl+D")
+
+        A("frame", "&Frame object", lambda: w.current_view().frame_object(), "F", "Fit the object in the view")
+        A("reset", "&Reset camera", lambda: w.current_view().reset_camera(), "R", "Back to the input camera")
+        A("tiled", "&Tiles and variance", w.tiled_toggled, "T",
+          "Show several samples side by side under one camera, with their variance heat-map", checkable=True)
+        A("heatmap", "Variance &heat-map", w.heatmap_toggled, None,
+          "Show the per-pixel variance across the tiled samples", checkable=True)
+        A("background", "&Background colour…", lambda: w.choose_background(), None, "Colour behind the splats")
+        A("overlay", "&Overlay", w.overlay_toggled, None, "FPS, splat count and resolution", checkable=True)
+        self.acts["overlay"].setChecked(True)
+        self.mode_group = QActionGroup(w)
+        for mode, label in VIEW_MODES:
+            a = A(f"mode_{mode}", label, None, None, f"Show {label.lower()}", checkable=True)
+            a.setActionGroup(self.mode_group)
+            a.triggered.connect(lambda _=False, m=mode: w.set_mode(m))
+        A("open_log", "Open the &log folder", w.open_log, None)
+        A("open_autosave", "Open the &autosave folder", w.open_autosave, None,
+          "Every sample is also saved there as it is made (the last 10 sessions are kept)")
+        A("about", "&About splatgen", w.about, None)
+
+    # ------------------------------------------------------------------ menus and toolbar
+    def build_menus(self) -> None:
+        """File, Edit, Generate, View and Help in the window's menu bar (:data:`MENUS`)."""
+        w = self.window
+        for title, entries in MENUS:
+            m = w.menuBar().addMenu(title)
+            for k in entries:
+                if k is None:
+                    m.addSeparator()
+                elif k == "recent":
+                    self.recent_menu = m.addMenu("Open &recent")
+                elif k == "examples":
+                    self.examples_menu = m.addMenu("&Examples")
+                    for p in example_images():
+                        self.examples_menu.addAction(p.stem.replace("_", " "), lambda p=str(p): w.open_image(p))
+                else:
+                    m.addAction(self.acts[k])
+        self.fill_recent()
+
+    def build_toolbar(self, tb) -> QComboBox:
+        """Fill the view toolbar ``tb``; returns its mode box (what the view shows)."""
+        w, a = self.window, self.acts
+        tb.setIconSize(tb.iconSize() * 0.8)
+        tb.addAction(a["tiled"])
+        mode_box = QComboBox(objectName="modeBox")
+        for mode, label in VIEW_MODES:
+            mode_box.addItem(label, mode)
+        mode_box.setToolTip("What the view shows")
+        mode_box.currentIndexChanged.connect(lambda i: w.set_mode(mode_box.itemData(i)))
+        tb.addWidget(mode_box)
+        for k in ("background", "frame", "reset", None, "resample", "brush", "resample_brush", None, "undo", "redo",
+                  None):
+            if k is None:
+                tb.addSeparator()
+            else:
+                tb.addAction(a[k])
+        export = QMenu("Export", w)
+        for k in _EXPORTS:
+            export.addAction(a[k])
+        ea = export.menuAction()
+        ea.setObjectName("exportMenu")
+        ea.triggered.connect(lambda: w.exports.export_sample(suffix=".ply"))
+        tb.addAction(ea)
+        return mode_box
+
+    def fill_recent(self) -> None:
+        """File > Open recent from the settings' list."""
+        w = self.window
+        self.recent_menu.clear()
+        files = w.settings.recent_files()
+        for p in files:
+            self.recent_menu.addAction(Path(p).name, lambda p=p: w.open_image(p)).setToolTip(p)
+        if files:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear recent", lambda: (w.settings.clear_recent(), self.fill_recent()))
+        self.recent_menu.setEnabled(bool(files))
+
+    # ------------------------------------------------------------------ state
+    def update_busy(self) -> None:
+        """Generate / Cancel by what the workers run, then :meth:`update_enabled`."""
+        w = self.window
+        busy = w.runner.is_running("generate", "resample")
+        self.acts["generate"].setEnabled(not busy)
+        self.acts["cancel"].setEnabled(busy or w.io.is_running("prepare"))
+        self.update_enabled()
+
+    def update_enabled(self) -> None:
+        """Enable what applies to the current sample, the gallery and the brush."""
+        w, acts = self.window, self.acts
+        e = w.current_entry()
+        has = e is not None
+        busy = w.runner.is_running("generate", "resample")
+        for k in ("export_ply", "export_splat", "export_turntable", "screenshot", "browser"):
+            acts[k].setEnabled(has)
+        acts["contact_sheet"].setEnabled(len(w.store) > 0)
+        acts["remove"].setEnabled(has)
+        acts["clear"].setEnabled(len(w.store) > 0)
+        can_resample = has and e.stochastic and not busy
+        acts["resample"].setEnabled(can_resample)
+        acts["brush"].setEnabled(has and e.stochastic)
+        acts["resample_brush"].setEnabled(can_resample and w.viewport.has_brush)
