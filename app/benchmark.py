@@ -113,7 +113,7 @@ def run_viewport_benchmark(backends: list[str] | None = None, sizes=(512, 1024),
     from splatgen.core.render import backend_device, choose_backend
     from splatgen.core.render.gl_backend import create_headless_context
 
-    from .viewport_renderer import ViewportRenderer, cuda_ready, fit_scale
+    from .viewport_renderer import ViewportRenderer, fit_scale
 
     load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     best = choose_backend(have_gl=True)   # the viewport's own choice: gsplat with CUDA, else gl
