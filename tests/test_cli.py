@@ -1,4 +1,4 @@
-"""The ``splatgen`` command line as a user runs it (a subprocess), the shipped example, and the README.
+"""The ``splatgen`` command line as a user runs it (a process of its own), the shipped example, and the README.
 
 Every failure a user can cause must end with a non-zero exit code, one clear ``error:`` line on
 stderr, no traceback, and no output file (not even a partial or temporary one).
@@ -44,7 +44,9 @@ def module_exists(name: str) -> bool:
 
 
 def splatgen(*args, cwd=None) -> subprocess.CompletedProcess:
-    """Run the installed ``splatgen`` (the venv's entry point; ``python -m`` when there is none)."""
+    """Run the installed ``splatgen`` (the venv's entry point; ``python -m`` when there is none). The
+    other tests run the command through conftest's ``run_splatgen``: a process of its own as well,
+    started without importing torch anew."""
     exe = Path(sys.executable).with_name("splatgen")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "splatgen.core.cli"]
     return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=300, cwd=cwd)
@@ -97,9 +99,9 @@ def test_example_is_a_small_standard_inria_ply():
     assert g.means.mean(0).abs().max() < 0.15
 
 
-def test_render_example_puts_the_object_in_the_middle(tmp_path):
+def test_render_example_puts_the_object_in_the_middle(tmp_path, run_splatgen):
     out = tmp_path / "bear.png"
-    result = splatgen("render", EXAMPLE, "--size", 160, 120, "-o", out)
+    result = run_splatgen("render", EXAMPLE, "--size", 160, 120, "-o", out)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     img = read_png(out)
@@ -116,20 +118,20 @@ def test_render_example_puts_the_object_in_the_middle(tmp_path):
     assert r > b + 20 and g > b
 
 
-def test_render_background_and_view(tmp_path):
+def test_render_background_and_view(tmp_path, run_splatgen):
     a, b = tmp_path / "a.png", tmp_path / "b.png"
-    assert splatgen("render", EXAMPLE, "--size", 64, 64, "--background", "0,0,255", "-o", a).returncode == 0
-    assert splatgen("render", EXAMPLE, "--size", 64, 64, "--azimuth", 210, "-o", b).returncode == 0
+    assert run_splatgen("render", EXAMPLE, "--size", 64, 64, "--background", "0,0,255", "-o", a).returncode == 0
+    assert run_splatgen("render", EXAMPLE, "--size", 64, 64, "--azimuth", 210, "-o", b).returncode == 0
     ia, ib = read_png(a), read_png(b)
     assert (ia[ia[..., 3] == 0][:, :3] == [0, 0, 255]).all()
     assert np.abs(ia[..., 3].astype(int) - ib[..., 3]).mean() > 5  # another side of the object
 
 
-def test_render_from_a_transforms_json_frame(tmp_path):
+def test_render_from_a_transforms_json_frame(tmp_path, run_splatgen):
     cams = tmp_path / "transforms.json"
     viewmats, K = write_cameras(cams, size=64)
     out = tmp_path / "frame2.png"
-    result = splatgen("render", EXAMPLE, "--camera", cams, "--frame", 2, "--backend", "torch", "-o", out)
+    result = run_splatgen("render", EXAMPLE, "--camera", cams, "--frame", 2, "--backend", "torch", "-o", out)
     assert result.returncode == 0, result.stderr
     img = read_png(out)
     assert img.shape == (64, 64, 4)
@@ -142,7 +144,7 @@ def test_render_from_a_transforms_json_frame(tmp_path):
     assert abs(xs.mean() + 0.5 - 32) < 8 and abs(ys.mean() + 0.5 - 32) < 8
     # --size rescales the camera: the same view at twice the resolution
     big = tmp_path / "big.png"
-    assert splatgen("render", EXAMPLE, "--camera", cams, "--frame", 2, "--size", 128, 128, "-o", big).returncode == 0
+    assert run_splatgen("render", EXAMPLE, "--camera", cams, "--frame", 2, "--size", 128, 128, "-o", big).returncode == 0
     fg_big = foreground(read_png(big))
     ys2, xs2 = np.nonzero(fg_big)
     assert abs(xs2.mean() - 2 * xs.mean()) < 3 and abs(ys2.mean() - 2 * ys.mean()) < 3
@@ -204,45 +206,45 @@ def no_output_left(folder: Path, out: Path) -> bool:
 
 
 @pytest.mark.parametrize("case", list(BAD_CASES))
-def test_bad_input_fails_cleanly(bad_inputs, case):
+def test_bad_input_fails_cleanly(bad_inputs, case, run_splatgen):
     args, out, word = BAD_CASES[case]
     d = str(bad_inputs)
     args = [str(EXAMPLE) if a == "EXAMPLE" else a.format(d=d) for a in args]
     out = Path(out.format(d=d))
     before = sorted(p.name for p in bad_inputs.iterdir())
-    result = splatgen("render", *args, "-o", out)
+    result = run_splatgen("render", *args, "-o", out)
     assert_one_clear_error(result, word)
     assert no_output_left(bad_inputs, out)
     assert sorted(p.name for p in bad_inputs.iterdir()) == before
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write into any folder")
-def test_unwritable_output_folder_fails_cleanly(tmp_path):
+def test_unwritable_output_folder_fails_cleanly(tmp_path, run_splatgen):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        result = splatgen("render", EXAMPLE, "--size", 32, 32, "-o", ro / "out.png")
+        result = run_splatgen("render", EXAMPLE, "--size", 32, 32, "-o", ro / "out.png")
         assert_one_clear_error(result, "writable")
         assert not any(ro.iterdir())
     finally:
         ro.chmod(0o755)
 
 
-def test_failed_render_keeps_an_older_output(tmp_path):
+def test_failed_render_keeps_an_older_output(tmp_path, run_splatgen):
     out = tmp_path / "out.png"
     out.write_bytes(b"older picture")
-    result = splatgen("render", tmp_path / "nope.ply", "-o", out)
+    result = run_splatgen("render", tmp_path / "nope.ply", "-o", out)
     assert result.returncode != 0
     assert out.read_bytes() == b"older picture"
 
 
 # ---------------------------------------------------------------------- README, CI and main.py
-def test_bench_render_times_the_random_balls_the_example_and_a_generated_object(tmp_path):
+def test_bench_render_times_the_random_balls_the_example_and_a_generated_object(tmp_path, run_splatgen):
     import json
 
-    result = splatgen("bench", "render", "--backends", "gl", "torch", "--sizes", "48", "--counts", "1024",
-                      "--repeat", "1", "--out-dir", str(tmp_path))
+    result = run_splatgen("bench", "render", "--backends", "gl", "torch", "--sizes", "48", "--counts", "1024",
+                          "--repeat", "1", "--out-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     (path,) = tmp_path.glob("render-*.json")
     data = json.loads(path.read_text())
@@ -264,11 +266,11 @@ def test_bench_render_times_the_random_balls_the_example_and_a_generated_object(
     assert "teddy_bear.ply" in result.stdout and "viewer frame" in result.stdout
 
 
-def test_bench_render_leaves_out_the_example_and_the_generated_object_when_told(tmp_path):
+def test_bench_render_leaves_out_the_example_and_the_generated_object_when_told(tmp_path, run_splatgen):
     import json
 
-    result = splatgen("bench", "render", "--backends", "gl", "--sizes", "32", "--counts", "512", "--repeat", "1",
-                      "--no-example", "--no-generated", "--out-dir", str(tmp_path))
+    result = run_splatgen("bench", "render", "--backends", "gl", "--sizes", "32", "--counts", "512", "--repeat", "1",
+                          "--no-example", "--no-generated", "--out-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     data = json.loads(next(tmp_path.glob("render-*.json")).read_text())
     assert data["command"].endswith("--repeat 1 --no-example --no-generated")

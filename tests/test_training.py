@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -53,11 +51,15 @@ def train(capsys, *args) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def train_command(*args) -> tuple[int, str]:
-    """The installed command in its own process: what a user sees on stderr."""
-    r = subprocess.run([sys.executable, "-m", "splatgen.core.cli", "train", *map(str, args)], capture_output=True,
-                       text=True, timeout=300)
-    return r.returncode, r.stderr
+@pytest.fixture
+def train_command(run_splatgen):
+    """``train_command(*args) -> (exit code, stderr)``: ``splatgen train ARGS`` in a process of its own,
+    what a user sees on stderr (conftest's ``run_splatgen``)."""
+    def run(*args) -> tuple[int, str]:
+        r = run_splatgen("train", *args)
+        return r.returncode, r.stderr
+
+    return run
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -195,7 +197,7 @@ def test_diffusion_with_a_latent_pool_resumes_exactly(dataset, tmp_path, capsys)
     assert all(torch.equal(a[k], b[k]) for k in a), "resuming changed the result"
 
 
-def test_a_new_denoiser_takes_its_size_from_the_options_and_keeps_it(dataset, tmp_path, capsys):
+def test_a_new_denoiser_takes_its_size_from_the_options_and_keeps_it(dataset, tmp_path, capsys, train_command):
     run, export = tmp_path / "run", tmp_path / "export"
     args = ["diffusion", "--var", SHIPPED / "diffusion" / "var", "--data", dataset, "--out", run, "--latent-pool", 4,
             *FAST]
@@ -215,7 +217,7 @@ def test_a_new_denoiser_takes_its_size_from_the_options_and_keeps_it(dataset, tm
     assert code != 0 and "multiples of 32" in err and "Traceback" not in err
 
 
-def test_a_teacher_joins_a_denoiser_without_changing_what_it_computes(dataset, tmp_path, capsys):
+def test_a_teacher_joins_a_denoiser_without_changing_what_it_computes(dataset, tmp_path, capsys, train_command):
     from splatgen.core.models.denoiser import LatentDenoiser
     from splatgen.core.generator.teacher import weights_sha256
 
@@ -244,7 +246,7 @@ def test_a_teacher_joins_a_denoiser_without_changing_what_it_computes(dataset, t
     assert code != 0 and "trained without a teacher" in err and "Traceback" not in err
 
 
-def test_render_items_supervise_the_denoiser_through_the_decoder(dataset, tmp_path, capsys):
+def test_render_items_supervise_the_denoiser_through_the_decoder(dataset, tmp_path, capsys, train_command):
     den = SHIPPED / "diffusion" / "denoiser"
     first = json.loads((den / "config.json").read_text())["trained_steps"]
     args = ["diffusion", "--var", SHIPPED / "diffusion" / "var", "--teacher", SHIPPED / "regressor", "--teacher-latent",
@@ -261,7 +263,7 @@ def test_render_items_supervise_the_denoiser_through_the_decoder(dataset, tmp_pa
 
 
 # ---------------------------------------------------------------------- bad input
-def test_missing_and_empty_datasets(tmp_path):
+def test_missing_and_empty_datasets(tmp_path, train_command):
     code, err = train_command("regressor", "--data", tmp_path / "nowhere", "--out", tmp_path / "r", *FAST)
     assert code != 0 and "nowhere" in err and "Traceback" not in err
     (tmp_path / "empty").mkdir()
@@ -269,14 +271,14 @@ def test_missing_and_empty_datasets(tmp_path):
     assert code != 0 and "empty" in err and "Traceback" not in err
 
 
-def test_dataset_of_the_wrong_size(tmp_path):
+def test_dataset_of_the_wrong_size(tmp_path, train_command):
     root = tmp_path / "small"
     build_dataset(FURNITURE, root, views=2, size=64, limit=2, workers=1, progress=False)
     code, err = train_command("regressor", "--data", root, "--out", tmp_path / "r", *FAST)
     assert code != 0 and "64" in err and "128" in err and "Traceback" not in err
 
 
-def test_resume_from_an_incompatible_checkpoint(dataset, tmp_path, capsys):
+def test_resume_from_an_incompatible_checkpoint(dataset, tmp_path, capsys, train_command):
     run = tmp_path / "run"
     # a regressor from scratch (one item, one novel view: its random splats are slow to render)
     assert train(capsys, "regressor", "--data", dataset, "--out", run, "--max-steps", 1, *FAST,
@@ -287,7 +289,7 @@ def test_resume_from_an_incompatible_checkpoint(dataset, tmp_path, capsys):
     assert code != 0 and "do not match" in err and "Traceback" not in err
 
 
-def test_diffusion_needs_a_var(dataset, tmp_path):
+def test_diffusion_needs_a_var(dataset, tmp_path, train_command):
     code, err = train_command("diffusion", "--var", SHIPPED / "regressor", "--data", dataset, "--out", tmp_path / "d",
                       *FAST)
     assert code != 0 and "not a VAR" in err and "Traceback" not in err
@@ -333,7 +335,7 @@ def test_mirrored_views_are_views_of_the_mirrored_object():
         assert torch.equal(a[1], b[1])                                      # … only the chosen item
 
 
-def test_resume_must_keep_decoder_only(dataset, tmp_path, capsys):
+def test_resume_must_keep_decoder_only(dataset, tmp_path, capsys, train_command):
     var = SHIPPED / "diffusion" / "var"
     steps = json.loads((var / "config.json").read_text())["trained_steps"]
     run = tmp_path / "v"
@@ -343,7 +345,7 @@ def test_resume_must_keep_decoder_only(dataset, tmp_path, capsys):
     assert code != 0 and "--decoder-only" in err and "Traceback" not in err
 
 
-def test_the_teachers_latent_joins_the_condition(dataset, tmp_path, capsys):
+def test_the_teachers_latent_joins_the_condition(dataset, tmp_path, capsys, train_command):
     from splatgen.core.models.denoiser import LatentDenoiser
     from splatgen.core.models.splatter_net import SplatterNet
     from splatgen.core.generator.teacher import teacher_latent
