@@ -1,7 +1,9 @@
 """Fixtures shared by the test files: what is expensive to make is made once per session.
 
 - ``run_splatgen``: the ``splatgen`` command in a process of its own, as a user runs it, without
-  paying for ``import torch`` / ``diffusers`` in each of the suite's sixty-odd command runs.
+  paying for ``import torch`` / ``diffusers`` in each of the suite's sixty-odd command runs;
+- ``shipped_generator`` / ``shipped_regressor``: the shipped models, loaded once on the CPU;
+- ``example_image`` and ``generated_samples``: the example input and two samples of it.
 """
 
 from __future__ import annotations
@@ -76,3 +78,39 @@ def run_splatgen(tmp_path_factory):
     server = getattr(multiprocessing.forkserver, "_forkserver", None)
     if server is not None and hasattr(server, "_stop"):
         server._stop()
+
+
+@pytest.fixture(scope="session")
+def shipped_generator():
+    """The shipped default generator (latent diffusion) on the CPU. Tests must not change it."""
+    from splatgen.core.generator import load_generator
+
+    return load_generator(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def shipped_regressor():
+    """The shipped regressor on the CPU. Tests must not change it."""
+    from splatgen.core.generator import load_generator
+
+    return load_generator("regressor", "cpu")
+
+
+@pytest.fixture(scope="session")
+def example_image():
+    """The example input ``(4, 128, 128)`` RGBA in [0, 1] (the benchmarks' object)."""
+    from splatgen.core.generator.benchmark import example_input
+
+    return example_input()
+
+
+#: Denoising steps of :func:`generated_samples`.
+SAMPLE_STEPS = 4
+
+
+@pytest.fixture(scope="session")
+def generated_samples(shipped_generator, example_image):
+    """Two samples of the example (seeds 3 and 4, :data:`SAMPLE_STEPS` steps). Tests must not change them."""
+    from splatgen.core.generator import GenerationSettings
+
+    return shipped_generator.generate(example_image, GenerationSettings(num_samples=2, seed=3, steps=SAMPLE_STEPS))

@@ -12,8 +12,6 @@ import torch
 
 from splatgen.core.cameras import load_transforms, save_transforms
 from splatgen.core.export import contact_sheet, save_sample, save_turntable
-from splatgen.core.generator import GenerationSettings, load_generator
-from splatgen.core.generator.benchmark import example_input
 from splatgen.core.io import load_splats
 from splatgen.core.render import render
 
@@ -25,9 +23,9 @@ def run_cli(run_splatgen):
 
 
 @pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> Path:
+def photo(tmp_path_factory, example_image) -> Path:
     """A photo-like RGBA PNG: the example object, larger than the model input, off-centre."""
-    rgba = (example_input().permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    rgba = (example_image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     big = np.zeros((300, 400, 4), np.uint8)
     big[40:40 + 256, 30:30 + 256] = np.kron(rgba, np.ones((2, 2, 1), np.uint8))
     path = tmp_path_factory.mktemp("photos") / "bear photo.png"
@@ -36,9 +34,8 @@ def photo(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sample():
-    gen = load_generator(device="cpu")
-    return gen.generate(example_input(), GenerationSettings(steps=3, seed=1))[0]
+def sample(generated_samples):
+    return generated_samples[0]
 
 
 def test_exports_read_back(tmp_path, sample):

@@ -13,7 +13,6 @@ from splatgen.core.cameras import orbit_viewmat
 from splatgen.core.generator import (Cancelled, GenerationSettings, LatentDiffusionGenerator, ModelError,
                                      RegressorGenerator, SettingsError, available_models, load_generator,
                                      models_dir)
-from splatgen.core.generator.benchmark import example_input
 from splatgen.core.metrics import psnr
 from splatgen.core.render import render
 
@@ -21,18 +20,20 @@ STEPS = 4
 
 
 @pytest.fixture(scope="module")
-def gen():
-    return load_generator(device="cpu")
+def gen(shipped_generator):
+    return shipped_generator
 
 
 @pytest.fixture(scope="module")
-def image():
-    return example_input()
+def image(example_image):
+    return example_image
 
 
 @pytest.fixture(scope="module")
-def two_samples(gen, image):
-    return gen.generate(image, GenerationSettings(num_samples=2, seed=3, steps=STEPS))
+def two_samples(generated_samples):
+    """Seeds 3 and 4 (conftest's ``generated_samples``), denoised in :data:`STEPS` steps."""
+    assert [(s.seed, s.settings.steps) for s in generated_samples] == [(3, STEPS), (4, STEPS)]
+    return generated_samples
 
 
 def _view(sample, viewmat=None):
@@ -57,7 +58,7 @@ def test_samples_show_the_input_object_in_the_input_view(two_samples, image):
 
 
 def test_seeds_reproduce_samples_and_batching_does_not_change_them(gen, image, two_samples):
-    single = gen.generate(image, GenerationSettings(num_samples=1, seed=4, steps=STEPS))[0]
+    single = gen.generate(image, GenerationSettings(num_samples=1, seed=4, steps=two_samples[1].settings.steps))[0]
     assert single.seed == two_samples[1].seed == 4
     torch.testing.assert_close(single.gaussians.means, two_samples[1].gaussians.means, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(two_samples[0].gaussians.means, two_samples[1].gaussians.means, atol=1e-3)
@@ -143,8 +144,8 @@ def test_bad_image_shape_is_refused(gen):
         gen.generate(torch.zeros(3, 64, 64))
 
 
-def test_regressor_is_deterministic(image):
-    reg = load_generator("regressor", "cpu")
+def test_regressor_is_deterministic(image, shipped_regressor):
+    reg = shipped_regressor
     assert isinstance(reg, RegressorGenerator) and not reg.stochastic
     a = reg.generate(image, GenerationSettings(seed=1))
     got = []
@@ -154,10 +155,10 @@ def test_regressor_is_deterministic(image):
     assert float(psnr(_view(a[0]).rgb[0].clamp(0, 1), image[:3].permute(1, 2, 0))) > 22.0
 
 
-def test_a_brush_finds_the_same_splats_in_a_mask_too_big_to_use_as_is(image):
+def test_a_brush_finds_the_same_splats_in_a_mask_too_big_to_use_as_is(image, shipped_regressor):
     from splatgen.core.generator.resample import BRUSH_SIDE, brush_region
 
-    sample = load_generator("regressor", "cpu").generate(image)[0]
+    sample = shipped_regressor.generate(image)[0]
     small, big = BRUSH_SIDE, 4 * BRUSH_SIDE  # the big mask is pooled down to BRUSH_SIDE first
     regions = []
     for size in (small, big):
@@ -299,10 +300,10 @@ def _novel_view(sample_or_gaussians, azimuth=150.0):
     return render(g, vm[None], input_camera()[1], 128, 128, backend="torch").rgb[0].clamp(0, 1)
 
 
-def test_the_teacher_latent_decodes_to_the_regressors_object(gen, image):
+def test_the_teacher_latent_decodes_to_the_regressors_object(gen, image, shipped_regressor):
     from splatgen.core.generator.base import to_object_frame
 
-    regressor = load_generator("regressor", "cpu").generate(image)[0]
+    regressor = shipped_regressor.generate(image)[0]
     features, _ = gen.encode(image)
     z = gen.start_latent(image, 0.5)
     assert z.shape == (1, *gen.var.latent_shape)
@@ -319,8 +320,8 @@ def test_the_teacher_latent_decodes_to_the_regressors_object(gen, image):
 
 def test_strength_starts_the_samples_from_the_teacher(gen, image):
     z_teacher = gen.start_latent(image, 0.5)
-    near = gen.generate(image, GenerationSettings(steps=20, strength=0.1, num_samples=2, seed=5))
-    far = gen.generate(image, GenerationSettings(steps=20, strength=1.0, num_samples=2, seed=5))
+    near = gen.generate(image, GenerationSettings(steps=10, strength=0.1, num_samples=2, seed=5))
+    far = gen.generate(image, GenerationSettings(steps=10, strength=1.0, num_samples=2, seed=5))
     d_near = max(float((s.latent - z_teacher[0]).norm()) for s in near)
     d_far = min(float((s.latent - z_teacher[0]).norm()) for s in far)
     assert d_near < 0.5 * d_far

@@ -220,19 +220,15 @@ def test_set_gaussians_swaps_the_scene_and_stop_is_idempotent(bear):
 
 # ---------------------------------------------------------------------- the generation panel
 @pytest.fixture(scope="module")
-def generator():
-    from splatgen.core.generator import load_generator
-
-    return load_generator(device="cpu")
+def generator(shipped_generator):
+    return shipped_generator
 
 
 @pytest.fixture(scope="module")
-def photo_png() -> bytes:
+def photo_png(example_image) -> bytes:
     import imageio.v3 as iio
 
-    from splatgen.core.generator.benchmark import example_input
-
-    rgba = (example_input().permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    rgba = (example_image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     return iio.imwrite("<bytes>", rgba, extension=".png")
 
 
