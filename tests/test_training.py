@@ -71,7 +71,7 @@ def test_regressor_steps_log_finite_losses_and_resume_exactly(dataset, tmp_path,
     # on the CPU (test_resume_from_an_incompatible_checkpoint trains one from scratch)
     shipped = SHIPPED / "regressor"
     first = json.loads((shipped / "config.json").read_text())["trained_steps"]
-    common = ["--init-from", shipped, "--data", dataset, *FAST, "--num-targets", 1]
+    common = ["--init-from", shipped, "--data", dataset, *FAST, "--batch-size", 1, "--num-targets", 1]
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert train(capsys, "regressor", "--out", straight, "--max-steps", first + 2, *common)[0] == 0
     assert train(capsys, "regressor", "--out", split, "--max-steps", first + 1, *common)[0] == 0
@@ -186,13 +186,13 @@ def test_diffusion_with_a_latent_pool_resumes_exactly(dataset, tmp_path, capsys)
     den = SHIPPED / "diffusion" / "denoiser"
     first = json.loads((den / "config.json").read_text())["trained_steps"]
     common = ["--var", SHIPPED / "diffusion" / "var", "--teacher", SHIPPED / "regressor", "--teacher-latent",
-              "--init-from", den, "--data", dataset, "--latent-pool", 4, "--pool-reuse", 1, *FAST]
+              "--init-from", den, "--data", dataset, "--latent-pool", 2, "--pool-reuse", 1, *FAST, "--batch-size", 1]
     straight, split = tmp_path / "straight", tmp_path / "split"
     capsys.readouterr()
-    assert main(["train", "diffusion", "--out", str(straight), "--max-steps", str(first + 3), *map(str, common)]) == 0
-    assert "latent pool: 4 VAR encodings" in capsys.readouterr().out
-    assert train(capsys, "diffusion", "--out", split, "--max-steps", first + 2, *common)[0] == 0
-    assert train(capsys, "diffusion", "--out", split, "--max-steps", first + 3, "--resume", *common)[0] == 0
+    assert main(["train", "diffusion", "--out", str(straight), "--max-steps", str(first + 2), *map(str, common)]) == 0
+    assert "latent pool: 2 VAR encodings" in capsys.readouterr().out
+    assert train(capsys, "diffusion", "--out", split, "--max-steps", first + 1, *common)[0] == 0
+    assert train(capsys, "diffusion", "--out", split, "--max-steps", first + 2, "--resume", *common)[0] == 0
     a, b = weights(straight / "checkpoint" / "model"), weights(split / "checkpoint" / "model")
     assert all(torch.equal(a[k], b[k]) for k in a), "resuming changed the result"
 
