@@ -92,3 +92,35 @@ def test_the_synthetic_bank_is_a_split_at_the_canonical_framing():
     batch = bank.sample(2, 2, torch.Generator().manual_seed(0))
     assert torch.allclose(batch.viewmats[:, 0], torch.eye(4).expand(2, 4, 4), atol=1e-5)
     assert np.isfinite(batch.rgb.numpy()).all()
+
+
+def test_ssim_as_banded_matmuls_equals_the_2d_gaussian_window_convolution():
+    """The matmul form of SSIM's blur against an independent 2D convolution with the 11×11 window."""
+    import torch.nn.functional as F
+
+    from splatgen.core.metrics import ssim
+
+    x = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-x ** 2 / (2 * 1.5 ** 2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2).float()[None, None]
+
+    def reference(a, b):  # (N, H, W, C) → (N,)
+        n, h, w, c = a.shape
+        X, Y = (t.permute(0, 3, 1, 2).reshape(-1, 1, h, w) for t in (a, b))
+        mx, my = F.conv2d(X, window), F.conv2d(Y, window)
+        sxx, syy = F.conv2d(X * X, window) - mx ** 2, F.conv2d(Y * Y, window) - my ** 2
+        sxy = F.conv2d(X * Y, window) - mx * my
+        s = ((2 * mx * my + 1e-4) * (2 * sxy + 9e-4)) / ((mx ** 2 + my ** 2 + 1e-4) * (sxx + syy + 9e-4))
+        return s.reshape(n, c, -1).mean(dim=(1, 2))
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 40, 56, 3, generator=gen)
+    b = (a + 0.1 * torch.randn(a.shape, generator=gen)).clamp(0, 1)
+    b[2] = a[2]  # identical images: SSIM 1
+    got = ssim(a, b)
+    assert torch.allclose(got, reference(a, b), atol=1e-5)
+    assert got[2] == pytest.approx(1.0, abs=1e-6) and got[0] < 0.95
+    # gradients flow to both inputs
+    a.requires_grad_(True)
+    ssim(a, b).sum().backward()
+    assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0

@@ -87,6 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t.add_argument("--latent-pool", type=int, default=16384,
                    help="diffusion: VAR encodings in the pool (splatgen train's default; its fill is not timed)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--compile", action="store_true", help="torch.compile each network (its compile is not timed)")
     t.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
     t.set_defaults(bench_run=run_train)
 
@@ -105,10 +106,11 @@ def run_train(args: argparse.Namespace) -> int:
     batch = dict(zip(("regressor", "var", "diffusion"), args.batch_size)) if args.batch_size else DEFAULT_BATCH
     result = run_train_benchmark(args.models, data=args.data, steps=args.steps, warmup=args.warmup,
                                  batch_sizes=batch, device=args.device, var=args.var, teacher=args.teacher or None,
-                                 extra={"latent_pool": args.latent_pool} if "diffusion" in args.models else None)
+                                 extra={"latent_pool": args.latent_pool}, compile=args.compile)
     result["command"] = (f"splatgen bench train --models {' '.join(args.models)} --steps {args.steps} --warmup "
                          f"{args.warmup} --batch-size {' '.join(str(batch[m]) for m in ('regressor', 'var', 'diffusion'))}"
-                         + (f" --data {args.data}" if args.data else "") + f" --latent-pool {args.latent_pool} --device {args.device}")
+                         + (f" --data {args.data}" if args.data else "") + f" --latent-pool {args.latent_pool} --device {args.device}"
+                         + (" --compile" if args.compile else ""))
     print("wrote", write_result("train", result, args.out_dir))
     return 0
 

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-minutes", type=float, default=TrainConfig.default("checkpoint_minutes"))
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=TrainConfig.default("device"))
     p.add_argument("--seed", type=int, default=TrainConfig.default("seed"))
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network's forward and backward (worth it on CUDA for long runs)")
     p.add_argument("--batch-size", type=int, default=TrainConfig.default("batch_size"))
     p.add_argument("--num-targets", type=int, default=TrainConfig.default("num_targets"), help="novel views rendered per object and step")
     p.add_argument("--num-context", type=int, default=TrainConfig.default("num_context"),

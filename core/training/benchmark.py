@@ -84,13 +84,15 @@ def time_model(model: str, bank: ViewBank, *, steps: int, warmup: int, batch_siz
 
 def run_train_benchmark(models, *, data: str | None, steps: int, warmup: int, batch_sizes: dict, device: str,
                         var: str, teacher: str | None, objects: int = 256, views: int = 24,
-                        extra: dict | None = None) -> dict:
+                        extra: dict | None = None, compile: bool = False) -> dict:
+    """Time each of ``models``; ``extra`` holds diffusion-only settings, ``compile`` applies to all."""
     dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     bank = load_view_bank(data, dev) if data else synthetic_bank(objects, views, dev)
     rows = []
     for model in models:
         rows.append(time_model(model, bank, steps=steps, warmup=warmup, batch_size=batch_sizes[model], device=dev,
-                               var=var, teacher=teacher, extra=extra if model == "diffusion" else None))
+                               var=var, teacher=teacher,
+                               extra={**((extra or {}) if model == "diffusion" else {}), "compile": compile}))
         r = rows[-1]
         print(f"{model:10s} batch {r['batch_size']:5d}  {r['steps_per_s']:7.2f} steps/s  "
               f"{r['items_per_s']:9.1f} items/s", flush=True)

@@ -29,6 +29,7 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     device: str = "auto"                         # auto | cpu | cuda
     seed: int = 0
+    compile: bool = False                        # torch.compile the network (CUDA; compiles once per machine)
     batch_size: int = 16
     num_targets: int = 3                         # novel views rendered per object and step
     num_context: int = 2                         # var / diffusion: target views the VAR encoder also sees

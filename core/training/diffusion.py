@@ -162,7 +162,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
     if config.latent_pool > 0:
         pool = LatentPool(var, bank, config.num_context, config.latent_pool, config.batch_size // config.pool_reuse,
                           config.mirror, config.seed, ctx.rank, teacher=teacher,
-                          teacher_latent=denoiser.config.teacher_latent)
+                          teacher_latent=denoiser.config.teacher_latent, compile=config.compile)
         t0 = time.time()
         pool.advance(step)
         if ctx.is_main:
@@ -176,6 +176,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
         denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
     ema.model.register_to_config(latent_shift=denoiser.config.latent_shift, latent_scale=denoiser.config.latent_scale)
     model = wrap_ddp(denoiser, ctx)
+    forward = torch.compile(model, dynamic=False) if config.compile else model
     train_sched = denoiser.make_scheduler("ddim")
     alphas = train_sched.alphas_cumprod.to(ctx.device)
     log = RunLog(out_dir, ctx.is_main)
@@ -217,7 +218,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
         if r:
             keep[:r] = True
         with amp:
-            pred = model(noisy, t, unwrap(model).project_condition(condition, keep))
+            pred = forward(noisy, t, unwrap(model).project_condition(condition, keep))
         loss = (pred.float() - target).square().mean()
         metrics = {"loss": loss}
         if r:

@@ -55,13 +55,16 @@ class LatentPool:
 
     def __init__(self, var: SplatterNet, bank: ViewBank, num_context: int, size: int, chunk: int,
                  mirror_prob: float, seed: int = 0, rank: int = 0, encode_batch: int = 256,
-                 teacher: SplatterNet | None = None, teacher_latent: bool = False):
+                 teacher: SplatterNet | None = None, teacher_latent: bool = False, compile: bool = False):
         if num_context > bank.views_per_object - 1:
             raise SplatgenError(f"--num-context {num_context} needs at least {num_context + 1} views per object; "
                                 f"the dataset has {bank.views_per_object}")
         self.var, self.bank, self.num_context, self.mirror_prob = var, bank, num_context, mirror_prob
         self.teacher, self.teacher_latent = teacher, teacher_latent
         self.seed, self.rank, self.encode_batch = seed, rank, encode_batch
+        if compile:  # encoding is most of a denoiser step's time; the renders between the networks stay eager
+            for net in (var.encoder, var.view_encoder) + ((teacher.encoder, teacher.reconstructor) if teacher else ()):
+                net.compile(dynamic=False)  # in place: the state dict keeps its keys
         self.chunk = max(1, chunk)
         # a small split needs no more items than two per input view (one per mirroring, on average)
         size = min(size, 2 * bank.num_objects * bank.views_per_object)

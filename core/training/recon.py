@@ -118,6 +118,8 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     batch = None
+    # the network alone: gsplat's rasteriser and the loss stay eager (custom CUDA ops break graphs)
+    forward = torch.compile(ddp_model, dynamic=False) if config.compile else ddp_model
 
     def checkpoint() -> None:  # the step counter is read when called
         save_checkpoint(out_dir / "checkpoint", model, ema.model, optimizer, step, generator,
@@ -127,8 +129,8 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
         warmup_lr(optimizer, config.lr, step - warmup_start, config.warmup)
         batch = bank.sample(config.batch_size, config.num_targets, generator, config.mirror)
         with amp:
-            model_out = ddp_model(batch.input, **encoder_views(batch, config.num_context)) if variational \
-                else ddp_model(batch.input)
+            model_out = forward(batch.input, **encoder_views(batch, config.num_context)) if variational \
+                else forward(batch.input)
         loss, metrics = reconstruction_loss(model_out, batch, config, backend)
         grad_norm = optimise(loss, model, optimizer, ema, step, config.grad_clip)
         step += 1

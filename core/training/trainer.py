@@ -48,7 +48,8 @@ def setup_run(device_name: str = "auto") -> RunContext:
     if device_name == "auto":
         device_name = "cuda" if torch.cuda.is_available() else "cpu"
     if device_name == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
+        # TF32 for convolutions only: the networks' matmuls run in bf16 autocast, and the float32 ones
+        # outside it (SSIM's moments, see metrics.ssim) need full precision
         torch.backends.cudnn.allow_tf32 = True
     return RunContext(torch.device(device_name))
 

@@ -41,6 +41,8 @@ elif ls .whl/*.whl >/dev/null 2>&1; then
     2>&1 | grep -v -e "^WARNING: Target directory" -e "already exists" || true
   echo "$_wheels" > /tmp/site/.wheels
   _say "wheels: installed $(ls .whl/*.whl | wc -l) files"
+elif [ -f /tmp/site/.wheels ]; then
+  _say "wheels: installed by an earlier call of this machine (none carried this time)"
 else
   _say "wheels: none carried (.whl/ is empty); gsplat and diffusers will be missing" >&2
 fi

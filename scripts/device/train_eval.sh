@@ -36,8 +36,8 @@ EVAL_TEST=${EVAL_TEST:-1}
 # The VAR always trains --decoder-only here: the denoiser beside it models the shipped VAR's latents.
 echo "[$(date +%T)] training"
 # shellcheck disable=SC2086
-REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 32} VAR_ARGS="${VAR_ARGS:---batch-size 32} --decoder-only" \
-DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 1024 --var assets/models/diffusion/var --teacher assets/models/regressor} \
+REGRESSOR_ARGS=${REGRESSOR_ARGS:---batch-size 64 --compile} VAR_ARGS="${VAR_ARGS:---batch-size 64 --compile} --decoder-only" \
+DIFFUSION_ARGS=${DIFFUSION_ARGS:---batch-size 1024 --compile --var assets/models/diffusion/var --teacher assets/models/regressor} \
   scripts/device/train.sh "$minutes" $JOBS || { status=1; echo "!! a training job failed; evaluating what was exported"; }
 source scripts/device/env.sh || exit 1
 # the model set as it will ship: manifests from the repo, each network replaced by its new export

@@ -31,7 +31,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     dev = torch.device("cuda")
-    torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     cfg = TrainConfig(model=a.model, data=Path("unused"), out=Path("/tmp/unused"), batch_size=a.batch_size)
     variational = a.model == "var"
