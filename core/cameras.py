@@ -35,8 +35,8 @@ def camera_coordinate(points: np.ndarray, viewmat_row) -> np.ndarray:
 
     Elementwise on purpose, for the per-frame paths of the OpenGL viewers: ``points @ R.T`` goes to
     BLAS, whose worker threads keep spinning after the call, and on a 2-core machine they take the
-    cores from llvmpipe's rasterizer threads (the 16k random ball's viewer frame at 512² took 84
-    instead of 62 ms with them).
+    cores from llvmpipe's rasterizer threads (benchmarks/README.md, "Per-frame CPU work without
+    BLAS").
     """
     r = np.asarray(viewmat_row, np.float32)
     return points[:, 0] * r[0] + points[:, 1] * r[1] + points[:, 2] * r[2] + r[3]

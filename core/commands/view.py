@@ -100,8 +100,8 @@ def exit_if_stuck(seconds: float) -> threading.Timer:
     """Arm a daemon timer that ends the process (exit status 0) if it is still alive after ``seconds``.
 
     Ctrl-C must end ``splatgen view`` even when a library thread does not stop: the shutdown, and the
-    interpreter's wait for non-daemon threads after it, get ``seconds`` in all. (Two full-suite runs
-    in session 6 saw the process alive 30 s after SIGINT; never reproduced in isolation.)"""
+    interpreter's wait for non-daemon threads after it, get ``seconds`` in all (a hang seen only
+    under the full suite: benchmarks/README.md, "splatgen view's stop watchdog")."""
     import os
 
     def give_up() -> None:

@@ -9,10 +9,10 @@ regressor would mean nothing to the denoiser.
 :func:`teacher_latent` puts the teacher's object into the VAR's latent space: the regressor's
 Gaussians are rendered from two more cameras (:data:`TEACHER_VIEWS`, dataset-style orbit poses that
 need no data) and the VAR's view encoder reads them beside the input view, as it reads real views in
-training. Its posterior mean decodes about as well as the regressor itself (val: 21.96 against
-21.94 dB novel PSNR; ``scripts/experiments/teacher_latent.py``), where the VAR reading the input view
-alone gets 19.06. A denoiser built with ``teacher_latent`` reads it as the last part of its
-condition (the shipped one, since session 7), and sampling may start from it (``strength`` < 1,
+training. Its posterior mean decodes about as well as the regressor itself, far better than the VAR
+reading the input view alone (``scripts/experiments/teacher_latent.py``; figures in
+benchmarks/README.md, "Teacher latent"). A denoiser built with ``teacher_latent`` reads it as the
+last part of its condition (the shipped one does), and sampling may start from it (``strength`` < 1,
 SDEdit: noised part of the way and denoised from there) instead of from pure noise.
 """
 
@@ -31,7 +31,7 @@ from .model_folder import load_component
 
 #: The teacher's extra views for :func:`teacher_latent`: (azimuth, elevation) in degrees of orbit
 #: cameras like the dataset's, relative to an input camera at ``framing.INPUT_ELEVATION_DEG`` and
-#: azimuth 0. Chosen on val decodes (behind and to the side: 21.96 dB; ±120°: 21.78; ±90°: 21.64).
+#: azimuth 0. Behind and to the side decoded best on val (benchmarks/README.md, "Teacher latent").
 TEACHER_VIEWS = ((180.0, 15.0), (90.0, 15.0))
 
 

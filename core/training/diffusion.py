@@ -14,7 +14,7 @@ step also pass their predicted clean latent ``x̂0`` through the frozen VAR deco
 their input view and ``--num-targets`` other views, and compared with the images like the VAR's own
 training (MSE + SSIM + alpha), weighted by ``--render-weight``: the latent loss treats every latent
 element alike, while the decoder may be far more sensitive to some than to others. These items
-always keep their condition. (Session 6: no better on val at R = 64, W = 10; see benchmarks/TRAINING.md.)
+always keep their condition. Off by default: it did not beat the latent loss alone (benchmarks/TRAINING.md).
 """
 
 from __future__ import annotations

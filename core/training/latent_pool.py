@@ -1,15 +1,15 @@
 """The denoiser's training targets, encoded by the frozen VAR into a pool that is renewed a chunk per step.
 
 Encoding a batch with the VAR (image encoder for the condition, view encoder over the input plus
-context views for the posterior) costs about 15 times the denoiser's own forward and backward pass,
-so drawing fresh targets for every item of every step starves the denoiser (~10 steps/s on an
-H100 in session 5). The pool holds ``size`` encoded items (condition features, posterior mean and
+context views for the posterior) costs many times the denoiser's own forward and backward pass,
+so drawing fresh targets for every item of every step starves the denoiser (benchmarks/README.md,
+"Latent pool"). The pool holds ``size`` encoded items (condition features, posterior mean and
 log-variance of a random object, input view, context views and mirroring); every step replaces the
 oldest ``chunk`` of them, and batches are drawn from the whole pool, a new latent sampled from each
 item's posterior every time. An item is thus drawn ``batch / chunk`` times on average ("reuse").
 
-Reuse must stay small. A pool that was kept for thousands of steps (each item drawn ~170 times, in
-session 5) let the denoiser learn one posterior per input view, i.e. the context views that
+Reuse must stay small. A pool that was kept for thousands of steps (each item drawn over a hundred
+times) let the denoiser learn one posterior per input view, i.e. the context views that
 happened to be drawn: its loss fell, its samples lost diversity and best-of-4 got worse. Renewing a
 chunk per step keeps many context draws per input view in play, as fresh targets do.
 

@@ -49,8 +49,8 @@ from ..render.gl_backend import VIEW_MIN_TRANSMITTANCE
 MODES = ("rgb", "depth", "alpha")
 #: Server-side frames are drawn at least this many rows tall (keeping nerfview's aspect). nerfview
 #: sizes the frames it asks for while the camera moves from the pixels per second of the last frame;
-#: a renderer with a large fixed cost per frame (the GL renderer: ~15 ms for sorting and passes even
-#: at 40×30 on 2 cores) makes that estimate collapse to its 30-row minimum. 240 rows cost ~21 ms.
+#: a renderer with a large fixed cost per frame (the GL renderer on a CPU machine: sorting and passes)
+#: makes that estimate collapse to its 30-row minimum (benchmarks/README.md, "Browser viewer").
 MIN_SERVER_ROWS = 240
 
 try:  # nerfview's frame-abort exception must pass through the callback untouched

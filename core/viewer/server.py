@@ -18,7 +18,7 @@ Depth and alpha — which the browser cannot draw — always come from the serve
 tunnel from a laptop with a GPU (the connection then looks local). Server-side frames are drawn at
 least :data:`~.render_fn.MIN_SERVER_ROWS` rows tall, and without CUDA the still frame's longest side
 defaults to :data:`CPU_VIEWER_RES` rather than nerfview's 2048 (a frame of a fixed cost makes
-nerfview's own sizing collapse; a 2048 still costs ~0.4 s on 2 cores).
+nerfview's own sizing collapse; a 2048 still is slow on a CPU machine).
 
 **Cameras.** nerfview's camera state is OpenCV camera-to-world (see :mod:`.render_fn`, the one place
 that turns it into a ``viewmat`` and ``K``); the scene is shown Y-up, as splatgen's object frame is.
@@ -58,7 +58,7 @@ RENDERERS = ("auto", "browser", "server")
 #: the browser.
 MIN_OPACITY = 1.0 / 255.0
 #: Longest side of the still frames nerfview asks for when the server renders without CUDA (nerfview's
-#: default, 2048, takes ~0.4 s a frame with the GL renderer on 2 cores; 1280 ~0.16 s).
+#: default, 2048, is slow with the GL renderer: benchmarks/README.md, "Browser viewer").
 CPU_VIEWER_RES = 1280
 #: Panel statistics are refreshed at most this often (seconds).
 _INFO_INTERVAL = 0.25
@@ -254,7 +254,7 @@ class ViewerServer:
                                       mode="rendering")
         self.server.gui.set_panel_label(title)
         slider = getattr(self.viewer, "_rendering_tab_handles", {}).get("viewer_res_slider")
-        if slider is not None and backend != "gsplat":  # a still at nerfview's 2048 costs ~0.4 s on the CPU
+        if slider is not None and backend != "gsplat":  # nerfview's 2048 stills are slow without CUDA
             slider.value = CPU_VIEWER_RES
         self._build_panel(bg)
         # before any splats: the canonical object placement (generated samples land there)

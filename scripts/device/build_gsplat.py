@@ -1,6 +1,6 @@
 """Build gsplat's CUDA extension ahead of time as ``gsplat/csrc.so``, the module gsplat imports first.
 
-gsplat (the PyPI wheel) compiles its CUDA code on first import (~100 s on the GPU machine) into a
+gsplat (the PyPI wheel) compiles its CUDA code on first import (over a minute; benchmarks/TRAINING.md) into a
 per-machine cache. Built here under the name ``csrc`` and placed inside the installed package,
 ``from gsplat import csrc`` finds it and gsplat skips its JIT step; the file can be carried to the
 next fresh machine (same image, same torch), which then starts in a second.

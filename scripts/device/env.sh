@@ -5,7 +5,7 @@
 #   1. wheels: the carried .whl/ (../shared/tools/device-wheels.sh) into /tmp/site, unless the same
 #      set is installed already;
 #   2. gsplat's CUDA extension: in place already, or copied from the carried .devcache/gsplat_csrc.so
-#      when it was built for this torch / gsplat / GPU, else built (~100 s; scripts/device/build_gsplat.py)
+#      when it was built for this torch / gsplat / GPU, else built (over a minute; scripts/device/build_gsplat.py)
 #      and also written to $OUT/gsplat_csrc.so, to be kept under .devcache/ and carried next time;
 #   3. data shards: every carried .devdata/NAME/ folder is moved into /tmp/splatgen-data/NAME/ (a
 #      dataset too large for one call travels as shards over consecutive calls; train on the cache).

@@ -17,7 +17,7 @@
 #
 # The VAR trains with --decoder-only: its encoders, hence the latents and the denoiser's condition,
 # stay fixed, so the denoiser (trained over the shipped VAR in the same call) remains valid for it.
-# Since session 6 the shipped denoiser also reads the regressor's features (--teacher, pinned by the
+# The shipped denoiser also reads the regressor's features (--teacher, pinned by the
 # sha256 of its weights): a call that retrains the regressor makes the diffusion model of the set it
 # exports refuse to load, so train the regressor only together with a new denoiser over it.
 # Order: the CUDA-graph tests and the benchmarks (short, fixed length) first, the evaluations last,
@@ -58,7 +58,8 @@ if [ "$BENCH" = 1 ]; then
   splatgen bench parity --reference torch --other gsplat --out-dir runs/bench || status=1
   tar -cf "$OUT/bench.tar" -C runs bench
 fi
-# Why the first evaluation after training used to take 80-90 s (later ones 5-20 s): a kernel JIT cache?
+# The first evaluation after training is slow for reasons not yet known (benchmarks/TRAINING.md,
+# "How a device call was made"): record the CUDA archs and the kernel JIT cache's size around it.
 python3 -c "import torch; print('cuda archs', torch.cuda.get_arch_list(), 'device', torch.cuda.get_device_capability())"
 du -sh ~/.nv/ComputeCache 2>/dev/null || echo "no ~/.nv/ComputeCache"
 # the regressor is evaluated when it trained in this call (or when nothing did); all runs side by side

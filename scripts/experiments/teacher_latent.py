@@ -3,7 +3,7 @@
     python scripts/experiments/teacher_latent.py [STRENGTHS [JSON]]
 
 The VAR's posterior from the input view plus two real other views decodes close to the regressor
-(session 4); the denoiser's samples from the input alone do not. This scores, on ``data/eval_val``
+(benchmarks/TRAINING.md); the denoiser's samples from the input alone do not. This scores, on ``data/eval_val``
 (frame 0 the input, every other frame a target, CPU), latents that need no other real view:
 
 * ``post2``   the VAR posterior mean from the input + 2 real frames (a diagnostic: they are targets);

@@ -8,7 +8,7 @@ deterministic DDIM, 1 = DDPM-like fresh noise each step), a scale on the startin
 "truncated" samples) and guidance rescaling (Lin et al. 2024: the guided prediction's standard
 deviation pulled back towards the conditional one's by the factor RESCALE, 0 = off). Prints novel
 PSNR, best-of-4, diversity and input PSNR on one line; JSON: the evaluation summary, with this command.
-Results of sessions 4 and 5 are in benchmarks/TRAINING.md. Wraps the scheduler and the generator's
+Results are in benchmarks/TRAINING.md. Wraps the scheduler and the generator's
 sampling call for the run only; nothing here changes the product.
 """
 
