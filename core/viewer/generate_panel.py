@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
 from ..images import to_uint8
+from .page_safety import escape_markdown
 
 #: Progress and status updates sent to the browser at most this often (seconds).
 _UPDATE_INTERVAL = 0.1
@@ -170,8 +171,8 @@ class GeneratePanel:
         self.input_image.image = rgb
         self.input_image.visible = True
         self.generate_button.disabled = self.busy
-        self._set_status(f"Photo **{prepared.name or name or 'upload'}** ready "
-                         f"(mask: {prepared.mask_source}). Press *Generate*.")
+        self._set_status(f"Photo **{escape_markdown(prepared.name or name or 'upload')}** ready "
+                         f"(mask: {escape_markdown(prepared.mask_source)}). Press *Generate*.")
         self.last_error = None
         return prepared
 
@@ -289,7 +290,7 @@ class GeneratePanel:
                 self._error(f"failed: {exc}")
             else:
                 self._set_status(f"{what}: done in {time.perf_counter() - t0:.1f} s. "
-                                 f"Showing **{self.entries[self.current].label}**.")
+                                 f"Showing **{escape_markdown(self.entries[self.current].label)}**.")
             finally:
                 self._set_busy(False)
 
@@ -327,12 +328,15 @@ class GeneratePanel:
         self.resample_button.disabled = busy or self.current is None or not getattr(self.generator, "stochastic", True)
 
     def _set_status(self, text: str) -> None:
+        """Show ``text`` (Markdown made here: any user string in it went through
+        :func:`~.page_safety.escape_markdown`)."""
         self.status = text
         self.status_md.content = text
 
     def _error(self, message: str) -> None:
+        """Show an error; its text may quote what a user sent (a file name), so all of it is escaped."""
         self.last_error = message
-        self._set_status(f"**Error:** {message}")
+        self._set_status(f"**Error:** {escape_markdown(message)}")
 
 
 __all__ = ["GeneratePanel", "MAX_UPLOAD_BYTES"]

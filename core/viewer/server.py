@@ -32,6 +32,7 @@ cleared and they are joined; they leave within 0.2 s).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import errno
 import io
 import ipaddress
@@ -50,6 +51,7 @@ from .. import framing
 from ..errors import SplatgenError
 from ..gaussians import Gaussians, quat_to_rotation_matrix
 from ..render import choose_backend
+from .page_safety import ConfinedFolder, escape_markdown, safe_name
 from .render_fn import MODES, FrameRenderer, FrameStats, SplatRenderFn
 
 #: Who may draw the RGB view: ``auto`` (gsplat on the server with CUDA, else the browser).
@@ -208,6 +210,8 @@ class ViewerServer:
         self._framed = False
         self._last_info = 0.0
         self._render_error: str | None = None
+        #: Base name of downloaded files (made a safe basename when sent).
+        self.download_name = "splats"
 
         check_port(host, port)
         if not is_loopback(host):
@@ -249,9 +253,10 @@ class ViewerServer:
         self.render_fn = SplatRenderFn(self.frame_renderer, display=display, background=bg,
                                        on_frame=self._on_frame, on_error=self._on_render_error)
         self.server.scene.set_up_direction("+y")
-        self.viewer = nerfview.Viewer(self.server, self.render_fn,
-                                      output_dir=Path(output_dir) if output_dir else Path.cwd() / "splatgen-view",
-                                      mode="rendering")
+        # nerfview's render tab joins client-typed names onto this folder: confined to it
+        self.output_dir = ConfinedFolder.at(Path(output_dir) if output_dir else Path.cwd() / "splatgen-view")
+        self.viewer = nerfview.Viewer(self.server, self.render_fn, output_dir=self.output_dir, mode="rendering")
+        self._guard_callbacks()
         self.server.gui.set_panel_label(title)
         slider = getattr(self.viewer, "_rendering_tab_handles", {}).get("viewer_res_slider")
         if slider is not None and backend != "gsplat":  # nerfview's 2048 stills are slow without CUDA
@@ -264,6 +269,17 @@ class ViewerServer:
             from .generate_panel import GeneratePanel
 
             self.panel = GeneratePanel(self.server, generator, self.set_gaussians, order=-1.0)
+
+    def _guard_callbacks(self) -> None:
+        """nerfview's handlers (render tab) run with client-set values: a refusal of ours
+        (:class:`~.page_safety.UnsafePathError`, any :class:`SplatgenError`) becomes a notification in
+        that client's page, not a traceback on the server's terminal."""
+        handles = getattr(self.server.gui, "_gui_input_handle_from_uuid", {})
+        for handle in list(handles.values()):
+            impl = getattr(handle, "_impl", None)
+            if impl is None:
+                continue
+            impl.update_cb = [cb if inspect.iscoroutinefunction(cb) else _guarded(cb) for cb in impl.update_cb]
 
     def _build_panel(self, bg) -> None:
         gui = self.server.gui
@@ -278,6 +294,10 @@ class ViewerServer:
                 "Renderer", labels, initial_value=self._display_labels[self.render_fn.display],
                 hint="Who draws the RGB view: the browser (no server work per frame) or the server.")
             self.background_rgb = gui.add_rgb("Background", tuple(int(round(255 * x)) for x in bg))
+            self.download_ply = gui.add_button("Download .ply", disabled=True,
+                                               hint="The splats shown, as an INRIA 3DGS .ply file")
+            self.download_splat = gui.add_button("Download .splat", disabled=True,
+                                                 hint="The splats shown, as a .splat file (32 bytes a splat)")
 
         @self.mode_dropdown.on_update
         def _(_event) -> None:
@@ -291,6 +311,9 @@ class ViewerServer:
         @self.background_rgb.on_update
         def _(_event) -> None:
             self.set_background(tuple(v / 255.0 for v in self.background_rgb.value))
+
+        for button, suffix in ((self.download_ply, ".ply"), (self.download_splat, ".splat")):
+            button.on_click(lambda event, suffix=suffix: self.send_download(event.client, suffix))
 
     # ------------------------------------------------------------------ public API
     @property
@@ -325,6 +348,8 @@ class ViewerServer:
         if reframe or (reframe is None and not self._framed):
             self._frame(g)
         self._update_info(force=True)
+        for button in (self.download_ply, self.download_splat):
+            button.disabled = False
         self._rerender()
 
     def set_mode(self, mode: str) -> None:
@@ -349,6 +374,35 @@ class ViewerServer:
         self._sync_browser_splats()
         self._update_info(force=True)
         self._rerender()
+
+    def download_bytes(self, suffix: str) -> tuple[str, bytes]:
+        """The splats shown as a file: ``(file name, content)``, ``suffix`` ``".ply"`` or ``".splat"``
+        (the writer of the app's exports; splats too faint to show left out)."""
+        import tempfile
+
+        from ..export import save_sample
+
+        if suffix not in (".ply", ".splat"):
+            raise ViewerError(f"no download as {suffix!r}; .ply or .splat")
+        g = self._gaussians
+        if g is None:
+            raise ViewerError("no splats to download yet")
+        with tempfile.TemporaryDirectory(prefix="splatgen-download-") as tmp:
+            path = Path(tmp) / f"splats{suffix}"
+            save_sample(path, g)
+            content = path.read_bytes()
+        return safe_name(self.download_name, "splats") + suffix, content
+
+    def send_download(self, client, suffix: str) -> None:
+        """Send the splats shown to ``client`` (a viser client handle) as a file download."""
+        try:
+            name, content = self.download_bytes(suffix)
+        except ViewerError as exc:
+            if client is not None:
+                client.add_notification("Nothing to download", str(exc), auto_close_seconds=5.0)
+            return
+        if client is not None:
+            client.send_file_download(name, content, save_immediately=True)
 
     def set_background(self, rgb: Sequence[float]) -> None:
         self.render_fn.background = tuple(float(x) for x in rgb)
@@ -485,11 +539,22 @@ class ViewerServer:
                     text += (f"<br/>last frame {s.width}×{s.height}: {s.ms:.0f} ms · "
                              f"{s.visible:,} splats in view")
         if self._render_error:
-            text += f"<br/>**{self._render_error}**"
+            text += f"<br/>**{escape_markdown(self._render_error)}**"
         try:
             self.info_md.content = text
         except Exception:  # noqa: BLE001 - shutting down
             pass
+
+
+def _guarded(cb):
+    def run(event) -> None:
+        try:
+            cb(event)
+        except SplatgenError as exc:
+            client = getattr(event, "client", None)
+            if client is not None:
+                client.add_notification("Refused", str(exc), color="red", auto_close_seconds=10.0)
+    return run
 
 
 def serve_splats(gaussians: Gaussians, host: str = "127.0.0.1", port: int = 0, **kwargs) -> ViewerServer:
