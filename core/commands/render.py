@@ -1,4 +1,11 @@
-"""``splatgen render``: a still of any splat file from a camera in the on-disk convention."""
+"""``splatgen render``: a still of any splat file from a camera in the on-disk convention.
+
+An output with alpha (PNG, WebP) holds **straight** colour: each pixel's colour is the splats'
+colour un-premultiplied by its coverage, never mixed with the background, so a viewer that
+composites it (as every viewer does) shows no background halo at the edges; pixels nothing covers
+hold the background colour at alpha 0. An output without alpha (JPEG, BMP, or ``--no-alpha``) is
+composited on ``--background`` once, here.
+"""
 
 from __future__ import annotations
 
@@ -33,12 +40,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: gsplat on CUDA, else the OpenGL renderer, else torch")
     p.add_argument("--background", type=parse_background, default=framing.BACKGROUND,
-                   help="R,G,B in [0,1] or 0-255 (default white)")
+                   help="R,G,B in [0,1] or 0-255 (default white): what outputs without alpha are composited "
+                        "on; in RGBA outputs, the colour of the pixels nothing covers")
+    p.add_argument("--no-alpha", action="store_true",
+                   help="write RGB composited on --background even to a format with alpha")
     p.add_argument("--azimuth", type=float, default=30.0, help="orbit view azimuth, degrees (no --camera)")
     p.add_argument("--elevation", type=float, default=20.0, help="orbit view elevation, degrees (no --camera)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output image: .png (RGBA, alpha kept), or "
+                   help="output image: .png (RGBA, straight colour), or "
                         + ", ".join(e for e in IMAGE_EXTENSIONS if e != ".png"))
     return p
 
@@ -49,6 +59,19 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+def output_image(premultiplied: torch.Tensor, alpha: torch.Tensor, background, has_alpha: bool) -> torch.Tensor:
+    """``(H, W, 3)`` premultiplied colour and ``(H, W, 1)`` alpha → what the file holds, in [0, 1]:
+    ``(H, W, 4)`` straight colour + alpha (pixels whose alpha rounds to 0 hold ``background``), or
+    ``(H, W, 3)`` composited on ``background`` when the file has no alpha."""
+    a = alpha.clamp(0.0, 1.0)
+    bg = torch.as_tensor(background, dtype=premultiplied.dtype, device=premultiplied.device)
+    if not has_alpha:
+        return (premultiplied + (1.0 - a) * bg).clamp(0.0, 1.0)
+    covered = a >= 0.5 / 255.0
+    straight = torch.where(covered, premultiplied / a.clamp_min(0.5 / 255.0), bg)
+    return torch.cat([straight.clamp(0.0, 1.0), a], -1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
         K = intrinsics_from_fov(framing.FOV_DEG, width, height)
     if width * height > MAX_PIXELS:
         raise SplatgenError(f"image size {width}x{height} is too large (at most 8192x8192 pixels)")
-    with torch.no_grad():
-        out = render(gaussians, viewmat[None], K[None], width, height,
-                     background=args.background, backend=args.backend)
-    rgba = to_uint8(torch.cat([out.rgb[0], out.alpha[0]], -1)).cpu().numpy()
-    atomic_write_image(args.output, rgba)
+    with torch.no_grad():  # on black: the premultiplied colour
+        out = render(gaussians, viewmat[None], K[None], width, height, background=(0.0, 0.0, 0.0),
+                     backend=args.backend)
+    has_alpha = IMAGE_EXTENSIONS[args.output.suffix.lower()] and not args.no_alpha
+    image = output_image(out.rgb[0], out.alpha[0], args.background, has_alpha)
+    atomic_write_image(args.output, to_uint8(image).cpu().numpy())
     print(f"wrote {args.output} ({width}x{height}, {gaussians.num_gaussians} splats)")
     return 0
