@@ -28,6 +28,18 @@ MENUS = (
 )
 
 
+def key_sequences(spec) -> list[QKeySequence]:
+    """Shortcuts of an action from a standard key, a key string, or a list of both; each key once
+    (the platform's standard keys may already hold one that is also named: Redo holds Ctrl+Shift+Z
+    on Linux, and a key bound twice to one action is an "ambiguous shortcut" that never fires)."""
+    items = spec if isinstance(spec, (list, tuple)) else [spec]
+    out: list[QKeySequence] = []
+    for item in items:
+        keys = QKeySequence.keyBindings(item) if isinstance(item, QKeySequence.StandardKey) else [QKeySequence(item)]
+        out.extend(k for k in keys if not k.isEmpty() and k not in out)
+    return out
+
+
 class WindowActions:
     """Builds the actions of ``window`` (a :class:`~.main_window.MainWindow`), its menu bar and its view
     toolbar; :meth:`update_enabled` follows the current sample, the gallery and the workers."""
@@ -40,12 +52,8 @@ class WindowActions:
     def _action(self, name: str, text: str, slot=None, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
         a = QAction(text, self.window)
         a.setObjectName(name)
-        if isinstance(shortcut, QKeySequence.StandardKey):
-            a.setShortcuts(QKeySequence.keyBindings(shortcut))
-        elif isinstance(shortcut, str):
-            a.setShortcut(QKeySequence(shortcut))
-        elif shortcut:
-            a.setShortcuts([QKeySequence(k) for k in shortcut])
+        if shortcut:
+            a.setShortcuts(key_sequences(shortcut))
         if tip:
             a.setToolTip(tip)
             a.setStatusTip(tip)
@@ -75,13 +83,13 @@ class WindowActions:
         A("quit", "&Quit", w.close, QKeySequence.StandardKey.Quit)
 
         undo = w.undo_stack.createUndoAction(w, "&Undo")
-        undo.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Undo))
+        undo.setShortcuts(key_sequences(QKeySequence.StandardKey.Undo))
         undo.setObjectName("undo")
         redo = w.undo_stack.createRedoAction(w, "&Redo")
-        redo.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Redo) + [QKeySequence("Ctrl+Shift+Z")])
+        redo.setShortcuts(key_sequences([QKeySequence.StandardKey.Redo, "Ctrl+Shift+Z"]))
         redo.setObjectName("redo")
         self.acts["undo"], self.acts["redo"] = undo, redo
-        A("remove", "&Remove sample", lambda: w.remove_samples(), QKeySequence.StandardKey.Delete,
+        A("remove", "&Remove sample", lambda: w.remove_samples(), "Del",  # the standard Delete keys hold Ctrl+D too
           "Take the selected samples out of the gallery (undoable)")
         A("clear", "Clear &gallery", lambda: w.remove_samples(list(w.store.entries)), None,
           "Remove every sample (undoable)")

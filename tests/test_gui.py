@@ -9,6 +9,7 @@ back → a bad file dropped gives a message and the app goes on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -57,6 +58,19 @@ def _object_fraction(img: np.ndarray, bg=(255, 255, 255)) -> float:
     return float((np.abs(img.astype(int) - np.array(bg)).max(-1) > 25).mean())
 
 
+@contextlib.contextmanager
+def qt_messages():
+    """The messages Qt prints (warnings, "Ambiguous shortcut overload", …) while the block runs."""
+    from PyQt6.QtCore import qInstallMessageHandler
+
+    got: list[str] = []
+    previous = qInstallMessageHandler(lambda mode, context, text: got.append(f"{mode.name}: {text}"))
+    try:
+        yield got
+    finally:
+        qInstallMessageHandler(previous)
+
+
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
     from splatgen.app.main_window import MainWindow
@@ -64,7 +78,11 @@ def window(qapp, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("gui")
     path = folder / "settings.ini"
-    w = MainWindow(Settings.from_file(path), autosave_dir=folder / "autosave")
+    with qt_messages() as construction_messages:
+        w = MainWindow(Settings.from_file(path), autosave_dir=folder / "autosave")
+        w.show()
+        QApplication.processEvents()
+    w.construction_messages = construction_messages
     w.autosave_root = folder / "autosave"
     w.settings_path = path
     w.resize(1000, 700)
@@ -194,6 +212,40 @@ def test_mouse_and_keys_move_the_camera(generated, qtbot):
     np.testing.assert_allclose(vp.camera.viewmat(), vp.sample.input_viewmat.double().numpy(), atol=1e-5)
     _settle(qtbot, vp)
     np.testing.assert_allclose(w.screenshot(), before, atol=2)      # same camera, same picture
+
+
+def test_no_qt_messages_and_every_shortcut_fires(generated, qtbot):
+    """Nothing on the terminal while the window is built; no key is bound twice (Qt then calls it
+    an ambiguous overload and fires nothing); Ctrl+Z undoes, Ctrl+Shift+Z redoes."""
+    from PyQt6.QtCore import Qt
+    from PyQt6.QtGui import QAction
+    from PyQt6.QtTest import QTest
+
+    from splatgen.app.samples import RemoveCommand
+
+    w = generated
+    assert w.construction_messages == []
+    bound: dict[str, str] = {}
+    for a in w.findChildren(QAction):
+        for k in a.shortcuts():
+            key = k.toString()
+            assert key not in bound, (key, bound.get(key), a.objectName())
+            bound[key] = a.objectName()
+    assert {"Ctrl+Z", "Ctrl+Shift+Z"} <= set(bound) and bound["Ctrl+Shift+Z"] == "redo"
+    entry = w.store.entries[-1]
+    w.undo_stack.push(RemoveCommand(w.store, [entry]))
+    w.raise_()
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=3000)  # shortcuts go to the active window
+    w.gallery.setFocus()
+    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+    with qt_messages() as messages:
+        for key, mods, present in ((Qt.Key.Key_Z, ctrl, True), (Qt.Key.Key_Z, ctrl | shift, False),
+                                   (Qt.Key.Key_Z, ctrl, True)):
+            QTest.keyClick(w.gallery, key, mods)
+            QApplication.processEvents()
+            assert (w.store.index_of(entry) >= 0) is present, (key, mods)
+    assert messages == []
 
 
 def test_modes_and_background(generated, qtbot):
