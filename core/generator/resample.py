@@ -14,6 +14,11 @@ A user region — a boolean mask over splats, or the splats a 2D brush covers in
 (:func:`brush_region`) — is redrawn splat by splat: both samples of one input are Splatter
 Images on the same pixel grid, so their Gaussians line up slot by slot (pixel × layer), and the
 region's slots are taken from the fresh sample (:func:`merge_samples`).
+
+A brush stroke is feathered (:func:`brush_weights`): its mask fades to 0 over :data:`FEATHER`
+of the view outside the stroke, each splat's weight is the share of its colour that falls under
+that soft mask, and splats are blended (parameters interpolated) by it. A hard choice of slots
+leaves a seam in the shape of the stroke, where two unrelated draws meet.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ VISIBILITY_THRESHOLD = 0.02
 #: A brush mask is brought down to at most this many pixels a side before finding its splats
 #: (max-pooled, so no painted pixel is lost; the splat weights cost grows with the pixels).
 BRUSH_SIDE = 256
+#: Width of a brush stroke's soft edge, as a share of the view's longer side (outside the stroke).
+FEATHER = 0.06
 
 
 def splat_weights(gaussians: Gaussians, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int,
@@ -58,10 +65,8 @@ def slots_under_brush(gaussians: Gaussians, viewmat: torch.Tensor, K: torch.Tens
     return splat_weights(gaussians, viewmat, K, width, height, pixel_mask=brush) > threshold
 
 
-def brush_region(gaussians: Gaussians, brush, viewmat, K, max_side: int = BRUSH_SIDE) -> torch.Tensor:
-    """Slots ``(N,)`` bool under a brush mask ``(H, W)`` bool (array or tensor) painted in the view
-    ``viewmat`` ``(4, 4)`` / ``K`` ``(3, 3)`` (pixels of that mask). A mask over ``max_side`` px a side
-    is max-pooled down to it first, ``K`` scaled to match."""
+def _pooled_brush(brush, K, max_side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A brush mask ``(H, W)`` max-pooled to at most ``max_side`` px a side, and ``K`` scaled to match."""
     m = torch.as_tensor(brush, dtype=torch.bool).cpu()
     h, w = m.shape
     K = torch.as_tensor(K, dtype=torch.float64).clone()
@@ -71,32 +76,99 @@ def brush_region(gaussians: Gaussians, brush, viewmat, K, max_side: int = BRUSH_
         m = torch.nn.functional.adaptive_max_pool2d(m[None, None].float(), (nh, nw))[0, 0] > 0
         K[0] *= nw / w
         K[1] *= nh / h
-        h, w = nh, nw
+    return m, K
+
+
+def brush_region(gaussians: Gaussians, brush, viewmat, K, max_side: int = BRUSH_SIDE) -> torch.Tensor:
+    """Slots ``(N,)`` bool under a brush mask ``(H, W)`` bool (array or tensor) painted in the view
+    ``viewmat`` ``(4, 4)`` / ``K`` ``(3, 3)`` (pixels of that mask). A mask over ``max_side`` px a side
+    is max-pooled down to it first, ``K`` scaled to match."""
+    m, K = _pooled_brush(brush, K, max_side)
+    h, w = m.shape
     g = gaussians
     return slots_under_brush(g, torch.as_tensor(viewmat, dtype=g.dtype, device=g.device),
                              K.to(dtype=g.dtype, device=g.device), w, h, m.to(g.device))
 
 
+def feathered_mask(brush: torch.Tensor, width_px: float) -> torch.Tensor:
+    """``(H, W)`` bool stroke → ``(H, W)`` float in [0, 1]: 1 on the stroke, falling smoothly
+    (smoothstep of the distance) to 0 at ``width_px`` pixels outside it."""
+    from scipy.ndimage import distance_transform_edt
+
+    m = brush.cpu().numpy().astype(bool)
+    if not m.any() or width_px <= 0:
+        return torch.from_numpy(m.astype("float32"))
+    d = torch.from_numpy(distance_transform_edt(~m).astype("float32"))   # pixels to the stroke
+    t = (1.0 - d / float(width_px)).clamp(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def brush_weights(gaussians: Gaussians, brush, viewmat, K, max_side: int = BRUSH_SIDE, feather: float = FEATHER,
+                  threshold: float = VISIBILITY_THRESHOLD) -> torch.Tensor:
+    """How much of each slot a brush stroke redraws: ``(N,)`` float in [0, 1] for a brush mask
+    ``(H, W)`` bool painted in the view ``viewmat`` / ``K`` (as :func:`brush_region`).
+
+    The stroke is feathered (:func:`feathered_mask`, ``feather`` × the longer side); a slot's weight
+    is the share of its compositing weight in that view that falls under the soft mask (0 for slots
+    that view does not see). Both shares come from one render (two probe colour channels)."""
+    m, K = _pooled_brush(brush, K, max_side)
+    h, w = m.shape
+    soft = feathered_mask(m, feather * max(h, w))
+    g = gaussians
+    with torch.enable_grad():
+        probe = torch.zeros_like(g.sh[..., :1, :]).requires_grad_(True)
+        pg = Gaussians(g.means.detach(), g.quats.detach(), g.log_scales.detach(), g.opacity_logits.detach(), probe)
+        vm = torch.as_tensor(viewmat, dtype=g.dtype, device=g.device)
+        backend = pick_backend(pg, "auto", differentiable=True)
+        out = render(pg, vm[None], K.to(dtype=g.dtype, device=g.device), w, h, background=(0.0, 0.0, 0.0),
+                     backend=backend)
+        rgb = out.rgb[0]
+        (rgb[..., 0] * soft.to(rgb)).sum().add(rgb[..., 1].sum()).backward()
+    under, seen = probe.grad[..., 0, 0] / SH_C0, probe.grad[..., 0, 1] / SH_C0
+    weight = torch.where(seen > threshold, under / seen.clamp_min(1e-12), torch.zeros_like(seen))
+    weight = weight.clamp(0.0, 1.0)
+    weight[weight < 0.02] = 0.0     # (numerical dust)
+    weight[weight > 0.98] = 1.0
+    return weight.detach()
+
+
 def merge_samples(original: Gaussians, fresh: Gaussians, redraw: torch.Tensor) -> Gaussians:
-    """Slot-wise choice: ``fresh`` where ``redraw`` ``(N,)`` is True, else ``original``."""
+    """Slot-wise merge: ``redraw`` ``(N,)`` bool takes ``fresh`` where True, else ``original``; a float
+    weight in [0, 1] blends the two slot by slot (means, log-scales, colours and opacity linearly,
+    rotations by normalised interpolation of sign-aligned quaternions)."""
     if original.shape != fresh.shape:
         raise ValueError(f"samples do not line up: {tuple(original.shape)} vs {tuple(fresh.shape)}")
 
-    def pick(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        m = redraw.reshape(redraw.shape + (1,) * (a.dim() - redraw.dim()))
-        return torch.where(m, b, a)
+    def per_slot(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return t.reshape(t.shape + (1,) * (like.dim() - t.dim()))
 
-    return Gaussians(*(pick(a, b) for a, b in zip(
-        (original.means, original.quats, original.log_scales, original.opacity_logits, original.sh),
-        (fresh.means, fresh.quats, fresh.log_scales, fresh.opacity_logits, fresh.sh))))
+    if redraw.dtype == torch.bool:
+        return Gaussians(*(torch.where(per_slot(redraw, a), b, a) for a, b in zip(
+            (original.means, original.quats, original.log_scales, original.opacity_logits, original.sh),
+            (fresh.means, fresh.quats, fresh.log_scales, fresh.opacity_logits, fresh.sh))))
+    w = redraw.to(original.means)
+
+    def lerp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.lerp(a, b, per_slot(w, a))
+
+    qa, qb = original.unit_quats, fresh.unit_quats
+    qb = torch.where((qa * qb).sum(-1, keepdim=True) < 0, -qb, qb)
+    quats = torch.nn.functional.normalize(lerp(qa, qb), dim=-1)
+    eps = 1e-6
+    opacity = lerp(original.opacities, fresh.opacities).clamp(eps, 1 - eps)
+    return Gaussians(lerp(original.means, fresh.means), quats, lerp(original.log_scales, fresh.log_scales),
+                     torch.logit(opacity), lerp(original.sh, fresh.sh))
 
 
 def region_mask(original: Gaussians, region: torch.Tensor) -> torch.Tensor:
-    """Validate a user region: a bool mask ``(N,)`` over the sample's splats."""
+    """Validate a user region over the sample's splats: a bool mask ``(N,)``, or per-slot redraw
+    weights ``(N,)`` in [0, 1] (:func:`brush_weights`)."""
     region = torch.as_tensor(region, device=original.device)
-    if region.dtype != torch.bool or region.shape != original.shape:
-        raise ValueError(f"a region mask must be bool of shape {tuple(original.shape)}, got "
-                         f"{region.dtype} {tuple(region.shape)}")
+    if region.shape != original.shape or not (region.dtype == torch.bool or region.is_floating_point()):
+        raise ValueError(f"a region must be a bool mask or weights in [0, 1] of shape {tuple(original.shape)}, "
+                         f"got {region.dtype} {tuple(region.shape)}")
+    if region.is_floating_point() and not bool(((region >= 0) & (region <= 1)).all()):
+        raise ValueError("region weights must lie in [0, 1] (and not be NaN)")
     return region
 
 
