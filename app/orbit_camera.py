@@ -5,7 +5,8 @@ camera of every sample does; elevation above the XZ plane, clamped to ±89°), `
 target (world units), ``target`` ``(3,)`` (world units) and the field of view ``fov_deg``, which spans
 the *shorter* side of the image so the object stays framed in any window shape.
 
-Gestures map to state changes in screen units: :meth:`orbit` (pixels dragged), :meth:`pan`
+Gestures map to state changes in screen units: :meth:`orbit` (pixels dragged, scaled by the view's
+size: a drag across the whole view turns the object by :data:`ORBIT_DEG_PER_VIEW`), :meth:`pan`
 (pixels dragged; the point under the cursor follows it), :meth:`zoom` (wheel steps). :meth:`frame`
 fits a point cloud, :meth:`reset` returns to a given camera (the input view). :meth:`viewmat` and
 :meth:`intrinsics` give OpenCV cameras (world-to-camera ``(4, 4)``, pixel ``K`` ``(3, 3)``), the
@@ -22,8 +23,12 @@ import numpy as np
 from splatgen.core import framing
 from splatgen.core.cameras import intrinsics_from_fov, orbit_viewmat
 
-#: Degrees of orbit per pixel dragged.
-ORBIT_DEG_PER_PX = 0.4
+#: Degrees of orbit for a drag across the view's shorter side (rotation per pixel follows the view's
+#: size: a drag of a third of the view turns the object 40°, from the input view to well short of
+#: top-down).
+ORBIT_DEG_PER_VIEW = 120.0
+#: The view size :meth:`OrbitCamera.orbit` assumes when it is given none, pixels.
+DEFAULT_VIEW_PX = 450
 #: Distance factor per wheel step (one notch = 120 eighths of a degree = 1 step).
 ZOOM_PER_STEP = 0.85
 #: Degrees per arrow-key press.
@@ -70,8 +75,10 @@ class OrbitCamera:
         return OrbitCamera(self.azimuth, self.elevation, self.distance, self.target.copy(), self.fov_deg)
 
     # ------------------------------------------------------------------ gestures
-    def orbit(self, dx_px: float, dy_px: float, deg_per_px: float = ORBIT_DEG_PER_PX) -> None:
-        """Drag by ``(dx, dy)`` pixels (x right, y down): the object turns with the cursor."""
+    def orbit(self, dx_px: float, dy_px: float, view_px: float = DEFAULT_VIEW_PX) -> None:
+        """Drag by ``(dx, dy)`` pixels (x right, y down) in a view whose shorter side is ``view_px``
+        pixels: the object turns with the cursor, :data:`ORBIT_DEG_PER_VIEW` degrees per ``view_px``."""
+        deg_per_px = ORBIT_DEG_PER_VIEW / max(1.0, float(view_px))
         self.azimuth = (self.azimuth - dx_px * deg_per_px) % 360.0
         self.elevation = _clamp(self.elevation + dy_px * deg_per_px, -MAX_ELEVATION, MAX_ELEVATION)
 

@@ -313,7 +313,7 @@ class SplatView(QOpenGLWidget):
         if d.x() == 0 and d.y() == 0:
             return
         if self._drag_button == Qt.MouseButton.LeftButton and not (event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
-            self.camera.orbit(d.x(), d.y())
+            self.camera.orbit(d.x(), d.y(), min(self.width(), self.height()))
         else:
             self.camera.pan(d.x(), d.y(), self.width(), self.height())
         self.camera_moved()
