@@ -211,7 +211,7 @@ class GenerationControls(QGroupBox):
     def set_progress(self, done: int, total: int, text: str = "") -> None:
         self.progress.setMaximum(max(1, total))
         self.progress.setValue(done)
-        self.progress.setFormat(f"%v / %m  {text}".strip() if total > 1 else text or "working…")
+        self.progress.setFormat(text or ("%p%" if total > 1 else "working…"))
         if text:
             self.status.setText(text)
             self.status.setToolTip(text)

@@ -1,5 +1,8 @@
 """The sample gallery: one thumbnail per sample (a three-quarter view), in a horizontal strip.
 
+Each sample is labelled with its photo and seed (whole in its tooltip), and the samples of one photo
+stay together (:meth:`~splatgen.app.samples.SampleStore.group_end`).
+
 Click shows a sample in the viewport; Ctrl/Shift-click selects several (the tiled view shows the
 selection). Mirrors a :class:`~splatgen.app.samples.SampleStore`: its signals add, remove and refresh
 items; the widget never edits the store itself (removal goes through the main window's undo stack).
@@ -36,14 +39,15 @@ class Gallery(QListWidget):
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setIconSize(QSize(ICON, ICON))
-        self.setGridSize(QSize(ICON + 18, ICON + 30))
+        self.setGridSize(QSize(ICON + 18, ICON + 40))   # two lines of label: the photo, the seed
         self.setUniformItemSizes(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setDragDropMode(QAbstractItemView.DragDropMode.NoDragDrop)
         self.setAcceptDrops(False)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setFixedHeight(ICON + 52)
+        self.setFixedHeight(ICON + 62)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # long seeds and names: whole in the tooltip
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
         self.currentItemChanged.connect(lambda cur, _prev: self.current_changed.emit(self.entry(cur)))

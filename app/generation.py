@@ -19,6 +19,17 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
+def resample_summary(part: str, info: dict) -> str:
+    """One plain sentence on what a resample did (``info``: the new sample's ``info``)."""
+    if "input_view_psnr" in info:
+        p = float(info["input_view_psnr"])
+        kept = "unchanged" if p >= 35 else "almost unchanged" if p >= 28 else "somewhat changed"
+        return f"Redrew {part}; the side the photo shows is {kept}."
+    if "redrawn_splats" in info:
+        return f"Redrew {part} ({int(info['redrawn_splats']):,} splats)."
+    return f"Redrew {part}."
+
+
 class Generation:
     """Generation and resampling for ``window`` (a :class:`~.main_window.MainWindow`).
 
@@ -112,7 +123,7 @@ class Generation:
 
         def partial(p: tasks.Produced) -> None:
             entry = SampleEntry(p.sample, p.thumbnail, record, info.key, info.stochastic, run=run)
-            w.store.insert(entry)
+            w.store.insert(entry, w.store.group_end(entry))
             self._run_count += 1
             if self._run_count == 1:
                 w.gallery.show_entry(entry)
@@ -126,12 +137,15 @@ class Generation:
             w.status(f"Cancelled; {_plural(self._run_count, 'finished sample')} kept.")
             w.controls.set_message(f"Cancelled ({self._run_count} kept)")
 
+        def failed(exc) -> None:
+            w.controls.set_message(f"Failed ({_plural(self._run_count, 'sample')} kept)")
+            w.report(exc, "Generating")
+
         w.runner.submit(Job("generate", tasks.generate(w.models, info.key, record.image, settings,
                                                        w.autosave, record.name),
                             f"generate {n} × {settings.steps} steps",
                             on_partial=partial, on_done=done, on_cancelled=cancelled,
-                            on_progress=w.controls.set_progress,
-                            on_error=lambda exc: w.report(exc, "Generating")))
+                            on_progress=w.controls.set_progress, on_error=failed))
         w.update_busy()
 
     def cancel(self) -> None:
@@ -156,7 +170,9 @@ class Generation:
             return
         seed = random.SystemRandom().randrange(0, 2**31 - 1)
         what = "Resample occluded" if brush is None else "Resample painted region"
-        w.status(f"{what}: seed {entry.sample.seed} → {seed}…")
+        part = "the hidden side" if brush is None else "the painted region"
+        w.status(f"Redrawing {part} of {entry.source.name} (seed {entry.sample.seed})…")
+        w.controls.set_message(f"Redrawing {part}…")
 
         def done(p: tasks.Produced) -> None:
             if w.store.index_of(entry) < 0:     # removed meanwhile: keep it as a new entry
@@ -165,17 +181,22 @@ class Generation:
                 w.undo_stack.push(ResampleCommand(w.store, entry, p.sample, p.thumbnail, what))
             if brush is not None:
                 w.viewport.clear_brush()
-            info = p.sample.info
-            extra = f", input view kept at {info['input_view_psnr']:.1f} dB" if "input_view_psnr" in info else \
-                f", {info['redrawn_splats']:,} splats redrawn" if "redrawn_splats" in info else ""
-            w.status(f"{what}: done (seed {seed}{extra}). Undo with Ctrl+Z.")
+            w.status(f"{resample_summary(part, p.sample.info)} Undo with Ctrl+Z.")
+            w.controls.set_message(f"Done: redrew {part} (new seed {seed})")
+
+        def cancelled() -> None:
+            w.status(f"Stopped redrawing {part}; the sample is unchanged.")
+            w.controls.set_message("Cancelled")
+
+        def failed(exc) -> None:
+            w.controls.set_message("Failed: the sample is unchanged")
+            w.report(exc, what)
 
         w.runner.submit(Job("resample", tasks.resample(w.models, entry.model_key, entry.source.image,
                                                        entry.sample, seed, brush, w.autosave,
                                                        entry.source.name, entry.resampled + 1),
                             what, on_done=done, on_progress=w.controls.set_progress,
-                            on_cancelled=lambda: w.status(f"{what}: cancelled."),
-                            on_error=lambda exc: w.report(exc, what)))
+                            on_cancelled=cancelled, on_error=failed))
         w.update_busy()
 
     def resample_occluded(self) -> None:

@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self.messages: list[str] = []            # status messages shown (newest last)
         self.errors: list = []                   # UserMessages shown
         self._pending_path: str | None = None
+        self._shown_photo: str | None = None     # the photo of the sample in the viewport
         self._prep_timer = QTimer(self, singleShot=True, interval=300)
         self._prep_timer.timeout.connect(self._reprepare)
 
@@ -323,6 +324,8 @@ class MainWindow(QMainWindow):
         if first:
             self.settings.add_recent(path)
             self.action_set.fill_recent()
+            self.viewport.reset_camera()   # a new photo: back to the input view
+            self.tiles.camera_moved(settle=False)
         self.status(f"Ready: {Path(path).name}. Generate to make samples.", timeout_ms=8000)
         if self.generation.pending:
             self.generation.generate()
@@ -351,7 +354,13 @@ class MainWindow(QMainWindow):
 
     # ================================================================== views
     def _show_entry(self, entry: SampleEntry | None) -> None:
-        self.viewport.set_sample(None if entry is None else entry.sample)
+        """Show ``entry`` in the viewport; a sample of another photo than the one shown before starts
+        from its input view (an orbit of one object means nothing for another)."""
+        photo = None if entry is None else (entry.source.path or entry.source.name)
+        other_photo = entry is not None and photo != self._shown_photo
+        self.viewport.set_sample(None if entry is None else entry.sample, reset_camera=other_photo)
+        if entry is not None:
+            self._shown_photo = photo
         self.exports.follow(entry)
         self.action_set.update_enabled()
         self._update_tiles()
@@ -366,7 +375,7 @@ class MainWindow(QMainWindow):
         return self.store.of_run(run)[:MAX_TILES] if run is not None else []
 
     def _update_tiles(self) -> None:
-        self.tiles.set_entries([(e.label, e.sample) for e in self.tile_entries()])
+        self.tiles.set_entries([(e.label.replace("\n", " · "), e.sample) for e in self.tile_entries()])
 
     def brush_toggled(self, on: bool) -> None:
         if on and self.view_stack.currentWidget() is not self.viewport:

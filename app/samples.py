@@ -42,8 +42,10 @@ class SampleEntry:
 
     @property
     def label(self) -> str:
+        """Two lines under the thumbnail: the photo, then the seed (and how often it was resampled);
+        the gallery elides what does not fit, the :attr:`tooltip` has it whole."""
         mark = f" ↻{self.resampled}" if self.resampled else ""
-        return f"seed {self.sample.seed}{mark}"
+        return f"{self.source.name}\nseed {self.sample.seed}{mark}"
 
     @property
     def tooltip(self) -> str:
@@ -95,6 +97,13 @@ class SampleStore(QObject):
     def set_sample(self, entry: SampleEntry, sample, thumbnail: np.ndarray, resampled: int) -> None:
         entry.sample, entry.thumbnail, entry.resampled = sample, thumbnail, resampled
         self.changed.emit(entry)
+
+    def group_end(self, entry: SampleEntry) -> int:
+        """Where a new sample of ``entry``'s photo goes: after the last sample of that photo (the
+        gallery keeps each photo's samples together), else at the end."""
+        same = [i for i, e in enumerate(self.entries) if e.source.path == entry.source.path
+                and e.source.name == entry.source.name]
+        return same[-1] + 1 if same else len(self.entries)
 
     def of_run(self, run: int) -> list[SampleEntry]:
         return [e for e in self.entries if e.run == run]

@@ -148,6 +148,22 @@ class Autosave:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def progress_text(done: int, total: int, batch_sizes: list[int]) -> str:
+    """What a generation run is doing, for people: ``"sample 1 of 4 · step 50/50"``, or
+    ``"samples 2–4 of 4 · step 3/50"`` while a batch draws several at once. ``done`` / ``total``:
+    denoising steps of the whole run, the batches (``batch_sizes``, in order) taking equal shares."""
+    n = sum(batch_sizes)
+    if not batch_sizes or total <= 0:
+        return f"step {done}/{total}"
+    per = max(1, total // len(batch_sizes))
+    k = min(len(batch_sizes) - 1, max(0, (done - 1) // per))   # the batch the last step belonged to
+    step = done - k * per
+    first = sum(batch_sizes[:k]) + 1
+    last = first + batch_sizes[k] - 1
+    which = f"sample {first}" if first == last else f"samples {first}–{last}"
+    return f"{which} of {n} · step {step}/{per}" if n > 1 else f"step {step}/{per}"
+
+
 def generate(cache: ModelCache, key: str, image: torch.Tensor, settings, autosave: Autosave | None = None,
              name: str = "sample"):
     """Generate ``settings.num_samples`` samples (one for a deterministic model); each reaches the UI
@@ -166,9 +182,13 @@ def generate(cache: ModelCache, key: str, image: torch.Tensor, settings, autosav
             out.append(p)
             ctx.partial(p)
 
+        from splatgen.core.generator.base import seed_batches
+
+        sizes = [len(b) for b in seed_batches(int(s.seed or 0), n, int(getattr(gen, "max_batch", n) or n),
+                                              first_alone=True)]
+
         def progress(done: int, total: int) -> None:
-            ctx.progress(done, total, f"{len(out)} of {n} samples ready: step {done}/{total}" if n > 1 else
-                         f"step {done}/{total}")
+            ctx.progress(done, total, progress_text(done, total, sizes))
 
         ctx.check()
         gen.generate(image, s, progress=progress, cancel=ctx.cancel, on_sample=on_sample)
@@ -188,15 +208,15 @@ def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int
         if brush is None:
             region = "occluded"
         else:
-            from splatgen.core.generator.resample import brush_region
+            from splatgen.core.generator.resample import brush_weights
 
             ctx.progress(0, 1, "finding the painted splats")
-            region = brush_region(sample.gaussians, *brush)
+            region = brush_weights(sample.gaussians, *brush)
             if not bool(region.any()):
                 raise SplatgenError("the brush covers no visible splat of this sample: paint over the object")
         ctx.check()
         new = gen.resample(image, sample, region, seed=int(seed), progress=lambda d, t: ctx.progress(
-            d, t, f"resampling: step {d}/{t}"), cancel=ctx.cancel)
+            d, t, f"redrawing · step {d}/{t}"), cancel=ctx.cancel)
         if autosave is not None:
             autosave.save(new, name, resampled)
         return Produced(new, thumbnail(new))

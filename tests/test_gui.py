@@ -133,6 +133,8 @@ def generated(window, qapp):
     w.store.inserted.connect(lambda i, e: w.arrivals.append((len(w.store), w.runner.is_running("generate"),
                                                              w.viewport.sample is not None)))
     w.controls.progress.valueChanged.connect(lambda v: w.progress_seen.append((v, w.controls.progress.maximum())))
+    w.progress_texts, set_progress = [], w.controls.set_progress
+    w.controls.set_progress = lambda d, t, text="": (w.progress_texts.append(text), set_progress(d, t, text))
     t0 = time.perf_counter()
     w.generate()
     _wait(w)
@@ -160,6 +162,11 @@ def test_example_generates_and_the_viewport_shows_the_object(generated, qtbot):
     assert _object_fraction(centre) > 4 * _object_fraction(img[: h // 8])  # where the object is
     lines = w.viewport.overlay_lines()
     assert "FPS" in lines[0] and "32,768 splats" in lines[0]
+    # progress in words: which sample, which step; the gallery names the photo, the tooltip the seed
+    assert f"sample 1 of 3 · step {STEPS}/{STEPS}" in w.progress_texts
+    assert f"samples 2–3 of 3 · step {STEPS}/{STEPS}" in w.progress_texts
+    item = w.gallery.item(0)
+    assert item.text().splitlines() == ["armchair", "seed 5"] and "seed 5" in item.toolTip()
     # every sample is autosaved as it arrives
     saved = sorted(p.name for p in w.autosave_root.glob("*/*.ply"))
     assert saved == ["armchair-seed5.ply", "armchair-seed6.ply", "armchair-seed7.ply"]
@@ -212,6 +219,32 @@ def test_mouse_and_keys_move_the_camera(generated, qtbot):
     np.testing.assert_allclose(vp.camera.viewmat(), vp.sample.input_viewmat.double().numpy(), atol=1e-5)
     _settle(qtbot, vp)
     np.testing.assert_allclose(w.screenshot(), before, atol=2)      # same camera, same picture
+
+
+def test_orbit_follows_the_view_size_and_a_new_photo_starts_at_its_input_view(generated, qtbot):
+    from PyQt6.QtCore import QPoint, Qt
+    from PyQt6.QtTest import QTest
+
+    from splatgen.app.orbit_camera import ORBIT_DEG_PER_VIEW
+
+    w, vp = generated, generated.viewport
+    vp.reset_camera()
+    input_view = vp.camera.viewmat()
+    el = vp.camera.elevation
+    c = QPoint(vp.width() // 2, vp.height() // 4)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c)
+    for dy in range(10, 170, 10):
+        QTest.mouseMove(vp, c + QPoint(0, dy))
+        QApplication.processEvents()
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c + QPoint(0, 160))
+    turned = vp.camera.elevation - el
+    assert turned == pytest.approx(160 / min(vp.width(), vp.height()) * ORBIT_DEG_PER_VIEW, rel=0.05)
+    assert vp.camera.elevation < 65                      # far from top-down
+    w.open_image(str(EXAMPLE.with_name("bar_stool.png")))
+    _wait(w)
+    np.testing.assert_allclose(vp.camera.viewmat(), input_view, atol=1e-6)   # back to the input view
+    w.open_image(str(EXAMPLE))
+    _wait(w)
 
 
 def test_no_qt_messages_and_every_shortcut_fires(generated, qtbot):
@@ -299,6 +332,10 @@ def test_resample_occluded_with_undo_and_redo(generated, qtbot):
     assert new is not old and new.seed != old.seed and new.info["region"] == "occluded"
     assert new.info["input_view_psnr"] > 30                       # the visible side stays
     assert w.viewport.sample is new and entry.resampled == 1
+    # said plainly, and the progress label does not stay on the last step
+    assert "dB" not in w.messages[-1] and "hidden side" in w.messages[-1]
+    assert "step" not in w.controls.status.text() and "Done" in w.controls.status.text()
+    assert w.gallery.item(0).text().splitlines()[1].endswith("↻1")
     w.undo_stack.undo()
     assert entry.sample is old and w.viewport.sample is old
     w.undo_stack.redo()

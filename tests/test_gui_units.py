@@ -53,6 +53,60 @@ def test_orbit_turns_the_object_with_the_cursor_and_clamps_elevation():
     assert 0.0 <= cam.azimuth < 360.0
 
 
+def test_orbit_follows_the_view_size():
+    """A drag across the view's shorter side turns the object by the same angle whatever the window
+    size; a 160-px vertical drag in a 500-px-high view is a modest turn, not a top-down view."""
+    from splatgen.app.orbit_camera import ORBIT_DEG_PER_VIEW
+
+    assert 90.0 <= ORBIT_DEG_PER_VIEW <= 180.0
+    for view_px in (300, 700, 1400):
+        cam = OrbitCamera(elevation=0.0)
+        cam.orbit(view_px / 2, 0, view_px)
+        assert cam.azimuth == pytest.approx(360.0 - ORBIT_DEG_PER_VIEW / 2)   # the object turned right
+        cam = OrbitCamera(elevation=0.0)
+        cam.orbit(0, view_px / 4, view_px)
+        assert cam.elevation == pytest.approx(ORBIT_DEG_PER_VIEW / 4)
+    cam = OrbitCamera()
+    start = cam.elevation
+    cam.orbit(0, 160, 500)
+    assert cam.elevation - start == pytest.approx(160 / 500 * ORBIT_DEG_PER_VIEW) and cam.elevation < 60
+
+
+def test_progress_and_status_read_as_sentences():
+    from splatgen.app.generation import resample_summary
+    from splatgen.app.tasks import progress_text
+
+    # 4 samples: the first alone, then a batch of three; 50 steps each
+    sizes = [1, 3]
+    assert progress_text(0, 100, sizes) == "sample 1 of 4 · step 0/50"
+    assert progress_text(50, 100, sizes) == "sample 1 of 4 · step 50/50"
+    assert progress_text(51, 100, sizes) == "samples 2–4 of 4 · step 1/50"
+    assert progress_text(100, 100, sizes) == "samples 2–4 of 4 · step 50/50"
+    assert progress_text(3, 3, [1]) == "step 3/3"
+    for info in ({"input_view_psnr": 40.5}, {"input_view_psnr": 22.0}, {"redrawn_splats": 1234}, {}):
+        text = resample_summary("the hidden side", info)
+        assert "dB" not in text and "psnr" not in text.lower() and text.endswith(".")
+    assert "unchanged" in resample_summary("the hidden side", {"input_view_psnr": 40.5})
+
+
+def test_gallery_labels_name_the_photo_and_the_tooltip_the_whole_seed():
+    from types import SimpleNamespace
+
+    from splatgen.app.samples import InputRecord, SampleEntry, SampleStore
+
+    def entry(name, seed):
+        settings = SimpleNamespace(guidance=3.0, skip_weight=1.0, steps=50, scheduler="ddim")
+        sample = SimpleNamespace(seed=seed, settings=settings, info={}, gaussians=SimpleNamespace(num_gaussians=10))
+        return SampleEntry(sample, np.zeros((4, 4, 3), np.uint8), InputRecord(None, name, f"/p/{name}.png"), "diffusion")
+
+    a = entry("armchair", 2_147_483_001)
+    assert a.label.splitlines() == ["armchair", "seed 2147483001"] and "seed 2147483001" in a.tooltip
+    store = SampleStore()
+    for e in (entry("armchair", 1), entry("stool", 2), entry("armchair", 3)):
+        store.insert(e, store.group_end(e))
+    assert [e.source.name for e in store.entries] == ["armchair", "armchair", "stool"]
+
+
 def test_pan_keeps_the_point_under_the_cursor():
     cam = OrbitCamera()
     w, h = 400, 300
