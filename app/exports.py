@@ -128,7 +128,7 @@ class Exports:
         if entry is None:
             return
         if self.browser is not None:
-            self.browser.set_gaussians(entry.sample.gaussians)
+            self.follow(entry)
             QDesktopServices.openUrl(QUrl(self.browser.url))
             w.status(f"Browser viewer at {self.browser.url}")
             return
@@ -140,6 +140,7 @@ class Exports:
             cur = w.current_entry()
             if cur is not None and cur.sample is not entry.sample:
                 handle.set_gaussians(cur.sample.gaussians)
+            handle.download_name = _download_name(cur or entry)
             w.status(f"Browser viewer at {handle.url}")
             QDesktopServices.openUrl(QUrl(handle.url))
 
@@ -158,6 +159,7 @@ class Exports:
         if self.browser is not None and entry is not None:
             try:
                 self.browser.set_gaussians(entry.sample.gaussians)
+                self.browser.download_name = _download_name(entry)   # what the page's downloads are called
             except Exception as exc:  # noqa: BLE001 - the viewer is optional
                 log.warning("browser viewer update failed: %s", exc)
 
@@ -169,3 +171,8 @@ class Exports:
             except Exception:  # noqa: BLE001
                 pass
             self.browser = None
+
+
+def _download_name(entry: SampleEntry) -> str:
+    """``photo-seedN`` (the browser viewer makes it a safe file name)."""
+    return f"{entry.source.name}-seed{entry.sample.seed}"

@@ -494,6 +494,9 @@ def test_show_in_browser(generated):
     try:
         assert w.browser is not None and w.browser.url.startswith("http://127.0.0.1:")
         assert "Browser viewer at" in w.messages[-1]
+        e = w.current_entry()
+        name, content = w.browser.download_bytes(".ply")     # what the page's Download .ply sends
+        assert name == f"armchair-seed{e.sample.seed}.ply" and content.startswith(b"ply\n")
     finally:
         if w.browser is not None:
             w.browser.stop()

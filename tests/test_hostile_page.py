@@ -132,3 +132,23 @@ def test_the_page_downloads_the_splats_shown_as_ply_and_splat(bear, tmp_path):
     assert len(splat) == 32 * bear.num_gaussians
     (tmp_path / "got.splat").write_bytes(splat)
     assert read_splat(tmp_path / "got.splat").num_gaussians == bear.num_gaussians
+
+
+def test_values_no_page_would_send_leave_the_viewer_working(bear, capfd):
+    """A value outside a dropdown's options, colours out of range: ignored or clamped, no traceback."""
+    server = ViewerServer(bear, renderer="server")
+    try:
+        with PageClient(server) as page:
+            capfd.readouterr()
+            page.set_value(server.mode_dropdown, "<script>alert(1)</script>")
+            page.set_value(server.background_rgb, (100000, -5, 3))
+            page.wait_for(lambda: server.render_fn.background != (1.0, 1.0, 1.0))
+            page.wait_for(lambda: server.mode_dropdown.value == "rgb")   # put back
+            assert server.render_fn.mode == "rgb"
+            assert server.render_fn.background == (1.0, 0.0, 3 / 255)
+            page.click(server.download_splat)                           # still serving
+            assert len(page.download()[1]) == 32 * bear.num_gaussians
+    finally:
+        server.stop()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err

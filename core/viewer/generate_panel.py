@@ -130,10 +130,10 @@ class GeneratePanel:
 
         @self.sample_picker.on_update
         def _(event) -> None:
-            options = list(self.sample_picker.options)
+            labels = [e.label for e in self.entries]   # ours: a client may send other options too
             value = self.sample_picker.value
-            if self.entries and value in options and options.index(value) != self.current:
-                self._guarded(self.pick_sample, options.index(value))
+            if value in labels and labels.index(value) != self.current:
+                self._guarded(self.pick_sample, labels.index(value))
 
     def _guarded(self, fn, *args) -> None:
         try:

@@ -256,7 +256,6 @@ class ViewerServer:
         # nerfview's render tab joins client-typed names onto this folder: confined to it
         self.output_dir = ConfinedFolder.at(Path(output_dir) if output_dir else Path.cwd() / "splatgen-view")
         self.viewer = nerfview.Viewer(self.server, self.render_fn, output_dir=self.output_dir, mode="rendering")
-        self._guard_callbacks()
         self.server.gui.set_panel_label(title)
         slider = getattr(self.viewer, "_rendering_tab_handles", {}).get("viewer_res_slider")
         if slider is not None and backend != "gsplat":  # nerfview's 2048 stills are slow without CUDA
@@ -269,11 +268,12 @@ class ViewerServer:
             from .generate_panel import GeneratePanel
 
             self.panel = GeneratePanel(self.server, generator, self.set_gaussians, order=-1.0)
+        self._guard_callbacks()
 
     def _guard_callbacks(self) -> None:
-        """nerfview's handlers (render tab) run with client-set values: a refusal of ours
-        (:class:`~.page_safety.UnsafePathError`, any :class:`SplatgenError`) becomes a notification in
-        that client's page, not a traceback on the server's terminal."""
+        """Every widget handler (nerfview's render tab, our panels) runs with values a client chose:
+        a refusal of ours (:class:`~.page_safety.UnsafePathError`, any :class:`SplatgenError`)
+        becomes a notification in that client's page, not a traceback on the server's terminal."""
         handles = getattr(self.server.gui, "_gui_input_handle_from_uuid", {})
         for handle in list(handles.values()):
             impl = getattr(handle, "_impl", None)
@@ -301,7 +301,8 @@ class ViewerServer:
 
         @self.mode_dropdown.on_update
         def _(_event) -> None:
-            self.set_mode(str(self.mode_dropdown.value))
+            mode = str(self.mode_dropdown.value)
+            self.set_mode(mode if mode in MODES else self.render_fn.mode)  # a client may send any value
 
         @self.renderer_dropdown.on_update
         def _(_event) -> None:
@@ -310,7 +311,8 @@ class ViewerServer:
 
         @self.background_rgb.on_update
         def _(_event) -> None:
-            self.set_background(tuple(v / 255.0 for v in self.background_rgb.value))
+            self.set_background(tuple(min(max(float(v) / 255.0, 0.0), 1.0) if math.isfinite(float(v)) else 1.0
+                                      for v in self.background_rgb.value))  # whatever a client sent
 
         for button, suffix in ((self.download_ply, ".ply"), (self.download_splat, ".splat")):
             button.on_click(lambda event, suffix=suffix: self.send_download(event.client, suffix))
