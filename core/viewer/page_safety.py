@@ -48,10 +48,11 @@ def confined_path(folder: str | os.PathLike, *names: object) -> Path:
     """``folder / n1 / n2 …`` with each name made a :func:`safe_name`; raises
     :class:`UnsafePathError` unless the resolved result lies inside the resolved ``folder``."""
     root = Path(folder).resolve()
-    path = root.joinpath(*(safe_name(n) for n in names))
+    safe = [safe_name(n) for n in names]
+    path = root.joinpath(*safe)
     resolved = path.resolve()
-    if resolved != root and root not in resolved.parents:
-        raise UnsafePathError(f"{'/'.join(map(str, names))!r} leads outside {root}")
+    if resolved != root and root not in resolved.parents:  # (the message quotes only the safe names)
+        raise UnsafePathError(f"{'/'.join(safe)} leads outside {root} (through a link); not written")
     return path
 
 

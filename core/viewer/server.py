@@ -23,6 +23,12 @@ nerfview's own sizing collapse; a 2048 still is slow on a CPU machine).
 **Cameras.** nerfview's camera state is OpenCV camera-to-world (see :mod:`.render_fn`, the one place
 that turns it into a ``viewmat`` and ``K``); the scene is shown Y-up, as splatgen's object frame is.
 
+**What a page may do.** viser applies whatever a client sends (a value for a disabled input, a
+dropdown value outside its options): every handler checks on the server. Files a client can name
+(nerfview's render tab: trajectories, videos) stay inside ``output_dir``, user text is escaped
+before it reaches the page's Markdown (:mod:`.page_safety`), and handler refusals become a
+notification in that page. *Download .ply* / *Download .splat* send the splats shown.
+
 **Threads.** viser runs its web server on a thread and GUI callbacks on a pool; nerfview adds one
 render thread per open browser tab; we add one frame-renderer thread (:class:`.render_fn.FrameRenderer`)
 and, with generation, one worker (:class:`.generate_panel.GeneratePanel`). :meth:`ViewerServer.stop`
@@ -180,7 +186,8 @@ class ViewerServer:
         background: RGB in [0, 1] behind the splats.
         generator: a loaded generator: adds the generation controls (:class:`.GeneratePanel`).
         title: label of the GUI panel.
-        output_dir: where nerfview's own render tab saves camera paths and videos (only when asked).
+        output_dir: where nerfview's own render tab saves camera paths and videos (only when asked);
+            nothing a page names is written outside it.
         verbose: let viser print its connection messages.
     """
 
