@@ -30,15 +30,19 @@ class PageClient:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         before = set(server.server.get_clients())
-        self.send(_messages.ViewerCameraMessage(wxyz=(1.0, 0.0, 0.0, 0.0), position=(0.0, 0.0, 3.0), fov=0.8,
-                                                near=0.01, far=100.0, image_height=240, image_width=320,
-                                                look_at=(0.0, 0.0, 0.0), up_direction=(0.0, 1.0, 0.0)))
+        self.move_camera((0.0, 0.0, 3.0))
         end = time.monotonic() + timeout
         while not set(server.server.get_clients()) - before:  # viser counts a client from its first camera
             if time.monotonic() > end:
                 raise TimeoutError("the viewer never registered the client")
             time.sleep(0.02)
         self.client_id = next(iter(set(server.server.get_clients()) - before))
+
+    def move_camera(self, position, look_at=(0.0, 0.0, 0.0)) -> None:
+        """What the page sends as its camera moves (orientation left as is: tests only need positions)."""
+        self.send(_messages.ViewerCameraMessage(wxyz=(1.0, 0.0, 0.0, 0.0), position=tuple(position), fov=0.8,
+                                                near=0.01, far=100.0, image_height=240, image_width=320,
+                                                look_at=tuple(look_at), up_direction=(0.0, 1.0, 0.0)))
 
     def send(self, message) -> None:
         self.ws.send(msgspec.msgpack.encode(message.as_serializable_dict()))
@@ -59,8 +63,20 @@ class PageClient:
                 inner = msgspec.msgpack.decode(dctx.decompress(raw[16:16 + csize], max_output_size=size))
                 with self._lock:
                     self.messages.extend(inner["messages"])
+                for m in inner["messages"]:
+                    if m.get("type") == "GetRenderRequestMessage":   # as a browser does: a picture back
+                        self._answer_render(m)
         except Exception:  # noqa: BLE001 - closed
             pass
+
+    def _answer_render(self, request: dict) -> None:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (int(request["width"]), int(request["height"])), (200, 30, 30)).save(buf, "PNG")
+        self.send(_messages.GetRenderResponseMessage(payload=buf.getvalue(), render_uuid=request["render_uuid"]))
 
     def of_type(self, name: str) -> list[dict]:
         with self._lock:

@@ -63,8 +63,22 @@ def test_a_client_that_names_a_trajectory_outside_the_folder_writes_only_inside(
                 page.wait_for(lambda name=name: tab["trajectory_name_text"].value == name)
                 page.click(tab["save_camera_path_button"])
                 page.wait_for(lambda: len(list((out / "camera_paths").glob("*.json"))) == 1 + (name[0] == "/"))
-            page.click(tab["dump_video_button"])  # no keyframes: nerfview writes nothing, and must not fail
             saved = {p.name for p in (out / "camera_paths").iterdir()}
+            # Dump Video (a disabled button: viser runs it anyway) builds its path from the same field
+            page.set_value(tab["render_res_vec2"], (32, 24))
+            page.set_value(tab["framerate_number"], 4.0)
+            page.set_value(tab["transition_sec_number"], 0.5)
+            page.wait_for(lambda: tab["transition_sec_number"].value == 0.5)
+            for x in (0.0, 0.5):                   # two keyframes: a path of 0.5 s, two frames
+                page.move_camera((x, 0.0, 3.0))
+                page.click(tab["add_keyframe_button"])
+            page.wait_for(lambda: tab["duration_number"].value == 0.5)
+            page.set_value(tab["trajectory_name_text"], "../../../video")
+            page.wait_for(lambda: tab["trajectory_name_text"].value == "../../../video")
+            assert tab["dump_video_button"].disabled
+            page.click(tab["dump_video_button"])
+            video = out / "videos" / "traj_.._.._.._video.mp4"
+            page.wait_for(lambda: video.exists() and video.stat().st_size > 0)
             # a camera_paths folder that is a symlink out of the output folder: refused, the client told
             for p in (out / "camera_paths").iterdir():
                 p.unlink()
