@@ -166,7 +166,8 @@ class Generation:
         if entry is None:
             return
         if not entry.stochastic:
-            w.status(f"{entry.model_key} is deterministic: nothing to resample.", error=True)
+            w.status(f"{entry.model_key} makes one fixed result per photo, so there is nothing to redraw: "
+                     "choose the diffusion model to resample.", error=True)
             return
         seed = random.SystemRandom().randrange(0, 2**31 - 1)
         what = "Resample occluded" if brush is None else "Resample painted region"

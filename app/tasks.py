@@ -203,7 +203,7 @@ def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int
     def run(ctx):
         gen = cache.get(key)
         if not gen.stochastic:
-            raise SplatgenError(f"{gen.name} is deterministic: there is nothing to resample; "
+            raise SplatgenError(f"{gen.name} makes one fixed result per photo, so there is nothing to redraw; "
                                 f"choose the diffusion model")
         if brush is None:
             region = "occluded"

@@ -211,7 +211,7 @@ class GeneratePanel:
         result joins the picker and is shown. Returns the worker thread."""
         with self._lock:
             if not getattr(self.generator, "stochastic", True):
-                raise SplatgenError("this model is deterministic: there is nothing to resample")
+                raise SplatgenError("this model makes one fixed result per photo: there is nothing to redraw")
             if self.current is None or self.prepared is None:
                 raise SplatgenError("no sample to resample yet: generate one first")
             entry = self.entries[self.current]
