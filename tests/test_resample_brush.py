@@ -13,7 +13,7 @@ from splatgen.core.cameras import orbit_viewmat
 from splatgen.core.generator.resample import brush_region, brush_weights, merge_samples
 from splatgen.core.render import render
 
-SIZE = 128
+SIZE = 128  # the samples' own image size (their K)
 
 
 def _gradient(img: torch.Tensor) -> np.ndarray:
