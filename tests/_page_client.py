@@ -48,8 +48,18 @@ class PageClient:
         self.ws.send(msgspec.msgpack.encode(message.as_serializable_dict()))
 
     def set_value(self, handle, value) -> None:
-        """What a client sends when it changes an input (viser applies it whatever the input's state)."""
-        self.send(_messages.GuiUpdateMessage(handle._impl.uuid, {"value": value}))
+        """What a client sends when it changes an input (viser applies it whatever the input's state);
+        ``handle``: a GUI handle, or the uuid of a widget the server sent this client."""
+        uuid = handle if isinstance(handle, str) else handle._impl.uuid
+        self.send(_messages.GuiUpdateMessage(uuid, {"value": value}))
+
+    def widget(self, message_type: str, label: str, timeout: float = 10.0) -> str:
+        """The uuid of the newest widget of ``message_type`` (e.g. ``"GuiButtonMessage"``) labelled
+        ``label`` that the server sent (a dialog's widgets exist only in this client)."""
+        def find():
+            found = [m for m in self.of_type(message_type) if m.get("props", {}).get("label") == label]
+            return found[-1]["uuid"] if found else None
+        return self.wait_for(find, timeout)
 
     def click(self, handle) -> None:
         self.set_value(handle, True)

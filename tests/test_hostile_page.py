@@ -52,7 +52,7 @@ def test_every_name_a_client_can_type_stays_in_the_folder(tmp_path):
         confined_path(out, "camera_paths")
 
 
-def test_a_client_that_names_a_trajectory_outside_the_folder_writes_only_inside(bear, tmp_path):
+def test_a_client_that_names_a_trajectory_outside_the_folder_writes_only_inside(bear, tmp_path, capfd):
     out = tmp_path / "deep" / "er" / "out"
     server = ViewerServer(bear, renderer="server", output_dir=out)
     tab = server.viewer._rendering_tab_handles
@@ -64,6 +64,20 @@ def test_a_client_that_names_a_trajectory_outside_the_folder_writes_only_inside(
                 page.click(tab["save_camera_path_button"])
                 page.wait_for(lambda: len(list((out / "camera_paths").glob("*.json"))) == 1 + (name[0] == "/"))
             saved = {p.name for p in (out / "camera_paths").iterdir()}
+            # Load Trajectory's dialog: its dropdown set to a file outside reads nothing outside
+            secret = tmp_path / "deep" / "secret.json"
+            secret.write_text('{"keyframes": [], "default_fov": 50, "default_transition_sec": 2}')
+            capfd.readouterr()
+            page.click(tab["load_camera_path_button"])
+            page.set_value(page.widget("GuiDropdownMessage", "Camera Path"), "../../secret.json")
+            page.click(page.widget("GuiButtonMessage", "Load"))
+            note = page.wait_for(lambda: [n["props"] for n in page.of_type("NotificationShowMessage")
+                                          if n["props"]["title"] == "That did not work"])[-1]
+            assert str(tmp_path) not in note["body"]                   # no server paths told to a page
+            assert tab["trajectory_name_text"].value == "/tmp/escaped-abs"   # nothing was loaded
+            err = capfd.readouterr().err
+            assert "Traceback" not in err and "a page action failed: FileNotFoundError" in err, err
+            secret.unlink()
             # Dump Video (a disabled button: viser runs it anyway) builds its path from the same field
             page.set_value(tab["render_res_vec2"], (32, 24))
             page.set_value(tab["framerate_number"], 4.0)
@@ -89,8 +103,8 @@ def test_a_client_that_names_a_trajectory_outside_the_folder_writes_only_inside(
             page.set_value(tab["trajectory_name_text"], "fine")
             page.wait_for(lambda: tab["trajectory_name_text"].value == "fine")
             page.click(tab["save_camera_path_button"])
-            note = page.wait_for(lambda: page.of_type("NotificationShowMessage"))
-            assert "outside" in str(note[-1]), note[-1]
+            page.wait_for(lambda: [n for n in page.of_type("NotificationShowMessage")
+                                   if n["props"]["title"] == "Refused" and "outside" in n["props"]["body"]])
             assert not list(outside.iterdir())
     finally:
         server.stop()

@@ -52,7 +52,7 @@ def confined_path(folder: str | os.PathLike, *names: object) -> Path:
     path = root.joinpath(*safe)
     resolved = path.resolve()
     if resolved != root and root not in resolved.parents:  # (the message quotes only the safe names)
-        raise UnsafePathError(f"{'/'.join(safe)} leads outside {root} (through a link); not written")
+        raise UnsafePathError(f"{'/'.join(safe)} leads outside the viewer's folder (through a link)")
     return path
 
 

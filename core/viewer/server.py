@@ -38,7 +38,6 @@ cleared and they are joined; they leave within 0.2 s).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import errno
 import io
 import ipaddress
@@ -278,15 +277,20 @@ class ViewerServer:
         self._guard_callbacks()
 
     def _guard_callbacks(self) -> None:
-        """Every widget handler (nerfview's render tab, our panels) runs with values a client chose:
-        a refusal of ours (:class:`~.page_safety.UnsafePathError`, any :class:`SplatgenError`)
-        becomes a notification in that client's page, not a traceback on the server's terminal."""
-        handles = getattr(self.server.gui, "_gui_input_handle_from_uuid", {})
-        for handle in list(handles.values()):
-            impl = getattr(handle, "_impl", None)
-            if impl is None:
-                continue
-            impl.update_cb = [cb if inspect.iscoroutinefunction(cb) else _guarded(cb) for cb in impl.update_cb]
+        """Every widget handler (nerfview's render tab and the dialogs it opens, our panels) runs with
+        values a client chose, on viser's one callback pool: each is run through :func:`_guarded`
+        there, so a refusal or failure becomes a notification in that client's page and at most one
+        line on the terminal, never a traceback."""
+        pool = getattr(self.server, "_thread_executor", None)
+        if pool is None or getattr(pool, "_splatgen_guarded", False):
+            return
+        submit = pool.submit
+
+        def guarded_submit(fn, /, *args, **kwargs):
+            return submit(_guarded(fn) if args and _is_gui_event(args[0]) else fn, *args, **kwargs)
+
+        pool.submit = guarded_submit
+        pool._splatgen_guarded = True
 
     def _build_panel(self, bg) -> None:
         gui = self.server.gui
@@ -555,14 +559,32 @@ class ViewerServer:
             pass
 
 
+def _is_gui_event(arg) -> bool:
+    import viser
+
+    return isinstance(arg, viser.GuiEvent)
+
+
 def _guarded(cb):
-    def run(event) -> None:
+    """``cb(event)`` for a widget event: a :class:`SplatgenError` (a refusal) becomes a notification
+    in the client's page; any other failure too, plus one line on stderr."""
+    def run(event, *args, **kwargs):
         try:
-            cb(event)
-        except SplatgenError as exc:
+            return cb(event, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a page's action never prints a traceback
+            refused = isinstance(exc, SplatgenError)
+            if not refused:
+                print(f"splatgen view: a page action failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             client = getattr(event, "client", None)
-            if client is not None:
-                client.add_notification("Refused", str(exc), color="red", auto_close_seconds=10.0)
+            if client is not None:  # (no server paths in what a page is told)
+                text = (f"{exc.strerror}: {Path(exc.filename).name}" if isinstance(exc, OSError) and exc.filename
+                        else str(exc) or type(exc).__name__)
+                try:
+                    client.add_notification("Refused" if refused else "That did not work", text,
+                                            color="red", auto_close_seconds=10.0)
+                except Exception:  # noqa: BLE001 - the page went away
+                    pass
+            return None
     return run
 
 
