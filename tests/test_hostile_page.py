@@ -180,3 +180,30 @@ def test_values_no_page_would_send_leave_the_viewer_working(bear, capfd):
         server.stop()
     err = capfd.readouterr().err
     assert "Traceback" not in err, err
+
+
+def test_generation_settings_a_page_could_never_show_are_refused(shipped_generator, example_image, capfd):
+    import imageio.v3 as iio
+
+    png = iio.imwrite("<bytes>", (example_image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8),
+                      extension=".png")
+    server = ViewerServer(generator=shipped_generator, renderer="server")
+    try:
+        panel = server.panel
+        assert panel.handle_upload("bear.png", png)
+        with PageClient(server) as page:
+            capfd.readouterr()
+            for widget, value, words in ((panel.steps, 10**9, "Steps"), (panel.guidance, float("nan"), "Guidance"),
+                                         (panel.num_samples, 10**6, "Samples"), (panel.seed, -5, "Seed"),
+                                         (panel.scheduler, "rm -rf", "Scheduler")):
+                page.set_value(widget, value)
+                page.wait_for(lambda widget=widget, value=value: str(widget.value) == str(value))
+                page.click(panel.generate_button)
+                page.wait_for(lambda words=words: panel.last_error and words in panel.last_error)
+                assert not panel.busy and not panel.entries
+                page.set_value(widget, {"Steps": 2, "Guidance": 3.0, "Samples": 1, "Seed": 0,
+                                        "Scheduler": panel._schedulers[0]}[words])
+                page.wait_for(lambda widget=widget: str(widget.value) != str(value))
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err

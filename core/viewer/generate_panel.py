@@ -14,6 +14,7 @@ settings) end up as one line in the panel's status.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -107,6 +108,10 @@ class GeneratePanel:
             self.sample_picker = gui.add_dropdown("Sample", ("(none yet)",), disabled=True)
             self.resample_button = gui.add_button("Resample occluded", disabled=True,
                                                   hint="Redraw what the photo does not show, keeping what it does.")
+        # what the widgets allow, kept here: a client can send other options and limits too
+        self._schedulers = tuple(SCHEDULERS)
+        self._limits = {name: (getattr(self, name).min, getattr(self, name).max, getattr(self, name).label)
+                        for name in ("guidance", "skip_weight", "steps", "strength", "seed", "num_samples")}
         self._wire()
 
     # ------------------------------------------------------------------ widgets → handlers
@@ -154,10 +159,26 @@ class GeneratePanel:
         """The :class:`~splatgen.core.generator.GenerationSettings` the widgets show."""
         from ..generator import GenerationSettings
 
-        return GenerationSettings(guidance=float(self.guidance.value), skip_weight=float(self.skip_weight.value),
-                                  steps=int(self.steps.value), scheduler=str(self.scheduler.value),
-                                  seed=int(self.seed.value), num_samples=int(self.num_samples.value),
-                                  strength=float(self.strength.value))
+        def number(name: str, whole: bool = False):
+            """Widget ``name``'s value as a client sent it: checked to be a finite number within the
+            widget's range as made here (viser checks nothing a client sends)."""
+            lo, hi, label = self._limits[name]
+            try:
+                v = float(getattr(self, name).value)
+            except (TypeError, ValueError):
+                raise SplatgenError(f"{label}: not a number") from None
+            if not (math.isfinite(v) and lo <= v <= hi):
+                raise SplatgenError(f"{label}: {v:g} is out of range ({lo:g} to {hi:g})")
+            if whole and v != int(v):
+                raise SplatgenError(f"{label}: {v:g} is not a whole number")
+            return int(v) if whole else v
+
+        scheduler = str(self.scheduler.value)
+        if scheduler not in self._schedulers:
+            raise SplatgenError("Scheduler: not one of the choices")
+        return GenerationSettings(guidance=number("guidance"), skip_weight=number("skip_weight"),
+                                  steps=number("steps", True), scheduler=scheduler, seed=number("seed", True),
+                                  num_samples=number("num_samples", True), strength=number("strength"))
 
     def load_photo(self, source, name: str | None = None):
         """Prepare ``source`` (path, bytes, or an already prepared image) as the input photo and show
