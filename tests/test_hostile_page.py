@@ -113,12 +113,16 @@ def test_a_client_that_names_a_trajectory_outside_the_folder_writes_only_inside(
     assert saved == {"_.._.._escaped.json", "_tmp_escaped-abs.json"}
 
 
-def test_file_names_and_errors_are_shown_as_text_never_as_markup(shipped_generator, example_image):
+def test_file_names_and_errors_are_shown_as_text_never_as_markup(shipped_generator, example_image, tmp_path):
+    """viser renders a Markdown's raw HTML unsanitised, and reads the image of any ``![](path)`` on
+    the server to embed it: a file name holding either is shown as its characters."""
     import imageio.v3 as iio
 
     png = iio.imwrite("<bytes>", (example_image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8),
                       extension=".png")
-    evil = '<img src=x onerror="alert(1)">[click](javascript:alert(2))**x**\n# big'
+    private = tmp_path / "private.png"
+    private.write_bytes(png)
+    evil = f'<img src=x onerror="alert(1)">[click](javascript:alert(2))**x**![i]({private})\n# big'
     server = ViewerServer(generator=shipped_generator, renderer="server")
     try:
         with PageClient(server) as page:
@@ -134,6 +138,7 @@ def test_file_names_and_errors_are_shown_as_text_never_as_markup(shipped_generat
     for text in (shown_error, shown_ok, sent[-1]):  # the last: what the page received
         assert "<img" not in text and "](" not in text and "\n" not in text and "**x**" not in text
         assert "&lt;img" in text  # the characters are there, as text
+        assert "data:image" not in text and "![" not in text      # the server read no file for it
     assert escape_markdown("a_b*c<d>&[e](f)") == r"a\_b\*c&lt;d&gt;&amp;\[e\]\(f\)"
 
 
