@@ -10,7 +10,8 @@ outside its options) and "click" any button. So everything a page sends is check
   through :func:`confined_path`, so nerfview's own handlers cannot leave it.
 * **Text.** Every user string shown in the page's Markdown (a file name, an error message that
   quotes one) goes through :func:`escape_markdown`: it renders as the same characters, never as
-  HTML or Markdown markup.
+  markup. This matters twice over: viser renders a Markdown's raw HTML unsanitised, and its server
+  reads the file of any ``![alt](path)`` image to embed it in the page.
 """
 
 from __future__ import annotations
