@@ -13,6 +13,7 @@ from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
 from PyQt6.QtWidgets import QComboBox, QMenu
 
 from .input_panel import example_images
+from .plain_text import plain_tooltip
 
 #: What the views can show: (mode, label).
 VIEW_MODES = (("rgb", "RGB"), ("depth", "Depth"), ("alpha", "Alpha"))
@@ -175,7 +176,8 @@ class WindowActions:
         self.recent_menu.clear()
         files = w.settings.recent_files()
         for p in files:
-            self.recent_menu.addAction(Path(p).name, lambda p=p: w.open_image(p)).setToolTip(p)
+            self.recent_menu.addAction(Path(p).name.replace("&", "&&"), lambda p=p: w.open_image(p)).setToolTip(
+                plain_tooltip(p))
         if files:
             self.recent_menu.addSeparator()
             self.recent_menu.addAction("Clear recent", lambda: (w.settings.clear_recent(), self.fill_recent()))

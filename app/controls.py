@@ -19,6 +19,8 @@ from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, 
 
 from splatgen.core.generator import GenerationSettings
 
+from .plain_text import plain_tooltip
+
 SEED_MAX = 2**31 - 1
 #: Samples per run until the user picks a number (several: diversity is the point of the model).
 DEFAULT_SAMPLES = 4
@@ -102,6 +104,7 @@ class GenerationControls(QGroupBox):
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
         self.status = QLabel("", objectName="generateStatus")
+        self.status.setTextFormat(Qt.TextFormat.PlainText)   # messages may quote file names
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         box = QVBoxLayout(self)
@@ -206,7 +209,7 @@ class GenerationControls(QGroupBox):
 
     def set_message(self, text: str) -> None:
         self.status.setText(text)
-        self.status.setToolTip(text)
+        self.status.setToolTip(plain_tooltip(text))
 
     def set_progress(self, done: int, total: int, text: str = "") -> None:
         self.progress.setMaximum(max(1, total))
@@ -214,4 +217,4 @@ class GenerationControls(QGroupBox):
         self.progress.setFormat(text or ("%p%" if total > 1 else "working…"))
         if text:
             self.status.setText(text)
-            self.status.setToolTip(text)
+            self.status.setToolTip(plain_tooltip(text))

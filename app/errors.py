@@ -128,6 +128,7 @@ def show_error(message: UserMessage, parent=None, *, modal: bool = False) -> Non
     if message.details:
         box.setDetailedText(message.details)
     box.setObjectName("errorDialog")
+    box.setTextFormat(Qt.TextFormat.PlainText)   # the text quotes file names: never read as HTML
     if modal:
         box.exec()
     else:

@@ -16,6 +16,7 @@ from PyQt6.QtCore import QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QIcon, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QMenu
 
+from .plain_text import plain_tooltip
 from .samples import SampleEntry, SampleStore
 from .splat_view import array_to_qimage
 
@@ -91,7 +92,7 @@ class Gallery(QListWidget):
     def _fill(self, item: QListWidgetItem, entry: SampleEntry) -> None:
         item.setIcon(QIcon(QPixmap.fromImage(array_to_qimage(entry.thumbnail))))
         item.setText(entry.label)
-        item.setToolTip(entry.tooltip)
+        item.setToolTip(plain_tooltip(entry.tooltip))   # holds the photo's name
 
     def _inserted(self, index: int, entry: SampleEntry) -> None:
         self.insertItem(index, self._make_item(entry))

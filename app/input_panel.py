@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import (QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, 
 
 from splatgen.core.images import to_uint8
 
+from .plain_text import plain_tooltip, rich_escape
 from .splat_view import array_to_qimage
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif")
@@ -222,8 +223,9 @@ class InputPanel(QGroupBox):
                     }.get(getattr(prepared, "mask_source", ""), ("", ""))
         w, h = getattr(prepared, "source_size", (0, 0)) or (0, 0)
         size = f" · {w}×{h}" if w else ""
-        self.info.setText(f"<b>{Path(path).name}</b>{size} · {how}")
-        self.info.setToolTip(f"{path}\n{tip}; the object spans {prepared.foreground_ratio:.2f} of the model input")
+        self.info.setText(f"<b>{rich_escape(Path(path).name)}</b>{size} · {how}")
+        self.info.setToolTip(plain_tooltip(f"{path}\n{tip}; the object spans {prepared.foreground_ratio:.2f} "
+                                           "of the model input"))
 
     def clear(self) -> None:
         for w in (self.original, self.prepared, self.mask):

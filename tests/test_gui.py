@@ -521,6 +521,34 @@ def test_uncaught_exceptions_become_a_dialog_not_a_traceback(generated, capsys):
         _close_dialogs()
 
 
+def test_file_names_that_look_like_html_are_shown_as_written(generated, tmp_path):
+    """Qt reads text that looks like HTML as rich text: a photo's name never is."""
+    import shutil
+
+    from PyQt6.QtCore import Qt
+    from PyQt6.QtWidgets import QMessageBox
+
+    w = generated
+    name = "<h1>big<b>&amp<img src='x.png'>"          # (no '/' in a file name)
+    photo = tmp_path / f"{name}.png"
+    shutil.copy(EXAMPLE, photo)
+    w.open_image(str(photo))
+    _wait(w)
+    assert w.input_path == str(photo)
+    info = w.input_panel.info
+    assert "&lt;h1&gt;big&lt;b&gt;&amp;amp" in info.text() and "<h1>" not in info.text()
+    assert "&lt;h1&gt;" in info.toolTip() and "<h1>" not in info.toolTip()
+    bad = tmp_path / f"{name}-bad.png"
+    bad.write_text("not a picture")
+    w.open_image(str(bad))
+    _wait(w)
+    boxes = [b for b in QApplication.topLevelWidgets() if isinstance(b, QMessageBox) and b.isVisible()]
+    assert boxes and all(b.textFormat() == Qt.TextFormat.PlainText for b in boxes) and name in boxes[-1].text()
+    _close_dialogs()
+    w.open_image(str(EXAMPLE))
+    _wait(w)
+
+
 def test_settings_are_remembered_by_the_next_window(generated, qtbot):
     from splatgen.app.main_window import MainWindow
     from splatgen.app.settings import Settings
