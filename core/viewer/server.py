@@ -390,10 +390,10 @@ class ViewerServer:
 
     def download_bytes(self, suffix: str) -> tuple[str, bytes]:
         """The splats shown as a file: ``(file name, content)``, ``suffix`` ``".ply"`` or ``".splat"``
-        (the writer of the app's exports; splats too faint to show left out)."""
+        (splatgen's own writers; splats below :data:`MIN_OPACITY` left out, as in every export)."""
         import tempfile
 
-        from ..export import save_sample
+        from ..io import save_splats
 
         if suffix not in (".ply", ".splat"):
             raise ViewerError(f"no download as {suffix!r}; .ply or .splat")
@@ -402,7 +402,7 @@ class ViewerServer:
             raise ViewerError("no splats to download yet")
         with tempfile.TemporaryDirectory(prefix="splatgen-download-") as tmp:
             path = Path(tmp) / f"splats{suffix}"
-            save_sample(path, g)
+            save_splats(path, g.detach().to("cpu")[g.opacities.detach().cpu() >= MIN_OPACITY])
             content = path.read_bytes()
         return safe_name(self.download_name, "splats") + suffix, content
 
