@@ -53,6 +53,17 @@ class PageClient:
         uuid = handle if isinstance(handle, str) else handle._impl.uuid
         self.send(_messages.GuiUpdateMessage(uuid, {"value": value}))
 
+    def upload(self, handle, filename: str, content: bytes, part_size: int = 1 << 20) -> None:
+        """What the page sends when a file is chosen in an upload button: its name and its bytes."""
+        import uuid
+
+        transfer = str(uuid.uuid4())
+        parts = [content[i:i + part_size] for i in range(0, len(content), part_size)] or [b""]
+        self.send(_messages.FileTransferStartUpload(handle._impl.uuid, transfer, filename, "image/png",
+                                                    len(parts), len(content)))
+        for i, part in enumerate(parts):
+            self.send(_messages.FileTransferPart(handle._impl.uuid, transfer, i, part))
+
     def widget(self, message_type: str, label: str, timeout: float = 10.0) -> str:
         """The uuid of the newest widget of ``message_type`` (e.g. ``"GuiButtonMessage"``) labelled
         ``label`` that the server sent (a dialog's widgets exist only in this client)."""

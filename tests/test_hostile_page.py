@@ -125,11 +125,13 @@ def test_file_names_and_errors_are_shown_as_text_never_as_markup(shipped_generat
     evil = f'<img src=x onerror="alert(1)">[click](javascript:alert(2))**x**![i]({private})\n# big'
     server = ViewerServer(generator=shipped_generator, renderer="server")
     try:
-        with PageClient(server) as page:
+        with PageClient(server) as page:   # both files through the upload button, as a page sends them
             panel = server.panel
-            assert not panel.handle_upload(evil + ".txt", b"not an image")
+            page.upload(panel.upload, evil + ".txt", b"not an image")
+            page.wait_for(lambda: panel.last_error)
             shown_error = panel.status_md.content
-            assert panel.handle_upload(evil + ".png", png)
+            page.upload(panel.upload, evil + ".png", png)
+            page.wait_for(lambda: panel.prepared is not None)
             shown_ok = panel.status_md.content
             sent = page.wait_for(lambda: [m["updates"]["_markdown"] for m in page.of_type("GuiUpdateMessage")
                                           if "Photo" in str(m["updates"].get("_markdown", ""))])
