@@ -64,17 +64,15 @@ def encode_view(rgba: np.ndarray, quality: int | None = None) -> bytes:
 def _encode_object(args: tuple) -> tuple[str, dict[str, np.ndarray] | None, str | None]:
     """Read one object folder and encode its views; returns ``(id, arrays, error)``."""
     folder, quality = args
-    from PIL import Image
-
     from ..cameras import load_transforms
+    from ..image_loading import VIEW_FORMATS, read_rgba
 
     folder = Path(folder)
     try:
         cams = load_transforms(folder)
         blobs = []
         for fp in cams.file_paths:
-            with Image.open(folder / fp) as im:
-                rgba = np.asarray(im.convert("RGBA"))
+            rgba = read_rgba(folder / fp, formats=VIEW_FORMATS)
             blobs.append(encode_view(rgba, quality))
         offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
         arrays = {
