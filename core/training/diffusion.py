@@ -123,7 +123,6 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
     ctx = setup_run(config.device)
     torch.manual_seed(config.seed + ctx.rank)
     out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if config.render_items and config.latent_pool <= 0:
         raise SplatgenError("--render-items needs the latent pool (--latent-pool > 0): it knows each item's views")
     if not 0 <= config.render_items <= config.batch_size:
@@ -134,7 +133,8 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
     resuming = config.resume and (out_dir / "checkpoint" / "model" / "config.json").exists()
     start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming,
                                 config.teacher_latent))
-    bank: ViewBank = bank_loader(ctx.device)
+    bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
+    out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
                               latent_channels=var.config.latent_channels,
