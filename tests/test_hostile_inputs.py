@@ -269,6 +269,21 @@ def test_weights_load_strictly(tmp_path, change, message):
         load_generator(folder, "cpu")
 
 
+@pytest.mark.parametrize("config, message", [
+    ({"channels": [65536, 65536, 65536, 65536]}, "of another shape"),  # 100s of GB if it were built
+    ({"channels": "wide"}, "not a valid config"),
+    ({"gaussians_per_pixel": -1}, "not a valid config"),
+])
+def test_a_config_that_does_not_fit_its_weights_is_refused_before_it_is_built(tmp_path, config, message):
+    from splatgen.core.generator import load_generator
+
+    folder = _regressor_folder(tmp_path, config=config)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelError, match=message):
+        load_generator(folder, "cpu")
+    assert time.perf_counter() - t0 < 5
+
+
 def test_nan_weights_in_a_component_fail_at_load_not_with_zero_splats(tmp_path, cli):
     folder = _regressor_folder(tmp_path, weights={_first_key(): lambda t: torch.full_like(t, float("nan"))})
     photo = tmp_path / "p.png"
@@ -328,6 +343,8 @@ def test_same_stem_photos_get_distinct_folders(tmp_path, cli):
 
     assert folder_names([Path("a/chair.png"), Path("b/chair.png"), Path("Chair.jpg"), Path("chair-2.png")]) == \
         ["chair", "chair-2", "Chair-3", "chair-2-2"]
+    long = folder_names([Path("ü" * 300 + ".png")])[0]
+    assert long == "ü" * 60 and len(long.encode()) == 120
     photos = []
     for sub, colour in (("a", (200, 40, 40)), ("b", (40, 40, 200))):
         (tmp_path / sub).mkdir()
@@ -437,6 +454,16 @@ def test_sigterm_during_generate_leaves_nothing(tmp_path):
 def test_train_with_a_missing_dataset_leaves_no_run_folder(tmp_path, cli):
     run = tmp_path / "run"
     clean_error(cli("train", "regressor", "--data", tmp_path / "no-data", "-o", run, "--device", "cpu"), "no-data")
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--lr", "-1"), ("--max-minutes", "0"),
+                                           ("--ema-decay", "1.5"), ("--cond-dropout", "2"), ("--seed", "-3")])
+def test_train_refuses_out_of_range_settings_before_anything(tmp_path, option, value):
+    from splatgen.core.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "regressor", "--data", str(tmp_path), "-o", str(run), f"{option}={value}"]) == 2
     assert not run.exists()
 
 

@@ -2,9 +2,10 @@
 
 A network folder (what diffusers' ``save_pretrained`` writes) holds ``config.json`` and
 ``diffusion_pytorch_model.safetensors`` (or several ``*.safetensors`` shards). :func:`load_network`
-builds the network from the config alone and copies the weights in with :func:`load_strict`:
-every tensor the network has must be in the files, with its shape, nothing else may be, and every
-value must be finite. Any other file in the folder (a ``.bin`` / ``.pt`` pickle, say) is never
+builds the network from the config alone (first on PyTorch's meta device, so a config that does not
+fit the weights files' headers is refused before any memory is taken) and copies the weights in with
+:func:`load_strict`: every tensor the network has must be in the files, with its shape, nothing else
+may be, and every value must be finite. Any other file in the folder (a ``.bin`` / ``.pt`` pickle, say) is never
 opened, so a folder cannot run code by being loaded. The generator (model folders) and training
 (``--var``, ``--teacher``, ``--init-from``, checkpoints) load through here; each problem is one
 :class:`~splatgen.core.errors.ModelError` (or the ``error`` type given) naming the folder.
@@ -44,14 +45,29 @@ def read_weights(folder: str | os.PathLike, *, error: type[SplatgenError] = Mode
     return weights
 
 
-def load_strict(model: torch.nn.Module, weights: dict[str, torch.Tensor], source, *,
-                error: type[SplatgenError] = ModelError) -> None:
-    """Copy ``weights`` into ``model``: the same names, the same shapes, finite values; else ``error``
-    naming ``source`` with the counts and an example of each kind of mismatch."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(weights))
-    unexpected = sorted(set(weights) - set(own))
-    wrong = [k for k in own if k in weights and tuple(own[k].shape) != tuple(weights[k].shape)]
+def read_shapes(folder: str | os.PathLike, *, error: type[SplatgenError] = ModelError) -> dict[str, tuple]:
+    """Every tensor's shape in the folder's ``*.safetensors`` files, from their headers alone."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise error(f"{folder}: no weights (*.safetensors) in this folder")
+    shapes: dict[str, tuple] = {}
+    for f in files:
+        try:
+            with safe_open(str(f), "pt") as handle:
+                for key in handle.keys():
+                    shapes[key] = tuple(handle.get_slice(key).get_shape())
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types on corrupt files
+            raise error(f"{f}: corrupted or unreadable weights ({_first_line(exc)})") from None
+    return shapes
+
+
+def _compare(own: dict[str, tuple], theirs: dict[str, tuple], source, error) -> None:
+    missing = sorted(set(own) - set(theirs))
+    unexpected = sorted(set(theirs) - set(own))
+    wrong = [k for k in own if k in theirs and own[k] != theirs[k]]
     if missing or unexpected or wrong:
         detail = []
         if missing:
@@ -60,9 +76,17 @@ def load_strict(model: torch.nn.Module, weights: dict[str, torch.Tensor], source
             detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if wrong:
             k = wrong[0]
-            detail.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(weights[k].shape)} vs "
-                          f"{tuple(own[k].shape)})")
+            detail.append(f"{len(wrong)} of another shape (e.g. {k}: {theirs[k]} vs {own[k]})")
         raise error(f"{source}: weights do not match this model: " + "; ".join(detail))
+
+
+def load_strict(model: torch.nn.Module, weights: dict[str, torch.Tensor], source, *,
+                error: type[SplatgenError] = ModelError) -> None:
+    """Copy ``weights`` into ``model``: the same names, the same shapes, finite values; else ``error``
+    naming ``source`` with the counts and an example of each kind of mismatch."""
+    own = model.state_dict()
+    _compare({k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in weights.items()},
+             source, error)
     bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise error(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. {bad[0]}); "
@@ -93,12 +117,15 @@ def load_network(cls, folder: str | os.PathLike, what: str = "network", *,
         if not folder.is_dir():
             raise error(f"{folder}: no such folder")
         config = read_config(folder, error=error)
-        weights = read_weights(folder, error=error)
+        shapes = read_shapes(folder, error=error)
         try:
-            model = cls.from_config(config)
+            with torch.device("meta"):  # no memory yet: a config asking for a giant network costs nothing
+                probe = cls.from_config(config)
         except Exception as exc:  # noqa: BLE001 - a config of wrong values raises many types
             raise error(f"{folder / CONFIG}: not a valid config ({_first_line(exc)})") from None
-        load_strict(model, weights, folder, error=error)
+        _compare({k: tuple(v.shape) for k, v in probe.state_dict().items()}, shapes, folder, error)
+        model = cls.from_config(config)  # the size the weights files have, now known to match
+        load_strict(model, read_weights(folder, error=error), folder, error=error)
     except SplatgenError as exc:
         msg = str(exc).removeprefix(f"{folder}: ")
         raise error(f"{folder}: cannot load the {what}: {msg}") from None
@@ -110,4 +137,4 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
-__all__ = ["CONFIG", "load_network", "load_strict", "read_config", "read_weights"]
+__all__ = ["CONFIG", "load_network", "load_strict", "read_config", "read_shapes", "read_weights"]
