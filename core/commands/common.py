@@ -105,6 +105,16 @@ def make_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Fail early when ``path`` cannot become an output file: it is a folder, or its folder is not
+    (and cannot be made) a writable folder (:func:`check_output_dir`); nothing is created."""
+    path = Path(path)
+    if path.is_dir():
+        raise SplatgenError(f"{path}: is a folder; give a file name")
+    check_output_dir(path.parent)
+    return path
+
+
 @contextmanager
 def sigterm_as_interrupt():
     """Within the block, SIGTERM raises :class:`KeyboardInterrupt` like Ctrl-C does, so the command's

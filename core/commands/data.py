@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from .. import framing
-from .common import check_output_dir, check_output_path, int_range, positive_int
+from .common import check_output_dir, check_output_file, int_range, positive_int
 
 
 def build(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def verify(args: argparse.Namespace) -> int:
     from ..data.verify import verify_sources
 
     if args.out is not None:
-        check_output_path(args.out)
+        check_output_file(args.out)
     report = verify_sources(args.source, per_source=args.per_source, assimp=args.assimp, out=args.out)
     print(report.text())
     return 0 if report.ok else 1

@@ -74,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0.05 <= ratio <= 1.0:
         raise SplatgenError(f"--foreground-ratio must be between 0.05 and 1, got {ratio}")
     for photo in args.photos:  # fail before anything is created or the model loads
-        if not photo.is_file():
+        if not photo.exists():
             raise SplatgenError(f"{photo}: no such file")
+        if not photo.is_file():
+            raise SplatgenError(f"{photo}: not a regular file (a folder, device or pipe); give an image file")
     out = check_output_dir(args.out)
     folders = [out / name for name in folder_names(args.photos)]
     for folder in folders:
@@ -109,13 +111,20 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+#: Longest output folder name, in UTF-8 bytes (file systems allow 255; the temporary name adds ~20).
+MAX_NAME_BYTES = 120
+
+
 def folder_names(photos: list[Path]) -> list[str]:
-    """One output folder name per photo: its file name's stem, made safe; a name taken by an
-    earlier photo of the list (case-insensitively) gets ``-2``, ``-3``, … ."""
+    """One output folder name per photo: its file name's stem, made safe (at most
+    :data:`MAX_NAME_BYTES`); a name taken by an earlier photo of the list (case-insensitively) gets
+    ``-2``, ``-3``, … ."""
     taken: set[str] = set()
     names = []
     for photo in photos:
         base = "".join(c if c.isalnum() or c in "-_." else "_" for c in photo.stem).strip("._") or "photo"
+        while len(base.encode()) > MAX_NAME_BYTES:  # room for the temporary prefix and suffix too
+            base = base[:-1]
         name, k = base, 1
         while name.casefold() in taken:
             k += 1
@@ -210,7 +219,10 @@ def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
 
     make_output_dir(final.parent)
     sweep_stale(final.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    except OSError as exc:
+        raise SplatgenError(f"{final}: cannot write in {final.parent} ({exc.strerror or exc})") from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(work, 0o777 & ~umask)  # mkdtemp makes 0700; the result is an ordinary folder
