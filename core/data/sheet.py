@@ -33,8 +33,8 @@ def contact_sheets(data: str | os.PathLike, out: str | os.PathLike | None = None
 
     data = Path(data)
     out = Path(out) if out is not None else data
+    index = load_index(data)  # a wrong --data fails before --out is made
     out.mkdir(parents=True, exist_ok=True)
-    index = load_index(data)
     by_source: dict[str, list[str]] = collections.defaultdict(list)
     for oid, o in sorted(index["objects"].items()):
         by_source[o.get("source") or o.get("library") or "objects"].append(oid)
