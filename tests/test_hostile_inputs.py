@@ -118,6 +118,19 @@ def test_generate_refuses_a_postscript_photo_in_one_line(tmp_path, cli):
     assert not out.exists()
 
 
+def test_a_bad_photo_among_good_ones_is_skipped_with_its_reason(tmp_path, cli):
+    evil, bomb, good = tmp_path / "evil.png", tmp_path / "bomb.png", tmp_path / "good.png"
+    evil.write_bytes(POSTSCRIPT)
+    bomb.write_bytes(bomb_png(60_000, 60_000))
+    rgba = np.zeros((96, 96, 4), np.uint8)
+    rgba[24:72, 24:72] = (180, 120, 60, 255)
+    good.write_bytes(png_bytes(rgba))
+    r = cli("generate", evil, good, bomb, "-m", "regressor", "-o", tmp_path / "out", "--no-progress")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "evil.png: not an image" in r.stdout and "bomb.png: the image is larger than" in r.stdout, r.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good"]
+
+
 def test_every_image_splatgen_reads_goes_through_open_image():
     """No module but image_loading opens an image file itself (Pillow's Image.open, imageio, OpenCV's
     imread): the format list and the size checks cannot be bypassed by new code."""

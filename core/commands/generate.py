@@ -65,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..errors import SplatgenError
     from ..generator import GenerationSettings, load_generator
+    from ..image_loading import MIN_SIDE, open_image
     from ..imageprep import DEFAULT_FOREGROUND_RATIO, prepare_image
     from .common import check_output_dir
 
@@ -82,6 +83,19 @@ def run(args: argparse.Namespace) -> int:
     folders = [out / name for name in folder_names(args.photos)]
     for folder in folders:
         check_replaceable(folder)
+    failures = 0
+    readable = []
+    for photo, final in zip(args.photos, folders):  # headers only: a bad photo fails before the model loads
+        try:
+            with open_image(photo, min_side=MIN_SIDE):
+                readable.append((photo, final))
+        except SplatgenError as exc:
+            if len(args.photos) == 1:
+                raise
+            print(f"splatgen generate: error: {exc}", flush=True)
+            failures += 1
+    if not readable:
+        raise SplatgenError("none of the photos is a readable image")
     t0 = time.time()
     gen = load_generator(args.model, args.device)
     settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
@@ -91,9 +105,8 @@ def run(args: argparse.Namespace) -> int:
         gen.validate(settings)
     print(f"model: {gen.name} on {gen.device} ({time.time() - t0:.1f} s)")
     created = not out.exists()
-    failures = 0
     try:
-        for photo, final in zip(args.photos, folders):
+        for photo, final in readable:
             try:
                 prepared = prepare_image(photo, foreground_ratio=ratio, remove_background=not args.keep_background)
                 folder = _generate_one(gen, prepared, settings, args, final)
