@@ -23,7 +23,7 @@ import torch
 
 from . import framing
 from .atomic import atomic_write
-from .errors import SplatgenError
+from .errors import SettingsError, SplatgenError
 
 # Flipping the camera's y and z axes turns OpenGL camera axes into OpenCV ones (and back).
 _GL_CV_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -42,11 +42,30 @@ def camera_coordinate(points: np.ndarray, viewmat_row) -> np.ndarray:
     return points[:, 0] * r[0] + points[:, 1] * r[1] + points[:, 2] * r[2] + r[3]
 
 
+def finite(value, what: str, *, low: float | None = None, high: float | None = None,
+           error: type[SplatgenError] = SettingsError) -> float:
+    """``value`` as a float, checked: a finite number (in ``(low, high)``, exclusive, when given);
+    else ``error`` naming ``what``. Every camera quantity from a user (orbit angles and distances,
+    fields of view, a camera file's focal lengths and sizes) passes through here."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise error(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise error(f"{what} must be a finite number, got {value!r}")
+    if (low is not None and x <= low) or (high is not None and x >= high):
+        bounds = f"above {low:g}" if high is None else f"between {low:g} and {high:g} (exclusive)"
+        raise error(f"{what} must be {bounds}, got {value!r}")
+    return x
+
+
 def intrinsics_from_fov(fov_deg: float, width: int, height: int, *, fov_axis: str = "x") -> torch.Tensor:
     """Pinhole intrinsics ``(3, 3)`` for a full field of view in degrees along ``fov_axis``.
 
     Square pixels; the principal point is the image centre (W/2, H/2) in +0.5-centred pixel coordinates.
     """
+    fov_deg = finite(fov_deg, "the field of view (degrees)", low=0, high=180)
+    width, height = (int(finite(v, "the image size", low=0)) for v in (width, height))
     extent = width if fov_axis == "x" else height
     f = 0.5 * extent / math.tan(math.radians(fov_deg) / 2.0)
     return torch.tensor([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
@@ -82,7 +101,9 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: Sequence[float] = (0.0,
 
 def orbit_position(azimuth_deg: float, elevation_deg: float, distance: float) -> torch.Tensor:
     """Camera centre on a Y-up sphere: azimuth 0 looks from +Z toward the origin; elevation above XZ."""
-    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    az = math.radians(finite(azimuth_deg, "the azimuth (degrees)"))
+    el = math.radians(finite(elevation_deg, "the elevation (degrees)"))
+    distance = finite(distance, "the camera distance", low=0)
     return torch.tensor([
         distance * math.cos(el) * math.sin(az),
         distance * math.sin(el),
@@ -98,6 +119,8 @@ def orbit_viewmat(
 ) -> torch.Tensor:
     """OpenCV world-to-camera ``(4, 4)`` of an orbit camera around ``target`` (world Y up)."""
     t = torch.as_tensor(target, dtype=torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        raise SettingsError(f"the orbit's centre must be finite, got {t.tolist()}")
     return look_at(orbit_position(azimuth_deg, elevation_deg, distance) + t, t)
 
 
@@ -163,25 +186,31 @@ class CameraSet:
         return self.viewmats.shape[0]
 
 
-def _frame_intrinsics(meta: dict, frame: dict, path: Path) -> tuple[torch.Tensor, int, int]:
+def _frame_intrinsics(meta: dict, frame: dict, path: Path, i: int) -> tuple[torch.Tensor, int, int]:
     def get(key: str):
         return frame.get(key, meta.get(key))
+
+    def number(key: str, value, **bounds) -> float:
+        return finite(value, f"{path}: frame {i} '{key}'", error=CameraFileError, **bounds)
 
     w, h = get("w"), get("h")
     if w is None or h is None:
         raise CameraFileError(f"{path}: frame lacks image size 'w'/'h'")
+    w, h = number("w", w, low=0), number("h", h, low=0)
+    if w != int(w) or h != int(h) or w > 65536 or h > 65536:
+        raise CameraFileError(f"{path}: frame {i} image size {w:g}x{h:g} is not a whole number of pixels up to 65536")
     fx, fy = get("fl_x"), get("fl_y")
     if fx is None:
         angle = get("camera_angle_x")
         if angle is None:
             raise CameraFileError(f"{path}: frame lacks 'fl_x' and 'camera_angle_x'")
-        fx = 0.5 * float(w) / math.tan(float(angle) / 2)
-    fy = fx if fy is None else fy
-    cx = get("cx")
-    cy = get("cy")
-    cx = float(w) / 2 if cx is None else float(cx)
-    cy = float(h) / 2 if cy is None else float(cy)
-    K = torch.tensor([[float(fx), 0.0, cx], [0.0, float(fy), cy], [0.0, 0.0, 1.0]])
+        fx = 0.5 * w / math.tan(number("camera_angle_x", angle, low=0, high=math.pi) / 2)
+    fx = number("fl_x", fx, low=0)
+    fy = fx if fy is None else number("fl_y", fy, low=0)
+    cx, cy = get("cx"), get("cy")
+    cx = w / 2 if cx is None else number("cx", cx)
+    cy = h / 2 if cy is None else number("cy", cy)
+    K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
     return K, int(w), int(h)
 
 
@@ -200,17 +229,22 @@ def load_transforms(path: str | os.PathLike) -> CameraSet:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CameraFileError(f"{path}: not a readable JSON file ({exc})") from None
     frames = meta.get("frames") if isinstance(meta, dict) else None
-    if not frames:
-        raise CameraFileError(f"{path}: no 'frames' in the file")
+    if not frames or not isinstance(frames, list):
+        raise CameraFileError(f"{path}: no 'frames' list in the file")
     viewmats, Ks, sizes = [], [], []
     for i, frame in enumerate(frames):
+        if not isinstance(frame, dict):
+            raise CameraFileError(f"{path}: frame {i} is not a JSON object")
         try:
             c2w = torch.tensor(frame["transform_matrix"], dtype=torch.float64)
         except (KeyError, TypeError, ValueError):
             raise CameraFileError(f"{path}: frame {i} has no valid 'transform_matrix'") from None
         if c2w.shape != (4, 4) or not torch.isfinite(c2w).all():
             raise CameraFileError(f"{path}: frame {i} 'transform_matrix' is not a finite 4x4 matrix")
-        K, w, h = _frame_intrinsics(meta, frame, path)
+        if abs(float(torch.linalg.det(c2w[:3, :3]))) < 1e-9 or c2w[3].tolist() != [0.0, 0.0, 0.0, 1.0]:
+            raise CameraFileError(f"{path}: frame {i} 'transform_matrix' is not a camera pose (a rigid 4x4 "
+                                  "with last row 0 0 0 1)")
+        K, w, h = _frame_intrinsics(meta, frame, path, i)
         viewmats.append(opengl_c2w_to_viewmat(c2w))
         Ks.append(K)
         sizes.append((w, h))

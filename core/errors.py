@@ -23,3 +23,8 @@ class SettingsError(SplatgenError, ValueError):
 
 class ModelError(SplatgenError, ValueError):
     """A model folder is missing, incomplete, corrupted or of the wrong kind."""
+
+
+class SplatgenWarning(UserWarning):
+    """Something works but probably not as meant (a splat file that renders blank, say); the CLI
+    prints it as one ``warning:`` line."""

@@ -67,6 +67,15 @@ def find_objects(root: str | os.PathLike, split: str | None = "test") -> list[Ev
     return objects
 
 
+def _read_view(path: Path) -> np.ndarray:
+    """One view file → ``(S, S, 4)`` uint8 RGBA; a missing, unreadable or broken file is a :class:`DatasetError`."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read view ({exc.strerror or exc})") from None
+    return decode_view(data, str(path))
+
+
 def load_object(obj: EvalObject, background=framing.BACKGROUND) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """→ images ``(V, S, S, 3)`` on the background, alphas ``(V, S, S, 1)``, viewmats ``(V, 4, 4)``."""
     cams = load_transforms(obj.folder)
@@ -75,7 +84,7 @@ def load_object(obj: EvalObject, background=framing.BACKGROUND) -> tuple[torch.T
     if cams.width != framing.IMAGE_SIZE or cams.height != framing.IMAGE_SIZE:
         raise DatasetError(f"{obj.folder}: frames are {cams.width}x{cams.height}, the models need "
                            f"{framing.IMAGE_SIZE}x{framing.IMAGE_SIZE}")
-    rgba = np.stack([decode_view(np.fromfile(obj.folder / f, dtype=np.uint8)) for f in cams.file_paths])
+    rgba = np.stack([_read_view(obj.folder / f) for f in cams.file_paths])
     x = torch.from_numpy(rgba).float() / 255.0
     bg = torch.tensor(background, dtype=torch.float32)
     rgb, alpha = x[..., :3], x[..., 3:]

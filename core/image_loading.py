@@ -1,11 +1,19 @@
 """Loading an image: any common format or array in, oriented uint8 RGB(A) out, its size checked first.
 
 Step 1 of :mod:`splatgen.core.imageprep`. :func:`load_image` takes a path, bytes, a PIL image or an
-array (numpy or torch); anything Pillow reads (PNG, JPEG, WebP, AVIF, TIFF, GIF, BMP … in 8/16 bit,
-grey, palette, CMYK, with or without alpha; imageio as a fallback), EXIF orientation honoured. The
-size is checked from the header *before* decoding (``max_pixels``, :data:`MIN_SIDE`); large JPEGs can
-be decoded at a reduced scale (libjpeg's DCT scaling through ``Image.draft``). Problems raise
+array (numpy or torch); files in the raster formats of :data:`PHOTO_FORMATS` (PNG, JPEG, WebP, AVIF,
+TIFF, GIF, BMP … in 8/16 bit, grey, palette, CMYK, with or without alpha), EXIF orientation honoured.
+The size is checked from the header *before* decoding (``max_pixels``, :data:`MIN_SIDE`); large JPEGs
+can be decoded at a reduced scale (libjpeg's DCT scaling through ``Image.draft``). Problems raise
 :class:`splatgen.core.errors.ImageError` naming the source.
+
+:func:`open_image` is the one door through which splatgen opens an image file it did not write
+(photos, dataset views, game textures): Pillow is told the formats it may try (``formats=``), so a
+file that only *says* it is an image never reaches a plugin that runs a program (the EPS plugin runs
+Ghostscript) or decodes a format nobody asked for; importing this module also switches Pillow's
+Ghostscript use off for the whole process (third-party readers such as trimesh open textures with
+Pillow too). Sizes are checked from the header before anything is decoded (decompression bombs),
+and truncated or corrupt data raise :class:`ImageError` when decoded (:func:`read_rgba`).
 """
 
 from __future__ import annotations
@@ -33,6 +41,30 @@ MIN_SIDE = 16
 DECODE_SIDE = 1000
 
 _EXIF_ORIENTATION = 0x0112
+
+#: Raster formats a photo may be in (Pillow's format names): decoders of pixel data, none of which
+#: runs a program. EPS/PS, PDF, WMF, MPEG and the scientific containers are deliberately absent.
+#: (JPEG covers MPO; a format this Pillow was built without is skipped.)
+PHOTO_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF", "GIF", "BMP", "DIB", "TIFF", "PPM", "TGA", "QOI")
+#: What a dataset's views are stored as (``data build`` writes PNG, ``data pack`` WebP).
+VIEW_FORMATS = ("PNG", "WEBP")
+#: Textures of the 3D models ``data build`` reads: the photo formats plus the games' own.
+TEXTURE_FORMATS = PHOTO_FORMATS + ("DDS", "SGI", "PCX", "BLP")
+
+
+def disable_external_programs() -> None:
+    """Make Pillow's EPS plugin find no Ghostscript, for the whole process (idempotent).
+
+    :func:`open_image` never lets a file reach that plugin; this covers code that opens images with
+    Pillow on its own (trimesh's texture loading, imageio's Pillow plugin).
+    """
+    from PIL import EpsImagePlugin
+
+    EpsImagePlugin.gs_binary = False
+    EpsImagePlugin.gs_windows_binary = False
+
+
+disable_external_programs()
 
 
 @dataclass
@@ -185,10 +217,7 @@ def _decode_pil(im: Image.Image, name: str, draft_side: int | None) -> tuple[np.
                 reduced = im.size != (w, h)
         except Exception:  # noqa: BLE001 - draft is an optimisation only
             reduced = False
-    try:
-        im.load()
-    except Exception as exc:  # noqa: BLE001 - truncated / corrupt data
-        raise ImageError(f"{name}: the image data cannot be decoded ({exc})") from exc
+    decode(im, name)
     try:
         if orientation != 1:
             im = ImageOps.exif_transpose(im)
@@ -197,40 +226,94 @@ def _decode_pil(im: Image.Image, name: str, draft_side: int | None) -> tuple[np.
     return _pil_to_array(im, name), full, reduced
 
 
-def _open_pil(fp, name: str, max_pixels: int | None) -> Image.Image | None:
-    """``Image.open`` (header only), or None if Pillow does not know the format."""
+def open_image(source, *, name: str | None = None, formats: tuple[str, ...] = PHOTO_FORMATS,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = 1) -> Image.Image:
+    """Open an image file's header (nothing decoded yet) with Pillow, trying only ``formats``.
+
+    ``source``: a path, bytes or a binary file object. The size in the header is checked against
+    ``max_pixels`` (and Pillow's own decompression-bomb limit) and ``min_side`` before any pixel is
+    decoded. Raises :class:`ImageError` naming ``name`` (default: the path) for a missing, empty or
+    unreadable file, a format not in ``formats`` and a size out of range. Use it as a context manager
+    (``with open_image(p) as im:``) so the file is closed.
+    """
+    name = _source_name(source, name)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise ImageError(f"{name}: the image data is empty (0 bytes)")
+        fp = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"{name}: no such file")
+        if path.is_dir():
+            raise ImageError(f"{name}: is a folder, not an image file")
+        try:
+            if path.stat().st_size == 0:
+                raise ImageError(f"{name}: the file is empty (0 bytes)")
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot be read ({exc.strerror})") from exc
+        fp = path
+    else:
+        fp = source
     try:
         with warnings.catch_warnings():
-            # we check the size ourselves (max_pixels) before anything is decoded
+            # the size is checked below (max_pixels) before anything is decoded
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(fp)
+            im = Image.open(fp, formats=_known(formats))
     except Image.DecompressionBombError as exc:
         limit = f"the limit of {max_pixels / 1e6:g} MP (max_pixels)" if max_pixels else "Pillow's limit"
-        raise ImageError(f"{name}: the image is larger than {limit} and too large to decode safely ({exc})") from exc
+        raise ImageError(f"{name}: the image is larger than {limit} and too large to decode safely "
+                         f"(a decompression bomb?)") from None
     except UnidentifiedImageError:
-        return None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name}: not a readable image ({exc})") from exc
-
-
-def _read_imageio(data, name: str, max_pixels: int | None) -> np.ndarray:
-    """Fallback for formats Pillow does not know (imageio's other plugins), first frame only."""
+        raise ImageError(f"{name}: not an image in a supported format ({', '.join(formats)})") from None
+    except PermissionError:
+        raise ImageError(f"{name}: cannot be read (permission denied)") from None
+    except Exception as exc:  # noqa: BLE001 - a broken header raises many types (OSError, SyntaxError, ...)
+        raise ImageError(f"{name}: not a readable image ({_first_line(exc)})") from None
     try:
-        import imageio.v3 as iio
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # imageio's legacy plugins announce their deprecation
-            shape = iio.improps(data, index=0).shape
-            if len(shape) >= 2:
-                _check_size(int(shape[1]), int(shape[0]), name, max_pixels)
-            arr = np.asarray(iio.imread(data, index=0))
-    except ImageError:
+        w, h = im.size
+        if w < min_side or h < min_side:
+            raise ImageError(f"{name}: the image is {w}×{h} pixels; each side needs at least {min_side}")
+        if max_pixels is not None and w * h > max_pixels:
+            raise ImageError(f"{name}: the image is {w}×{h} pixels ({w * h / 1e6:.1f} MP), larger than the limit "
+                             f"of {max_pixels / 1e6:g} MP (max_pixels); downscale it first")
+    except BaseException:
+        im.close()
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure means "not an image we can read"
-        raise ImageError(f"{name}: not an image (neither Pillow nor imageio can read it)") from exc
-    if arr.ndim == 4:  # a volume / stack: first slice
-        arr = arr[0]
-    return _as_hwc(arr, name)
+    return im
+
+
+def _known(formats: tuple[str, ...]) -> list[str]:
+    """``formats`` that this Pillow has a reader for (all plugins registered first)."""
+    Image.init()
+    return [f for f in formats if f in Image.OPEN]
+
+
+def decode(im: Image.Image, name: str) -> Image.Image:
+    """Decode an image from :func:`open_image`; truncated or corrupt data raise :class:`ImageError`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im.load()
+    except Exception as exc:  # noqa: BLE001 - truncated / corrupt data raise many types
+        raise ImageError(f"{name}: the image data cannot be decoded ({_first_line(exc)}); "
+                         "the file is truncated or corrupt") from None
+    return im
+
+
+def read_rgba(source, *, name: str | None = None, formats: tuple[str, ...] = PHOTO_FORMATS,
+              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An image file (path or bytes) → ``(H, W, 4)`` uint8 straight RGBA, through :func:`open_image`
+    (no EXIF rotation: for files splatgen's own tools wrote, such as dataset views, and textures)."""
+    name = _source_name(source, name)
+    with open_image(source, name=name, formats=formats, max_pixels=max_pixels) as im:
+        decode(im, name)
+        return np.asarray(im.convert("RGBA"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def load_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None,
@@ -244,6 +327,9 @@ def load_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str
     """
     name = _source_name(source, name)
     if isinstance(source, Image.Image):
+        if source.format is not None and source.format not in PHOTO_FORMATS:
+            raise ImageError(f"{name}: {source.format} is not a supported image format "
+                             f"({', '.join(PHOTO_FORMATS)})")
         w, h = source.size
         _check_size(w, h, name, max_pixels)
         pixels, full, reduced = _decode_pil(source, name, None)
@@ -260,37 +346,10 @@ def load_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str
         pixels = _as_hwc(arr, name)
         return LoadedImage(_drop_opaque_alpha(pixels), (pixels.shape[1], pixels.shape[0]), name)
 
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise ImageError(f"{name}: the image data is empty (0 bytes)")
-        fp = io.BytesIO(data)
-        fallback = data
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise ImageError(f"{name}: no such file")
-        if path.is_dir():
-            raise ImageError(f"{name}: is a folder, not an image file")
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot be read ({exc.strerror})") from exc
-        if size == 0:
-            raise ImageError(f"{name}: the file is empty (0 bytes)")
-        fp = path
-        fallback = path
-    else:
+    if not isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
         raise ImageError(f"{name}: expected an image path, bytes, a PIL image or an array, "
                          f"got {type(source).__name__}")
-
-    try:
-        im = _open_pil(fp, name, max_pixels)
-    except PermissionError as exc:
-        raise ImageError(f"{name}: cannot be read (permission denied)") from exc
-    if im is None:
-        pixels = _read_imageio(fallback, name, max_pixels)
-        return LoadedImage(_drop_opaque_alpha(pixels), (pixels.shape[1], pixels.shape[0]), name)
+    im = open_image(source, name=name, formats=PHOTO_FORMATS, max_pixels=max_pixels)
     with im:
         w, h = im.size
         _check_size(w, h, name, max_pixels)  # before decoding anything

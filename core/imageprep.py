@@ -5,10 +5,11 @@ object, centred, on a white background, its longer side spanning a little over h
 photo is brought to that look in four steps:
 
 1. **Load** (:func:`~splatgen.core.image_loading.load_image`): a path, bytes, a PIL image or an
-   array; anything Pillow reads (PNG, JPEG, WebP, AVIF, TIFF, GIF, BMP … in 8/16 bit, grey,
-   palette, CMYK, with or without alpha; imageio as a fallback), EXIF orientation honoured. The size is checked from the header
-   *before* decoding (``max_pixels``); large JPEGs are decoded at a reduced scale (libjpeg's DCT
-   scaling through ``Image.draft``) and re-decoded at full size only when the object turns out small.
+   array; the raster formats of ``image_loading.PHOTO_FORMATS`` (PNG, JPEG, WebP, AVIF, TIFF, GIF,
+   BMP … in 8/16 bit, grey, palette, CMYK, with or without alpha; nothing else is tried), EXIF
+   orientation honoured. The size is checked from the header *before* decoding (``max_pixels``);
+   large JPEGs are decoded at a reduced scale (libjpeg's DCT scaling through ``Image.draft``) and
+   re-decoded at full size only when the object turns out small.
 2. **Mask**: the alpha channel when there is a real one (not all 255). Otherwise the foreground is
    cut out with OpenCV's GrabCut on a copy at most ``GRABCUT_SIDE`` px long, seeded from the image
    border (a ring of definite background; interior pixels whose colour matches the border's are

@@ -610,6 +610,32 @@ def test_dataloader_workers(tmp_path, built):
     assert batch["target_viewmats"].shape == (2, 2, 4, 4) and len(batch["object_id"]) == 2
 
 
+def test_pack_replaces_only_the_shards_it_wrote(tmp_path, built):
+    out = tmp_path / "p"
+    out.mkdir()
+    mine = out / "train-00000.safetensors"
+    mine.write_bytes(b"a file of mine")
+    with pytest.raises(DatasetError, match="no earlier `splatgen data pack` wrote"):
+        pack_dataset(built, out, splits=["train"], workers=1, progress=False)
+    assert mine.read_bytes() == b"a file of mine" and sorted(p.name for p in out.iterdir()) == [mine.name]
+    mine.unlink()
+    for _ in range(2):  # a second pack replaces the first's shards
+        pack_dataset(built, out, splits=["train"], workers=1, progress=False)
+    assert len(MultiViewDataset(out, "train")) == 3
+
+
+def test_pack_leaves_out_an_object_whose_view_is_a_program(tmp_path, built):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(built, data)
+    victim = sorted(json.loads((data / "dataset.json").read_text())["splits"]["train"])[0]
+    (data / victim / "rgba_000.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n{ } loop\n")
+    summary = pack_dataset(data, tmp_path / "p", splits=["train"], workers=1, progress=False)
+    assert list(summary.failed) == [victim] and "not an image in a supported format" in summary.failed[victim]
+    assert summary.objects["train"] == 2
+
+
 # ---------------------------------------------------------------------- errors and CLI
 def test_errors(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):

@@ -52,13 +52,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     r.add_argument("--no-generated", dest="generated", action="store_false",
                    help="leave out the object the shipped regressor makes of assets/examples/sofa.png "
                    "(32,768 splats; loads the model)")
-    r.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    r.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
     r.set_defaults(bench_run=run_render)
 
     q = bench_sub.add_parser("parity", help="PSNR between two renderer backends on random scenes")
     q.add_argument("--reference", choices=("torch", "gl", "gsplat"), default="torch")
     q.add_argument("--other", choices=("torch", "gl", "gsplat"), default="gsplat")
-    q.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    q.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
     q.set_defaults(bench_run=run_parity)
 
     g = bench_sub.add_parser("generate", help="model load, regressor pass, 50-step diffusion samples (eager and CUDA graphs; strength 1 and the model's default)")
@@ -67,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=2.0)
     g.add_argument("--repeat", type=int, default=3)
     g.add_argument("--threads", type=int, default=2, help="CPU threads (default 2, the reference machine)")
-    g.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    g.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
     g.set_defaults(bench_run=run_generate)
 
     t = bench_sub.add_parser("train", help="training throughput (objects/s) of the regressor, VAR and denoiser",
@@ -88,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="diffusion: VAR encodings in the pool (splatgen train's default; its fill is not timed)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--compile", action="store_true", help="torch.compile each network (its compile is not timed)")
-    t.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    t.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
     t.set_defaults(bench_run=run_train)
 
     for module in plugin_benchmarks().values():

@@ -1,10 +1,17 @@
-"""Small helpers shared by the CLI commands."""
+"""Small helpers shared by the CLI commands: argument types, output checks, SIGTERM as Ctrl-C.
+
+Every check here runs before a command does any work or creates anything, and fails with one
+:class:`SplatgenError` line naming the path or value.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +45,93 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` are refused). :func:`splatgen.core.cli.build_parser`
+    gives it to every option declared ``type=float``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def int_range(low: int, high: int):
+    """argparse type: an integer in ``[low, high]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    parse.__name__ = f"integer {low}-{high}"
+    return parse
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Fail early, before any work and without creating anything, when ``path`` cannot be (or become)
+    an output folder: it exists and is not a folder, or it (or, when missing, its nearest existing
+    ancestor, where it would be created) is not a writable folder. Raises :class:`SplatgenError`."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise SplatgenError(f"{path}: exists and is not a folder; give a folder for the output")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise SplatgenError(f"{path}: the output folder is not writable")
+        return path
+    parent = path.absolute().parent
+    while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SplatgenError(f"{path}: cannot create the output folder: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SplatgenError(f"{path}: cannot create the output folder: {parent} is not writable")
+    return path
+
+
+def make_output_dir(path: str | os.PathLike) -> Path:
+    """Create the output folder :func:`check_output_dir` accepted (with its parents), or fail in one line."""
+    path = check_output_dir(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplatgenError(f"{path}: cannot create the output folder ({exc.strerror or exc})") from None
+    return path
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Fail early when ``path`` cannot become an output file: it is a folder, or its folder is not
+    (and cannot be made) a writable folder (:func:`check_output_dir`); nothing is created."""
+    path = Path(path)
+    if path.is_dir():
+        raise SplatgenError(f"{path}: is a folder; give a file name")
+    check_output_dir(path.parent)
+    return path
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` like Ctrl-C does, so the command's
+    cleanup (``finally`` blocks: temporary folders, partial files) runs. Only in the main thread
+    (signal handlers cannot be set elsewhere); the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_output_path(path: str | os.PathLike, extensions: dict | None = None) -> Path:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 
 from .. import framing
+from .common import check_output_dir, check_output_file, int_range, positive_int
 
 
 def build(args: argparse.Namespace) -> int:
     from ..data.build import build_dataset
 
+    check_output_dir(args.out)  # before any work: not a file, writable
     licences = [x for arg in (args.licence or []) for x in arg.split(",") if x.strip()] or None
     summary = build_dataset(args.source, args.out, views=args.views, size=args.size, limit=args.limit,
                             seed=args.seed, workers=args.workers, progress=not args.no_progress,
@@ -41,6 +43,8 @@ def sources(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     from ..data.verify import verify_sources
 
+    if args.out is not None:
+        check_output_file(args.out)
     report = verify_sources(args.source, per_source=args.per_source, assimp=args.assimp, out=args.out)
     print(report.text())
     return 0 if report.ok else 1
@@ -49,6 +53,8 @@ def verify(args: argparse.Namespace) -> int:
 def sheet(args: argparse.Namespace) -> int:
     from ..data.sheet import contact_sheets
 
+    if args.out is not None:
+        check_output_dir(args.out)
     for path in contact_sheets(args.data, args.out, columns=args.columns, frame=args.frame):
         print(path)
     return 0
@@ -57,6 +63,11 @@ def sheet(args: argparse.Namespace) -> int:
 def pack(args: argparse.Namespace) -> int:
     from ..data.pack import pack_dataset
 
+    from ..errors import SplatgenError
+
+    check_output_dir(args.out)
+    if not args.shard_mib > 0:
+        raise SplatgenError(f"--shard-mib must be above 0, got {args.shard_mib:g}")
     summary = pack_dataset(args.data, args.out, splits=args.splits, quality=args.quality,
                            shard_mib=args.shard_mib, workers=args.workers, progress=not args.no_progress)
     print(summary.line())
@@ -100,13 +111,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "resumes: finished objects are kept."))
     b.add_argument("--source", required=True, action="append",
                    help="a package's data folder or dpkg-deb tree, .sh3f file, or folder of meshes; repeat for several")
-    b.add_argument("--out", required=True, help="dataset folder to create or resume")
-    b.add_argument("--views", type=int, default=24, help="views per object, N (default 24)")
-    b.add_argument("--size", type=int, default=framing.IMAGE_SIZE,
+    b.add_argument("-o", "--out", required=True, help="dataset folder to create or resume")
+    b.add_argument("--views", type=int_range(1, 1000), default=24, help="views per object, N (default 24)")
+    b.add_argument("--size", type=int_range(16, 4096), default=framing.IMAGE_SIZE,
                    help=f"image side in pixels (default {framing.IMAGE_SIZE}; 256 for a 256² dataset)")
-    b.add_argument("--limit", type=int, default=None,
+    b.add_argument("--limit", type=positive_int, default=None,
                    help="only the first K objects of each source (for a quick try)")
-    b.add_argument("--sample", type=int, default=None,
+    b.add_argument("--sample", type=positive_int, default=None,
                    help="only K objects of each source, spread evenly over it (a quick look at its variety)")
     b.add_argument("--licence", action="append", metavar="LIST",
                    help="keep only these licences: families (cc0, cc-by, cc-by-sa, gpl), exact ids "
@@ -139,7 +150,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     v.add_argument("--source", required=True, action="append", help="a package's data (as for build); repeatable")
     v.add_argument("--per-source", type=int, default=40, help="models checked per source (default 40; 0: all)")
     v.add_argument("--assimp", default="assimp", help="the assimp command (Debian's assimp-utils)")
-    v.add_argument("--out", default=None, help="JSON report path")
+    v.add_argument("-o", "--out", default=None, help="JSON report path")
 
     c = sub.add_parser(
         "sheet", help="contact sheets of a built dataset, one PNG a source",
@@ -147,8 +158,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                      "with the object's category) into one PNG per source: sheet_<source>.png in OUT (default: "
                      "the dataset folder), to see at a glance that objects are upright, textured and centred."))
     c.add_argument("--data", required=True, help="built dataset folder (with dataset.json)")
-    c.add_argument("--out", default=None, help="folder for the PNGs (default: the dataset folder)")
-    c.add_argument("--columns", type=int, default=10, help="objects a row (default 10)")
+    c.add_argument("-o", "--out", default=None, help="folder for the PNGs (default: the dataset folder)")
+    c.add_argument("--columns", type=int_range(1, 1000), default=10, help="objects a row (default 10)")
     c.add_argument("--frame", type=int, default=0, help="which view of each object (default 0)")
 
     p = sub.add_parser(
@@ -160,9 +171,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "one. Shards of the packed splits already in OUT are replaced; other splits there are kept. An "
             "empty split (a small dataset can leave val or test empty) is recorded as packed with no objects."))
     p.add_argument("--data", required=True, help="built dataset folder (with dataset.json)")
-    p.add_argument("--out", required=True, help="folder for the shards and index.json")
+    p.add_argument("-o", "--out", required=True, help="folder for the shards and index.json")
     p.add_argument("--splits", nargs="+", default=["train"], help="splits to pack (default: train)")
-    p.add_argument("--quality", type=int, default=None,
+    p.add_argument("--quality", type=int_range(1, 100), default=None,
                    help="lossy WebP colour quality 1-100 (default: lossless, which is exact and decodes faster)")
     p.add_argument("--shard-mib", type=float, default=4.0, help="approximate shard size in MiB (default 4)")
     p.add_argument("--workers", type=int, default=None,

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from .common import positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -16,8 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path,
                    help="a dataset root built by `splatgen data build` (see --split), or a folder of object folders")
     p.add_argument("--split", default="test", help="split of a dataset root (default: test)")
-    p.add_argument("--model", default=None, help="model folder or shipped model name (default: the shipped diffusion model)")
-    p.add_argument("--samples", "-k", type=int, default=4, help="samples per object for stochastic models (default 4)")
+    p.add_argument("-m", "--model", default=None, help="model folder or shipped model name (default: the shipped diffusion model)")
+    p.add_argument("-n", "--samples", "-k", type=int, default=4, help="samples per object for stochastic models (default 4)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None)
     p.add_argument("--skip-weight", type=float, default=None)
@@ -26,9 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="fraction of the schedule to run: 1 = from pure noise, below 1 = from the teacher "
                         "regressor's object (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-objects", type=int, default=None, help="only the first N objects")
+    p.add_argument("--max-objects", type=positive_int, default=None, help="only the first N objects")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("-o", "--json", type=Path, default=None, help="write the results here (a .json file)")
     p.add_argument("--posterior-context", type=int, default=None, metavar="N",
                    help="diagnostic for the diffusion model: score its VAR decoding the posterior latent of the input "
                         "view plus N other views (novel = the views it did not see) instead of samples")
@@ -41,12 +43,14 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate, evaluate_posterior, find_objects
     from ..generator import GenerationSettings, load_generator
     from ..atomic import atomic_write
-    from .common import check_output_path
+    from .common import check_output_file, check_output_path, make_output_dir
 
     if args.samples < 1:
         raise SplatgenError(f"--samples must be at least 1, got {args.samples}")
     if args.posterior_context is not None and args.posterior_context < 0:
         raise SplatgenError(f"--posterior-context must be 0 or more, got {args.posterior_context}")
+    if args.json:
+        check_output_file(args.json)  # before the work, not after it
     objects = find_objects(args.data, args.split)[: args.max_objects]
     t0 = time.time()
     gen = load_generator(args.model, args.device)
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             v = result[key]
             print(f"{key:22s} {v:.3f}" if isinstance(v, float) else f"{key:22s} {v}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
+        make_output_dir(args.json.parent)
         atomic_write(check_output_path(args.json), (json.dumps(result, indent=1) + "\n").encode())
         print(f"wrote {args.json}")
     return 0

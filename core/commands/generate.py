@@ -3,21 +3,33 @@
 Per photo, ``OUT/<photo name>/`` holds ``input.png`` (the prepared 128² RGBA input),
 ``cameras.json`` (its camera, ``transforms.json`` convention), ``sample_XX.ply`` (and/or ``.splat``)
 per sample, and on request ``turntable.mp4`` (sample 0 orbiting) and ``sheet.png`` (samples × views).
-A photo's folder is assembled under a temporary name and renamed when complete, so an error or
-Ctrl-C never leaves a partial folder behind (an existing folder of that name is replaced only then).
+Photos of the same name get distinct folders (``chair``, ``chair-2``, … in the order given).
+
+A photo's folder is assembled under a temporary name (``.<name>.partial-*``) and renamed when
+complete, so an error, Ctrl-C or SIGTERM never leaves a partial folder behind. Every folder this
+command makes holds a marker file (:data:`MARKER`: who made it, the files it wrote); an existing
+``OUT/<name>`` is replaced only when it carries the marker and holds nothing else, and anything
+else there is refused with a message before any work. Temporary folders that a killed run left
+(marked, their process gone) are swept at the next run. Nothing is created before the inputs
+are checked: a missing photo leaves no empty ``OUT``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import shutil
+import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-
+#: The marker file in every folder ``generate`` makes: JSON ``{"made_by", "pid", "host", "files"}``.
+MARKER = ".splatgen-output.json"
+MADE_BY = "splatgen generate"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "and write the samples as splat files with the input and its camera.")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image files (PNG, JPEG, WebP, ...)")
     p.add_argument("-n", "--samples", type=int, default=4, help="samples per photo (default 4)")
-    p.add_argument("--model", default=None, help="model folder or shipped model name (default: the diffusion model)")
+    p.add_argument("-m", "--model", default=None,
+                   help="model folder or shipped model name (default: the diffusion model)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight (model default)")
     p.add_argument("--skip-weight", type=float, default=None, help="weight of the input image's skip features, 0-1")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (model default)")
@@ -38,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
     p.add_argument("--resample-occluded", action="store_true",
                    help="also write sample_XX_resampled.ply: the hidden side redrawn, the visible side kept")
-    p.add_argument("--out", type=Path, default=Path("splatgen-out"), help="output folder (default splatgen-out)")
+    p.add_argument("-o", "--out", type=Path, default=Path("splatgen-out"), help="output folder (default splatgen-out)")
     p.add_argument("--format", choices=("ply", "splat", "both"), default="ply", help="splat file format (default ply)")
     p.add_argument("--video", action="store_true", help="write turntable.mp4 of sample 0 (60 frames, 256²)")
     p.add_argument("--sheet", action="store_true", help="write sheet.png: one row per sample, 6 views")
@@ -52,17 +65,37 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..errors import SplatgenError
     from ..generator import GenerationSettings, load_generator
+    from ..image_loading import MIN_SIDE, open_image
     from ..imageprep import DEFAULT_FOREGROUND_RATIO, prepare_image
+    from .common import check_output_dir
 
     if not 1 <= args.samples <= 64:
         raise SplatgenError(f"--samples must be between 1 and 64, got {args.samples}")
     ratio = DEFAULT_FOREGROUND_RATIO if args.foreground_ratio is None else args.foreground_ratio
     if not 0.05 <= ratio <= 1.0:
         raise SplatgenError(f"--foreground-ratio must be between 0.05 and 1, got {ratio}")
-    out = _check_out_dir(args.out)
-    for photo in args.photos:  # fail before the model loads
-        if not photo.is_file():
+    for photo in args.photos:  # fail before anything is created or the model loads
+        if not photo.exists():
             raise SplatgenError(f"{photo}: no such file")
+        if not photo.is_file():
+            raise SplatgenError(f"{photo}: not a regular file (a folder, device or pipe); give an image file")
+    out = check_output_dir(args.out)
+    folders = [out / name for name in folder_names(args.photos)]
+    for folder in folders:
+        check_replaceable(folder)
+    failures = 0
+    readable = []
+    for photo, final in zip(args.photos, folders):  # headers only: a bad photo fails before the model loads
+        try:
+            with open_image(photo, min_side=MIN_SIDE):
+                readable.append((photo, final))
+        except SplatgenError as exc:
+            if len(args.photos) == 1:
+                raise
+            print(f"splatgen generate: error: {exc}", flush=True)
+            failures += 1
+    if not readable:
+        raise SplatgenError("none of the photos is a readable image")
     t0 = time.time()
     gen = load_generator(args.model, args.device)
     settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
@@ -71,40 +104,117 @@ def run(args: argparse.Namespace) -> int:
     if gen.stochastic:
         gen.validate(settings)
     print(f"model: {gen.name} on {gen.device} ({time.time() - t0:.1f} s)")
-    failures = 0
-    for photo in args.photos:
-        try:
-            prepared = prepare_image(photo, foreground_ratio=ratio, remove_background=not args.keep_background)
-            folder = _generate_one(gen, prepared, settings, args, out / _folder_name(photo))
-            print(f"{photo}: wrote {folder}/ " + ", ".join(sorted(p.name for p in folder.iterdir())))
-        except SplatgenError as exc:
-            if len(args.photos) == 1:
-                raise
-            print(f"splatgen generate: error: {exc}", flush=True)
-            failures += 1
+    created = not out.exists()
+    try:
+        for photo, final in readable:
+            try:
+                prepared = prepare_image(photo, foreground_ratio=ratio, remove_background=not args.keep_background)
+                folder = _generate_one(gen, prepared, settings, args, final)
+                print(f"{photo}: wrote {folder}/ " + ", ".join(sorted(p.name for p in folder.iterdir()
+                                                                       if p.name != MARKER)))
+            except SplatgenError as exc:
+                if len(args.photos) == 1:
+                    raise
+                print(f"splatgen generate: error: {exc}", flush=True)
+                failures += 1
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # made by this run and nothing came of it
     print(f"done in {time.time() - t0:.1f} s")
     return 1 if failures else 0
 
 
-def _check_out_dir(out: Path) -> Path:
-    import os
+#: Longest output folder name, in UTF-8 bytes (file systems allow 255; the temporary name adds ~20).
+MAX_NAME_BYTES = 120
 
+
+def folder_names(photos: list[Path]) -> list[str]:
+    """One output folder name per photo: its file name's stem, made safe (at most
+    :data:`MAX_NAME_BYTES`); a name taken by an earlier photo of the list (case-insensitively) gets
+    ``-2``, ``-3``, … ."""
+    taken: set[str] = set()
+    names = []
+    for photo in photos:
+        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in photo.stem).strip("._") or "photo"
+        while len(base.encode()) > MAX_NAME_BYTES:  # room for the temporary prefix and suffix too
+            base = base[:-1]
+        name, k = base, 1
+        while name.casefold() in taken:
+            k += 1
+            name = f"{base}-{k}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
+# ---------------------------------------------------------------------- our folders and only ours
+def _read_marker(folder: Path) -> dict | None:
+    """The marker of a folder this command made, or None (not a real folder, no marker, unreadable)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("made_by") == MADE_BY else None
+
+
+def _write_marker(folder: Path, files: list[str] | None = None) -> None:
+    from ..atomic import atomic_write
+
+    marker = {"made_by": MADE_BY, "pid": os.getpid(), "host": socket.gethostname(), "files": files}
+    atomic_write(folder / MARKER, (json.dumps(marker) + "\n").encode())
+
+
+def _foreign_entries(folder: Path, marker: dict) -> list[str]:
+    """Entries of our ``folder`` that its marker does not list (what the user put there)."""
+    ours = set(marker.get("files") or []) | {MARKER}
+    return sorted(p.name for p in folder.iterdir() if p.name not in ours)
+
+
+def check_replaceable(final: Path) -> None:
+    """Refuse (:class:`SplatgenError`) when ``final`` exists and is not a folder this command made and
+    left as it made it; such a path is never moved or deleted."""
     from ..errors import SplatgenError
 
-    if out.exists() and not out.is_dir():
-        raise SplatgenError(f"{out}: exists and is not a folder")
+    if not (final.exists() or final.is_symlink()):
+        return
+    marker = _read_marker(final)
+    if marker is None:
+        raise SplatgenError(f"{final}: already exists and was not made by splatgen generate; it is left alone: "
+                            "move it away or choose another --out")
+    foreign = _foreign_entries(final, marker)
+    if foreign:
+        raise SplatgenError(f"{final}: holds files splatgen did not write ({', '.join(foreign[:3])}"
+                            f"{', ...' if len(foreign) > 3 else ''}); they are left alone: move them or the "
+                            "folder away, or choose another --out")
+
+
+def _process_gone(marker: dict) -> bool:
+    """Whether the process that wrote ``marker`` has ended (only knowable on this host)."""
+    if marker.get("host") != socket.gethostname() or not isinstance(marker.get("pid"), int):
+        return False
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SplatgenError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise SplatgenError(f"{out}: the output folder is not writable")
-    return out
+        os.kill(marker["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # someone else's process: alive
+        return False
+    return False
 
 
-def _folder_name(photo: Path) -> str:
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in photo.stem).strip("._")
-    return name or "photo"
+def sweep_stale(out: Path) -> list[Path]:
+    """Remove temporary folders (``.<name>.partial-*``, ``.<name>.old-*``) in ``out`` that this command
+    made in a run whose process has ended (killed before its cleanup ran); returns them."""
+    swept = []
+    for entry in out.iterdir():
+        if not entry.name.startswith(".") or not (".partial-" in entry.name or ".old-" in entry.name):
+            continue
+        marker = _read_marker(entry)
+        if marker is not None and _process_gone(marker):
+            shutil.rmtree(entry, ignore_errors=True)
+            swept.append(entry)
+    return swept
 
 
 def _progress_bar(enabled: bool):
@@ -116,15 +226,21 @@ def _progress_bar(enabled: bool):
 
 def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
     from ..atomic import atomic_write
+    from ..errors import SplatgenError
     from ..export import cameras_json, contact_sheet, save_sample, save_turntable, write_image
+    from .common import make_output_dir
 
-    import os
-
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    make_output_dir(final.parent)
+    sweep_stale(final.parent)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    except OSError as exc:
+        raise SplatgenError(f"{final}: cannot write in {final.parent} ({exc.strerror or exc})") from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(work, 0o777 & ~umask)  # mkdtemp makes 0700; the result is an ordinary folder
     try:
+        _write_marker(work)  # a killed run's folder is recognisably ours, and stale once we are gone
         write_image(work / "input.png", prepared.rgba)
         with _progress_bar(not args.no_progress) as bar:
             task = bar.add_task(f"{final.name}: sampling", total=1)
@@ -149,13 +265,18 @@ def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
             save_turntable(work / "turntable.mp4", samples[0])
         if args.sheet:
             write_image(work / "sheet.png", contact_sheet(samples))
-        if final.exists():  # replace an earlier run only now that the new one is complete
-            old = final.with_name(f".{final.name}.old-{int(time.time())}")
+        _write_marker(work, sorted(p.name for p in work.iterdir() if p.name != MARKER))
+        if final.exists() or final.is_symlink():  # replace an earlier run only now that the new one is complete
+            check_replaceable(final)  # again: it may have changed while we sampled
+            old = final.with_name(f".{final.name}.old-{secrets.token_hex(4)}")
             final.rename(old)
             work.rename(final)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            work.rename(final)
+            try:
+                work.rename(final)
+            except OSError as exc:  # appeared meanwhile: not ours to replace
+                raise SplatgenError(f"{final}: cannot be written ({exc.strerror or exc})") from None
         return final
     finally:
         if work.exists():

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", choices=("regressor", "var", "diffusion"))
     p.add_argument("--data", type=Path, required=True,
                    help="a dataset built by `splatgen data build` (its train split is used) or packed by `splatgen data pack`")
-    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoint/, log.jsonl, samples)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="run folder (checkpoint/, log.jsonl, samples)")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/checkpoint if it exists")
     p.add_argument("--init-from", help="start from the weights of a model folder (e.g. assets/models/regressor)")
     p.add_argument("--export", help="write the EMA weights as fp16 to this model folder at the end")
@@ -76,7 +76,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..training.viewbank import load_view_bank
+    from .common import check_output_dir
 
+    check_output_dir(args.out)  # not a file, writable; created only once the data has loaded
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
     if config.model in ("regressor", "var"):
         from ..training.recon import train_reconstruction

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, nargs="?", help="splat file to show: INRIA 3DGS .ply or .splat")
     p.add_argument("--generate", nargs="?", const="", default=None, metavar="PHOTO",
                    help="add generation controls; with PHOTO, start generating from it at once")
-    p.add_argument("--model", help="model folder or shipped model name for --generate (default: the shipped one)")
+    p.add_argument("-m", "--model", help="model folder or shipped model name for --generate (default: the shipped one)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="generator device")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the "

@@ -262,6 +262,19 @@ def _progress(enabled: bool):
                     console=Console(stderr=True), disable=not enabled, transient=False)
 
 
+def _process_gone(pid: str) -> bool:
+    """Whether process ``pid`` (digits) has ended; anything else is not a name of ours: kept."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def build_dataset(
     source: str | os.PathLike | list,
     out: str | os.PathLike,
@@ -314,8 +327,9 @@ def build_dataset(
             raise DatasetError(f"object id {o.object_id} found twice: the same source given twice?")
         seen.add(o.object_id)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".tmp-*"):  # left by an interrupted run
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in out.glob(".tmp-*"):  # left by an interrupted run: ours by name, and its process has ended
+        if stale.is_dir() and not stale.is_symlink() and _process_gone(stale.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(stale, ignore_errors=True)
     summary = BuildSummary(out=out)
     todo = []
     for o in objects:

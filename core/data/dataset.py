@@ -18,7 +18,6 @@ per worker. Decoding happens in ``__getitem__`` so it spreads across DataLoader 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -39,19 +38,31 @@ except ImportError:  # pragma: no cover - depends on the machine
     _cv2 = None
 
 
-def decode_view(data: bytes | np.ndarray) -> np.ndarray:
-    """Encoded image bytes (WebP / PNG) → ``(H, W, 4)`` uint8 straight RGBA."""
+def decode_view(data: bytes | np.ndarray, name: str = "<view>") -> np.ndarray:
+    """Encoded image bytes (WebP / PNG) → ``(H, W, 4)`` uint8 straight RGBA.
+
+    Anything else, and truncated or corrupt data, raise :class:`DatasetError` naming ``name``."""
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    head = buf[:12].tobytes()
+    if not (head.startswith(_PNG_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+        raise DatasetError(f"{name}: not a PNG or WebP view")
     img = _cv2.imdecode(buf, _cv2.IMREAD_UNCHANGED) if _cv2 is not None else None
     if img is None:
-        from PIL import Image
+        from ..errors import ImageError
+        from ..image_loading import VIEW_FORMATS, read_rgba
 
-        return np.asarray(Image.open(io.BytesIO(buf.tobytes())).convert("RGBA"))
+        try:
+            return read_rgba(buf.tobytes(), name=name, formats=VIEW_FORMATS, max_pixels=None)
+        except ImageError as exc:
+            raise DatasetError(str(exc)) from None
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     if img.shape[2] == 3:
         return np.concatenate([img[..., ::-1], np.full(img.shape[:2] + (1,), 255, np.uint8)], axis=2)
     return np.ascontiguousarray(img[..., [2, 1, 0, 3]])  # OpenCV decodes BGRA
+
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # ---------------------------------------------------------------------- the two storage forms
@@ -87,7 +98,7 @@ class _FolderSource:
         for j in which:
             path = folder / cams.file_paths[j]
             try:
-                out.append(decode_view(np.fromfile(path, dtype=np.uint8)))
+                out.append(decode_view(np.fromfile(path, dtype=np.uint8), str(path)))
             except OSError as exc:
                 raise DatasetError(f"{path}: cannot read view ({exc})") from None
         return np.stack(out)
@@ -135,7 +146,8 @@ class _PackedSource:
     def views(self, i: int, which: list[int]) -> np.ndarray:
         arrays, p = self._arrays(i)
         data, offsets = arrays[p + "images"], arrays[p + "offsets"]
-        return np.stack([decode_view(data[offsets[j]:offsets[j + 1]]) for j in which])
+        name = f"{self.root / self.where[i][0]}: object {self.ids[i]} view"
+        return np.stack([decode_view(data[offsets[j]:offsets[j + 1]], f"{name} {j}") for j in which])
 
     def __getstate__(self):  # never ship loaded shards to worker processes
         state = dict(self.__dict__)

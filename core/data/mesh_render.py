@@ -138,10 +138,23 @@ def _material_color(mat) -> np.ndarray:
     return np.array([*np.clip(rgb, 0, 1), _material_alpha(mat)], dtype=np.float32)
 
 
+def texture_from_bytes(data: bytes, name: str = "<texture>") -> np.ndarray:
+    """An encoded texture (a file of a game archive) → ``(h, w, 4)`` uint8 RGBA, opened through
+    :func:`splatgen.core.image_loading.open_image` (raster texture formats only)."""
+    from ..image_loading import TEXTURE_FORMATS, open_image
+
+    with open_image(data, name=name, formats=TEXTURE_FORMATS) as image:
+        return _to_rgba_array(image)
+
+
 def _to_rgba_array(image) -> np.ndarray:
     """A PIL image → ``(h, w, 4)`` uint8 RGBA, at most ``MAX_TEXTURE_SIDE`` per side."""
     from PIL import Image
 
+    from ..image_loading import TEXTURE_FORMATS
+
+    if image.format is not None and image.format not in TEXTURE_FORMATS:  # opened by trimesh, say
+        raise ValueError(f"{image.format} is not a texture format splatgen reads")
     image.load()  # PIL opens lazily: decoding errors show up here
     if image.mode not in ("RGB", "RGBA"):
         has_alpha = image.mode in ("LA", "PA", "La") or "transparency" in image.info
@@ -269,6 +282,8 @@ def _apply_map_d(scene, resolver: _Resolver, warnings: list[str]) -> None:
     """OBJ ``map_d`` (an opacity texture): fold it into the diffuse texture's alpha channel."""
     from PIL import Image
 
+    from ..image_loading import TEXTURE_FORMATS, open_image
+
     for geom in scene.geometry.values():
         mat = getattr(getattr(geom, "visual", None), "material", None)
         kw = getattr(mat, "kwargs", None) or {}
@@ -277,7 +292,7 @@ def _apply_map_d(scene, resolver: _Resolver, warnings: list[str]) -> None:
         mat._splatgen_map_d = True
         name = " ".join(kw["map_d"]) if isinstance(kw["map_d"], (list, tuple)) else str(kw["map_d"])
         try:
-            mask = Image.open(io.BytesIO(resolver.get(name)))
+            mask = open_image(resolver.get(name), name=name, formats=TEXTURE_FORMATS)
             mask.load()
         except Exception:  # noqa: BLE001
             warnings.append(f"opacity texture {name} missing, ignored")

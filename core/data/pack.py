@@ -64,17 +64,15 @@ def encode_view(rgba: np.ndarray, quality: int | None = None) -> bytes:
 def _encode_object(args: tuple) -> tuple[str, dict[str, np.ndarray] | None, str | None]:
     """Read one object folder and encode its views; returns ``(id, arrays, error)``."""
     folder, quality = args
-    from PIL import Image
-
     from ..cameras import load_transforms
+    from ..image_loading import VIEW_FORMATS, read_rgba
 
     folder = Path(folder)
     try:
         cams = load_transforms(folder)
         blobs = []
         for fp in cams.file_paths:
-            with Image.open(folder / fp) as im:
-                rgba = np.asarray(im.convert("RGBA"))
+            rgba = read_rgba(folder / fp, formats=VIEW_FORMATS)
             blobs.append(encode_view(rgba, quality))
         offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
         arrays = {
@@ -97,6 +95,15 @@ def _previous_index(out: Path, index: dict) -> dict:
     if prev.get("format") != PACK_FORMAT or (prev.get("views"), prev.get("size")) != (index["views"], index["size"]):
         return {}
     return prev
+
+
+def _packed_files(out: Path) -> set[str]:
+    """Shard files the ``index.json`` in ``out`` lists (what an earlier pack wrote there), any format."""
+    try:
+        prev = json.loads((out / "index.json").read_text())
+        return {str(shard["file"]) for shards in prev["splits"].values() for shard in shards}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
 
 
 @dataclass
@@ -145,6 +152,11 @@ def pack_dataset(
             raise DatasetError(f"{data}: no split {s!r} (has {', '.join(index['splits'])})")
     if not any(index["splits"][s] for s in splits):
         raise DatasetError(f"{data}: nothing to pack: split(s) {', '.join(splits)} hold no objects")
+    ours = _packed_files(out)
+    foreign = sorted(p.name for split in splits for p in out.glob(f"{split}-*.safetensors") if p.name not in ours)
+    if foreign:  # only shards an earlier pack listed in its index.json are ever replaced
+        raise DatasetError(f"{out}: holds {foreign[0]}, which no earlier `splatgen data pack` wrote there; "
+                           "it is left alone: move it away or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     for split in splits:  # other splits packed here before stay
         for old in out.glob(f"{split}-*.safetensors"):

@@ -29,10 +29,12 @@ def contact_sheets(data: str | os.PathLike, out: str | os.PathLike | None = None
     the category written under each) and return the paths."""
     from PIL import Image, ImageDraw
 
+    from ..image_loading import VIEW_FORMATS, read_rgba
+
     data = Path(data)
     out = Path(out) if out is not None else data
+    index = load_index(data)  # a wrong --data fails before --out is made
     out.mkdir(parents=True, exist_ok=True)
-    index = load_index(data)
     by_source: dict[str, list[str]] = collections.defaultdict(list)
     for oid, o in sorted(index["objects"].items()):
         by_source[o.get("source") or o.get("library") or "objects"].append(oid)
@@ -49,7 +51,7 @@ def contact_sheets(data: str | os.PathLike, out: str | os.PathLike | None = None
             path = data / oid / FRAME_NAME.format(frame)
             if not path.is_file():
                 continue
-            img = Image.open(path).convert("RGBA")
+            img = Image.fromarray(read_rgba(path, formats=VIEW_FORMATS), "RGBA")
             if img.size != (size, size):
                 img = img.resize((size, size), Image.BOX)
             rgba = np.asarray(img, np.float32) / 255.0

@@ -17,13 +17,14 @@ safetensors only (nothing is unpickled) and nothing is downloaded.
 from __future__ import annotations
 
 import json
-import logging
+import math
 import os
 from pathlib import Path
 
 import torch
 
 from ..errors import ModelError
+from ..models.weights import load_network
 
 MANIFEST = "splatgen.json"
 DEFAULT_MODEL = "diffusion"
@@ -57,39 +58,68 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
     return path
 
 
+#: The manifest's ``defaults``: each setting a model may preset, and the JSON type it must have.
+DEFAULT_TYPES = {"guidance": "number", "skip_weight": "number", "steps": "integer", "scheduler": "string",
+                 "strength": "number"}
+
+
+def _is(value, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if isinstance(value, bool):  # JSON true/false are not numbers here
+        return False
+    if kind == "integer":
+        return isinstance(value, int)
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def read_manifest(path: Path, kinds) -> dict:
-    """``path``'s manifest as a dict; its ``kind`` must be one of ``kinds``."""
+    """``path``'s manifest as a dict, validated: ``kind`` one of ``kinds``, ``format`` 1, ``name`` a
+    string, ``components`` a mapping of names to folder paths (strings), ``defaults`` a mapping of
+    the settings in :data:`DEFAULT_TYPES` with their types. Each problem is one :class:`ModelError`."""
     f = path / MANIFEST
     if not f.is_file():
         raise ModelError(f"{path}: not a splatgen model folder (no {MANIFEST})")
     try:
         manifest = json.loads(f.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelError(f"{f}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") not in kinds:
-        raise ModelError(f"{f}: 'kind' must be one of {', '.join(kinds)}")
-    if manifest.get("format", 1) != 1:
-        raise ModelError(f"{f}: model format {manifest.get('format')} is newer than this splatgen understands")
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{f}: the manifest must be a JSON object, got {type(manifest).__name__}")
+    fmt = manifest.get("format", 1)
+    if not _is(fmt, "integer"):
+        raise ModelError(f"{f}: 'format' must be an integer, got {fmt!r}")
+    if fmt != 1:
+        raise ModelError(f"{f}: model format {fmt} is not one this splatgen understands (1)")
+    kind = manifest.get("kind")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ModelError(f"{f}: 'kind' must be one of {', '.join(kinds)}, got {kind!r}")
+    if "name" in manifest and not isinstance(manifest["name"], str):
+        raise ModelError(f"{f}: 'name' must be a string, got {manifest['name']!r}")
+    parts = manifest.get("components", {})
+    if not isinstance(parts, dict):
+        raise ModelError(f"{f}: 'components' must be a mapping of component names to folders, "
+                         f"got {type(parts).__name__}")
+    for key, value in parts.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ModelError(f"{f}: components.{key} must be a folder path (a string), got {value!r}")
+    defaults = manifest.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ModelError(f"{f}: 'defaults' must be a mapping of settings, got {type(defaults).__name__}")
+    for key, value in defaults.items():
+        if key not in DEFAULT_TYPES:
+            raise ModelError(f"{f}: defaults.{key} is not a setting (known: {', '.join(DEFAULT_TYPES)})")
+        if not _is(value, DEFAULT_TYPES[key]):
+            raise ModelError(f"{f}: defaults.{key} must be a{'n' if DEFAULT_TYPES[key][0] == 'i' else ''} "
+                             f"{DEFAULT_TYPES[key]}, got {value!r}")
     return manifest
 
 
 def load_component(cls, folder: Path, what: str):
-    """``cls.from_pretrained(folder)`` with every failure turned into one clear :class:`ModelError`."""
-    if not (folder / "config.json").is_file():
-        raise ModelError(f"{folder}: missing config.json of the {what}")
-    if not any(folder.glob("*.safetensors")):
-        raise ModelError(f"{folder}: missing the {what}'s weights (*.safetensors)")
-    diffusers_log = logging.getLogger("diffusers")
-    level = diffusers_log.level
-    diffusers_log.setLevel(logging.ERROR)  # its advice about `accelerate` is noise for users
-    try:
-        model = cls.from_pretrained(folder, low_cpu_mem_usage=False, use_safetensors=True)
-    except Exception as exc:  # noqa: BLE001 - corrupted files raise many different types
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"{folder}: cannot load the {what} ({msg[:300]})") from None
-    finally:
-        diffusers_log.setLevel(level)
-    return model.float().eval().requires_grad_(False)
+    """The network ``cls`` of ``folder`` (config.json + safetensors), loaded strictly by
+    :func:`splatgen.core.models.weights.load_network`: every tensor present with its shape, finite
+    values, nothing unpickled; every failure is one clear :class:`ModelError`."""
+    return load_network(cls, folder, what, error=ModelError)
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ModelError, SettingsError
 from . import model_folder
-from .base import Generator
+from .base import GenerationSettings, Generator
 from .latent_diffusion import LatentDiffusionGenerator
 from .regressor import RegressorGenerator
 
@@ -42,6 +43,11 @@ def load_generator(model: str | os.PathLike | None = None, device: str | torch.d
     ``kind`` picks the class from :data:`GENERATORS`."""
     path = model_folder.resolve_model_path(model)
     manifest = model_folder.read_manifest(path, tuple(GENERATORS))
-    gen = GENERATORS[manifest["kind"]].from_folder(path, manifest, model_folder.pick_device(device))
+    device = model_folder.pick_device(device)
+    try:
+        gen = GENERATORS[manifest["kind"]].from_folder(path, manifest, device)
+        gen.validate(GenerationSettings())  # the manifest's defaults are in range
+    except SettingsError as exc:  # parts that do not fit, or defaults out of range: the folder is wrong
+        raise ModelError(f"{path / model_folder.MANIFEST}: {exc}") from None
     gen.path = path
     return gen

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from splatgen.core.errors import SplatFileError
+from splatgen.core.errors import SplatFileError, SplatgenWarning
 from splatgen.core.gaussians import Gaussians
 from splatgen.core.io.ply import MAX_HEADER_BYTES, read_ply, write_ply
 from splatgen.core.io.splat import read_splat, splat_order, write_splat
@@ -44,9 +44,45 @@ def _format_of(path) -> str:
             f"(expected {' or '.join(SPLAT_EXTENSIONS)})") from None
 
 
+#: A file is suspicious when at least this fraction of its splats is larger (largest standard
+#: deviation) than the whole object (the radius of the splat centres' bounding box).
+OVERSIZED_FRACTION = 0.9
+
+
+def oversized_splats(gaussians: Gaussians) -> str | None:
+    """Why ``gaussians`` ``(N,)`` will render as a blur or blank, or None: when nearly all splats
+    (:data:`OVERSIZED_FRACTION`) are larger than the object they make up (scales written linear
+    instead of log, or in other units, usually)."""
+    import torch
+
+    n = gaussians.num_gaussians
+    if n == 0:
+        return None
+    means = gaussians.means.detach().reshape(-1, 3).float()
+    sample = means if n <= 100_000 else means[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:100_000]]
+    lo, hi = (torch.quantile(sample, q, dim=0) for q in (0.01, 0.99)) if n > 20 else (means.min(0).values,
+                                                                                      means.max(0).values)
+    radius = max(float((hi - lo).norm()) / 2, 1e-3)
+    size = gaussians.log_scales.detach().reshape(-1, 3).float().max(-1).values
+    big = int((size > torch.log(torch.tensor(radius))).sum())
+    if big < OVERSIZED_FRACTION * n:
+        return None
+    return (f"{big} of {n} splats are larger than the whole object (radius {radius:.3g}; median splat size "
+            f"{float(size.median().exp()):.3g}): it will render as a blur or blank; are its scales log values?")
+
+
 def load_splats(path) -> Gaussians:
-    """Read a ``.ply`` or ``.splat`` file (chosen by extension, case-insensitive) → Gaussians ``(N,)``."""
-    return read_ply(path) if _format_of(path) == "ply" else read_splat(path)
+    """Read a ``.ply`` or ``.splat`` file (chosen by extension, case-insensitive) → Gaussians ``(N,)``.
+
+    A file whose splats are nearly all larger than the object (:func:`oversized_splats`) loads, with
+    a :class:`~splatgen.core.errors.SplatgenWarning`: it renders as a blur or blank."""
+    import warnings
+
+    gaussians = read_ply(path) if _format_of(path) == "ply" else read_splat(path)
+    problem = oversized_splats(gaussians)
+    if problem:
+        warnings.warn(f"{os.fspath(path)}: {problem}", SplatgenWarning, stacklevel=2)
+    return gaussians
 
 
 def save_splats(path, gaussians: Gaussians) -> None:

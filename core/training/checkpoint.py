@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import SplatgenError
+from ..models.weights import load_strict, read_weights
 
 
 class CheckpointError(SplatgenError):
@@ -113,38 +114,13 @@ def load_checkpoint(folder: str | os.PathLike, model, ema_model, optimizer: torc
 
 
 def load_weights(model_folder: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The safetensors weights of a ``save_pretrained`` folder (one file or shards)."""
-    model_folder = Path(model_folder)
-    files = sorted(model_folder.glob("*.safetensors"))
-    if not files:
-        raise CheckpointError(f"{model_folder}: no .safetensors weights in this folder")
-    weights = {}
-    for f in files:
-        try:
-            weights.update(load_file(str(f)))
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several types on corrupt files
-            raise CheckpointError(f"{f}: corrupted or unreadable weights ({exc})") from None
-    return weights
+    """The safetensors weights of a ``save_pretrained`` folder (one file or shards); never a pickle."""
+    return read_weights(model_folder, error=CheckpointError)
 
 
 def load_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], source) -> None:
-    """Load ``weights`` into ``model`` strictly, with a clear message on any mismatch."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(weights))
-    unexpected = sorted(set(weights) - set(own))
-    wrong = [k for k in own if k in weights and own[k].shape != weights[k].shape]
-    if missing or unexpected or wrong:
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            detail.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(weights[k].shape)} vs "
-                          f"{tuple(own[k].shape)})")
-        raise CheckpointError(f"{source}: weights do not match this model: " + "; ".join(detail))
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})
+    """Load ``weights`` into ``model`` strictly (names, shapes, finite values), with a clear message on any mismatch."""
+    load_strict(model, weights, source, error=CheckpointError)
 
 
 def unwrap(model):

@@ -8,12 +8,25 @@ tests build it directly. Each field is named like its command-line option (``--b
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SplatgenError
 
 MODELS = ("regressor", "var", "diffusion")
+
+
+#: Allowed values of the numeric settings: (lowest, highest, whether the lowest itself is allowed);
+#: None is open. Checked for every run, so a bad value is one clear error before anything starts.
+RANGES = {
+    "max_minutes": (0, None, False), "max_steps": (0, None, True), "checkpoint_minutes": (0, None, False),
+    "seed": (0, None, True), "batch_size": (1, None, True), "num_targets": (1, None, True),
+    "num_context": (0, None, True), "lr": (0, 1, False), "warmup": (0, None, True), "grad_clip": (0, None, False),
+    "ema_decay": (0, 1, True), "log_every": (1, None, True), "gaussians_per_pixel": (1, 16, True),
+    "ssim_weight": (0, None, True), "alpha_weight": (0, None, True), "kl_weight": (0, None, True),
+    "render_items": (0, None, True), "render_weight": (0, None, True), "cond_dropout": (0, 1, True),
+}
 
 
 @dataclass
@@ -59,6 +72,15 @@ class TrainConfig:
         self.data, self.out = Path(self.data), Path(self.out)
         if self.model not in MODELS:
             raise SplatgenError(f"unknown model {self.model!r}: one of {', '.join(MODELS)}")
+        for name, (low, high, low_ok) in RANGES.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not (math.isfinite(value) and (value >= low if low_ok else value > low)
+                    and (high is None or value <= high)):
+                bound = (f"{'at least' if low_ok else 'above'} {low:g}" + (f" and at most {high:g}" if high is not None
+                                                                          else ""))
+                raise SplatgenError(f"--{name.replace('_', '-')} must be {bound}, got {value:g}")
         if not 0.0 <= self.mirror <= 1.0:
             raise SplatgenError(f"--mirror is a probability between 0 and 1, got {self.mirror}")
         if self.latent_pool < 0 or self.pool_reuse < 1:

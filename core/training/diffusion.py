@@ -32,6 +32,7 @@ from ..metrics import psnr
 from ..models.denoiser import LatentDenoiser
 from ..generator.sampling import sample_latents
 from ..models.splatter_net import SplatterNet
+from ..models.weights import load_network
 from ..generator.teacher import denoiser_condition, weights_sha256
 from ..render import choose_backend, render
 from .config import TrainConfig
@@ -46,10 +47,7 @@ from .viewbank import ViewBank, ViewBatch
 def load_frozen_var(folder: str, device) -> SplatterNet:
     if not folder:
         raise SplatgenError("diffusion training needs the trained VAR: pass --var MODEL_FOLDER")
-    try:
-        var = SplatterNet.from_pretrained(folder)
-    except (OSError, ValueError) as exc:
-        raise SplatgenError(f"{folder}: cannot load the VAR model ({exc})") from None
+    var = load_network(SplatterNet, folder, "VAR", error=SplatgenError)
     if not var.config.variational:
         raise SplatgenError(f"{folder}: this is a regressor, not a VAR (variational=false in its config)")
     return var.float().to(device).eval().requires_grad_(False)
@@ -57,11 +55,8 @@ def load_frozen_var(folder: str, device) -> SplatterNet:
 
 def load_frozen_teacher(folder: str, device) -> tuple[SplatterNet, str]:
     """The regressor whose features join the condition, and the sha256 of its weights."""
-    try:
-        teacher = SplatterNet.from_pretrained(folder)
-        digest = weights_sha256(folder)
-    except (OSError, ValueError) as exc:
-        raise SplatgenError(f"{folder}: cannot load the teacher regressor ({exc})") from None
+    teacher = load_network(SplatterNet, folder, "teacher regressor", error=SplatgenError)
+    digest = weights_sha256(folder)
     if teacher.config.variational:
         raise SplatgenError(f"{folder}: the teacher must be a regressor, this is a VAR (variational=true)")
     return teacher.float().to(device).eval().requires_grad_(False), digest
@@ -128,7 +123,6 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
     ctx = setup_run(config.device)
     torch.manual_seed(config.seed + ctx.rank)
     out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if config.render_items and config.latent_pool <= 0:
         raise SplatgenError("--render-items needs the latent pool (--latent-pool > 0): it knows each item's views")
     if not 0 <= config.render_items <= config.batch_size:
@@ -139,7 +133,8 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
     resuming = config.resume and (out_dir / "checkpoint" / "model" / "config.json").exists()
     start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming,
                                 config.teacher_latent))
-    bank: ViewBank = bank_loader(ctx.device)
+    bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
+    out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],
                               latent_channels=var.config.latent_channels,

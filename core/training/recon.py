@@ -87,8 +87,8 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
     ctx = setup_run(config.device)
     torch.manual_seed(config.seed + ctx.rank)
     out_dir = Path(config.out)
+    bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
     out_dir.mkdir(parents=True, exist_ok=True)
-    bank: ViewBank = bank_loader(ctx.device)
     variational = config.model == "var"
     model = SplatterNet(variational=variational, gaussians_per_pixel=config.gaussians_per_pixel).to(ctx.device)
     if config.decoder_only:

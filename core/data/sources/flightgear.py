@@ -20,7 +20,6 @@ OBJ's); texture files sit beside the model (PNG, SGI ``.rgb``, DDS …). Models 
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 import re
@@ -300,9 +299,7 @@ def discover(path: str | os.PathLike) -> tuple[list[SourceObject], list[tuple[st
 # ---------------------------------------------------------------------- loading
 def load(obj: SourceObject, box: Container) -> LoadedModel:
     """The model's polygons, one part per (object, material), textured from files beside it."""
-    from PIL import Image
-
-    from ..mesh_render import _to_rgba_array
+    from ..mesh_render import texture_from_bytes
 
     try:
         text = box.read(obj.model_path).decode("latin-1")
@@ -330,7 +327,7 @@ def load(obj: SourceObject, box: Container) -> LoadedModel:
                     textures[g.texture] = None
                 else:
                     try:
-                        textures[g.texture] = _to_rgba_array(Image.open(io.BytesIO(box.read(hit))))
+                        textures[g.texture] = texture_from_bytes(box.read(hit), hit)
                     except Exception as exc:  # noqa: BLE001 - a broken texture must not drop the object
                         warnings.append(f"texture {g.texture} unreadable ({type(exc).__name__}), drawn untextured")
                         textures[g.texture] = None

@@ -27,7 +27,6 @@ Models are Y up.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import posixpath
 import re
@@ -310,9 +309,7 @@ def _team_colour(object_id: str):
 
 def load(obj: SourceObject, box: Container) -> LoadedModel:
     """Frame 0 of every mesh of the model, textured from files next to it."""
-    from PIL import Image
-
-    from ..mesh_render import _to_rgba_array
+    from ..mesh_render import texture_from_bytes
 
     try:
         data = box.read(obj.model_path)
@@ -337,7 +334,7 @@ def load(obj: SourceObject, box: Container) -> LoadedModel:
         if m.texture and m.uvs is not None:
             name = posixpath.normpath(posixpath.join(folder, m.texture.replace("\\", "/")))
             try:
-                tex = _to_rgba_array(Image.open(io.BytesIO(box.read(name))))
+                tex = texture_from_bytes(box.read(name), name)
                 if m.properties & CUSTOM_COLOUR:
                     tex = tint_by_alpha(tex, team, mode="mix")
                 uvs = m.uvs[corners]

@@ -31,7 +31,6 @@ textures says how alpha is used: ``alphatest`` / ``grass`` / ``alphablend`` are 
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 import re
@@ -359,9 +358,7 @@ _MIRROR_Z = np.diag([1.0, 1.0, -1.0, 1.0])
 
 def load(obj: SourceObject, box: Container) -> LoadedModel:
     """Every model of the object at its placement, in a right-handed Y-up frame (game z negated)."""
-    from PIL import Image
-
-    from ..mesh_render import _to_rgba_array
+    from ..mesh_render import texture_from_bytes
 
     parts, warnings = [], []
     textures: dict[str, np.ndarray | None] = {}
@@ -403,7 +400,7 @@ def load(obj: SourceObject, box: Container) -> LoadedModel:
                         textures[b.texture] = None
                     else:
                         try:
-                            textures[b.texture] = _to_rgba_array(Image.open(io.BytesIO(data)))
+                            textures[b.texture] = texture_from_bytes(data, b.texture)
                         except Exception as exc:  # noqa: BLE001 - a broken texture must not drop the object
                             warnings.append(f"texture {b.texture} unreadable ({type(exc).__name__}), drawn untextured")
                             textures[b.texture] = None

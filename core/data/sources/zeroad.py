@@ -37,7 +37,6 @@ of that building). Animal parts still appear on their animals as props.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import posixpath
@@ -518,11 +517,9 @@ def discover(path: str | os.PathLike) -> tuple[list[SourceObject], list[tuple[st
 
 # ---------------------------------------------------------------------- loading
 def _decode_texture(data: bytes) -> np.ndarray:
-    from PIL import Image
+    from ..mesh_render import texture_from_bytes
 
-    from ..mesh_render import _to_rgba_array
-
-    return _to_rgba_array(Image.open(io.BytesIO(data)))
+    return texture_from_bytes(data)
 
 
 def _player_colour(reader: ActorReader, object_id: str):
