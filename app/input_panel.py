@@ -41,9 +41,9 @@ def example_images() -> list[Path]:
 def example_icon(path: Path) -> QIcon:
     """An example photo's icon: the object cropped out of its transparent surroundings."""
     try:
-        from PIL import Image
+        from splatgen.core.image_loading import open_image
 
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im = im.convert("RGBA")
             box = im.getchannel("A").point(lambda a: 255 if a > 16 else 0).getbbox()
             if box:
