@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     server = ViewerServer(gaussians, host=args.host, port=args.port, renderer=args.renderer,
                           background=args.background, generator=generator)
+    if args.file is not None:
+        server.download_name = Path(args.file).stem  # downloads keep the shown file's name
     previous = _stop_on_sigterm()
     try:
         what = f"{args.file} ({gaussians.num_gaussians:,} splats)" if gaussians is not None else "generation"
