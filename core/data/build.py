@@ -50,34 +50,18 @@ from .. import framing
 from ..atomic import atomic_write
 from ..errors import DatasetError
 from .sources import SourceObject, discover, licence_allowed
+from .split import HASH_QUANTUM, SPLIT_FRACTIONS, SPLITS, geometry_hash, split_of  # noqa: F401 - used here and re-exported
 
-#: Fractions of objects in each split, in order; the rest of [0, 1) after train and val is test.
-SPLIT_FRACTIONS = (("train", 0.90), ("val", 0.05), ("test", 0.05))
-SPLITS = tuple(name for name, _ in SPLIT_FRACTIONS)
 FRAME_NAME = "rgba_{:03d}.png"
 DATASET_FORMAT = "splatgen-multiview"
 DATASET_VERSION = 1
 #: An object whose every view has fewer opaque pixels than this is skipped as empty.
 MIN_VISIBLE_PIXELS = 4
 SURFACE_FILE = "surface.safetensors"
-#: Geometry hash resolution, world units (the normalised object's bounding radius is framing.OBJECT_RADIUS).
-HASH_QUANTUM = framing.OBJECT_RADIUS / 1000.0
 LIGHTING_MODES = ("varied", "fixed")
 
 
 # ---------------------------------------------------------------------- deterministic choices
-def split_of(object_id: str) -> str:
-    """Deterministic split of an object: a hash of its id, stable when other objects come and go."""
-    h = hashlib.sha256(f"splatgen-split:{object_id}".encode()).digest()
-    u = int.from_bytes(h[:8], "big") / 2.0**64
-    acc = 0.0
-    for name, frac in SPLIT_FRACTIONS:
-        acc += frac
-        if u < acc:
-            return name
-    return SPLIT_FRACTIONS[-1][0]
-
-
 def camera_seed(seed: int, object_id: str) -> int:
     """Seed of an object's camera sampler: depends on the build seed and the id only."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{object_id}".encode()).digest()[:8], "big")
@@ -146,14 +130,6 @@ def is_complete(folder: Path, views: int, size: int, seed: int | None = None, li
         (folder / FRAME_NAME.format(i)).is_file() for i in range(views))
 
 
-def geometry_hash(parts) -> str:
-    """Hash of a normalised model's shape: its vertex positions rounded to ``HASH_QUANTUM``, as a set
-    (order, duplication, materials and textures do not count). 16 hex digits."""
-    q = np.concatenate([np.round(p.positions.astype(np.float64) / HASH_QUANTUM) for p in parts]).astype(np.int64)
-    q = np.unique(q, axis=0)
-    return hashlib.sha256(np.ascontiguousarray(q).tobytes()).hexdigest()[:16]
-
-
 def render_object(obj: SourceObject, out: str, views: int, size: int, seed: int,
                   supersample: int = 2, lighting: str = "varied", surface_points: int = 0) -> dict:
     """Load, normalise, render and write one object. Never raises for bad input.
@@ -167,6 +143,7 @@ def render_object(obj: SourceObject, out: str, views: int, size: int, seed: int,
     from .. import cameras
     from .lighting import DEFAULT_LIGHTING, sample_lighting
     from .mesh_render import ModelError, normalisation_matrix, transform_parts
+    from .signature import SIGNATURE_FILE, render_signature, save_signature
     from .sources import load_model
     from .surface import save_surface, sample_surface, surface_seed
 
@@ -183,6 +160,7 @@ def render_object(obj: SourceObject, out: str, views: int, size: int, seed: int,
         K = cameras.canonical_intrinsics(size)
         light = sample_lighting(seed, obj.object_id) if lighting == "varied" else DEFAULT_LIGHTING
         rgba = _renderer(supersample).render(parts, viewmats.numpy(), K.numpy(), size, size, lighting=light)
+        signature = render_signature(_renderer(supersample), parts, light)
         visible = (rgba[..., 3] > 127).reshape(views, -1).sum(1)
         if visible.max() < MIN_VISIBLE_PIXELS:
             raise ModelError("renders empty (nothing opaque in any view)")
@@ -195,6 +173,7 @@ def render_object(obj: SourceObject, out: str, views: int, size: int, seed: int,
             except ValueError as exc:
                 raise ModelError(f"no surface to sample ({exc})") from None
             save_surface(tmp / SURFACE_FILE, points, normals)
+        save_signature(tmp / SIGNATURE_FILE, signature)
         names = [FRAME_NAME.format(i) for i in range(views)]
         for name, img in zip(names, rgba):
             Image.fromarray(img, "RGBA").save(tmp / name, compress_level=6)
@@ -459,24 +438,15 @@ def _command(out: Path, sources: list[str], views: int, size: int, seed: int, li
             f"--size {size} --seed {seed}" + (f" --limit {limit}" if limit is not None else ""))
 
 
-def geometry_groups(objects: dict[str, dict]) -> dict[str, str]:
-    """Object id → its group's representative: the smallest id among objects with its geometry hash."""
-    first: dict[str, str] = {}
-    for oid in sorted(objects):
-        h = objects[oid].get("geometry_hash")
-        if h:
-            first.setdefault(h, oid)
-    return {oid: first.get(m.get("geometry_hash"), oid) if m.get("geometry_hash") else oid
-            for oid, m in objects.items()}
-
-
 def write_index(out: Path, *, views: int, size: int, seed: int, skipped: dict[str, str],
                 sources: list[str], seconds: float, limit: int | None = None,
                 licences: list[str] | None = None) -> dict:
     """Write ``dataset.json`` and the dataset card ``README.md`` from the object folders on disk."""
+    from .split import balanced_split, load_signatures, near_duplicate_groups
+
     objects = scan_objects(out, views, size)
-    group_of = geometry_groups(objects)
-    split = {oid: split_of(group_of[oid]) for oid in objects}
+    group_of, merged = near_duplicate_groups(objects, load_signatures(out, objects))
+    split = balanced_split(objects, group_of)
     splits: dict[str, list[str]] = {name: [] for name in SPLITS}
     for oid in objects:
         splits[split[oid]].append(oid)
@@ -505,6 +475,7 @@ def write_index(out: Path, *, views: int, size: int, seed: int, skipped: dict[st
         "splits": splits,
         "objects": {oid: {k: m.get(k) for k in keep} | {"split": split[oid]} for oid, m in objects.items()},
         "groups": groups,
+        "merged": merged | {"groups": len(groups), "objects_in_groups": sum(len(v) for v in groups.values())},
         "skipped": dict(sorted(skipped.items())),
         "build": {
             "sources": sources,

@@ -1,0 +1,182 @@
+"""Groups of near-duplicate objects, and the train / val / test split by group, balanced per category.
+
+Two kinds of twins join one *group*:
+
+- **geometry**: identical normalised geometry (:func:`geometry_hash` of the vertices rounded to
+  ``HASH_QUANTUM``: one mesh under several textures, one unit in several factions);
+- **renders**: near-identical signature views (:mod:`~splatgen.core.data.signature`: the same
+  fixed cameras, flat-lit, 32²) — shapes that differ only below what a view shows (a re-exported
+  mesh, an extra hidden part) under the same texture. Two objects are render twins when the RMS
+  difference of their signatures (RGB composited on grey, and alpha, in [0, 1]) is below
+  :data:`RENDER_RMS`; groups are the connected components of both relations (union-find).
+
+The split then puts whole groups into train / val / test so that each category's share of every
+split is its ``SPLIT_FRACTIONS`` share within rounding (one group's size at most): groups of a
+category (their members' most common one) are taken in the order of a hash of their first id,
+and each goes where it lowers the category's distance to the targets most — ties go to the
+split the hash alone would pick, so a dataset that grows keeps most of its assignments.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .. import framing
+
+#: Fractions of objects in each split, in order; the rest of [0, 1) after train and val is test.
+SPLIT_FRACTIONS = (("train", 0.90), ("val", 0.05), ("test", 0.05))
+SPLITS = tuple(name for name, _ in SPLIT_FRACTIONS)
+#: Geometry hash resolution, world units (the normalised object's bounding radius is framing.OBJECT_RADIUS).
+HASH_QUANTUM = framing.OBJECT_RADIUS / 1000.0
+#: Signatures closer than this (RMS over RGB-on-grey and alpha, values in [0, 1]) are render twins.
+RENDER_RMS = 0.02
+
+
+def _unit(key: str) -> float:
+    h = hashlib.sha256(f"splatgen-split:{key}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2.0**64
+
+
+def split_of(object_id: str) -> str:
+    """Split a hash of ``object_id`` alone picks (90 / 5 / 5): the tie-break of :func:`balanced_split`."""
+    u, acc = _unit(object_id), 0.0
+    for name, frac in SPLIT_FRACTIONS:
+        acc += frac
+        if u < acc:
+            return name
+    return SPLIT_FRACTIONS[-1][0]
+
+
+def geometry_hash(parts) -> str:
+    """Hash of a normalised model's shape: its vertex positions rounded to ``HASH_QUANTUM``, as a set
+    (order, duplication, materials and textures do not count). 16 hex digits."""
+    q = np.concatenate([np.round(p.positions.astype(np.float64) / HASH_QUANTUM) for p in parts]).astype(np.int64)
+    q = np.unique(q, axis=0)
+    return hashlib.sha256(np.ascontiguousarray(q).tobytes()).hexdigest()[:16]
+
+
+class _UnionFind:
+    def __init__(self, keys):
+        self.parent = {k: k for k in keys}
+
+    def find(self, k):
+        while self.parent[k] != k:
+            self.parent[k] = self.parent[self.parent[k]]
+            k = self.parent[k]
+        return k
+
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)  # the smallest id represents the group
+
+
+def signature_vectors(signatures: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """Ids and ``(N, D)`` float32 vectors of flat signature views (``(2, V, S, S, 4)`` uint8 each):
+    RGB composited on the framing background, then alpha, scaled by 1/√D so that the Euclidean
+    distance of two rows is their RMS difference."""
+    ids = sorted(signatures)
+    if not ids:
+        return ids, np.zeros((0, 0), np.float32)
+    bg = np.asarray(framing.BACKGROUND, np.float32)
+    rows = []
+    for oid in ids:
+        v = signatures[oid][0].astype(np.float32) / 255.0  # the flat row
+        a = v[..., 3:4]
+        rows.append(np.concatenate([(v[..., :3] * a + bg * (1 - a)).ravel(), a.ravel()]))
+    x = np.stack(rows)
+    return ids, x / np.sqrt(x.shape[1], dtype=np.float32)
+
+
+def render_twins(signatures: dict[str, np.ndarray], rms: float = RENDER_RMS, chunk: int = 1024) -> list[tuple[str, str]]:
+    """Pairs ``(a, b)``, ``a < b``, whose flat signatures differ by less than ``rms`` (RMS)."""
+    ids, x = signature_vectors(signatures)
+    if len(ids) < 2:
+        return []
+    sq = (x * x).sum(1)
+    pairs = []
+    for i0 in range(0, len(ids), chunk):
+        blk = x[i0:i0 + chunk]
+        d2 = sq[i0:i0 + chunk, None] + sq[None, :] - 2.0 * blk @ x.T
+        ii, jj = np.nonzero(d2 < rms * rms)
+        for i, j in zip(ii + i0, jj):
+            if i < j:
+                pairs.append((ids[i], ids[j]))
+    return pairs
+
+
+def near_duplicate_groups(objects: dict[str, dict], signatures: dict[str, np.ndarray] | None = None,
+                          rms: float = RENDER_RMS) -> tuple[dict[str, str], dict[str, int]]:
+    """Object id → its group's representative (the smallest id of the group), joining objects of one
+    geometry hash and render twins; and counts ``{"geometry_merged", "render_merged", "render_pairs"}``:
+    objects that joined another because of their geometry, and further ones because of their renders."""
+    uf = _UnionFind(objects)
+    first: dict[str, str] = {}
+    for oid in sorted(objects):
+        h = objects[oid].get("geometry_hash")
+        if h:
+            if h in first:
+                uf.union(first[h], oid)
+            else:
+                first[h] = oid
+    geometry_merged = len(objects) - len({uf.find(k) for k in objects})
+    pairs = render_twins({k: v for k, v in (signatures or {}).items() if k in objects}, rms)
+    for a, b in pairs:
+        uf.union(a, b)
+    group_of = {oid: uf.find(oid) for oid in objects}
+    total_merged = len(objects) - len(set(group_of.values()))
+    return group_of, {"geometry_merged": geometry_merged, "render_merged": total_merged - geometry_merged,
+                      "render_pairs": len(pairs)}
+
+
+def balanced_split(objects: dict[str, dict], group_of: dict[str, str]) -> dict[str, str]:
+    """Object id → split: whole groups, each category's split shares its targets within rounding.
+
+    A group's category is its members' most common ``category`` (ties: the first in sort order).
+    """
+    members: dict[str, list[str]] = collections.defaultdict(list)
+    for oid in sorted(objects):
+        members[group_of.get(oid, oid)].append(oid)
+    by_cat: dict[str, list[str]] = collections.defaultdict(list)
+    for rep, ids in members.items():
+        cats = collections.Counter(objects[i].get("category") or "uncategorized" for i in ids)
+        by_cat[min(cats, key=lambda c: (-cats[c], c))].append(rep)
+    fractions = dict(SPLIT_FRACTIONS)
+    split: dict[str, str] = {}
+    for cat in sorted(by_cat):
+        reps = sorted(by_cat[cat], key=lambda r: (_unit(r), r))
+        n = sum(len(members[r]) for r in reps)
+        target = {s: n * fractions[s] for s in SPLITS}
+        have = dict.fromkeys(SPLITS, 0)
+        for rep in reps:
+            k = len(members[rep])
+            gain = {s: abs(have[s] + k - target[s]) - abs(have[s] - target[s]) for s in SPLITS}
+            best = min(gain.values())
+            choices = [s for s in SPLITS if gain[s] <= best + 1e-9]
+            own = split_of(rep)
+            s = own if own in choices else max(choices, key=lambda c: (target[c] - have[c], -SPLITS.index(c)))
+            have[s] += k
+            for oid in members[rep]:
+                split[oid] = s
+    return split
+
+
+def load_signatures(out: Path, ids) -> dict[str, np.ndarray]:
+    """Signature views of the objects ``ids`` under a dataset folder ``out`` (those that have one)."""
+    from .signature import SIGNATURE_FILE, load_signature
+
+    found = {}
+    for oid in ids:
+        try:
+            found[oid] = load_signature(Path(out) / oid / SIGNATURE_FILE)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+__all__ = ["SPLIT_FRACTIONS", "SPLITS", "HASH_QUANTUM", "RENDER_RMS", "split_of", "geometry_hash",
+           "render_twins", "near_duplicate_groups", "balanced_split", "load_signatures", "signature_vectors"]
