@@ -1,4 +1,4 @@
-"""``splatgen data build``, ``sources``, ``verify``, ``sheet`` and ``pack``: the command line of
+"""``splatgen data build``, ``sources``, ``verify``, ``regroup``, ``sheet`` and ``pack``: the command line of
 :mod:`splatgen.core.data`."""
 
 from __future__ import annotations
@@ -50,6 +50,20 @@ def verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def regroup(args: argparse.Namespace) -> int:
+    import time
+
+    from ..data.index import regroup as regroup_dataset
+
+    t0 = time.perf_counter()
+    index = regroup_dataset(args.data)
+    m, counts = index["merged"], {k: len(v) for k, v in index["splits"].items()}
+    print(f"{sum(counts.values())} objects in {m['groups']} groups of twins ({m['objects_in_groups']} objects; "
+          f"{m['geometry_merged']} merged by geometry, {m['render_merged']} more by renders); splits: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def sheet(args: argparse.Namespace) -> int:
     from ..data.sheet import contact_sheets
 
@@ -75,7 +89,7 @@ def pack(args: argparse.Namespace) -> int:
 
 
 #: The steps of ``splatgen data``.
-STEPS = {"build": build, "sources": sources, "verify": verify, "sheet": sheet, "pack": pack}
+STEPS = {"build": build, "sources": sources, "verify": verify, "regroup": regroup, "sheet": sheet, "pack": pack}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``data`` (with ``build``, ``sources``, ``verify``, ``sheet`` and ``pack``) to the ``splatgen`` command line."""
+    """Add ``data`` (with ``build``, ``sources``, ``verify``, ``regroup``, ``sheet`` and ``pack``) to the ``splatgen`` command line."""
     data = subparsers.add_parser("data", help="build and pack multi-view training data",
                                  description="Build multi-view RGBA datasets from 3D models and pack them.")
     sub = data.add_subparsers(dest="data_command", metavar="STEP")
@@ -151,6 +165,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     v.add_argument("--per-source", type=int, default=40, help="models checked per source (default 40; 0: all)")
     v.add_argument("--assimp", default="assimp", help="the assimp command (Debian's assimp-utils)")
     v.add_argument("-o", "--out", default=None, help="JSON report path")
+
+    g = sub.add_parser(
+        "regroup", help="redo the groups, split and card of a built dataset (no rendering)",
+        description=("Rewrite dataset.json and the dataset card of a built dataset from its object folders: "
+                     "groups of twins (same geometry or near-identical signature views), the category-balanced "
+                     "split by group, counts and saturation. Nothing is rendered (seconds for thousands of objects)."))
+    g.add_argument("--data", required=True, help="built dataset folder (with dataset.json)")
 
     c = sub.add_parser(
         "sheet", help="contact sheets of a built dataset, one PNG a source",

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -47,17 +46,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import framing
-from ..atomic import atomic_write
 from ..errors import DatasetError
 from .sources import SourceObject, discover, licence_allowed
-from .split import HASH_QUANTUM, SPLIT_FRACTIONS, SPLITS, geometry_hash, split_of  # noqa: F401 - used here and re-exported
+from .index import (DATASET_FORMAT, DATASET_VERSION, FRAME_NAME, SURFACE_FILE, is_complete,  # noqa: F401 - re-exported
+                    load_index, regroup, scan_objects, write_index)
+from .split import HASH_QUANTUM, SPLIT_FRACTIONS, SPLITS, geometry_hash, split_of  # noqa: F401 - re-exported
 
-FRAME_NAME = "rgba_{:03d}.png"
-DATASET_FORMAT = "splatgen-multiview"
-DATASET_VERSION = 1
 #: An object whose every view has fewer opaque pixels than this is skipped as empty.
 MIN_VISIBLE_PIXELS = 4
-SURFACE_FILE = "surface.safetensors"
 LIGHTING_MODES = ("varied", "fixed")
 
 
@@ -107,27 +103,6 @@ def _init_worker(lp_threads: int | None) -> None:
     if lp_threads:
         # llvmpipe sizes its thread pool from this when the context is created
         os.environ["LP_NUM_THREADS"] = str(lp_threads)
-
-
-def is_complete(folder: Path, views: int, size: int, seed: int | None = None, lighting: str | None = None,
-                surface_points: int | None = None) -> bool:
-    """Whether ``folder`` holds a finished object rendered with these settings (``None``: any)."""
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if meta.get("views") != views or meta.get("size") != size:
-        return False
-    if seed is not None and meta.get("seed") != seed:
-        return False
-    if lighting is not None and (meta.get("lighting") or {}).get("mode", "fixed") != lighting:
-        return False
-    if surface_points is not None and int(meta.get("surface_points") or 0) != surface_points:
-        return False
-    if meta.get("surface_points") and not (folder / SURFACE_FILE).is_file():
-        return False
-    return (folder / "transforms.json").is_file() and all(
-        (folder / FRAME_NAME.format(i)).is_file() for i in range(views))
 
 
 def render_object(obj: SourceObject, out: str, views: int, size: int, seed: int,
@@ -412,290 +387,6 @@ def _run_parallel(todo: list[SourceObject], args: tuple, workers: int, handle, e
                         handle(f.result())
                     except Exception:  # noqa: BLE001 - the pool is gone: retry these
                         crashed(o)
-
-
-# ---------------------------------------------------------------------- index and card
-def scan_objects(out: Path, views: int | None = None, size: int | None = None) -> dict[str, dict]:
-    """``meta.json`` of every finished object folder under ``out`` (matching views/size if given)."""
-    found = {}
-    for d in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if views is not None and size is not None:
-            if not is_complete(d, views, size):
-                continue
-        try:
-            meta = json.loads((d / "meta.json").read_text())
-        except (OSError, ValueError):
-            continue
-        found[d.name] = meta
-    return found
-
-
-def _command(out: Path, sources: list[str], views: int, size: int, seed: int, limit: int | None) -> str:
-    """The command line that made (or resumes) the dataset: the one typed, else its equivalent."""
-    if sys.argv and Path(sys.argv[0]).name == "splatgen" and sys.argv[1:3] == ["data", "build"]:
-        return " ".join(["splatgen"] + sys.argv[1:])
-    return (f"splatgen data build --source {sources[0] if sources else '?'} --out {out} --views {views} "
-            f"--size {size} --seed {seed}" + (f" --limit {limit}" if limit is not None else ""))
-
-
-def write_index(out: Path, *, views: int, size: int, seed: int, skipped: dict[str, str],
-                sources: list[str], seconds: float, limit: int | None = None,
-                licences: list[str] | None = None) -> dict:
-    """Write ``dataset.json`` and the dataset card ``README.md`` from the object folders on disk."""
-    from .split import balanced_split, load_signatures, near_duplicate_groups
-
-    objects = scan_objects(out, views, size)
-    group_of, merged = near_duplicate_groups(objects, load_signatures(out, objects))
-    split = balanced_split(objects, group_of)
-    splits: dict[str, list[str]] = {name: [] for name in SPLITS}
-    for oid in objects:
-        splits[split[oid]].append(oid)
-    members: dict[str, list[str]] = collections.defaultdict(list)
-    for oid, rep in group_of.items():
-        members[rep].append(oid)
-    groups = {rep: sorted(ids) for rep, ids in sorted(members.items()) if len(ids) > 1}
-    for oid, m in objects.items():
-        m["group"] = group_of[oid]
-    keep = ("name", "category", "creator", "license", "license_url", "library", "source", "source_file", "textured",
-            "n_triangles", "group")
-    index = {
-        "format": DATASET_FORMAT,
-        "version": DATASET_VERSION,
-        "views": views,
-        "size": size,
-        "seed": seed,
-        "frame_name": FRAME_NAME,
-        "framing": {
-            "fov_deg": framing.FOV_DEG,
-            "camera_distance": framing.CAMERA_DISTANCE,
-            "object_radius": framing.OBJECT_RADIUS,
-            "elevation_range_deg": list(framing.ELEVATION_RANGE_DEG),
-            "background": list(framing.BACKGROUND),
-        },
-        "splits": splits,
-        "objects": {oid: {k: m.get(k) for k in keep} | {"split": split[oid]} for oid, m in objects.items()},
-        "groups": groups,
-        "merged": merged | {"groups": len(groups), "objects_in_groups": sum(len(v) for v in groups.values())},
-        "skipped": dict(sorted(skipped.items())),
-        "build": {
-            "sources": sources,
-            "date": _dt.datetime.now().isoformat(timespec="seconds"),
-            "seconds_last_run": round(seconds, 1),
-            "limit": limit,
-            "licences": licences,
-            "command": _command(out, sources, views, size, seed, limit),
-        },
-    }
-    atomic_write(out / "dataset.json", json.dumps(index, indent=1, ensure_ascii=False).encode())
-    (out / "README.md").write_text(dataset_card(index, objects), encoding="utf-8")
-    return index
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-#: What each reader does to a model, for the card's "How it was made" (only readers in the dataset appear).
-_READER_NOTES = {
-    "mesh": "OBJ/MTL (from `.sh3f` zips or folders), GLB/GLTF, PLY, STL, OFF through trimesh; texture paths that "
-            "are absolute or in the wrong case are looked up by file name; a SweetHome3D catalog's `modelRotation` "
-            "and width × height × depth are applied (as SweetHome3D does).",
-    "0ad": "0 A.D. actors read in place from `public.zip`: each group's most frequent variant, PMD meshes with "
-           "props at their prop points, DDS textures; `player_*` / object-colour materials tinted by their alpha "
-           "mask (one of the game's player colours an object) and drawn opaque, `basic_trans*` alpha as a cut-out; "
-           "the game's left-handed frame mirrored (z negated). Foundations, destruction, decals, particles, "
-           "temp/test actors and pieces used only at another actor's root are not objects.",
-    "megaglest": "MegaGlest G3D v4, frame 0 of each unit's `stop` skill, tileset objects and resources; team-colour "
-                 "meshes drawn opaque as mix(team colour, texture, alpha); byte-identical copies listed once.",
-    "supertuxkart": "SuperTuxKart SPM: library scenes (the most detailed LOD member, no physics-only shapes), karts "
-                    "with wheels, items; the game's left-handed frame mirrored; `materials.xml` decides cut-outs.",
-    "flightgear": "FlightGear AC3D (own parser): nested objects, polygon fans, material colours (models without "
-                  "textures keep them); sky, weather, effect, light and helper models are not objects.",
-}
-
-
-def _weights_licence_note(licences: list[str]) -> str:
-    """What licence weights trained on a dataset with these object licences can carry (README, "Data and licences")."""
-    from .sources import licence_allowed
-
-    outside = [k for k in licences if not licence_allowed(k, ["gpl3"])]
-    if all(licence_allowed(k, ["permissive"]) for k in licences):
-        return ("Weights trained on this dataset: every object is CC0, public domain or CC BY, so they need "
-                "only credit to the creators below.")
-    text = ("Weights trained on this dataset are treated as an adaptation of it and licensed "
-            "GPL-3.0-or-later: CC BY-SA 3.0 → 4.0 (its later-version clause) → GPLv3 (Creative Commons' "
-            "declared BY-SA 4.0 compatibility); GPL-2+ → GPLv3; CC0, public domain and CC BY need only credit.")
-    if outside:
-        text += (" Not compatible with that and to be left out of shipped weights (build with `--licence gpl3`): "
-                 + ", ".join(f"`{k}`" for k in outside) + ".")
-    return text
-
-
-def dataset_card(index: dict, objects: dict[str, dict]) -> str:
-    """The dataset card (Markdown): provenance, method, counts, licences, credits, groups, skipped objects."""
-    splits = index["splits"]
-    split = {oid: o["split"] for oid, o in index["objects"].items()}
-    n = sum(len(v) for v in splits.values())
-    cats = collections.defaultdict(collections.Counter)
-    lic = collections.defaultdict(collections.Counter)
-    per_source = collections.defaultdict(collections.Counter)
-    lic_url, lic_text = {}, {}
-    creators = collections.defaultdict(collections.Counter)
-    for oid, m in objects.items():
-        s = split.get(oid, split_of(oid))
-        cats[m.get("category", "?")][s] += 1
-        lic[m.get("license", "unknown")][s] += 1
-        per_source[m.get("source") or m.get("library", "?")][s] += 1
-        lic_url.setdefault(m.get("license", "unknown"), m.get("license_url", ""))
-        lic_text.setdefault((m.get("library"), m.get("license")), m.get("license_text", ""))
-        creators[(m.get("library", "?"), m.get("license", "unknown"))][m.get("creator", "unknown")] += 1
-    n_warn = sum(1 for m in objects.values() if m.get("warnings"))
-    n_tex = sum(1 for m in objects.values() if m.get("textured"))
-    groups = index.get("groups") or {}
-    n_grouped = sum(len(v) for v in groups.values())
-    readers = sorted({m.get("reader", "mesh") for m in objects.values()})
-    lit = next((m.get("lighting") for m in objects.values() if m.get("lighting")), None) or {}
-    n_surface = next((m.get("surface_points") for m in objects.values() if m.get("surface_points")), 0)
-    fr = index["framing"]
-    lo, hi = fr["elevation_range_deg"]
-    out = [
-        "# splatgen multi-view dataset",
-        "",
-        f"{n} objects, each rendered to {index['views']} RGBA views of {index['size']}×{index['size']} pixels "
-        f"at splatgen's canonical framing. Built by `splatgen data build` "
-        f"({index['build']['date']}) from:",
-        "",
-        *[f"- `{s}`" for s in index["build"]["sources"]],
-        "",
-        "## Sources",
-        "",
-        _table(["source", *SPLITS, "total"],
-               [[k, *[cnt[s] for s in SPLITS], sum(cnt.values())] for k, cnt in sorted(per_source.items())]),
-        "",
-        "## Splits",
-        "",
-        _table(["split", "objects", "views"], [[k, len(v), len(v) * index["views"]] for k, v in splits.items()]),
-        "",
-        "Objects are assigned by group: objects whose normalised geometry is identical (one mesh under "
-        "several textures, one unit in several factions) form a group, and a group goes where a hash of its "
-        "first object id sends it (SHA-256 of `splatgen-split:<id>`: "
-        + ", ".join(f"{k} {int(f * 100)} %" for k, f in SPLIT_FRACTIONS)
-        + "), so no test object has a twin in train, and an object without twins keeps its split when "
-          f"others are added. {len(groups)} groups hold {n_grouped} objects; the other "
-          f"{n - n_grouped} objects are unique. Ids and groups are listed in `dataset.json`.",
-        "",
-        "## Categories",
-        "",
-        "From each source's own folders or definitions (see each `meta.json`: `category`, `subcategory`).",
-        "",
-        _table(["category", *SPLITS, "total"],
-               [[c, *[cnt[s] for s in SPLITS], sum(cnt.values())] for c, cnt in sorted(cats.items())]),
-        "",
-        "## Licences",
-        "",
-        "Each object keeps the licence of the package or library it came from; `meta.json` in its folder "
-        "names its creator, licence, source package, category, source file and the licence files. CC-BY and "
-        "CC-BY-SA objects require attribution to their creators (below) when redistributed, and so do renders "
-        "of them such as this dataset; CC-BY-SA and GPL renders are shared under the same terms."
-        + (f" Built with `--licence {','.join(index['build']['licences'])}`." if index["build"].get("licences") else ""),
-        "",
-        _table(["licence", *SPLITS, "total", "url"],
-               [[k, *[cnt[s] for s in SPLITS], sum(cnt.values()), lic_url.get(k, "")] for k, cnt in sorted(lic.items())]),
-        "",
-        _weights_licence_note(sorted(lic)),
-        "",
-        "### Credits",
-        "",
-    ]
-    for (library, licence), cnt in sorted(creators.items()):
-        text = lic_text.get((library, licence), "")
-        top = sorted(cnt.items(), key=lambda x: (-x[1], x[0]))
-        names = ", ".join(f"{c} ({k})" if k > 1 else c for c, k in top[:40])
-        more = f", and {len(top) - 40} more (see meta.json)" if len(top) > 40 else ""
-        out.append(f"- **{library}** — {licence}{' — ' + text if text else ''}: {names}{more}")
-    b = index["build"]
-    debian = any(src.startswith("/usr/share/sweethome3d") for src in b["sources"])
-    if lit.get("mode") == "varied":
-        from . import lighting as L
-
-        light_line = (
-            "Lambertian shading, two-sided, no specular; each object has its own lights, fixed in the world "
-            "across its views (a view-independent splat colour can match them): a key light at azimuth "
-            f"uniform in [0°, 360°), elevation uniform in [{L.KEY_ELEVATION_DEG[0]:g}°, {L.KEY_ELEVATION_DEG[1]:g}°], "
-            f"black-body colour of {L.KELVIN_RANGE[0]:g}–{L.KELVIN_RANGE[1]:g} K at intensity "
-            f"{L.KEY_RANGE[0]:g}–{L.KEY_RANGE[1]:g}; a neutral fill opposite it (± 40°, elevation "
-            f"{L.FILL_ELEVATION_DEG[0]:g}–{L.FILL_ELEVATION_DEG[1]:g}°) at {L.FILL_RANGE[0]:g}–{L.FILL_RANGE[1]:g}; "
-            f"neutral ambient {L.AMBIENT_RANGE[0]:g}–{L.AMBIENT_RANGE[1]:g} plus {L.SKY:g} · n_y. Drawn from the "
-            "build seed and the object id; recorded in `meta.json` (`lighting`).")
-    else:
-        light_line = ("Lambertian shading with world-fixed lights (key from above-front-right, weaker fill from "
-                      "behind-left, sky/ground ambient), the same for every object, two-sided, no specular.")
-    out += [
-        "",
-        "## How it was made",
-        "",
-        f"- Command: `{b['command']}` (re-running it resumes; the last run took {b['seconds_last_run']:.0f} s)."
-        + (" The SweetHome3D libraries come from Debian's `sweethome3d-furniture` package." if debian else ""),
-        *[f"- Reader `{r}`: {_READER_NOTES[r]}" for r in readers if r in _READER_NOTES],
-        "- Every model's bounding box is centred at the origin and scaled so the bounding sphere has radius "
-        f"{fr['object_radius']}. World Y is up.",
-        f"- Cameras look at the origin from distance {fr['camera_distance']} with a {fr['fov_deg']}° field of "
-        f"view, world Y up, azimuth uniform in [0°, 360°), elevation uniform in [{lo}°, {hi}°]; the cameras "
-        f"of an object depend only on the build seed ({index['seed']}) and its id. Frame 0 is such a "
-        "random view too.",
-        "- Rasterised with OpenGL (Mesa llvmpipe, headless EGL) at 2× the resolution and box-filtered "
-        f"in premultiplied colour; straight-alpha RGBA PNGs. {light_line} Materials: diffuse colour or "
-        "texture, texture alpha as cut-out (threshold 0.5) where the source says so, partial opacity as "
-        "blended transparency.",
-        "- `transforms.json` per object follows instant-ngp / nerfstudio (camera-to-world, OpenGL axes, "
-        "`fl_x fl_y cx cy w h`); splatgen reads it back into OpenCV cameras with "
-        "`splatgen.core.cameras.load_transforms`. The background to composite on is "
-        f"{tuple(fr['background'])}.",
-        *([f"- `surface.safetensors` per object: {n_surface} points (`points`) with unit normals (`normals`) "
-           "on the drawn surface, area-uniform, in the normalised frame of the cameras (cut-out texels "
-           "excluded), for Chamfer / F-score / IoU in evaluation "
-           "(`splatgen.core.data.surface.load_surface`)."] if n_surface else []),
-        f"- {n_tex} of {n} objects are textured; {n_warn} had warnings (usually missing textures, "
-        "drawn with their diffuse colour instead) — see each `meta.json` and `build_log.txt`.",
-        "",
-    ]
-    from .sheet import sheet_name
-
-    out += ["## Contact sheets", "",
-            "View 0 of every object (at most 200 a source, spread evenly), one sheet a source "
-            "(`splatgen data sheet` redraws them):", ""]
-    out += [f"![{src}]({sheet_name(src)})" for src in sorted(per_source)]
-    out += ["", "## Verification", "",
-            "The readers were checked on the packages' own files against facts read independently (assimp's "
-            "triangle counts and boxes, SPM header boxes, declared unit heights, the games' left/right prop points "
-            "and wheels, resolving references) by `splatgen data verify`; splatgen records the results in "
-            "`benchmarks/data-verify-*.json`.", ""]
-    skipped = index.get("skipped") or {}
-    out += ["## Skipped", ""]
-    if skipped:
-        out += [f"- `{k}`: {v}" for k, v in skipped.items()]
-    else:
-        out.append("None.")
-    out.append("")
-    return "\n".join(out)
-
-
-def load_index(root: str | os.PathLike) -> dict:
-    """Read ``dataset.json`` of a built dataset; :class:`DatasetError` if missing or malformed."""
-    path = Path(root) / "dataset.json"
-    if not Path(root).is_dir():
-        raise DatasetError(f"{root}: no such dataset folder")
-    try:
-        index = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{root}: no dataset.json — not a dataset built by `splatgen data build`") from None
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: unreadable ({exc})") from None
-    if index.get("format") != DATASET_FORMAT or not isinstance(index.get("splits"), dict):
-        raise DatasetError(f"{path}: not a splatgen dataset index")
-    return index
 
 
 __all__ = ["build_dataset", "render_object", "split_of", "sample_cameras", "write_index", "load_index",
