@@ -33,13 +33,14 @@ VIEWS = 6
 LIB = "shapes"
 
 
-def _name_in(split: str, stem: str) -> str:
-    """``stem`` + the first number that the hash split puts in ``split`` (so every split has objects)."""
-    return next(f"{stem}{i}" for i in itertools.count() if split_of(f"{LIB}__{stem}{i}") == split)
+def _name_in(split: str, stem: str, folder: str) -> str:
+    """``folder__stem`` + the first number that the hash split puts in ``split``: alone in its category
+    (its folder), the balanced split keeps it there, so every split has objects."""
+    return next(f"{folder}__{stem}{i}" for i in itertools.count() if split_of(f"{LIB}__{folder}__{stem}{i}") == split)
 
 
-VAL_NAME = _name_in("val", "cone")
-TEST_NAME = _name_in("test", "cylinder")
+VAL_NAME = _name_in("val", "cone", "cones")
+TEST_NAME = _name_in("test", "cylinder", "cylinders")
 
 
 # ---------------------------------------------------------------------- meshes made here
@@ -129,9 +130,9 @@ def mesh_dir(tmp_path_factory) -> Path:
     v, f, _ = ell_mesh()
     write_obj(root / "ell.obj", v, f, kd=(0.2, 0.4, 0.9))
     v, f, uv = cone_mesh()
-    write_obj(root / f"{VAL_NAME}.obj", v, f, uv, texture="checker.png")
+    write_obj(root / (VAL_NAME.replace("__", "/") + ".obj"), v, f, uv, texture="../checker.png")
     v, f, uv = cylinder_mesh()
-    write_obj(root / f"{TEST_NAME}.obj", v, f, uv, texture="checker.png")
+    write_obj(root / (TEST_NAME.replace("__", "/") + ".obj"), v, f, uv, texture="../checker.png")
     return root
 
 

@@ -10,17 +10,19 @@ Two kinds of twins join one *group*:
   difference of their signatures (RGB composited on grey, and alpha, in [0, 1]) is below
   :data:`RENDER_RMS`; groups are the connected components of both relations (union-find).
 
-The split then puts whole groups into train / val / test so that each category's share of every
-split is its ``SPLIT_FRACTIONS`` share within rounding (one group's size at most): groups of a
-category (their members' most common one) are taken in the order of a hash of their first id,
-and each goes where it lowers the category's distance to the targets most — ties go to the
-split the hash alone would pick, so a dataset that grows keeps most of its assignments.
+The split then puts whole groups into train / val / test so that each category's count in every
+split is its ``SPLIT_FRACTIONS`` share rounded down or up (a group too big to fit anywhere whole
+goes where most is missing): the groups of a category (their members' most common one), in the
+order of a hash of their first id, go to the split that hash picks (:func:`split_of`) while the
+shares stay within rounding; the others then go where they fit. So a dataset that grows keeps
+most of its assignments, and a one-object category can still land in val.
 """
 
 from __future__ import annotations
 
 import collections
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -151,17 +153,29 @@ def balanced_split(objects: dict[str, dict], group_of: dict[str, str]) -> dict[s
         reps = sorted(by_cat[cat], key=lambda r: (_unit(r), r))
         n = sum(len(members[r]) for r in reps)
         target = {s: n * fractions[s] for s in SPLITS}
+        floor = {s: math.floor(target[s] + 1e-9) for s in SPLITS}
+        ceil = {s: math.ceil(target[s] - 1e-9) for s in SPLITS}
+        spare = n - sum(floor.values())  # objects beyond the rounded-down shares, ≤ len(SPLITS) - 1
         have = dict.fromkeys(SPLITS, 0)
-        for rep in reps:
+
+        def fits(s: str, k: int) -> bool:
+            after = have | {s: have[s] + k}
+            return after[s] <= ceil[s] and sum(max(0, after[c] - floor[c]) for c in SPLITS) <= spare
+
+        overflow = []
+        for rep in reps:  # the split the hash picks, while it keeps every share within rounding
+            own, k = split_of(rep), len(members[rep])
+            if fits(own, k):
+                have[own] += k
+                split.update({oid: own for oid in members[rep]})
+            else:
+                overflow.append(rep)
+        for rep in overflow:  # the rest where it fits, most missing first; a group too big goes where most is missing
             k = len(members[rep])
-            gain = {s: abs(have[s] + k - target[s]) - abs(have[s] - target[s]) for s in SPLITS}
-            best = min(gain.values())
-            choices = [s for s in SPLITS if gain[s] <= best + 1e-9]
-            own = split_of(rep)
-            s = own if own in choices else max(choices, key=lambda c: (target[c] - have[c], -SPLITS.index(c)))
+            order = sorted(SPLITS, key=lambda c: (-(target[c] - have[c]), SPLITS.index(c)))
+            s = next((c for c in order if fits(c, k)), order[0])
             have[s] += k
-            for oid in members[rep]:
-                split[oid] = s
+            split.update({oid: s for oid in members[rep]})
     return split
 
 
