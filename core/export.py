@@ -38,13 +38,44 @@ def visible_splats(gaussians: Gaussians) -> Gaussians:
     return gaussians[gaussians.opacities >= MIN_EXPORT_OPACITY]
 
 
-def save_sample(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
-    """Write a sample as ``.ply`` or ``.splat`` (by extension). Returns the number of splats written."""
-    from .io import save_splats
+def model_licence(model: str) -> str:
+    """Licence of the weights of a model named ``model``: for a shipped model, the SPDX id in the
+    ``LICENSE`` beside the shipped weights (``assets/models/LICENSE``); else ``"unknown"``."""
+    import json
 
+    from .generator.model_folder import MANIFEST, models_dir, shipped_model_folders
+
+    names = set()
+    for name, folder in shipped_model_folders().items():
+        try:
+            names |= {name, json.loads((folder / MANIFEST).read_text()).get("name")}
+        except (OSError, ValueError):
+            continue
+    if model in names:
+        try:
+            for line in (models_dir() / "LICENSE").read_text(encoding="utf-8").splitlines():
+                if line.startswith("SPDX-License-Identifier:"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return "unknown"
+
+
+def save_sample(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
+    """Write a sample as ``.ply`` or ``.splat`` (by extension). Returns the number of splats written.
+
+    A :class:`Sample` records its model's name and that model's licence (:func:`model_licence`):
+    in the ``.ply`` header comments, or the ``.splat`` file's JSON sidecar."""
+    from .io import save_splats
+    from .io.splat import write_splat_metadata
+
+    meta = {"model": sample.model, "licence": model_licence(sample.model)} if isinstance(sample, Sample) else None
     g = visible_splats((sample.gaussians if isinstance(sample, Sample) else sample).to("cpu"))
+    is_ply = Path(path).suffix.lower() == ".ply"
     with atomic_path(path, keep_suffix=True) as tmp:   # save_splats picks the format by extension
-        save_splats(tmp, g)
+        save_splats(tmp, g, meta if is_ply else None)
+    if meta and not is_ply:
+        write_splat_metadata(path, meta)
     return g.num_gaussians
 
 

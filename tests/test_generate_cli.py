@@ -61,8 +61,9 @@ def test_generate_writes_the_output_folder(tmp_path, photo, run_cli):
     assert r.returncode == 0, r.stderr
     folder = tmp_path / "bear_photo"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == [".splatgen-output.json", "cameras.json", "input.png", "sample_00.ply", "sample_00.splat", "sample_01.ply",
-                     "sample_01.splat", "sheet.png", "turntable.mp4"]
+    assert names == [".splatgen-output.json", "cameras.json", "input.png", "sample_00.ply", "sample_00.splat",
+                     "sample_00.splat.json", "sample_01.ply", "sample_01.splat", "sample_01.splat.json", "sheet.png",
+                     "turntable.mp4"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     inp = iio.imread(folder / "input.png")
     assert inp.shape == (128, 128, 4) and inp[..., 3].max() == 255 and inp[0, 0, 3] == 0

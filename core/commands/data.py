@@ -75,7 +75,15 @@ def sheet(args: argparse.Namespace) -> int:
 
 
 def pack(args: argparse.Namespace) -> int:
-    from ..data.pack import pack_dataset
+    from ..data.pack import codec_loss, pack_dataset
+
+    if args.compare_quality:
+        qualities = [None if q == "lossless" else int(q) for q in args.compare_quality]
+        for q, r in codec_loss(args.data, qualities, split=args.splits[0]).items():
+            print(f"{'lossless' if q is None else f'quality {q}':<12} {r['bytes_per_view']:>8.0f} B a view   "
+                  f"PSNR colour {r['psnr_rgb']:.2f} dB (object pixels {r['psnr_rgb_object']:.2f} dB), "
+                  f"alpha {r['psnr_alpha']:.2f} dB, max alpha error {r['max_alpha_error']}   ({r['views']} views)")
+        return 0
 
     from ..errors import SplatgenError
 
@@ -197,6 +205,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--quality", type=int_range(1, 100), default=None,
                    help="lossy WebP colour quality 1-100 (default: lossless, which is exact and decodes faster)")
     p.add_argument("--shard-mib", type=float, default=4.0, help="approximate shard size in MiB (default 4)")
+    p.add_argument("--compare-quality", nargs="+", metavar="Q",
+                   help="pack nothing; print bytes a view and PSNR of decoded against original views for these "
+                        "qualities (1-100 or 'lossless') on 60 objects of the first split")
     p.add_argument("--workers", type=int, default=None,
                    help="encoding processes (default: one per CPU core, at most 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

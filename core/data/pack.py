@@ -61,6 +61,60 @@ def encode_view(rgba: np.ndarray, quality: int | None = None) -> bytes:
     return buf.getvalue()
 
 
+def codec_loss(data: str | os.PathLike, qualities: list[int | None], split: str = "train", objects: int = 60,
+               views: int = 4) -> dict:
+    """What a WebP quality costs on a built split: for ``objects`` objects spread over ``split``
+    (``views`` views each), bytes a view and PSNR (dB) of the decoded views against the PNGs: of the
+    colour composited on the framing background over the whole view (``psnr_rgb``) and over the
+    object's pixels only (``psnr_rgb_object``: alpha > 0 in the PNG), and of the alpha.
+    ``{quality: {"bytes_per_view", "psnr_rgb", "psnr_rgb_object", "psnr_alpha", "max_alpha_error"}}``
+    (``None``: lossless)."""
+    from PIL import Image
+
+    from .. import framing
+    from .dataset import decode_view
+
+    data = Path(data)
+    index = load_index(data)
+    ids = sorted(index["splits"][split])
+    ids = [ids[i] for i in dict.fromkeys(np.linspace(0, len(ids) - 1, min(objects, len(ids))).round().astype(int))]
+    bg = np.asarray(framing.BACKGROUND, np.float64)
+    views_px = []
+    for oid in ids:
+        frames = sorted((data / oid).glob("rgba_*.png"))
+        for f in frames[:: max(1, len(frames) // views)][:views]:
+            with Image.open(f) as im:
+                views_px.append(np.asarray(im.convert("RGBA")))
+
+    def composite(v):
+        a = v[..., 3:4] / 255.0
+        return v[..., :3] / 255.0 * a + bg * (1 - a)
+
+    def psnr(mse):
+        return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+
+    out = {}
+    for q in qualities:
+        n_bytes, se_rgb, se_a, max_a, se_obj, n_obj = 0, 0.0, 0.0, 0, 0.0, 0
+        for v in views_px:
+            blob = encode_view(v, q)
+            n_bytes += len(blob)
+            d = decode_view(blob)
+            err = (composite(d) - composite(v)) ** 2
+            se_rgb += float(err.mean())
+            on = v[..., 3] > 0
+            se_obj += float(err[on].sum() / 3)
+            n_obj += int(on.sum())
+            diff_a = np.abs(d[..., 3].astype(int) - v[..., 3].astype(int))
+            se_a += float(((diff_a / 255.0) ** 2).mean())
+            max_a = max(max_a, int(diff_a.max()))
+        k = max(1, len(views_px))
+        out[q] = {"bytes_per_view": round(n_bytes / k, 1), "psnr_rgb": round(psnr(se_rgb / k), 2),
+                  "psnr_rgb_object": round(psnr(se_obj / max(1, n_obj)), 2),
+                  "psnr_alpha": round(psnr(se_a / k), 2), "max_alpha_error": max_a, "views": len(views_px)}
+    return out
+
+
 def _encode_object(args: tuple) -> tuple[str, dict[str, np.ndarray] | None, str | None]:
     """Read one object folder and encode its views; returns ``(id, arrays, error)``."""
     folder, quality = args

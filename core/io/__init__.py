@@ -85,9 +85,10 @@ def load_splats(path) -> Gaussians:
     return gaussians
 
 
-def save_splats(path, gaussians: Gaussians) -> None:
-    """Write Gaussians ``(N,)`` as ``.ply`` or ``.splat`` (chosen by extension), atomically."""
+def save_splats(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
+    """Write Gaussians ``(N,)`` as ``.ply`` or ``.splat`` (chosen by extension), atomically;
+    ``metadata`` (model, licence) goes into the ``.ply`` header comments or the ``.splat`` sidecar."""
     if _format_of(path) == "ply":
-        write_ply(path, gaussians)
+        write_ply(path, gaussians, metadata)
     else:
-        write_splat(path, gaussians)
+        write_splat(path, gaussians, metadata)

@@ -4,6 +4,8 @@ File layout (what :func:`write_ply` writes, byte for byte)::
 
     ply
     format binary_little_endian 1.0
+    comment model: NAME           only when the caller gives metadata: one "comment KEY: VALUE"
+    comment licence: SPDX-ID      line each (ASCII; :func:`read_ply_metadata` reads them back)
     element vertex N
     property float x            \
     property float y             | means
@@ -69,7 +71,7 @@ from splatgen.core.atomic import atomic_write
 from splatgen.core.errors import SplatFileError
 from splatgen.core.gaussians import Gaussians
 
-__all__ = ["read_ply", "write_ply", "MAX_HEADER_BYTES"]
+__all__ = ["read_ply", "write_ply", "read_ply_metadata", "MAX_HEADER_BYTES"]
 
 #: The header (from ``ply`` up to and including the ``end_header`` line) must fit in this many bytes.
 MAX_HEADER_BYTES = 64 * 1024
@@ -171,6 +173,7 @@ class _Header:
     format: str              # '<', '>' or 'ascii'
     elements: list[_Element]
     length: int              # bytes up to and including the end_header line
+    comments: list[str] = field(default_factory=list)  # text after 'comment ' / 'obj_info ', in order
 
 
 def _parse_header(buf: bytes, name: str) -> _Header:
@@ -185,6 +188,7 @@ def _parse_header(buf: bytes, name: str) -> _Header:
 
     fmt: str | None = None
     elements: list[_Element] = []
+    comments: list[str] = []
     pos = 0
     lineno = 0
     while True:
@@ -211,6 +215,7 @@ def _parse_header(buf: bytes, name: str) -> _Header:
             fail("empty line", lineno)
         key = tokens[0]
         if key in ("comment", "obj_info"):
+            comments.append(line[len(key):].strip())
             continue
         if key == "format":
             if fmt is not None:
@@ -255,12 +260,29 @@ def _parse_header(buf: bytes, name: str) -> _Header:
                 fail(f"bad end_header line {_short(line)!r}", lineno)
             if fmt is None:
                 fail("no 'format' line", lineno)
-            return _Header(fmt, elements, pos)
+            return _Header(fmt, elements, pos, comments)
         else:
             fail(f"unknown keyword {_short(key)!r}", lineno)
 
 
 # ============================================================================ reading
+def read_ply_metadata(path) -> dict[str, str]:
+    """The ``comment KEY: VALUE`` lines of a ``.ply`` header as a dict (what :func:`write_ply` was
+    given as ``metadata``); other comments are left out. :class:`SplatFileError` if the header is bad."""
+    name = check_regular_file(path)
+    try:
+        with open(name, "rb") as f:
+            header = _parse_header(f.read(MAX_HEADER_BYTES + 1), name)
+    except OSError as e:
+        raise SplatFileError(f"{name}: cannot read ({e.strerror or e})") from None
+    found = {}
+    for c in header.comments:
+        key, sep, value = c.partition(":")
+        if sep and key and " " not in key:
+            found[key] = value.strip()
+    return found
+
+
 def read_ply(path) -> Gaussians:
     """Read an INRIA-layout 3DGS ``.ply`` file into a single set of :class:`Gaussians`.
 
@@ -452,20 +474,34 @@ def _to_gaussians(table: np.ndarray, columns: dict[str, int], f_rest_names: Sequ
 
 
 # ============================================================================ writing
-def ply_header(num: int, sh_degree: int) -> bytes:
-    """The exact header :func:`write_ply` writes for ``num`` splats of SH degree ``sh_degree``."""
+def metadata_comments(metadata: dict | None) -> list[str]:
+    """``{"model": "x", ...}`` → header comment texts ``"model: x"``: one line each, ASCII (other
+    characters as ``\\uXXXX``), keys without spaces or colons."""
+    lines = []
+    for key, value in (metadata or {}).items():
+        key = re.sub(r"[^A-Za-z0-9_.-]", "_", str(key)) or "_"
+        value = " ".join(str(value).split()).encode("ascii", "backslashreplace").decode("ascii")
+        lines.append(f"{key}: {value}")
+    return lines
+
+
+def ply_header(num: int, sh_degree: int, metadata: dict | None = None) -> bytes:
+    """The exact header :func:`write_ply` writes for ``num`` splats of SH degree ``sh_degree``
+    (and ``metadata`` as ``comment KEY: VALUE`` lines after the format line)."""
     k = (sh_degree + 1) ** 2
     names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     names += [f"f_rest_{i}" for i in range(3 * (k - 1))]
     names += ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    lines = ["ply", "format binary_little_endian 1.0", f"element vertex {num}"]
+    lines = ["ply", "format binary_little_endian 1.0", *(f"comment {c}" for c in metadata_comments(metadata)),
+             f"element vertex {num}"]
     lines += [f"property float {p}" for p in names]
     lines += ["end_header"]
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def write_ply(path, gaussians: Gaussians) -> None:
-    """Write one set of Gaussians ``(N,)`` as an INRIA 3DGS ``.ply`` (see module docstring).
+def write_ply(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
+    """Write one set of Gaussians ``(N,)`` as an INRIA 3DGS ``.ply`` (see module docstring);
+    ``metadata`` (e.g. ``{"model": ..., "licence": ...}``) goes into header comments.
 
     binary_little_endian float32 with properties ``x y z nx ny nz f_dc_0..2 f_rest_* opacity
     scale_0..2 rot_0..3`` (normals zero, f_rest channel-major), written atomically.  Float32
@@ -484,4 +520,5 @@ def write_ply(path, gaussians: Gaussians) -> None:
     data[:, c] = arrays["opacity_logits"]
     data[:, c + 1:c + 4] = arrays["log_scales"]
     data[:, c + 4:c + 8] = arrays["quats"]
-    atomic_write(path, [ply_header(n, math.isqrt(k) - 1), data.reshape(-1).view(np.uint8)], error=SplatFileError)
+    atomic_write(path, [ply_header(n, math.isqrt(k) - 1, metadata), data.reshape(-1).view(np.uint8)],
+                 error=SplatFileError)

@@ -23,11 +23,17 @@ interval that truncation maps to it, halving the worst-case error (the web viewe
 ``(b - 128) / 128``; both decode to the same rotation up to that rounding).
 
 A zero quaternion is written as the identity.  An empty file is a valid file with zero splats.
+
+Having no header, a ``.splat`` keeps its metadata (the model that made it, that model's licence)
+in a JSON sidecar ``NAME.splat.json`` beside it (:func:`splat_sidecar`), written when
+:func:`write_splat` is given ``metadata`` and read by :func:`read_splat_metadata`.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,7 +43,8 @@ from splatgen.core.errors import SplatFileError
 from splatgen.core.gaussians import SH_C0, Gaussians
 from splatgen.core.io.ply import check_regular_file, gaussians_to_numpy
 
-__all__ = ["read_splat", "write_splat", "splat_order", "SPLAT_DTYPE", "SPLAT_RECORD_BYTES"]
+__all__ = ["read_splat", "write_splat", "read_splat_metadata", "write_splat_metadata", "splat_sidecar", "splat_order", "SPLAT_DTYPE",
+           "SPLAT_RECORD_BYTES"]
 
 #: One ``.splat`` record.
 SPLAT_DTYPE = np.dtype([
@@ -100,14 +107,38 @@ def encode_splat(gaussians: Gaussians, path="<memory>") -> np.ndarray:
     return out
 
 
-def write_splat(path, gaussians: Gaussians) -> None:
-    """Write one set of Gaussians ``(N,)`` as an antimatter15 ``.splat`` file, atomically.
+def splat_sidecar(path) -> Path:
+    """The metadata sidecar of a ``.splat`` file: ``NAME.splat.json`` beside it."""
+    p = Path(os.fspath(path))
+    return p.with_name(p.name + ".json")
+
+
+def write_splat(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
+    """Write one set of Gaussians ``(N,)`` as an antimatter15 ``.splat`` file, atomically, and
+    ``metadata`` (if given) as its JSON sidecar (:func:`splat_sidecar`).
 
     Only the SH DC term is kept.  Records are 32 bytes each, in :func:`splat_order`.  Raises
     :class:`SplatFileError` for batched input, NaN/inf values, or an OS error.
     """
     records = encode_splat(gaussians, path)
     atomic_write(path, [records.view(np.uint8)], error=SplatFileError)
+    if metadata:
+        write_splat_metadata(path, metadata)
+
+
+def write_splat_metadata(path, metadata: dict) -> None:
+    """Write ``metadata`` as the JSON sidecar of the ``.splat`` file ``path``, atomically."""
+    text = json.dumps({str(k): str(v) for k, v in metadata.items()}, indent=1, ensure_ascii=False) + "\n"
+    atomic_write(splat_sidecar(path), [text.encode("utf-8")], error=SplatFileError)
+
+
+def read_splat_metadata(path) -> dict[str, str]:
+    """The sidecar metadata of a ``.splat`` file; ``{}`` when it has none or it is not a JSON object."""
+    try:
+        data = json.loads(splat_sidecar(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def read_splat(path) -> Gaussians:
