@@ -156,7 +156,7 @@ def _verify_flightgear(src: str, objects, k: int, assimp: str) -> list[Check]:
 
 def _verify_mesh(src: str, objects, k: int, assimp: str) -> list[Check]:
     """SweetHome3D / loose OBJ: the trimesh path against assimp on the same files (unpacked to a temp dir)."""
-    from .mesh_render import load_parts
+    from .mesh_load import load_parts
     from .sources import Container
 
     items = []

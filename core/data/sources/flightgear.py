@@ -299,7 +299,7 @@ def discover(path: str | os.PathLike) -> tuple[list[SourceObject], list[tuple[st
 # ---------------------------------------------------------------------- loading
 def load(obj: SourceObject, box: Container) -> LoadedModel:
     """The model's polygons, one part per (object, material), textured from files beside it."""
-    from ..mesh_render import texture_from_bytes
+    from ..mesh_load import texture_from_bytes
 
     try:
         text = box.read(obj.model_path).decode("latin-1")

@@ -309,7 +309,7 @@ def _team_colour(object_id: str):
 
 def load(obj: SourceObject, box: Container) -> LoadedModel:
     """Frame 0 of every mesh of the model, textured from files next to it."""
-    from ..mesh_render import texture_from_bytes
+    from ..mesh_load import texture_from_bytes
 
     try:
         data = box.read(obj.model_path)

@@ -88,6 +88,6 @@ def discover(path: str | os.PathLike) -> tuple[list[SourceObject], list[tuple[st
 
 def load(obj: SourceObject, box: Container):
     """The model of ``obj`` (a mesh file inside ``box``) as :class:`~splatgen.core.data.parts.LoadedModel`."""
-    from ..mesh_render import load_parts
+    from ..mesh_load import load_parts
 
     return load_parts(box, obj.model_path)

@@ -358,7 +358,7 @@ _MIRROR_Z = np.diag([1.0, 1.0, -1.0, 1.0])
 
 def load(obj: SourceObject, box: Container) -> LoadedModel:
     """Every model of the object at its placement, in a right-handed Y-up frame (game z negated)."""
-    from ..mesh_render import texture_from_bytes
+    from ..mesh_load import texture_from_bytes
 
     parts, warnings = [], []
     textures: dict[str, np.ndarray | None] = {}

@@ -517,7 +517,7 @@ def discover(path: str | os.PathLike) -> tuple[list[SourceObject], list[tuple[st
 
 # ---------------------------------------------------------------------- loading
 def _decode_texture(data: bytes) -> np.ndarray:
-    from ..mesh_render import texture_from_bytes
+    from ..mesh_load import texture_from_bytes
 
     return texture_from_bytes(data)
 
