@@ -16,7 +16,8 @@ from splatgen.core.data import lighting as L
 from splatgen.core.data.index import regroup
 from splatgen.core.data.saturation import FLAT_LIGHTING, compare_renders
 from splatgen.core.data.signature import SIGNATURE_FILE, load_signature
-from splatgen.core.data.split import SPLIT_FRACTIONS, balanced_split, split_of
+from splatgen.core.data.split import SPLIT_FRACTIONS, balanced_split, render_twins, signature_distance, split_of
+from splatgen.core.data.split import _signature_arrays as split_arrays
 from test_data import box_mesh, write_obj
 
 trimesh = pytest.importorskip("trimesh")
@@ -73,6 +74,31 @@ def test_balanced_split_tie_breaks_by_hash_and_is_deterministic():
     # a one-object category lands where its hash sends it, val or test included
     lone = next(f"lib__lone{i}" for i in range(1000) if split_of(f"lib__lone{i}") == "val")
     assert balanced_split({lone: {"category": "z"}}, {lone: lone}) == {lone: "val"}
+
+
+def _signature(pixels, rgb, views: int = 4, size: int = 32) -> np.ndarray:
+    """A flat+lit signature ``(2, V, S, S, 4)`` uint8 with ``pixels`` (row, col) of colour ``rgb`` in every view."""
+    sig = np.zeros((2, views, size, size, 4), np.uint8)
+    for r, c in pixels:
+        sig[:, :, r, c] = [*rgb, 255]
+    return sig
+
+
+def test_render_twins_compare_the_objects_pixels_not_the_background():
+    blob = [(r, c) for r in range(8, 24) for c in range(10, 22)]
+    sigs = {
+        "a__blob": _signature(blob, (200, 40, 40)),
+        "a__blob_b": _signature(blob, (204, 44, 40)),          # the same look, a shade apart: twins
+        "a__blob_green": _signature(blob, (40, 200, 40)),      # the same silhouette in another colour
+        "a__thin": _signature([(16, c) for c in range(4, 28)], (90, 90, 90)),        # a thin stick ...
+        "a__thin_other": _signature([(c, 16) for c in range(4, 28)], (90, 90, 90)),  # ... and another one:
+        "a__dot": _signature([(3, 3)], (10, 10, 10)),          # few pixels each, differing in all of them
+        "a__dot_2": _signature([(28, 28)], (250, 250, 10)),     # too small to say anything
+    }
+    assert render_twins(sigs) == [("a__blob", "a__blob_b")]
+    ids, v, m = split_arrays(sigs)
+    i, j = ids.index("a__thin"), ids.index("a__thin_other")
+    assert signature_distance(v[i], v[j], m[i], m[j]) > 0.3  # over the whole images it would be 0.16
 
 
 def _hidden_triangle(v, f):

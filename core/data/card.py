@@ -37,7 +37,7 @@ _READER_NOTES = {
 
 
 def _weights_licence_note(licences: list[str]) -> str:
-    """What licence weights trained on a dataset with these object licences can carry (README, "Data and licences")."""
+    """What licence weights trained on a dataset with these object licences can carry (README, "Data sources and licences")."""
     from .sources import licence_allowed
 
     outside = [k for k in licences if not licence_allowed(k, ["gpl3"])]
@@ -102,8 +102,8 @@ def dataset_card(index: dict, objects: dict[str, dict]) -> str:
         "",
         "Objects are assigned by group. A group joins objects whose normalised geometry is identical (one "
         "mesh under several textures, one unit in several factions) and objects whose renders are "
-        f"near-identical (RMS difference below {mg.get('render_rms', RENDER_RMS):g} of four flat-lit 32² views "
-        "from fixed cameras, `signature.png`), transitively. Whole groups go to one split, so no test object "
+        f"near-identical (RMS difference below {mg.get('render_rms', RENDER_RMS):g}, over the pixels either "
+        "covers, of four flat-lit 32² views from fixed cameras, `signature.png`), transitively. Whole groups go to one split, so no test object "
         "has a twin in train, and each category's objects are shared out "
         + " / ".join(f"{k} {int(f * 100)} %" for k, f in SPLIT_FRACTIONS)
         + " within rounding (groups in the order of SHA-256 of `splatgen-split:<first id>`; ties go where "

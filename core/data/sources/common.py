@@ -195,7 +195,7 @@ def license_family(license: str) -> str:
 
 
 #: Named sets for ``--licence``: families (any version) and exact ids. ``gpl3`` is every licence whose
-#: material may go into a work under the GNU GPL version 3 (README, "Data and licences"): not
+#: material may go into a work under the GNU GPL version 3 (README, "Data sources and licences"): not
 #: GPL-2.0-only, not an unversioned CC-BY-SA; ``permissive`` asks for attribution at most.
 LICENCE_PRESETS = {
     "permissive": {"families": ("cc0", "public-domain", "cc-by"), "ids": ()},
