@@ -1,5 +1,5 @@
-"""``splatgen data build``, ``sources``, ``verify``, ``regroup``, ``sheet`` and ``pack``: the command line of
-:mod:`splatgen.core.data`."""
+"""``splatgen data build``, ``sources``, ``verify``, ``regroup``, ``saturation``, ``sheet`` and ``pack``: the
+command line of :mod:`splatgen.core.data`."""
 
 from __future__ import annotations
 
@@ -64,6 +64,22 @@ def regroup(args: argparse.Namespace) -> int:
     return 0
 
 
+def saturation(args: argparse.Namespace) -> int:
+    import json
+
+    from ..data.saturation import survey
+
+    report = survey(args.source, per_source=args.per_source, views=args.views, size=args.size, seed=args.seed)
+    for name, row in [*report["sources"].items(), ("all", report["all"])]:
+        if row.get("objects"):
+            print(f"{name:<26} {row['objects']:>4} objects   saturation lit {row['lit']:.3f}  flat {row['flat']:.3f}  "
+                  f"lit/flat {row['ratio']:.3f}  textures {row['texture']}")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1, ensure_ascii=False)
+    return 0
+
+
 def sheet(args: argparse.Namespace) -> int:
     from ..data.sheet import contact_sheets
 
@@ -97,7 +113,8 @@ def pack(args: argparse.Namespace) -> int:
 
 
 #: The steps of ``splatgen data``.
-STEPS = {"build": build, "sources": sources, "verify": verify, "regroup": regroup, "sheet": sheet, "pack": pack}
+STEPS = {"build": build, "sources": sources, "verify": verify, "regroup": regroup, "saturation": saturation,
+         "sheet": sheet, "pack": pack}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``data`` (with ``build``, ``sources``, ``verify``, ``regroup``, ``sheet`` and ``pack``) to the ``splatgen`` command line."""
+    """Add ``data`` (with ``build``, ``sources``, ``verify``, ``regroup``, ``saturation``, ``sheet`` and ``pack``) to the ``splatgen`` command line."""
     data = subparsers.add_parser("data", help="build and pack multi-view training data",
                                  description="Build multi-view RGBA datasets from 3D models and pack them.")
     sub = data.add_subparsers(dest="data_command", metavar="STEP")
@@ -180,6 +197,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                      "groups of twins (same geometry or near-identical signature views), the category-balanced "
                      "split by group, counts and saturation. Nothing is rendered (seconds for thousands of objects)."))
     g.add_argument("--data", required=True, help="built dataset folder (with dataset.json)")
+
+    t = sub.add_parser(
+        "saturation", help="do the renders wash colours out? lit against flat (albedo) saturation per source",
+        description=("Render a few objects of each source as the builder lights them and flat (ambient 1: the "
+                     "albedo), and print the mean HSV saturation of both and of the source textures."))
+    t.add_argument("--source", required=True, action="append", help="a source (as for build); repeatable")
+    t.add_argument("--per-source", type=int, default=12, help="objects a source, spread evenly (default 12)")
+    t.add_argument("--views", type=int, default=8, help="views an object (default 8)")
+    t.add_argument("--size", type=int, default=framing.IMAGE_SIZE, help="view size in pixels")
+    t.add_argument("--seed", type=int, default=0, help="the build seed whose lights are used (default 0)")
+    t.add_argument("--out", default=None, help="JSON report path")
 
     c = sub.add_parser(
         "sheet", help="contact sheets of a built dataset, one PNG a source",
