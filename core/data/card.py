@@ -207,7 +207,14 @@ def dataset_card(index: dict, objects: dict[str, dict]) -> str:
             "The readers were checked on the packages' own files against facts read independently (assimp's "
             "triangle counts and boxes, SPM header boxes, declared unit heights, the games' left/right prop points "
             "and wheels, resolving references) by `splatgen data verify`; splatgen records the results in "
-            "`benchmarks/data-verify-*.json`.", ""]
+            "`benchmarks/data-verify-*.json`."]
+    checks = index.get("verification") or []
+    if checks:
+        out += [f" For this dataset ({sum(1 for c in checks if c['ok'])} of {len(checks)} checks agree, "
+                "`verify.json`):", "",
+                _table(["reader", "check", "", "models", "result"],
+                       [[c["reader"], c["name"], "ok" if c["ok"] else "**FAILS**", c["n"], c["detail"]] for c in checks])]
+    out.append("")
     skipped = index.get("skipped") or {}
     out += ["## Skipped", ""]
     if skipped:

@@ -117,6 +117,7 @@ def write_index(out: Path, *, views: int, size: int, seed: int, skipped: dict[st
         "merged": merged | {"groups": len(groups), "objects_in_groups": sum(len(v) for v in groups.values()),
                             "with_signature": len(signatures), "render_rms": RENDER_RMS},
         "saturation": signature_saturation(objects, signatures),
+        "verification": _verification(out),
         "skipped": dict(sorted(skipped.items())),
         "build": {
             "sources": sources,
@@ -131,6 +132,19 @@ def write_index(out: Path, *, views: int, size: int, seed: int, skipped: dict[st
     atomic_write(out / "dataset.json", json.dumps(index, indent=1, ensure_ascii=False).encode())
     (out / "README.md").write_text(dataset_card(index, objects), encoding="utf-8")
     return index
+
+
+VERIFY_FILE = "verify.json"
+
+
+def _verification(out: Path) -> list[dict]:
+    """The checks of ``splatgen data verify --out DIR/verify.json`` if the dataset folder has them."""
+    try:
+        checks = json.loads((out / VERIFY_FILE).read_text()).get("checks", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    keep = ("reader", "name", "ok", "n", "detail")
+    return [{k: c.get(k) for k in keep} for c in checks if isinstance(c, dict)]
 
 
 def signature_saturation(objects: dict[str, dict], signatures: dict[str, np.ndarray]) -> dict:
