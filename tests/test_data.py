@@ -21,7 +21,7 @@ from PIL import Image
 from splatgen.core import cameras, framing
 from splatgen.core.data.build import SPLITS, build_dataset, split_of
 from splatgen.core.data.dataset import MultiViewDataset, load_split_arrays
-from splatgen.core.data.pack import pack_dataset
+from splatgen.core.data.pack import codec_loss, pack_dataset
 from splatgen.core.data.sources import discover, parse_properties
 from splatgen.core.errors import DatasetError
 
@@ -492,6 +492,17 @@ def test_split_is_deterministic_and_stable():
 
 
 # ---------------------------------------------------------------------- pack + loader
+def test_codec_loss_measures_what_a_quality_costs(built):
+    loss = codec_loss(built, [None, 90, 20], split="train", objects=3, views=2)
+    assert {q: r["views"] for q, r in loss.items()} == {None: 6, 90: 6, 20: 6}
+    assert loss[None]["psnr_rgb"] == float("inf") and loss[None]["max_alpha_error"] == 0  # lossless is exact
+    assert loss[90]["max_alpha_error"] == 0 == loss[20]["max_alpha_error"]  # alpha stays lossless
+    # lower quality: fewer bytes, more error; the object's pixels carry it, not the empty background
+    assert loss[20]["bytes_per_view"] < loss[90]["bytes_per_view"] < loss[None]["bytes_per_view"]
+    assert 15 < loss[20]["psnr_rgb_object"] < loss[90]["psnr_rgb_object"] < 60
+    assert loss[90]["psnr_rgb_object"] < loss[90]["psnr_rgb"]
+
+
 def test_pack_and_loader_round_trip(built, tmp_path):
     packed = tmp_path / "packed"
     summary = pack_dataset(built, packed, splits=list(SPLITS), workers=1, progress=False)

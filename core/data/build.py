@@ -9,6 +9,7 @@ Layout of a built dataset ``DIR``::
     DIR/<object_id>/rgba_000.png ...  straight-alpha RGBA views, size × size
     DIR/<object_id>/meta.json         creator, licence, category, source, normalisation, lighting, ...
     DIR/<object_id>/surface.safetensors  surface samples (points, normals) in the normalised frame
+    DIR/<object_id>/signature.png     4 tiny views from fixed cameras, flat and lit (near-duplicates, saturation)
 
 Every object is normalised (catalog rotation, catalog size, centred, bounding-sphere radius
 ``framing.OBJECT_RADIUS``, Y up) and seen by ``views`` cameras at ``framing.CAMERA_DISTANCE`` with
@@ -23,10 +24,10 @@ An object's folder appears atomically (rendered into a hidden temporary folder, 
 a re-run skips finished objects and redoes interrupted ones. Objects that cannot be loaded are
 logged and skipped; the build always completes.
 
-Objects whose normalised geometry is identical (a hash of their vertices rounded to 1/1000 of the
-framing radius: one mesh under several textures, one unit in several factions) form a *group*. The
-split is a hash of the group's first object id (90 / 5 / 5), so twins never straddle train and test,
-and an object that has no twin keeps the split of its own id when others come and go.
+Objects of identical normalised geometry or near-identical signature views form a *group*, and
+the split (90 / 5 / 5, balanced per category) moves whole groups (:mod:`splatgen.core.data.split`),
+so twins never straddle train and test. ``dataset.json`` and the card are written from the folders
+(:mod:`splatgen.core.data.index`); ``splatgen data regroup`` rewrites them without rendering.
 """
 
 from __future__ import annotations
