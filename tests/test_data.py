@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -390,10 +392,13 @@ def test_resume_skips_finished_objects(mesh_dir, tmp_path):
     first = build_dataset(mesh_dir, out, views=2, size=32, workers=0, progress=False)
     assert first.rendered == n
     frame = out / f"{LIB}__box"
-    (out / ".tmp-stale-1").mkdir()  # left by a killed run
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    (out / f".tmp-stale-{ended.pid}").mkdir()  # left by a killed run: its process has ended
+    (out / f".tmp-busy-{os.getpid()}").mkdir()  # another build's, still running: left alone
     again = build_dataset(mesh_dir, out, views=2, size=32, workers=0, progress=False)
     assert again.rendered == 0 and again.resumed == n
-    assert not (out / ".tmp-stale-1").exists()
+    assert not (out / f".tmp-stale-{ended.pid}").exists() and (out / f".tmp-busy-{os.getpid()}").is_dir()
     before = (frame / "rgba_001.png").read_bytes()
     (frame / "rgba_001.png").unlink()  # an incomplete object is redone, identically
     third = build_dataset(mesh_dir, out, views=2, size=32, workers=0, progress=False)
