@@ -69,9 +69,8 @@ def codec_loss(data: str | os.PathLike, qualities: list[int | None], split: str 
     object's pixels only (``psnr_rgb_object``: alpha > 0 in the PNG), and of the alpha.
     ``{quality: {"bytes_per_view", "psnr_rgb", "psnr_rgb_object", "psnr_alpha", "max_alpha_error"}}``
     (``None``: lossless)."""
-    from PIL import Image
-
     from .. import framing
+    from ..image_loading import VIEW_FORMATS, read_rgba
     from .dataset import decode_view
 
     data = Path(data)
@@ -83,8 +82,7 @@ def codec_loss(data: str | os.PathLike, qualities: list[int | None], split: str 
     for oid in ids:
         frames = sorted((data / oid).glob("rgba_*.png"))
         for f in frames[:: max(1, len(frames) // views)][:views]:
-            with Image.open(f) as im:
-                views_px.append(np.asarray(im.convert("RGBA")))
+            views_px.append(read_rgba(f, formats=VIEW_FORMATS))
 
     def composite(v):
         a = v[..., 3:4] / 255.0

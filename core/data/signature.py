@@ -45,11 +45,11 @@ def save_signature(path: str | Path, views: np.ndarray) -> None:
 
 
 def load_signature(path: str | Path, views: int = len(AZIMUTHS_DEG)) -> np.ndarray:
-    """Read ``signature.png`` back as ``(2, V, S, S, 4)`` uint8 (:class:`OSError` / ``ValueError`` if unreadable)."""
-    from PIL import Image
+    """Read ``signature.png`` back as ``(2, V, S, S, 4)`` uint8 (:class:`OSError` / ``ValueError``,
+    :class:`~splatgen.core.errors.ImageError` among them, if unreadable)."""
+    from ..image_loading import VIEW_FORMATS, read_rgba
 
-    with Image.open(path) as im:
-        tile = np.asarray(im.convert("RGBA"))
+    tile = read_rgba(path, formats=VIEW_FORMATS)
     s = tile.shape[1] // views
     if s * views != tile.shape[1] or tile.shape[0] % s:
         raise ValueError(f"{path}: {tile.shape[1]}×{tile.shape[0]} is not a signature of {views} views")
