@@ -41,7 +41,7 @@ from .latent_pool import LatentPool, var_posterior
 from .recon import export_model, reconstruction_loss
 from .trainer import (EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
-from .viewbank import ViewBank, ViewBatch
+from .viewbank import ViewBank, ViewBatch, loading_rate
 
 
 def load_frozen_var(folder: str, device) -> SplatterNet:
@@ -133,7 +133,11 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
     resuming = config.resume and (out_dir / "checkpoint" / "model" / "config.json").exists()
     start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming,
                                 config.teacher_latent))
+    t_load = time.perf_counter()
     bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
+    if ctx.is_main:
+        print(f"views: {bank.num_objects} objects x {bank.views_per_object} "
+              f"({loading_rate(bank, time.perf_counter() - t_load)})", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000 + ctx.rank)
     denoiser = LatentDenoiser(condition_channels=var.config.channels[-1],

@@ -10,6 +10,7 @@ views, all expressed in the input camera's frame; compare with the images:
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from .checkpoint import load_into, load_weights, unwrap
 from ..metrics import psnr, ssim
 from .trainer import (EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
-from .viewbank import ViewBank, ViewBatch
+from .viewbank import ViewBank, ViewBatch, loading_rate
 
 
 def reconstruction_loss(model_out, batch: ViewBatch, config, backend: str) -> tuple[torch.Tensor, dict]:
@@ -87,7 +88,9 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
     ctx = setup_run(config.device)
     torch.manual_seed(config.seed + ctx.rank)
     out_dir = Path(config.out)
+    t_load = time.perf_counter()
     bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
+    load_s = time.perf_counter() - t_load
     out_dir.mkdir(parents=True, exist_ok=True)
     variational = config.model == "var"
     model = SplatterNet(variational=variational, gaussians_per_pixel=config.gaussians_per_pixel).to(ctx.device)
@@ -113,7 +116,8 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
     if ctx.is_main:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"training {config.model}: {n_params / 1e6:.2f}M parameters, {bank.num_objects} objects x "
-              f"{bank.views_per_object} views, device {ctx.device} x{ctx.world_size}, from step {step}", flush=True)
+              f"{bank.views_per_object} views ({loading_rate(bank, load_s)}), device {ctx.device} x{ctx.world_size}, "
+              f"from step {step}", flush=True)
     steps_this_run, running = 0, RunningMetrics()
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)

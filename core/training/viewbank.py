@@ -119,6 +119,12 @@ def mirror(batch: ViewBatch, which: torch.Tensor) -> ViewBatch:
     )
 
 
+def loading_rate(bank: ViewBank, seconds: float) -> str:
+    """``"loaded in 3.2 s, 40,000 views/s"``: how fast a split reached the training device."""
+    views = bank.num_objects * bank.views_per_object
+    return f"loaded in {seconds:.1f} s, {views / max(seconds, 1e-9):,.0f} views/s"
+
+
 def load_view_bank(path, device="cpu", split: str = "train", cache_dir=None) -> ViewBank:
     """Load a dataset split into a :class:`ViewBank` (see :func:`splatgen.core.data.dataset.load_split_arrays`).
 
