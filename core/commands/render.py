@@ -18,6 +18,7 @@ from .. import framing
 from ..cameras import framing_viewmat, intrinsics_from_fov, load_transforms, scale_intrinsics
 from ..errors import SplatgenError
 from ..images import to_uint8
+from ..devices import pick_device
 from ..render import BACKENDS, render
 from .common import IMAGE_EXTENSIONS, atomic_write_image, check_output_path, parse_background, positive_int
 
@@ -53,14 +54,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SplatgenError("--device cuda was asked for, but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def output_image(premultiplied: torch.Tensor, alpha: torch.Tensor, background, has_alpha: bool) -> torch.Tensor:
     """``(H, W, 3)`` premultiplied colour and ``(H, W, 1)`` alpha → what the file holds, in [0, 1]:
     ``(H, W, 4)`` straight colour + alpha (pixels whose alpha rounds to 0 hold ``background``), or
@@ -83,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     gaussians = load_splats(args.file)
     if gaussians.num_gaussians == 0:
         raise SplatgenError(f"{args.file}: holds no splats; nothing to render")
-    device = resolve_device(args.device)
+    device = pick_device(args.device)
     if args.backend == "gsplat":
-        device = resolve_device("cuda")
+        device = pick_device("cuda")
     gaussians = gaussians.to(device)
     if args.camera is not None:
         cams = load_transforms(args.camera)

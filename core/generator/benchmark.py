@@ -33,7 +33,7 @@ def run_generate_benchmark(device: str = "auto", steps: int = 50, guidance: floa
     default strength is below 1, samples at that default too (the teacher's latent, then the steps that
     run). On CUDA, the eager loop and the CUDA-graph loop (the default there) are both timed, and the
     graphs' latents are compared with the eager ones."""
-    from .model_folder import pick_device
+    from ..devices import pick_device
     from .registry import load_generator
 
     dev = pick_device(device)

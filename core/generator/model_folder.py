@@ -122,11 +122,3 @@ def load_component(cls, folder: Path, what: str):
     return load_network(cls, folder, what, error=ModelError)
 
 
-def pick_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` / None → CUDA when this machine has it, else the CPU; a named device is checked."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError("CUDA was asked for but this machine has no usable CUDA GPU; use --device cpu")
-    return device

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError, SettingsError
+from ..devices import pick_device
 from . import model_folder
 from .base import GenerationSettings, Generator
 from .latent_diffusion import LatentDiffusionGenerator
@@ -43,7 +44,7 @@ def load_generator(model: str | os.PathLike | None = None, device: str | torch.d
     ``kind`` picks the class from :data:`GENERATORS`."""
     path = model_folder.resolve_model_path(model)
     manifest = model_folder.read_manifest(path, tuple(GENERATORS))
-    device = model_folder.pick_device(device)
+    device = pick_device(device)
     try:
         gen = GENERATORS[manifest["kind"]].from_folder(path, manifest, device)
         gen.validate(GenerationSettings())  # the manifest's defaults are in range

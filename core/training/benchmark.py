@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .. import framing
+from ..devices import pick_device
 from ..benchmarks import machine_info
 from ..cameras import orbit_viewmats
 from .config import TrainConfig
@@ -86,7 +87,7 @@ def run_train_benchmark(models, *, data: str | None, steps: int, warmup: int, ba
                         var: str, teacher: str | None, objects: int = 256, views: int = 24,
                         extra: dict | None = None, compile: bool = False) -> dict:
     """Time each of ``models``; ``extra`` holds diffusion-only settings, ``compile`` applies to all."""
-    dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    dev = str(pick_device(device))
     bank = load_view_bank(data, dev) if data else synthetic_bank(objects, views, dev)
     rows = []
     for model in models:

@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from ..devices import pick_device
 from .checkpoint import load_checkpoint, save_checkpoint, unwrap
 
 
@@ -45,13 +46,12 @@ def setup_run(device_name: str = "auto") -> RunContext:
         torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl")
         return RunContext(torch.device("cuda", local_rank), dist.get_rank(), dist.get_world_size(), True)
-    if device_name == "auto":
-        device_name = "cuda" if torch.cuda.is_available() else "cpu"
-    if device_name == "cuda":
+    device = pick_device(device_name)
+    if device.type == "cuda":
         # TF32 for convolutions only: the networks' matmuls run in bf16 autocast, and the float32 ones
         # outside it (SSIM's moments, see metrics.ssim) need full precision
         torch.backends.cudnn.allow_tf32 = True
-    return RunContext(torch.device(device_name))
+    return RunContext(device)
 
 
 def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
