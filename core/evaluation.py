@@ -21,6 +21,7 @@ the samples measures the denoiser (a diagnostic: the context views are targets t
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -65,6 +66,16 @@ def find_objects(root: str | os.PathLike, split: str | None = "test") -> list[Ev
     if not objects:
         raise DatasetError(f"{root}: no object folders with transforms.json to evaluate")
     return objects
+
+
+def object_category(obj: EvalObject) -> str | None:
+    """The object's category from the ``meta.json`` the data builder writes beside its views, if any."""
+    try:
+        meta = json.loads((obj.folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    category = meta.get("category") if isinstance(meta, dict) else None
+    return str(category) if category else None
 
 
 def _read_view(path: Path) -> np.ndarray:
@@ -180,6 +191,14 @@ def _summarise(gen: Generator, objects: list[EvalObject], score, progress: bool)
         rows[-1]["seconds"] = round(time.time() - t, 3)  # per object: shows warm-up costs on a fresh machine
     keys = [k for k in rows[0] if k not in ("object", "seconds")]
     summary = {"objects": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
+    categories = [object_category(obj) for obj in objects]
+    if any(categories):
+        for row, category in zip(rows, categories):
+            row["category"] = category or "unknown"
+        summary["per_category"] = {
+            c: {"objects": len(group), **{k: float(np.mean([r[k] for r in group])) for k in keys}}
+            for c in sorted({r["category"] for r in rows})
+            for group in [[r for r in rows if r["category"] == c]]}
     summary.update(model=getattr(gen, "name", ""), model_path=str(getattr(gen, "path", "")), kind=gen.kind,
                    device=str(gen.device), seconds=round(time.time() - t0, 1), per_object=rows)
     return summary

@@ -183,3 +183,21 @@ def test_eval_posterior_scores_the_var_on_unseen_views(tmp_path, run_cli):
     r = run_cli(*base, "--model", "regressor")
     assert r.returncode != 0 and "latent diffusion" in r.stderr and "Traceback" not in r.stderr
 
+
+
+def test_eval_reports_means_per_category_from_the_objects_meta(tmp_path, run_cli):
+    """Objects whose meta.json names a category get per-category means that are the means of their rows."""
+    (tmp_path / "data").mkdir()
+    for name, category, azimuths in (("bear_a", "toy", [20.0, 110.0]), ("bear_b", "toy", [60.0, 200.0]),
+                                     ("bear_c", "furniture", [0.0, 150.0])):
+        obj = _bear_object(tmp_path / "tmp" / name, azimuths).rename(tmp_path / "data" / name)
+        (obj / "meta.json").write_text(json.dumps({"category": category}))
+    r = run_cli("eval", "--data", tmp_path / "data", "-m", "regressor", "--json", tmp_path / "e.json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert set(res["per_category"]) == {"toy", "furniture"}
+    for category, means in res["per_category"].items():
+        rows = [row for row in res["per_object"] if row["category"] == category]
+        assert means["objects"] == len(rows) == (2 if category == "toy" else 1)
+        assert means["novel_psnr"] == pytest.approx(float(np.mean([row["novel_psnr"] for row in rows])))
+    assert "per category (novel_psnr):" in r.stdout and "furniture" in r.stdout

@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         if key in result:
             v = result[key]
             print(f"{key:22s} {v:.3f}" if isinstance(v, float) else f"{key:22s} {v}")
+    if "per_category" in result:
+        main_key = "best_of_k_novel_psnr" if "best_of_k_novel_psnr" in result else "novel_psnr"
+        print(f"per category ({main_key}):")
+        for category, means in result["per_category"].items():
+            print(f"  {category:20s} {means['objects']:4d} objects  {means[main_key]:.3f}")
     if args.json:
         make_output_dir(args.json.parent)
         atomic_write(check_output_path(args.json), (json.dumps(result, indent=1) + "\n").encode())
