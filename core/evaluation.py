@@ -35,7 +35,7 @@ from .cameras import canonical_intrinsics, load_transforms, relative_viewmats
 from .data.dataset import decode_view
 from .errors import DatasetError, SplatgenError
 from .generator import GenerationSettings, Generator
-from .metrics import psnr, ssim
+from .metrics import ms_ssim, psnr, ssim
 from .render import render
 
 
@@ -116,8 +116,10 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
             renders.append(render(sample.gaussians, cams, sample.K, s, s).rgb.clamp(0, 1).cpu())
     r = torch.stack(renders)  # (K, V, S, S, 3)
     p, q = psnr(r, images.expand_as(r)), ssim(r, images.expand_as(r))  # (K, V)
+    m = ms_ssim(r[0], images)  # (V,) of the first sample
     out = {"object": obj.name, "input_psnr": float(p[0, 0]), "input_ssim": float(q[0, 0]),
-           "novel_psnr": float(p[0, 1:].mean()), "novel_ssim": float(q[0, 1:].mean())}
+           "novel_psnr": float(p[0, 1:].mean()), "novel_ssim": float(q[0, 1:].mean()),
+           "input_ms_ssim": float(m[0]), "novel_ms_ssim": float(m[1:].mean())}
     if len(samples) > 1:
         out["best_of_k_novel_psnr"] = float(p[:, 1:].mean(1).max())
         pairs = list(itertools.combinations(range(len(samples)), 2))

@@ -45,6 +45,25 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     return s.reshape(-1, c, *s.shape[-2:]).mean(dim=(1, 2, 3)).reshape(lead)
 
 
+#: MS-SSIM's scale weights for 128² views: the first three of Wang et al.'s five (five scales of an
+#: 11-pixel window need 161 pixels or more).
+MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)
+
+
+def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Multi-scale SSIM (torchmetrics) over the last three dims of ``(..., H, W, C)`` images in [0, 1] →
+    ``(...)``: a perceptual figure that needs no learned weights, unlike LPIPS."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
+    lead = a.shape[:-3]
+    h, w, c = a.shape[-3:]
+    x = a.float().reshape(-1, h, w, c).permute(0, 3, 1, 2)
+    y = b.float().reshape(-1, h, w, c).permute(0, 3, 1, 2)
+    out = multiscale_structural_similarity_index_measure(x, y, data_range=1.0, betas=MS_SSIM_BETAS,
+                                                          normalize="relu", reduction="none")
+    return out.reshape(lead)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """PSNR in dB over the last three dims of ``(..., H, W, C)`` images in [0, 1] → ``(...)``."""
     mse = (a.float() - b.float()).square().mean(dim=(-3, -2, -1))

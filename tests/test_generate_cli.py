@@ -144,8 +144,9 @@ def test_eval_on_a_folder_of_objects(tmp_path, run_cli):
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "e.json").read_text())
     for key in ("objects", "input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "best_of_k_novel_psnr", "k",
-                "diversity_novel_psnr", "diversity_input_psnr"):
+                "diversity_novel_psnr", "diversity_input_psnr", "input_ms_ssim", "novel_ms_ssim"):
         assert key in res
+    assert 0.0 < res["novel_ms_ssim"] <= res["input_ms_ssim"] <= 1.0
     assert res["objects"] == 1 and res["k"] == 2
     assert res["input_psnr"] > 18 and res["best_of_k_novel_psnr"] >= res["novel_psnr"] - 1e-6
     r = run_cli("eval", "--data", tmp_path / "nothing-here")

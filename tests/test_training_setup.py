@@ -94,6 +94,19 @@ def test_the_synthetic_bank_is_a_split_at_the_canonical_framing():
     assert np.isfinite(batch.rgb.numpy()).all()
 
 
+def test_ms_ssim_is_one_for_equal_images_and_falls_with_noise_and_blur():
+    from splatgen.core.metrics import ms_ssim
+
+    gen = torch.Generator().manual_seed(1)
+    a = torch.rand(2, 128, 128, 3, generator=gen)
+    noisy = (a + 0.2 * torch.randn(a.shape, generator=gen)).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(a.permute(0, 3, 1, 2), 5, 1, 2).permute(0, 2, 3, 1)
+    same, n, b = ms_ssim(a, a), ms_ssim(noisy, a), ms_ssim(blurred, a)
+    assert same.shape == (2,) and torch.allclose(same, torch.ones(2), atol=1e-5)
+    assert (n < 0.99).all() and (b < 0.99).all()
+    assert (ms_ssim((a + 0.05 * torch.randn(a.shape, generator=gen)).clamp(0, 1), a) > n).all()  # less noise, closer
+
+
 def test_ssim_as_banded_matmuls_equals_the_2d_gaussian_window_convolution():
     """The matmul form of SSIM's blur against an independent 2D convolution with the 11×11 window."""
     import torch.nn.functional as F
