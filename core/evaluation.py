@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -78,6 +79,22 @@ def object_category(obj: EvalObject) -> str | None:
     return str(category) if category else None
 
 
+#: Objects whose input view is about this grey or greyer give no saturation ratio (it would be noise).
+MIN_OBJECT_SATURATION = 0.05
+
+
+def saturation_ratio(rendered: torch.Tensor, image: torch.Tensor, alpha: torch.Tensor) -> float:
+    """Mean HSV saturation of ``rendered`` over that of ``image`` (both ``(S, S, 3)`` in [0, 1]) on the
+    object's pixels (``alpha`` ``(S, S, 1)`` of the image): 1 keeps the photo's colours, below 1
+    washes them out. NaN for a grey object."""
+    from .data.saturation import compare_renders
+
+    a = alpha.expand(*alpha.shape[:-1], 1)
+    to_u8 = lambda rgb: (torch.cat([rgb, a], -1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()[None]  # noqa: E731
+    c = compare_renders(to_u8(rendered), to_u8(image))
+    return float(c["ratio"]) if c["flat"] >= MIN_OBJECT_SATURATION else float("nan")
+
+
 def _read_view(path: Path) -> np.ndarray:
     """One view file → ``(S, S, 4)`` uint8 RGBA; a missing, unreadable or broken file is a :class:`DatasetError`."""
     try:
@@ -119,7 +136,8 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
     m = ms_ssim(r[0], images)  # (V,) of the first sample
     out = {"object": obj.name, "input_psnr": float(p[0, 0]), "input_ssim": float(q[0, 0]),
            "novel_psnr": float(p[0, 1:].mean()), "novel_ssim": float(q[0, 1:].mean()),
-           "input_ms_ssim": float(m[0]), "novel_ms_ssim": float(m[1:].mean())}
+           "input_ms_ssim": float(m[0]), "novel_ms_ssim": float(m[1:].mean()),
+           "input_saturation_ratio": saturation_ratio(r[0, 0], images[0], alphas[0])}
     if len(samples) > 1:
         out["best_of_k_novel_psnr"] = float(p[:, 1:].mean(1).max())
         pairs = list(itertools.combinations(range(len(samples)), 2))
@@ -178,6 +196,13 @@ def evaluate(gen: Generator, objects: list[EvalObject], settings: GenerationSett
     return summary
 
 
+def _mean(values: list[float]) -> float | None:
+    """Mean over the objects that give the figure (NaN marks one that cannot, e.g. the saturation ratio
+    of a grey object); None when none does."""
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else None
+
+
 def _summarise(gen: Generator, objects: list[EvalObject], score, progress: bool) -> dict:
     """Per-object rows from ``score(obj)``, their means over objects, and what was evaluated."""
     t0 = time.time()
@@ -192,15 +217,17 @@ def _summarise(gen: Generator, objects: list[EvalObject], score, progress: bool)
         rows.append(score(obj))
         rows[-1]["seconds"] = round(time.time() - t, 3)  # per object: shows warm-up costs on a fresh machine
     keys = [k for k in rows[0] if k not in ("object", "seconds")]
-    summary = {"objects": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
+    summary = {"objects": len(rows), **{k: _mean([r[k] for r in rows]) for k in keys}}
     categories = [object_category(obj) for obj in objects]
     if any(categories):
         for row, category in zip(rows, categories):
             row["category"] = category or "unknown"
         summary["per_category"] = {
-            c: {"objects": len(group), **{k: float(np.mean([r[k] for r in group])) for k in keys}}
+            c: {"objects": len(group), **{k: _mean([r[k] for r in group]) for k in keys}}
             for c in sorted({r["category"] for r in rows})
             for group in [[r for r in rows if r["category"] == c]]}
+    for row in rows:  # strict JSON has no NaN: a figure an object cannot give is null
+        row.update({k: None for k, v in row.items() if isinstance(v, float) and math.isnan(v)})
     summary.update(model=getattr(gen, "name", ""), model_path=str(getattr(gen, "path", "")), kind=gen.kind,
                    device=str(gen.device), seconds=round(time.time() - t0, 1), per_object=rows)
     return summary

@@ -147,6 +147,7 @@ def test_eval_on_a_folder_of_objects(tmp_path, run_cli):
                 "diversity_novel_psnr", "diversity_input_psnr", "input_ms_ssim", "novel_ms_ssim"):
         assert key in res
     assert 0.0 < res["novel_ms_ssim"] <= res["input_ms_ssim"] <= 1.0
+    assert 0.5 < res["input_saturation_ratio"] < 1.5  # the bear is brown: a ratio, not null
     assert res["objects"] == 1 and res["k"] == 2
     assert res["input_psnr"] > 18 and res["best_of_k_novel_psnr"] >= res["novel_psnr"] - 1e-6
     r = run_cli("eval", "--data", tmp_path / "nothing-here")

@@ -137,3 +137,19 @@ def test_ssim_as_banded_matmuls_equals_the_2d_gaussian_window_convolution():
     a.requires_grad_(True)
     ssim(a, b).sum().backward()
     assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def test_the_saturation_ratio_sees_washed_out_colours_and_skips_grey_objects():
+    from splatgen.core.evaluation import saturation_ratio
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(32, 32, 3, generator=gen)
+    alpha = torch.zeros(32, 32, 1)
+    alpha[8:24, 8:24] = 1.0
+    grey = image.mean(-1, keepdim=True).expand(-1, -1, 3)
+    assert saturation_ratio(image, image, alpha) == pytest.approx(1.0, abs=1e-3)
+    assert saturation_ratio(0.5 * image + 0.5 * grey, image, alpha) < 0.7
+    washed_outside = image.clone()
+    washed_outside[:8] = grey[:8]  # the background rows do not count
+    assert saturation_ratio(washed_outside, image, alpha) == pytest.approx(1.0, abs=1e-3)
+    assert np.isnan(saturation_ratio(grey, grey, alpha))

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(gen, objects, settings, progress=not args.no_progress)
     result["load_seconds"] = load_seconds
     result["command"] = "splatgen eval " + " ".join(_argv_of(args))
-    for key in ("objects", "input_psnr", "input_ssim", "input_ms_ssim", "novel_psnr", "novel_ssim", "novel_ms_ssim",
+    for key in ("objects", "input_psnr", "input_ssim", "input_ms_ssim", "input_saturation_ratio", "novel_psnr",
+                "novel_ssim", "novel_ms_ssim",
                 "best_of_k_novel_psnr", "k",
                 "diversity_novel_psnr", "diversity_input_psnr", "context_psnr", "num_context"):
         if key in result:
