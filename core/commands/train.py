@@ -1,4 +1,4 @@
-"""``splatgen train {regressor,var,diffusion}``: the command line of :mod:`splatgen.core.training`."""
+"""``splatgen train {regressor,var,diffusion,mv-*}``: the command line of :mod:`splatgen.core.training`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Train one of the generator's models. Runs end cleanly after --max-minutes "
                                    "with a resumable checkpoint in OUT/checkpoint; --resume continues exactly. "
                                    "Under torchrun the run uses every GPU (DistributedDataParallel).")
-    p.add_argument("model", choices=("regressor", "var", "diffusion"))
+    p.add_argument("model", choices=("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder",
+                                      "mv-distill"),
+                   help="mv-*: the stages of the multi-view model, in this order: autoencoder, denoiser, decoder, "
+                        "distill (the decoder needs only the autoencoder)")
     p.add_argument("--data", type=Path, required=True,
                    help="a dataset built by `splatgen data build` (its train split is used) or packed by `splatgen data pack`")
     p.add_argument("-o", "--out", type=Path, required=True, help="run folder (checkpoint/, log.jsonl, samples)")
@@ -71,6 +74,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pool-reuse", type=int, default=TrainConfig.default("pool_reuse"), metavar="R",
                    help="diffusion: each step replaces batch-size / R pool items, so an encoding is drawn R times "
                         "on average (keep it small: a stale pool costs the samples their diversity)")
+    mv = p.add_argument_group("multi-view model (mv-*)")
+    mv.add_argument("--num-views", type=int, default=TrainConfig.default("num_views"),
+                    help="orbit views per object generated / decoded together (default 8)")
+    mv.add_argument("--autoencoder", metavar="FOLDER", help="mv-denoiser, mv-decoder, mv-distill: the trained autoencoder")
+    mv.add_argument("--denoiser", metavar="FOLDER", help="mv-distill: the trained multi-view denoiser to adapt")
+    mv.add_argument("--decoder", metavar="FOLDER", help="mv-distill: the trained Gaussian decoder (frozen)")
+    mv.add_argument("--lora-rank", type=int, default=TrainConfig.default("lora_rank"),
+                    help="mv-distill: rank of the LoRA adapters on the denoiser's attention (default 8)")
+    mv.add_argument("--consistency-weight", type=float, default=TrainConfig.default("consistency_weight"),
+                    help="mv-distill: weight of the 3D consistency loss against the diffusion loss (default 1)")
+    mv.add_argument("--depth-weight", type=float, default=TrainConfig.default("depth_weight"),
+                    help="mv-distill: weight of the depth term in the 3D loss (default 0.5)")
+    mv.add_argument("--mv-channels", type=int, nargs="+", default=TrainConfig.default("mv_channels"), metavar="C",
+                    help="a new multi-view network's block widths, multiples of 8 (default: the network's own)")
     return p
 
 
@@ -80,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_dir(args.out)  # not a file, writable; created only once the data has loaded
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
-    if config.model in ("regressor", "var"):
+    if config.model.startswith("mv-"):
+        from ..training.multiview import run_stage
+
+        result = run_stage(config, lambda device: load_view_bank(config.data, device))
+    elif config.model in ("regressor", "var"):
         from ..training.recon import train_reconstruction
 
         result = train_reconstruction(config, lambda device: load_view_bank(config.data, device))

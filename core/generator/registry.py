@@ -18,12 +18,14 @@ from ..devices import pick_device
 from . import model_folder
 from .base import GenerationSettings, Generator
 from .latent_diffusion import LatentDiffusionGenerator
+from .multi_view import MultiViewGenerator
 from .regressor import RegressorGenerator
 
 #: Every generator by its ``kind``. A new generator is one module in this package plus one entry here.
 GENERATORS: dict[str, type[Generator]] = {cls.kind: cls for cls in (
     LatentDiffusionGenerator,
     RegressorGenerator,
+    MultiViewGenerator,
 )}
 
 

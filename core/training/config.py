@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import SplatgenError
 
-MODELS = ("regressor", "var", "diffusion")
+MODELS = ("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder", "mv-distill")
 
 
 #: Allowed values of the numeric settings: (lowest, highest, whether the lowest itself is allowed);
@@ -26,6 +26,8 @@ RANGES = {
     "ema_decay": (0, 1, True), "log_every": (1, None, True), "gaussians_per_pixel": (1, 16, True),
     "ssim_weight": (0, None, True), "alpha_weight": (0, None, True), "kl_weight": (0, None, True),
     "render_items": (0, None, True), "render_weight": (0, None, True), "cond_dropout": (0, 1, True),
+    "num_views": (2, 32, True), "lora_rank": (1, 256, True), "consistency_weight": (0, None, True),
+    "depth_weight": (0, None, True),
 }
 
 
@@ -67,6 +69,15 @@ class TrainConfig:
     pool_reuse: int = 4                          # diffusion: each encoding is drawn this often on average
     denoiser_channels: list[int] = field(default_factory=lambda: [64, 128, 128])  # a new denoiser's UNet widths
     denoiser_layers: int = 1                     # a new denoiser's ResNet layers per level
+    # multi-view model (seed 003, mv-*: see splatgen.core.training.multiview)
+    num_views: int = 8                           # mv-*: orbit views per object generated / decoded together
+    autoencoder: str | None = None               # mv-denoiser/decoder/distill: the trained autoencoder folder
+    denoiser: str | None = None                  # mv-distill: the trained multi-view denoiser folder
+    decoder: str | None = None                   # mv-distill: the trained Gaussian decoder folder (frozen)
+    lora_rank: int = 8                           # mv-distill: rank of the LoRA adapters on the denoiser
+    consistency_weight: float = 1.0              # mv-distill: weight of the 3D loss against the diffusion loss
+    depth_weight: float = 0.5                    # mv-distill: weight of its depth term
+    mv_channels: list[int] = field(default_factory=list)  # mv-*: a new network's block widths ([]: its default)
 
     def __post_init__(self):
         self.data, self.out = Path(self.data), Path(self.out)
@@ -89,6 +100,8 @@ class TrainConfig:
                 or self.denoiser_layers < 1:
             raise SplatgenError("--denoiser-channels takes two or more multiples of 32 (the UNet's group norm) and "
                                 "--denoiser-layers 1 or more")
+        if self.mv_channels and (len(self.mv_channels) < 2 or any(c < 8 or c % 8 for c in self.mv_channels)):
+            raise SplatgenError("--mv-channels takes two or more multiples of 8 (the networks' group norms)")
         if self.max_minutes is None and self.max_steps is None:
             self.max_steps = 100_000
 

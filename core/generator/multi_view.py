@@ -1,0 +1,164 @@
+"""Seed 003 (GSV3D): multi-view latents → Gaussians, behind the Generator API.
+
+The autoencoder encodes the input image to a latent; the multi-view denoiser samples the latents of
+N orbit views around the object jointly (classifier-free guidance on the input latent; cameras at
+azimuths ``360°·k/N`` from the input camera, at its elevation, view 0 being the input view); the
+Gaussian Splatting Decoder turns those N latents (+ the input latent) into Gaussians in the input
+camera's frame. The generated views themselves (the autoencoder's decoding of the N latents) come
+with every sample, in ``sample.info["views"]`` ``(N, 4, S, S)`` RGBA in [0, 1], with their cameras in
+``sample.info["view_viewmats"]`` ``(N, 4, 4)`` (object frame, OpenCV), for showing beside the splats.
+
+Model folder: ``{"kind": "multi-view", "components": {"autoencoder": "autoencoder",
+"denoiser": "denoiser", "decoder": "decoder"}, "defaults": {"guidance": 2.0, "steps": 30, ...}}``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import torch
+
+from .. import framing
+from ..cameras import orbit_viewmats, relative_viewmats
+from ..errors import ModelError, SettingsError
+from ..models import mv_autoencoder
+from ..models.mv_decoder import MultiViewGSDecoder
+from ..models.mv_denoiser import SCHEDULERS, MultiViewDenoiser
+from .base import (MAX_SAMPLES, MAX_STEPS, Cancelled, GenerationSettings, Generator, ProgressCallback, Sample,
+                   SampleCallback, check_image, input_camera, seed_batches)
+from .model_folder import load_component
+
+__all__ = ["MultiViewGenerator", "orbit_cameras", "sample_views"]
+
+
+def orbit_cameras(num_views: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The N generated views' cameras: (in the input camera's frame ``(N, 4, 4)``, in the object frame
+    ``(N, 4, 4)``); azimuths ``360°·k/N`` from the input camera at its elevation, view 0 = the input."""
+    az = [360.0 * k / num_views for k in range(num_views)]
+    world = orbit_viewmats(az, framing.INPUT_ELEVATION_DEG, framing.CAMERA_DISTANCE).float()
+    rel = relative_viewmats(world, input_camera()[0].float())
+    return rel.to(device), world.to(device)
+
+
+@torch.no_grad()
+def sample_views(denoiser: MultiViewDenoiser, condition: torch.Tensor, viewmats: torch.Tensor, noise: torch.Tensor,
+                 *, steps: int, guidance: float, scheduler: str | None = None,
+                 progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> torch.Tensor:
+    """Sample N views' latents jointly. ``condition``: the input view's autoencoder latent ``(B, C, s, s)``;
+    ``viewmats`` ``(B, N, 4, 4)``; ``noise`` ``(B, N, C, s, s)`` → autoencoder latents ``(B, N, C, s, s)``.
+    Guided: ``pred = uncond + guidance·(cond - uncond)`` with a zero condition for ``uncond``."""
+    sched = denoiser.make_scheduler(scheduler)
+    sched.set_timesteps(int(steps), device=noise.device)
+    cond = denoiser.normalise(condition)
+    guided = guidance != 1.0
+    if guided:
+        cond, viewmats = torch.cat([torch.zeros_like(cond), cond]), torch.cat([viewmats, viewmats])
+    x = noise * sched.init_noise_sigma
+    timesteps = [int(t) for t in sched.timesteps]
+    for i, t in enumerate(timesteps):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        inp = sched.scale_model_input(torch.cat([x, x]) if guided else x, t)
+        pred = denoiser(inp, torch.full((inp.shape[0],), t, device=x.device, dtype=torch.long), cond, viewmats)
+        if guided:
+            uncond, conditioned = pred.chunk(2)
+            pred = uncond + guidance * (conditioned - uncond)
+        x = sched.step(pred, t, x).prev_sample
+        if progress is not None:
+            progress(i + 1, len(timesteps))
+    return denoiser.denormalise(x)
+
+
+class MultiViewGenerator(Generator):
+    """Seed 003: N orbit views' latents generated jointly, decoded into Gaussians."""
+
+    kind = "multi-view"
+    stochastic = True
+    max_batch = 2  # objects denoised together (each is N views)
+
+    def __init__(self, autoencoder, denoiser: MultiViewDenoiser, decoder: MultiViewGSDecoder, name: str = "multi-view",
+                 device: torch.device = torch.device("cpu"), defaults: dict | None = None):
+        self.name, self.device = name, device
+        lat = (autoencoder.config.latent_channels, mv_autoencoder.latent_size(autoencoder))
+        for part, what in ((denoiser, "denoiser"), (decoder, "decoder")):
+            if (part.config.latent_channels, part.config.latent_size) != lat:
+                raise SettingsError(f"the {what} works on {part.config.latent_channels}×{part.config.latent_size}² "
+                                    f"latents, the autoencoder makes {lat[0]}×{lat[1]}²")
+        self.autoencoder = autoencoder.to(device).eval()
+        self.denoiser = denoiser.to(device).eval()
+        self.decoder = decoder.to(device).eval()
+        self.num_views = int(denoiser.config.num_views)
+        d = dict(guidance=denoiser.config.default_guidance, skip_weight=1.0, steps=denoiser.config.default_steps,
+                 scheduler=denoiser.config.default_scheduler, strength=1.0)
+        d.update(defaults or {})
+        self.defaults = GenerationSettings(**d)
+
+    @classmethod
+    def from_folder(cls, path, manifest, device):
+        parts = manifest.get("components") or {}
+        autoencoder = load_component(mv_autoencoder.AutoencoderKL, path / parts.get("autoencoder", "autoencoder"),
+                                     "autoencoder")
+        denoiser = load_component(MultiViewDenoiser, path / parts.get("denoiser", "denoiser"), "multi-view denoiser")
+        decoder = load_component(MultiViewGSDecoder, path / parts.get("decoder", "decoder"), "Gaussian decoder")
+        try:
+            return cls(autoencoder, denoiser, decoder, name=str(manifest.get("name") or path.name), device=device,
+                       defaults=manifest.get("defaults"))
+        except SettingsError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+
+    def validate(self, s: GenerationSettings) -> GenerationSettings:
+        s = self.resolve(s)
+        if not (math.isfinite(s.guidance) and 0.0 <= s.guidance <= 20.0):
+            raise SettingsError(f"guidance must be between 0 and 20, got {s.guidance}")
+        if not (math.isfinite(s.skip_weight) and 0.0 <= s.skip_weight <= 2.0):  # no skips here: accepted, unused
+            raise SettingsError(f"skip weight must be between 0 and 2, got {s.skip_weight}")
+        if not 1 <= int(s.steps) <= MAX_STEPS:
+            raise SettingsError(f"steps must be between 1 and {MAX_STEPS}, got {s.steps}")
+        if s.scheduler not in SCHEDULERS:
+            raise SettingsError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {s.scheduler!r}")
+        if not 1 <= int(s.num_samples) <= MAX_SAMPLES:
+            raise SettingsError(f"number of samples must be between 1 and {MAX_SAMPLES}, got {s.num_samples}")
+        if not 0 <= int(s.seed) < 2**63:
+            raise SettingsError(f"seed must be a non-negative integer, got {s.seed}")
+        if s.strength != 1.0:
+            raise SettingsError("strength below 1 starts from a teacher's object; the multi-view model has none: "
+                                "use strength 1")
+        return s
+
+    def noise(self, seed: int) -> torch.Tensor:
+        """Starting noise ``(1, N, C, s, s)`` of ``seed``, drawn on the CPU (the same sample on every device)."""
+        c, s = self.denoiser.config.latent_channels, self.denoiser.config.latent_size
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.randn((1, self.num_views, c, s, s), generator=g).to(self.device)
+
+    @torch.no_grad()
+    def generate(self, image, settings=GenerationSettings(), *, progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None, on_sample: SampleCallback | None = None) -> list[Sample]:
+        s = self.validate(settings)
+        image = check_image(image, self.autoencoder.config.sample_size).to(self.device).float()[None]
+        z_in = mv_autoencoder.encode(self.autoencoder, image)  # (1, C, s, s)
+        rel, world = orbit_cameras(self.num_views, self.device)
+        batches = seed_batches(s.seed, s.num_samples, self.max_batch, first_alone=on_sample is not None)
+        steps, samples = int(s.steps), []
+        for k, batch in enumerate(batches):
+            def batch_progress(done: int, _total: int, k=k) -> None:
+                if progress is not None:
+                    progress(k * steps + done, steps * len(batches))
+
+            b = len(batch)
+            cond, vms = z_in.expand(b, *z_in.shape[1:]), rel.expand(b, *rel.shape)
+            z = sample_views(self.denoiser, cond, vms, torch.cat([self.noise(seed) for seed in batch]), steps=steps,
+                             guidance=float(s.guidance), scheduler=s.scheduler, progress=batch_progress, cancel=cancel)
+            gaussians = self.decoder(z, vms, cond)
+            views = mv_autoencoder.decode(self.autoencoder, z).clamp(0, 1)
+            for i, seed in enumerate(batch):
+                sample = self.make_sample(gaussians[i], seed, s, z[i])
+                sample.info.update(views=views[i], view_viewmats=world)
+                samples.append(sample)
+                if on_sample is not None:
+                    on_sample(sample, len(samples) - 1)
+        return samples
+
+    def resample(self, image, sample, region="occluded", seed: int = 1, *, progress=None, cancel=None):
+        raise SettingsError("the multi-view model cannot redraw part of a sample yet; generate another seed instead")
