@@ -9,7 +9,7 @@ from ..training.config import TrainConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("train", help="train a model (regressor, var, diffusion) on a built dataset",
+    p = sub.add_parser("train", help="train a model (regressor, var, diffusion, the multi-view stages mv-*) on a built dataset",
                        description="Train one of the generator's models. Runs end cleanly after --max-minutes "
                                    "with a resumable checkpoint in OUT/checkpoint; --resume continues exactly. "
                                    "Under torchrun the run uses every GPU (DistributedDataParallel).")

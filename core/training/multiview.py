@@ -59,7 +59,7 @@ def rgba(batch: ViewBatch) -> torch.Tensor:
     return torch.cat([batch.rgb, batch.alpha], -1).permute(0, 1, 4, 2, 3)
 
 
-def sample_views(bank: ViewBank, config: TrainConfig, extra: int, generator) -> ViewBatch:
+def draw_views(bank: ViewBank, config: TrainConfig, extra: int, generator) -> ViewBatch:
     """Objects with an input view, ``num_views - 1`` more and up to ``extra`` held-out ones."""
     if bank.views_per_object < config.num_views:
         raise SplatgenError(f"--num-views {config.num_views} needs objects with at least that many views; the "
@@ -180,6 +180,8 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
     ctx = setup_run(config.device)
     if ctx.distributed:
         raise SplatgenError("the multi-view stages train on one GPU: start them without torchrun")
+    if config.compile:
+        raise SplatgenError("the multi-view stages do not use --compile (yet): leave it out")
     torch.manual_seed(config.seed)
     out_dir = Path(config.out)
     bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
@@ -213,7 +215,7 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
         log.write({"step": step, **result})
     while not clock.done(step, steps_this_run):
         warmup_lr(optimizer, config.lr, step - warmup_start, config.warmup)
-        batch = sample_views(bank, config, stage.extra_views, generator)
+        batch = draw_views(bank, config, stage.extra_views, generator)
         with amp:
             loss, metrics = stage.step(batch, generator)
         grad_norm = optimise(loss, model, optimizer, ema, step, config.grad_clip)
@@ -236,4 +238,4 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, **result}
 
 
-__all__ = ["run_stage", "Stage", "render_loss", "rgba", "sample_views", "load_frozen"]
+__all__ = ["run_stage", "Stage", "render_loss", "rgba", "draw_views", "load_frozen"]

@@ -35,7 +35,7 @@ from ..errors import SplatgenError
 from ..render import choose_backend, render
 from .checkpoint import unwrap
 from .config import TrainConfig
-from .multiview import Stage, load_frozen, rgba, sample_views, weights_init
+from .multiview import Stage, draw_views, load_frozen, rgba, weights_init
 from .viewbank import ViewBank, ViewBatch
 
 #: LoRA targets: every attention projection of the UNet (self-attention across views and cross-attention).
@@ -63,7 +63,7 @@ def diffusion_inputs(denoiser: MultiViewDenoiser, z: torch.Tensor, alphas: torch
 @torch.no_grad()
 def latent_stats(vae, bank: ViewBank, config: TrainConfig, generator, batches: int = 4) -> tuple[float, float]:
     """(shift, scale) that make the autoencoder's latents of training views zero-mean, unit-variance."""
-    zs = [mv_autoencoder.encode(vae, rgba(sample_views(bank, config, 0, generator))) for _ in range(batches)]
+    zs = [mv_autoencoder.encode(vae, rgba(draw_views(bank, config, 0, generator))) for _ in range(batches)]
     z = torch.cat([x.flatten() for x in zs]).float()
     return float(z.mean()), float(1.0 / z.std().clamp_min(1e-6))
 
@@ -112,7 +112,7 @@ def export_distilled(model, folder: Path) -> None:
     merged.fuse_lora()
     merged.unload_lora()
     folder.mkdir(parents=True, exist_ok=True)
-    merged.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    merged.half().save_pretrained(folder, safe_serialization=True)
 
 
 def consistency_loss(denoiser, decoder, vae, batch: ViewBatch, z: torch.Tensor, noisy, pred, a, keep,
