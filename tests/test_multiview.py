@@ -132,7 +132,7 @@ def test_lora_step_trains_only_the_adapters_and_the_export_merges_them(tmp_path)
     for key, value in base.items():  # every base weight bit-identical (peft keeps them as base_layer.*)
         moved = key.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
         assert torch.equal(after_state.get(key, after_state.get(moved)), value), key
-    assert any(float(p.abs().max()) > 0 for n, p in denoiser.named_parameters() if "lora_B" in n)
+    assert any(float(p.detach().abs().max()) > 0 for n, p in denoiser.named_parameters() if "lora_B" in n)
     with torch.no_grad():
         adapted = denoiser(x, t, cond, vms)
     assert (adapted - before).abs().max() > 1e-3

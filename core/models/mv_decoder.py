@@ -51,8 +51,9 @@ class MultiViewGSDecoder(ModelMixin, ConfigMixin):
         t = torch.zeros(b, dtype=torch.long, device=latents.device)  # a feed-forward pass: no noise level
         raw = run_unet(self.unet, torch.cat([latents, rays], 2), t, self.tokens(input_latent.to(latents.dtype)))
         g = raw_to_gaussians(raw.flatten(0, 1), self.config.gaussians_per_pixel)  # (B·N, s·s·M), per view
-        c2w = torch.linalg.inv(viewmats.float()).flatten(0, 1)  # (B·N, 4, 4)
-        means = torch.einsum("bij,bnj->bni", c2w[:, :3, :3], g.means) + c2w[:, None, :3, 3]
+        with torch.autocast(latents.device.type, enabled=False):  # positions in float32, also under bf16 autocast
+            c2w = torch.linalg.inv(viewmats.float()).flatten(0, 1)  # (B·N, 4, 4)
+            means = torch.einsum("bij,bnj->bni", c2w[:, :3, :3], g.means.float()) + c2w[:, None, :3, 3]
         g = Gaussians(means=means, quats=g.quats, log_scales=g.log_scales, opacity_logits=g.opacity_logits, sh=g.sh)
         return g.map(lambda x: x.reshape(b, -1, *x.shape[2:]))
 

@@ -83,10 +83,20 @@ def weights_init(model) -> Callable[[str], int]:
     return init
 
 
-def render_loss(gaussians: Gaussians, batch: ViewBatch, config: TrainConfig, backend: str, seen: int,
-                depth: bool = False):
+def full_precision(device: torch.device):
+    """A context without autocast: rendering, SSIM and the losses run in float32 (the stages run their
+    networks under bf16 autocast on CUDA; SSIM's moments and splat positions need the full precision)."""
+    return torch.autocast(torch.device(device).type, enabled=False)
+
+
+def render_loss(gaussians: Gaussians, batch: ViewBatch, config: TrainConfig, backend: str, seen: int):
     """Render ``gaussians`` ``(B, N)`` into every view of ``batch``; MSE + λ_ssim·(1-SSIM) + λ_alpha·L1(alpha).
     Metrics: PSNR over the first ``seen`` views (the networks' inputs) and the held-out rest."""
+    with full_precision(batch.rgb.device):
+        return _render_loss(gaussians.to(dtype=torch.float32), batch, config, backend, seen)
+
+
+def _render_loss(gaussians: Gaussians, batch: ViewBatch, config: TrainConfig, backend: str, seen: int):
     s = batch.rgb.shape[-2]
     out = render(gaussians, batch.viewmats, batch.Ks, s, s, backend=backend)
     mse = (out.rgb - batch.rgb).square().mean()
@@ -111,10 +121,12 @@ def autoencoder_stage(config: TrainConfig, ctx, bank: ViewBank, start: dict) -> 
         images = rgba(batch).flatten(0, 1)
         posterior = vae.encode(images * 2.0 - 1.0).latent_dist
         rec = (vae.decode(posterior.sample(generator)).sample + 1.0) * 0.5
-        mse = (rec.float() - images).square().mean()
-        ssim_val = ssim(rec.float()[:, :3].permute(0, 2, 3, 1), images[:, :3].permute(0, 2, 3, 1)).mean()
-        kl = posterior.kl().mean() / posterior.mean[0].numel()  # per latent element
-        loss = mse + config.ssim_weight * (1 - ssim_val) + config.kl_weight * kl
+        with full_precision(images.device):
+            rec = rec.float()
+            mse = (rec - images).square().mean()
+            ssim_val = ssim(rec[:, :3].permute(0, 2, 3, 1), images[:, :3].permute(0, 2, 3, 1)).mean()
+            kl = posterior.kl().float().mean() / posterior.mean[0].numel()  # per latent element
+            loss = mse + config.ssim_weight * (1 - ssim_val) + config.kl_weight * kl
         with torch.no_grad():
             p = psnr(rec.detach().float()[:, :3].clamp(0, 1).permute(0, 2, 3, 1), images[:, :3].permute(0, 2, 3, 1))
         return loss, {"loss": loss, "mse": mse, "ssim": ssim_val, "kl": kl, "psnr": p.mean()}
@@ -134,7 +146,7 @@ def decoder_stage(config: TrainConfig, ctx, bank: ViewBank, start: dict) -> Stag
 
     def step(batch: ViewBatch, generator):
         with torch.no_grad():
-            z = mv_autoencoder.encode(vae, rgba(batch)[:, :n])
+            z = mv_autoencoder.encode(vae, rgba(batch)[:, :n]).float()
         g = decoder(z, batch.viewmats[:, :n], z[:, 0])
         loss, metrics, _ = render_loss(g, batch, config, backend, seen=n)
         return loss, {"loss": loss, **metrics}
@@ -238,4 +250,4 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, **result}
 
 
-__all__ = ["run_stage", "Stage", "render_loss", "rgba", "draw_views", "load_frozen"]
+__all__ = ["run_stage", "Stage", "render_loss", "rgba", "draw_views", "load_frozen", "full_precision"]

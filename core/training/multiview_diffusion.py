@@ -35,7 +35,7 @@ from ..errors import SplatgenError
 from ..render import choose_backend, render
 from .checkpoint import unwrap
 from .config import TrainConfig
-from .multiview import Stage, draw_views, load_frozen, rgba, weights_init
+from .multiview import Stage, draw_views, full_precision, load_frozen, rgba, weights_init
 from .viewbank import ViewBank, ViewBatch
 
 #: LoRA targets: every attention projection of the UNet (self-attention across views and cross-attention).
@@ -82,7 +82,7 @@ def denoiser_stage(config: TrainConfig, ctx, bank: ViewBank, start: dict) -> Sta
 
     def step(batch: ViewBatch, generator):
         with torch.no_grad():
-            z = mv_autoencoder.encode(vae, rgba(batch)[:, :n])
+            z = mv_autoencoder.encode(vae, rgba(batch)[:, :n]).float()
         noisy, t, _, target = diffusion_inputs(denoiser, z, alphas, generator)
         keep = torch.rand(z.shape[0], generator=generator, device=z.device) >= config.cond_dropout
         pred = denoiser(noisy, t, denoiser.normalise(z[:, 0]), batch.viewmats[:, :n], keep)
@@ -120,11 +120,18 @@ def consistency_loss(denoiser, decoder, vae, batch: ViewBatch, z: torch.Tensor, 
     """The 3D loss of the module docstring on the kept items (0 when none is kept)."""
     n, s = z.shape[1], batch.rgb.shape[-2]
     z_hat = denoiser.denormalise(denoiser.predict_clean(noisy, pred.float(), a))
-    out = render(decoder(z_hat, batch.viewmats[:, :n], z[:, 0]), batch.viewmats, batch.Ks, s, s, backend=backend)
+    gaussians = decoder(z_hat, batch.viewmats[:, :n], z[:, 0]).to(dtype=torch.float32)
     generated = mv_autoencoder.decode(vae, z_hat).float().permute(0, 1, 3, 4, 2)[..., :3]  # (B, N, S, S, 3)
     with torch.no_grad():
-        reference = render(decoder(z, batch.viewmats[:, :n], z[:, 0]), batch.viewmats, batch.Ks, s, s,
-                           backend=backend).depth
+        real_gaussians = decoder(z, batch.viewmats[:, :n], z[:, 0]).to(dtype=torch.float32)
+    with full_precision(z.device):
+        out = render(gaussians, batch.viewmats, batch.Ks, s, s, backend=backend)
+        with torch.no_grad():
+            reference = render(real_gaussians, batch.viewmats, batch.Ks, s, s, backend=backend).depth
+        return _terms(out, generated, reference, batch, n, keep, config)
+
+
+def _terms(out, generated, reference, batch: ViewBatch, n: int, keep, config: TrainConfig):
     mask = (batch.alpha > 0.5).float()
     real = (out.rgb - batch.rgb).square().flatten(1).mean(1)
     gen = (out.rgb[:, :n] - generated).square().flatten(1).mean(1)
@@ -182,7 +189,7 @@ def distill_stage(config: TrainConfig, ctx, bank: ViewBank, start: dict) -> Stag
 
     def step(batch: ViewBatch, generator):
         with torch.no_grad():
-            z = mv_autoencoder.encode(vae, rgba(batch)[:, :n])
+            z = mv_autoencoder.encode(vae, rgba(batch)[:, :n]).float()
         noisy, t, a, target = diffusion_inputs(denoiser, z, alphas, generator)
         keep = torch.rand(z.shape[0], generator=generator, device=z.device) >= config.cond_dropout
         pred = denoiser(noisy, t, denoiser.normalise(z[:, 0]), batch.viewmats[:, :n], keep)
