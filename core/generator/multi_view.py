@@ -6,7 +6,9 @@ azimuths ``360°·k/N`` from the input camera, at its elevation, view 0 being th
 Gaussian Splatting Decoder turns those N latents (+ the input latent) into Gaussians in the input
 camera's frame. The generated views themselves (the autoencoder's decoding of the N latents) come
 with every sample, in ``sample.info["views"]`` ``(N, 4, S, S)`` RGBA in [0, 1], with their cameras in
-``sample.info["view_viewmats"]`` ``(N, 4, 4)`` (object frame, OpenCV), for showing beside the splats.
+``sample.info["view_viewmats"]`` ``(N, 4, 4)`` (object frame, OpenCV), for showing beside the splats;
+``sample.latent`` holds the N latents ``(N, C, s, s)``. A sample has ``N·s²·M`` Gaussians, view-major
+(16,384 at the shipped size: 8 views × 32² × 2), not a 128² Splatter Image: there is no resampling.
 
 Model folder: ``{"kind": "multi-view", "components": {"autoencoder": "autoencoder",
 "denoiser": "denoiser", "decoder": "decoder"}, "defaults": {"guidance": 2.0, "steps": 30, ...}}``.
