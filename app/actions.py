@@ -93,7 +93,7 @@ class WindowActions:
         A("remove", "&Remove sample", lambda: w.remove_samples(), "Del",  # the standard Delete keys hold Ctrl+D too
           "Take the selected samples out of the gallery (undoable)")
         A("clear", "Clear &gallery", lambda: w.remove_samples(list(w.store.entries)), None,
-          "Remove every sample (undoable)")
+          "Remove every sample (undoable while it fits the undo memory bound, Settings undo/limit_mb)")
 
         A("generate", "&Generate", lambda: gen.generate(), ["Ctrl+Return", "Ctrl+Enter"],
           "Generate samples of the prepared input")

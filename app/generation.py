@@ -179,10 +179,11 @@ class Generation:
             if w.store.index_of(entry) < 0:     # removed meanwhile: keep it as a new entry
                 w.store.insert(SampleEntry(p.sample, p.thumbnail, entry.source, entry.model_key, True, run=entry.run))
             else:
+                w._undo_note = None
                 w.undo_stack.push(ResampleCommand(w.store, entry, p.sample, p.thumbnail, what))
             if brush is not None:
                 w.viewport.clear_brush()
-            w.status(f"{resample_summary(part, p.sample.info)} Undo with Ctrl+Z.")
+            w.status(f"{resample_summary(part, p.sample.info)} Undo with Ctrl+Z.{w._undo_note or ''}")
             w.controls.set_message(f"Done: redrew {part} (new seed {seed})")
 
         def cancelled() -> None:

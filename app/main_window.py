@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer, QUrl
-from PyQt6.QtGui import QColor, QDesktopServices, QUndoStack
+from PyQt6.QtGui import QColor, QDesktopServices
 from PyQt6.QtWidgets import (QColorDialog, QFileDialog, QLabel, QMainWindow, QScrollArea, QSplitter, QStackedWidget,
                              QToolBar, QVBoxLayout, QWidget)
 
@@ -35,6 +35,7 @@ from .orbit_camera import OrbitCamera
 from .samples import InputRecord, RemoveCommand, SampleEntry, SampleStore
 from .settings import Settings
 from .tiles import MAX_TILES, TiledView
+from .undo_history import UndoHistory
 from .viewport import Viewport
 from .worker import Job, Runner
 
@@ -82,7 +83,8 @@ class MainWindow(QMainWindow):
             autosave_dir = Path(base) / "splatgen" / "samples" if base else None
         self.autosave = tasks.Autosave(autosave_dir)
         self.store = SampleStore(self)
-        self.undo_stack = QUndoStack(self)
+        self.undo_stack = UndoHistory(self.store, int(self.settings.undo_limit_mb * 1024 * 1024), self)
+        self.undo_stack.dropped.connect(self._undo_dropped)
         self.camera = OrbitCamera()
         self.prepared = None                     # PreparedImage of the current input
         self.input_path: str | None = None
@@ -90,6 +92,7 @@ class MainWindow(QMainWindow):
         self.messages: list[str] = []            # status messages shown (newest last)
         self.errors: list = []                   # UserMessages shown
         self._pending_path: str | None = None
+        self._undo_note: str | None = None
         self._shown_photo: str | None = None     # the photo of the sample in the viewport
         self._prep_timer = QTimer(self, singleShot=True, interval=300)
         self._prep_timer.timeout.connect(self._reprepare)
@@ -277,8 +280,23 @@ class MainWindow(QMainWindow):
         entries = entries if entries is not None else (self.gallery.selected_entries() or
                                                        [e for e in [self.current_entry()] if e])
         if entries:
-            self.undo_stack.push(RemoveCommand(self.store, list(entries)))
-            self.status(f"Removed {len(entries)} sample{'s' if len(entries) != 1 else ''} (Ctrl+Z brings them back).")
+            n = len(entries)
+            cmd = RemoveCommand(self.store, list(entries))
+            self._undo_note = None
+            self.undo_stack.push(cmd)
+            what = f"Removed {n} sample{'s' if n != 1 else ''}"
+            if self.undo_stack.holds(cmd):
+                self.status(f"{what} (Ctrl+Z brings them back).{self._undo_note or ''}")
+            else:
+                self.status(f"{what}; too large to undo within the undo memory bound "
+                            f"({self.undo_stack.limit_bytes / 2**20:.0f} MB), so their memory is freed.")
+
+    def _undo_dropped(self, n: int, freed: int) -> None:
+        """The undo history dropped its ``n`` oldest edits to stay within its memory bound."""
+        note = (f" The {n} oldest undo step{'s' if n != 1 else ''} were dropped to stay within "
+                f"{self.undo_stack.limit_bytes / 2**20:.0f} MB ({freed / 2**20:.1f} MB freed).")
+        self._undo_note = note
+        self.status(note.strip(), timeout_ms=10000)
 
     # ================================================================== input
     def open_dialog(self) -> None:

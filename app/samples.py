@@ -3,9 +3,10 @@
 A :class:`SampleEntry` is one gallery slot: the current :class:`~splatgen.core.generator.Sample`, its
 thumbnail, and the input it was generated from (so it can be resampled later, whatever image is
 loaded by then). :class:`SampleStore` holds the entries in gallery order and announces changes;
-edits go through ``QUndoCommand`` s on one ``QUndoStack``: :class:`ResampleCommand` swaps an
+edits go through ``QUndoCommand`` s on the window's undo history: :class:`ResampleCommand` swaps an
 entry's sample for its resampled version (undo swaps back), :class:`RemoveCommand` takes entries
-out (undo puts them back). Nothing is ever lost while it is on the stack.
+out (undo puts them back). Nothing is lost while it is in the history; the history
+(:class:`~.undo_history.UndoHistory`) keeps at most its memory bound of samples the gallery no longer shows.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ class ResampleCommand(QUndoCommand):
         self.old = (entry.sample, entry.thumbnail, entry.resampled)
         self.new = (new_sample, new_thumbnail, entry.resampled + 1)
 
+    def held(self):
+        """The samples (with thumbnails) this edit keeps: both sides."""
+        return [self.old[:2], self.new[:2]]
+
     def redo(self) -> None:
         self.store.set_sample(self.entry, *self.new)
 
@@ -133,6 +138,10 @@ class RemoveCommand(QUndoCommand):
         super().__init__(f"Remove {n} sample{'s' if n != 1 else ''}")
         self.store = store
         self.items = sorted(((store.index_of(e), e) for e in entries), key=lambda t: t[0])
+
+    def held(self):
+        """The samples (with thumbnails) this edit keeps: the removed entries'."""
+        return [(e.sample, e.thumbnail) for _, e in self.items]
 
     def redo(self) -> None:
         for _, e in reversed(self.items):

@@ -7,7 +7,7 @@ own file (:meth:`Settings.from_file`, ``splatgen-gui --settings FILE``) so they 
 Keys: ``recent`` (list of paths, newest first), ``model``, ``generation/<model>/<field>`` (the
 last-used :class:`~splatgen.core.generator.GenerationSettings` per model), ``input/foreground_ratio``,
 ``input/remove_background``, ``view/background`` (``#rrggbb``), ``view/mode``, ``view/tiled``,
-``view/heatmap``, ``dirs/open``, ``dirs/export``, ``window/geometry``, ``window/state``.
+``view/heatmap``, ``undo/limit_mb`` (memory bound of the undo history, MB of samples), ``dirs/open``, ``dirs/export``, ``window/geometry``, ``window/state``.
 """
 
 from __future__ import annotations
@@ -136,6 +136,16 @@ class Settings:
     @heatmap.setter
     def heatmap(self, value: bool) -> None:
         self.q.setValue("view/heatmap", bool(value))
+
+    # ------------------------------------------------------------------ undo
+    @property
+    def undo_limit_mb(self) -> float:
+        """MB of samples the undo history may keep beyond the gallery (default 256; at least 0)."""
+        return max(0.0, self._get("undo/limit_mb", 256.0, float))
+
+    @undo_limit_mb.setter
+    def undo_limit_mb(self, value: float) -> None:
+        self.q.setValue("undo/limit_mb", float(value))
 
     # ------------------------------------------------------------------ folders and window
     def folder(self, which: str) -> str:

@@ -5,6 +5,7 @@ resampling, thumbnails, exports. Nothing here touches a widget.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass, replace
@@ -111,8 +112,11 @@ def thumbnail(sample, size: int = THUMB_SIZE, background=(1.0, 1.0, 1.0)) -> np.
 
 class Autosave:
     """Every sample the app makes is also written, as it arrives, to a session folder
-    (``<root>/<YYYYmmdd-HHMMSS>/<input>-seed<seed>[-r<k>].ply``), so none is lost to a crash or a
-    forgotten export. The newest :data:`KEEP_SESSIONS` session folders are kept. Worker thread only."""
+    (``<root>/<YYYYmmdd-HHMMSS>/<input>-seed<seed>-<settings>[-r<k>][-<n>].ply``), so none is lost to a
+    crash or a forgotten export. ``<settings>`` is a short hash of the model and the sample's settings
+    (two samples of one seed at different steps get different names); a name already taken gets the
+    next free ``-<n>`` (claimed with an exclusive create), so no autosave ever replaces another.
+    The newest :data:`KEEP_SESSIONS` session folders are kept. Worker thread only."""
 
     KEEP_SESSIONS = 10
 
@@ -120,9 +124,33 @@ class Autosave:
         self.root = Path(root) if root else None
         self.folder: Path | None = None
 
+    @staticmethod
+    def settings_tag(sample) -> str:
+        """Six hex digits naming the model and the settings that made ``sample`` (seed and count aside)."""
+        import hashlib
+        import json
+
+        s = getattr(sample, "settings", None)
+        fields = {k: v for k, v in (s.as_dict() if hasattr(s, "as_dict") else {}).items()
+                  if k not in ("seed", "num_samples")}
+        text = json.dumps({"model": str(getattr(sample, "model", "")), **fields}, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:6]
+
+    def _claim(self, stem: str) -> Path:
+        """A new file ``<stem>.ply`` (else ``<stem>-2.ply``, …) in the session folder, created empty."""
+        for n in itertools.count(1):
+            path = self.folder / (f"{stem}.ply" if n == 1 else f"{stem}-{n}.ply")
+            try:
+                with open(path, "xb"):
+                    return path
+            except FileExistsError:
+                continue
+        raise AssertionError("unreachable")
+
     def save(self, sample, name: str, resampled: int = 0) -> Path | None:
         if self.root is None:
             return None
+        path = None
         try:
             from splatgen.core.export import save_sample as _save
 
@@ -133,11 +161,14 @@ class Autosave:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 self._prune()
             stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "sample"
-            path = self.folder / f"{stem}-seed{sample.seed}{f'-r{resampled}' if resampled else ''}.ply"
+            path = self._claim(f"{stem}-seed{sample.seed}-{self.settings_tag(sample)}"
+                               f"{f'-r{resampled}' if resampled else ''}")
             _save(path, sample)
             return path
         except Exception as exc:  # noqa: BLE001 - autosave must never break generation
             log.warning("autosave failed: %s", exc)
+            if path is not None and path.exists() and path.stat().st_size == 0:
+                path.unlink(missing_ok=True)
             return None
 
     def _prune(self) -> None:

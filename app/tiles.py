@@ -103,7 +103,27 @@ class TiledView(SplatView):
         """Show ``(label, sample)`` pairs (at most :data:`MAX_TILES`)."""
         self.entries = list(entries)[:MAX_TILES]
         self._heat_key = None
+        self._release_unused()
         self.update()
+
+    def _release_unused(self) -> None:
+        """Free the renderers beyond the tiles shown and empty those whose sample is no longer shown
+        (a renderer holds its sample's splats), so samples taken out of the gallery are not kept
+        alive by a hidden tiled view."""
+        keep, shown = len(self.entries), {id(s) for _, s in self.entries}
+        stale = [i for i, u in enumerate(self._uploaded[:keep]) if u is not None and id(u) not in shown]
+        if self.ctx is None or (len(self._renderers) <= keep and not stale):
+            return
+        self.makeCurrent()
+        try:
+            for r in self._renderers[keep:]:
+                r.release()
+            for i in stale:
+                self._renderers[i].set_gaussians(None)
+                self._uploaded[i] = None
+        finally:
+            self.doneCurrent()
+        del self._renderers[keep:], self._uploaded[keep:]
 
     def set_heatmap(self, on: bool) -> None:
         self.heatmap = bool(on)

@@ -169,7 +169,10 @@ def test_example_generates_and_the_viewport_shows_the_object(generated, qtbot):
     assert item.text().splitlines() == ["armchair", "seed 5"] and "seed 5" in item.toolTip()
     # every sample is autosaved as it arrives
     saved = sorted(p.name for p in w.autosave_root.glob("*/*.ply"))
-    assert saved == ["armchair-seed5.ply", "armchair-seed6.ply", "armchair-seed7.ply"]
+    from splatgen.app.tasks import Autosave
+
+    tag = Autosave.settings_tag(w.store.entries[0].sample)
+    assert saved == [f"armchair-seed{k}-{tag}.ply" for k in (5, 6, 7)]
 
 
 def test_mouse_and_keys_move_the_camera(generated, qtbot):
@@ -340,7 +343,9 @@ def test_resample_occluded_with_undo_and_redo(generated, qtbot):
     assert entry.sample is old and w.viewport.sample is old
     w.undo_stack.redo()
     assert entry.sample is new
-    assert list(w.autosave_root.glob(f"*/armchair-seed{new.seed}-r1.ply"))
+    from splatgen.app.tasks import Autosave
+
+    assert list(w.autosave_root.glob(f"*/armchair-seed{new.seed}-{Autosave.settings_tag(new)}-r1.ply"))
 
 
 def test_resample_a_painted_region(generated, qtbot):

@@ -319,3 +319,72 @@ def test_viewport_renderer_full_scaled_modes_and_empty(headless_ctx):
     assert fit_scale(10.0) == 1.0 and fit_scale(60.0) == 0.5 and fit_scale(1000.0) == 0.25
     r.release()
     fbo.release()
+
+
+# ---------------------------------------------------------------------- autosave and the undo bound
+def test_two_samples_of_one_seed_give_two_autosaves(generated_samples, tmp_path):
+    """Seed 3 at 4 steps, seed 3 at 6 steps, and the same sample twice: four files, none replaced."""
+    import dataclasses
+
+    import plyfile
+
+    from splatgen.app.tasks import Autosave
+
+    a = generated_samples[0]
+    b = dataclasses.replace(a, settings=dataclasses.replace(a.settings, steps=6),
+                            gaussians=a.gaussians.detach().clone() if hasattr(a.gaussians, "clone") else a.gaussians)
+    b.gaussians.means[0] += 0.25                      # a different object under the same seed
+    auto = Autosave(tmp_path)
+    paths = [auto.save(a, "chair"), auto.save(b, "chair"), auto.save(a, "chair"), auto.save(a, "chair", resampled=1)]
+    assert all(p is not None for p in paths) and len({p.name for p in paths}) == 4
+    assert all(p.name.startswith("chair-seed3-") for p in paths), [p.name for p in paths]
+    assert sorted(p.name for p in auto.folder.iterdir()) == sorted(p.name for p in paths)
+    xyz = [np.stack([plyfile.PlyData.read(str(p))["vertex"][k] for k in "xyz"], 1) for p in paths]
+    assert all(x.shape[0] > 1000 for x in xyz)        # each file is a whole sample (independent reader)
+    assert np.array_equal(xyz[0], xyz[2])             # the same sample twice: the same splats, two files
+    assert xyz[0].shape != xyz[1].shape or not np.array_equal(xyz[0], xyz[1])   # the other one's own
+
+
+def _entry(sample):
+    import copy
+
+    from splatgen.app.samples import InputRecord, SampleEntry
+
+    s = copy.deepcopy(sample)                        # only the store and the history hold it
+    return SampleEntry(s, np.zeros((112, 112, 3), np.uint8), InputRecord(None, "chair"), "diffusion")
+
+
+def test_undo_history_keeps_its_memory_bound_and_frees_what_it_drops(qapp, generated_samples):
+    import gc
+    import weakref
+
+    from splatgen.app.samples import RemoveCommand, SampleStore
+    from splatgen.app.undo_history import UndoHistory, sample_bytes
+
+    store = SampleStore()
+    entries = [_entry(generated_samples[i % 2]) for i in range(4)]
+    for e in entries:
+        store.insert(e)
+    one = sample_bytes(entries[0].sample, entries[0].thumbnail)
+    assert one > 32768 * 14 * 4                       # at least the splats' float32 fields
+    history = UndoHistory(store, limit_bytes=int(1.5 * one))
+    drops = []
+    history.dropped.connect(lambda n, freed: drops.append((n, freed)))
+    refs = [weakref.ref(e.sample) for e in entries]
+    assert history.total_bytes() == 4 * one and history.held_bytes() == 0
+    history.push(RemoveCommand(store, [entries[0]]))  # within the bound: undoable
+    assert history.held_bytes() == one and history.count() == 1 and not drops
+    history.push(RemoveCommand(store, [entries[1]]))  # two would pass it: the oldest goes
+    assert history.count() == 1 and drops == [(1, one)] and history.held_bytes() == one
+    del entries[:2]
+    gc.collect()
+    assert refs[0]() is None and refs[1]() is not None  # really freed, not just forgotten
+    history.undo()                                    # the newer removal is still undoable
+    assert len(store) == 3 and history.held_bytes() == 0
+    # clearing more than the bound holds: done, not undoable, the memory freed
+    clear = RemoveCommand(store, list(store.entries))
+    history.push(clear)
+    assert len(store) == 0 and not history.holds(clear) and history.count() == 0
+    del clear, entries[:], e
+    gc.collect()
+    assert all(r() is None for r in refs) and history.total_bytes() == 0
