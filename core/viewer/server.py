@@ -29,11 +29,14 @@ dropdown value outside its options): every handler checks on the server. Files a
 before it reaches the page's Markdown (:mod:`.page_safety`), and handler refusals become a
 notification in that page. *Download .ply* / *Download .splat* send the splats shown.
 
-**Threads.** viser runs its web server on a thread and GUI callbacks on a pool; nerfview adds one
-render thread per open browser tab; we add one frame-renderer thread (:class:`.render_fn.FrameRenderer`)
-and, with generation, one worker (:class:`.generate_panel.GeneratePanel`). :meth:`ViewerServer.stop`
-ends all of them and waits for them (nerfview's threads have no stop call: their ``running`` flag is
-cleared and they are joined; they leave within 0.2 s).
+**Threads and memory.** viser runs its web server on a thread and GUI callbacks on a pool, here
+bounded to :data:`CALLBACK_THREADS` (viser's own may grow to 32 threads that never end); nerfview
+adds one render thread per open browser tab (:mod:`.clients`: it ends when its tab closes, sends
+nothing to a closed tab, and once no tab is left the freed frame buffers go back to the system; the
+heap's arenas are capped at :data:`HEAP_ARENAS`); we
+add one frame-renderer thread (:class:`.render_fn.FrameRenderer`), shared by every tab, and, with
+generation, one worker (:class:`.generate_panel.GeneratePanel`). :meth:`ViewerServer.stop` ends all
+of them and waits for them.
 """
 from __future__ import annotations
 
@@ -67,6 +70,12 @@ MIN_OPACITY = 1.0 / 255.0
 #: Longest side of the still frames nerfview asks for when the server renders without CUDA (nerfview's
 #: default, 2048, is slow with the GL renderer: benchmarks/README.md, "Browser viewer").
 CPU_VIEWER_RES = 1280
+#: Threads of the pool that runs the page's widget callbacks (each callback is short: generation has a
+#: worker of its own).
+CALLBACK_THREADS = 2
+#: Heap arenas glibc may create (process-wide, from the first viewer on): short-lived tab threads
+#: otherwise each get one and keep the frames they freed (benchmarks/README.md, "Soak").
+HEAP_ARENAS = 4
 #: Panel statistics are refreshed at most this often (seconds).
 _INFO_INTERVAL = 0.25
 
@@ -226,6 +235,9 @@ class ViewerServer:
                   + (" and run the generator" if generator is not None else ""), file=sys.stderr)
         import viser
 
+        from .clients import limit_heap_arenas
+
+        limit_heap_arenas(HEAP_ARENAS)  # tab threads come and go: their freed frames must not pile up per thread
         self._verbose = verbose
         with self._quiet():  # viser prints a banner with the URL: ours is .url
             self.server = viser.ViserServer(host=host, port=int(port), label=title, verbose=verbose)
@@ -235,6 +247,7 @@ class ViewerServer:
                 raise ViewerError(f"port {port} on {host} is already in use; pick another with --port "
                                   f"(--port 0 picks a free one)")
             self.url = f"http://{_url_host(host)}:{self.port}/"
+            self._bound_callback_pool()
             self._setup(renderer, bg, generator, title, output_dir)
             if gaussians is not None:
                 self.set_gaussians(gaussians)
@@ -244,7 +257,7 @@ class ViewerServer:
 
     # ------------------------------------------------------------------ set-up
     def _setup(self, renderer: str, bg, generator, title: str, output_dir) -> None:
-        import nerfview
+        from .clients import TabViewer
 
         backend = choose_backend()
         try:
@@ -261,7 +274,7 @@ class ViewerServer:
         self.server.scene.set_up_direction("+y")
         # nerfview's render tab joins client-typed names onto this folder: confined to it
         self.output_dir = ConfinedFolder.at(Path(output_dir) if output_dir else Path.cwd() / "splatgen-view")
-        self.viewer = nerfview.Viewer(self.server, self.render_fn, output_dir=self.output_dir, mode="rendering")
+        self.viewer = TabViewer(self.server, self.render_fn, output_dir=self.output_dir, mode="rendering")
         self.server.gui.set_panel_label(title)
         slider = getattr(self.viewer, "_rendering_tab_handles", {}).get("viewer_res_slider")
         if slider is not None and backend != "gsplat":  # nerfview's 2048 stills are slow without CUDA
@@ -275,6 +288,21 @@ class ViewerServer:
 
             self.panel = GeneratePanel(self.server, generator, self.set_gaussians, order=-1.0)
         self._guard_callbacks()
+
+    def _bound_callback_pool(self) -> None:
+        """viser's callback pool (32 threads at most, idle ones never end) → one of
+        :data:`CALLBACK_THREADS`, before any page connects (the GUI and scene APIs share it)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        old = getattr(self.server, "_thread_executor", None)
+        if old is None:
+            return
+        pool = ThreadPoolExecutor(max_workers=CALLBACK_THREADS, thread_name_prefix="splatgen-viewer-callback")
+        self.server._thread_executor = pool
+        for api in (getattr(self.server, "gui", None), getattr(self.server, "scene", None)):
+            if getattr(api, "_thread_executor", None) is old:
+                api._thread_executor = pool
+        old.shutdown(wait=False)
 
     def _guard_callbacks(self) -> None:
         """Every widget handler (nerfview's render tab and the dialogs it opens, our panels) runs with
@@ -340,6 +368,11 @@ class ViewerServer:
     @property
     def gaussians(self) -> Gaussians | None:
         return self._gaussians
+
+    @property
+    def renderer_count(self) -> int:
+        """Per-tab render threads alive (open tabs, and closed ones still ending)."""
+        return 0 if self.viewer is None else self.viewer.renderer_count
 
     @property
     def display(self) -> str:
@@ -474,18 +507,9 @@ class ViewerServer:
         return contextlib.redirect_stdout(io.StringIO())
 
     def _join_nerfview_threads(self, timeout: float = 5.0) -> None:
-        """nerfview's per-tab render threads have no stop call: clear their flag and wait for them."""
-        try:
-            from nerfview._renderer import Renderer
-        except Exception:  # noqa: BLE001
-            return
-        ours = [t for t in threading.enumerate() if isinstance(t, Renderer) and getattr(t, "viewer", None) is self.viewer]
-        for t in ours:
-            t.running = False
-        end = time.monotonic() + timeout
-        for t in ours:
-            if t is not threading.current_thread():
-                t.join(max(0.0, end - time.monotonic()))
+        """The per-tab render threads (:mod:`.clients`): stop them and wait for them."""
+        if self.viewer is not None:
+            self.viewer.end_tabs(timeout)
 
     def _sync_browser_splats(self) -> None:
         """Keep viser's splat node in step: present and visible only while the browser draws RGB."""
