@@ -22,6 +22,7 @@ import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter
 from PyQt6.QtOpenGLWidgets import QOpenGLWidget
+from PyQt6.QtWidgets import QLabel
 
 from .orbit_camera import KEY_ORBIT_DEG, OrbitCamera
 from .viewport_renderer import TextureBlitter, ViewportRenderer, fit_scale
@@ -30,6 +31,14 @@ log = logging.getLogger("splatgen.app")
 
 #: Seconds without camera motion before the full-resolution frame is drawn.
 SETTLE_S = 0.2
+#: After the view is first shown, how long Qt has to create its OpenGL context (milliseconds) before
+#: the view says it has none.
+CONTEXT_CHECK_MS = 1500
+#: What a view without any OpenGL context says (in the view and the status bar).
+NO_CONTEXT = ("The viewport cannot draw: Qt could not create an OpenGL context on this display (no GLX/EGL, "
+              "or a remote or virtual display without OpenGL). Generating, the gallery, autosave and exports "
+              "still work; to see the splats, use File > Show in browser, or run on a display with OpenGL "
+              "(with Mesa, LIBGL_ALWAYS_SOFTWARE=1 gives a software one).")
 
 
 def qimage_to_array(image: QImage) -> np.ndarray:
@@ -115,6 +124,8 @@ class SplatView(QOpenGLWidget):
         self.ctx = None
         self.blitter: TextureBlitter | None = None
         self.gl_error: str | None = None
+        self._message_label: QLabel | None = None
+        self._context_checked = False
         self.renderer_name = ""
         self._fbo_cache: dict[int, object] = {}
         self._moving = False
@@ -131,7 +142,42 @@ class SplatView(QOpenGLWidget):
         self.setMouseTracking(False)
 
     # ------------------------------------------------------------------ GL lifecycle
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._context_checked:
+            self._context_checked = True
+            QTimer.singleShot(CONTEXT_CHECK_MS, self._check_context)
+
+    def _check_context(self) -> None:
+        """Qt never calls :meth:`initializeGL` when it cannot create a context at all: say so."""
+        if self.ctx is None and self.gl_error is None and not self.isValid():
+            log.error("viewport: no OpenGL context")
+            self.fail(NO_CONTEXT)
+
+    def fail(self, message: str) -> None:
+        """The view cannot draw: ``message`` in the view itself (a label: without a context Qt paints
+        nothing of the view) and, through ``gl_failed``, in the status bar."""
+        self.gl_error = message
+        if self._message_label is None:
+            self._message_label = QLabel(self, objectName="viewMessage")
+            self._message_label.setWordWrap(True)
+            self._message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self._message_label.setMargin(16)
+            self._message_label.setStyleSheet("QLabel { background: #282828; color: #e6e6e6; }")
+        self._message_label.setText(message)
+        self._message_label.setGeometry(self.rect())
+        self._message_label.show()
+        self.gl_failed.emit(message)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._message_label is not None:
+            self._message_label.setGeometry(self.rect())
+
     def initializeGL(self) -> None:
+        if self._message_label is not None and self.gl_error == NO_CONTEXT:   # a late context after all
+            self._message_label.hide()
+            self.gl_error = None
         try:
             import moderngl
 

@@ -586,3 +586,61 @@ def test_entry_points():
     out = subprocess.run([sys.executable, "-m", "splatgen.app.main", str(EXAMPLE)], capture_output=True, text=True,
                          timeout=60, env=env)
     assert out.returncode == 2 and "no display" in out.stderr and "Traceback" not in out.stderr
+
+
+_NO_GL_SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+from splatgen.app.main import make_application
+app = make_application()
+from splatgen.app.main_window import MainWindow
+from splatgen.app.settings import Settings
+tmp = Path(sys.argv[1])
+w = MainWindow(Settings.from_file(tmp / "settings.ini"), autosave_dir=tmp / "autosave")
+w.resize(900, 640)
+w.show()
+end = time.monotonic() + 20
+while w.viewport.gl_error is None and time.monotonic() < end:
+    app.processEvents()
+    time.sleep(0.02)
+status_after_fail = w.statusBar().currentMessage()
+w.open_image(sys.argv[2])
+w.wait_idle(120)
+w.controls.steps.setValue(1)
+w.controls.num_samples.setValue(1)
+w.generate()
+w.wait_idle(300)
+app.processEvents()
+w.export_sample(str(tmp / "out.ply"))
+w.wait_idle(60)
+app.processEvents()
+img = w.viewport.grab().toImage()
+label = w.viewport.findChild(type(w.device_label), "viewMessage")
+pixels = [img.pixel(x, y) & 0xFFFFFF for x in range(0, img.width(), 4) for y in range(0, img.height(), 4)]
+print(json.dumps({"status": status_after_fail, "error": w.viewport.gl_error, "messages": w.messages,
+                  "label": label.text() if label else None, "label_visible": bool(label and label.isVisible()),
+                  "dark": sum(p == 0x282828 for p in pixels) / len(pixels),
+                  "light": sum(((p >> 16) & 255) > 200 for p in pixels) / len(pixels), "gallery": len(w.store)}))
+w.close()
+"""
+
+
+def test_a_display_without_opengl_says_why_and_the_app_works(tmp_path):
+    """Qt cannot create any OpenGL context (the XCB platform without GLX or EGL): the viewport says
+    why in itself and in the status bar; opening, generating, the gallery and exports still work."""
+    import json
+
+    import plyfile
+
+    env = dict(os.environ, QT_XCB_GL_INTEGRATION="none")
+    proc = subprocess.run([sys.executable, "-c", _NO_GL_SCRIPT, str(tmp_path), str(EXAMPLE)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "could not create an OpenGL context" in got["error"]
+    assert got["status"] == got["error"]                          # the status bar says it
+    assert got["label_visible"] and got["label"] == got["error"]  # and the view itself
+    assert got["dark"] > 0.5 and got["light"] > 0.002             # drawn: the panel, its text
+    assert got["gallery"] == 1 and any("Generated 1 sample" in m for m in got["messages"])
+    vertices = plyfile.PlyData.read(str(tmp_path / "out.ply"))["vertex"]
+    assert vertices.count > 1000

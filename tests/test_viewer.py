@@ -336,6 +336,26 @@ def test_cli_bad_files_and_busy_port(tmp_path, capsys):
     assert_one_error_line(run_cli(capsys, "--generate", tmp_path / "missing.png"), "missing.png")
 
 
+def _tabs_that_close_mid_frame(port: int, tabs: int = 3) -> None:
+    """Browser tabs on ``port`` that move their camera and close while their frame is drawn."""
+    import msgspec
+    import viser
+    import websockets.sync.client
+    from viser import _messages
+
+    for _ in range(tabs):
+        ws = websockets.sync.client.connect(f"ws://127.0.0.1:{port}", subprotocols=[f"viser-v{viser.__version__}"],
+                                            max_size=None)
+        for k in range(4):
+            ws.send(msgspec.msgpack.encode(_messages.ViewerCameraMessage(
+                wxyz=(1.0, 0.0, 0.0, 0.0), position=(0.3 * k, 0.2, 3.0), fov=0.8, near=0.01, far=100.0,
+                image_height=480, image_width=640, look_at=(0.0, 0.0, 0.0),
+                up_direction=(0.0, 1.0, 0.0)).as_serializable_dict()))
+            time.sleep(0.15)
+        ws.close()
+    time.sleep(0.5)
+
+
 def test_cli_serves_until_ctrl_c(tmp_path):
     exe = Path(sys.executable).with_name("splatgen")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "splatgen.core.cli"]
@@ -353,6 +373,7 @@ def test_cli_serves_until_ctrl_c(tmp_path):
         url = line.split(" at ")[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
         assert "<html" in fetch(url).lower()
+        _tabs_that_close_mid_frame(int(url.rsplit(":", 1)[1].strip("/")))
         proc.send_signal(signal.SIGINT)
         try:
             code = proc.wait(timeout=30)
@@ -361,6 +382,7 @@ def test_cli_serves_until_ctrl_c(tmp_path):
         drain.join(10)
         text = "".join(err)
         assert code == 0 and "stopping" in text and "Traceback" not in text, text
+        assert "Warning" not in text, text          # no "Queued a … on a closed connection" from a closed tab
     finally:
         if proc.poll() is None:
             proc.kill()
