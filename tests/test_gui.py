@@ -596,7 +596,9 @@ app = make_application()
 from splatgen.app.main_window import MainWindow
 from splatgen.app.settings import Settings
 tmp = Path(sys.argv[1])
-w = MainWindow(Settings.from_file(tmp / "settings.ini"), autosave_dir=tmp / "autosave")
+settings = Settings.from_file(tmp / "settings.ini")
+settings.model = "regressor"                      # the quickest to load and run: one pass
+w = MainWindow(settings, autosave_dir=tmp / "autosave")
 w.resize(900, 640)
 w.show()
 end = time.monotonic() + 20
