@@ -12,6 +12,9 @@ arrives late looks the renderer up by a key that is gone. :class:`TabViewer` is 
   gives freed heap back to the system (glibc ``malloc_trim``): eight tabs' frames are tens of MB
   of JPEG and pixel buffers that the allocator would otherwise keep for the rest of the session;
 * :attr:`TabViewer.renderer_count` says how many tab renderers exist (tests, soak runs).
+
+Also here: :func:`bound_callback_pool` (viser's widget-callback pool, bounded) and
+:func:`limit_heap_arenas` (what short-lived tab threads may leave in the heap).
 """
 
 from __future__ import annotations
@@ -51,6 +54,23 @@ def limit_heap_arenas(n: int) -> bool:
         return bool(libc.mallopt(_M_ARENA_MAX, int(n)))
     except (OSError, AttributeError):
         return False
+
+
+def bound_callback_pool(server, threads: int) -> None:
+    """Swap viser's callback pool (32 threads at most; idle ones never end) for one of ``threads``,
+    before any page connects (the server's GUI and scene APIs share it; each client's takes it from
+    the server when it connects)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    old = getattr(server, "_thread_executor", None)
+    if old is None:
+        return
+    pool = ThreadPoolExecutor(max_workers=int(threads), thread_name_prefix="splatgen-viewer-callback")
+    server._thread_executor = pool
+    for api in (getattr(server, "gui", None), getattr(server, "scene", None)):
+        if getattr(api, "_thread_executor", None) is old:
+            api._thread_executor = pool
+    old.shutdown(wait=False)
 
 
 class _LiveScene:

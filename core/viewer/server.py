@@ -235,7 +235,7 @@ class ViewerServer:
                   + (" and run the generator" if generator is not None else ""), file=sys.stderr)
         import viser
 
-        from .clients import limit_heap_arenas
+        from .clients import bound_callback_pool, limit_heap_arenas
 
         limit_heap_arenas(HEAP_ARENAS)  # tab threads come and go: their freed frames must not pile up per thread
         self._verbose = verbose
@@ -247,7 +247,7 @@ class ViewerServer:
                 raise ViewerError(f"port {port} on {host} is already in use; pick another with --port "
                                   f"(--port 0 picks a free one)")
             self.url = f"http://{_url_host(host)}:{self.port}/"
-            self._bound_callback_pool()
+            bound_callback_pool(self.server, CALLBACK_THREADS)
             self._setup(renderer, bg, generator, title, output_dir)
             if gaussians is not None:
                 self.set_gaussians(gaussians)
@@ -288,21 +288,6 @@ class ViewerServer:
 
             self.panel = GeneratePanel(self.server, generator, self.set_gaussians, order=-1.0)
         self._guard_callbacks()
-
-    def _bound_callback_pool(self) -> None:
-        """viser's callback pool (32 threads at most, idle ones never end) → one of
-        :data:`CALLBACK_THREADS`, before any page connects (the GUI and scene APIs share it)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        old = getattr(self.server, "_thread_executor", None)
-        if old is None:
-            return
-        pool = ThreadPoolExecutor(max_workers=CALLBACK_THREADS, thread_name_prefix="splatgen-viewer-callback")
-        self.server._thread_executor = pool
-        for api in (getattr(self.server, "gui", None), getattr(self.server, "scene", None)):
-            if getattr(api, "_thread_executor", None) is old:
-                api._thread_executor = pool
-        old.shutdown(wait=False)
 
     def _guard_callbacks(self) -> None:
         """Every widget handler (nerfview's render tab and the dialogs it opens, our panels) runs with
