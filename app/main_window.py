@@ -35,7 +35,7 @@ from .orbit_camera import OrbitCamera
 from .samples import InputRecord, RemoveCommand, SampleEntry, SampleStore
 from .settings import Settings
 from .tiles import MAX_TILES, TiledView
-from .undo_history import UndoHistory
+from .undo_history import UndoHistory, release_heap
 from .viewport import Viewport
 from .worker import Job, Runner
 
@@ -285,6 +285,7 @@ class MainWindow(QMainWindow):
             self._undo_note = None
             self.undo_stack.push(cmd)
             what = f"Removed {n} sample{'s' if n != 1 else ''}"
+            release_heap()                   # what the removal (or a drop) freed goes back to the system
             if self.undo_stack.holds(cmd):
                 self.status(f"{what} (Ctrl+Z brings them back).{self._undo_note or ''}")
             else:

@@ -2,7 +2,9 @@
 
 * GUI: ``--gui-runs`` generations through the desktop app's Generate action (1 sample, ``--steps``
   denoising steps, the cheapest settings), "Clear gallery" every 10; resident memory (VmRSS) after
-  each run, compared with run 10. Run once per undo bound in ``--undo-mb``.
+  each run, compared with run 10 (the target is judged after each clear, the gallery empty as at run
+  10; the largest figure of any run, with up to 9 samples shown, is recorded too). Run once per undo
+  bound in ``--undo-mb``.
 * Viewer: ``--rounds`` rounds of ``--clients`` page clients (tests/_page_client.py, a real websocket
   speaking viser's protocol) joining a server-rendered viewer on 127.0.0.1, moving their cameras and
   leaving; RSS and thread count after each round against the single-client baseline.
@@ -78,11 +80,15 @@ def gui_soak(runs: int, steps: int, undo_mb: float, clear_every: int = 10) -> di
     app.processEvents()
     ref = rows[clear_every - 1]["rss_mb"]
     after = [r["rss_mb"] for r in rows[clear_every - 1:]]
+    cleared = [r["rss_mb"] - ref for r in rows[clear_every - 1::clear_every]]   # the gallery empty, as at run 10
     return {"runs": runs, "steps": steps, "undo_limit_mb": undo_mb, "clear_every": clear_every,
             "seconds": round(seconds, 1), "autosaved_files": autosaves,
             "rss_run10_mb": ref, "rss_final_mb": rows[-1]["rss_mb"],
-            "rss_max_over_run10_mb": round(max(after) - ref, 1), "rss_final_over_run10_mb": round(after[-1] - ref, 1),
-            "target_mb": 64, "met": max(after) - ref <= 64, "rows": rows}
+            "rss_at_clears_over_run10_mb": [round(x, 1) for x in cleared],
+            "rss_max_at_clears_over_run10_mb": round(max(cleared), 1),
+            "rss_max_any_run_over_run10_mb": round(max(after) - ref, 1),
+            "rss_final_over_run10_mb": round(after[-1] - ref, 1),
+            "target_mb": 64, "met": max(cleared) <= 64, "rows": rows}
 
 
 def viewer_soak(rounds: int, clients: int, moves: int = 6) -> dict:
@@ -165,9 +171,9 @@ def main() -> None:
         for mb in args.undo_mb:
             g = gui_soak(args.gui_runs, args.steps, mb)
             out["gui"].append(g)
-            print(f"gui (undo {mb:g} MB): {g['runs']} runs in {g['seconds']} s, RSS ≤ +{g['rss_max_over_run10_mb']} MB "
-                  f"over run 10 (final +{g['rss_final_over_run10_mb']}); {g['autosaved_files']} autosaves; "
-                  f"met={g['met']}", flush=True)
+            print(f"gui (undo {mb:g} MB): {g['runs']} runs in {g['seconds']} s, RSS after each clear ≤ "
+                  f"+{g['rss_max_at_clears_over_run10_mb']} MB over run 10 (any run ≤ +{g['rss_max_any_run_over_run10_mb']}, "
+                  f"final +{g['rss_final_over_run10_mb']}); {g['autosaved_files']} autosaves; met={g['met']}", flush=True)
     text = json.dumps(out, indent=1)
     if args.out:
         args.out.write_text(text + "\n")
