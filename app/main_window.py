@@ -21,6 +21,7 @@ from PyQt6.QtGui import QColor, QDesktopServices
 from PyQt6.QtWidgets import (QColorDialog, QFileDialog, QLabel, QMainWindow, QScrollArea, QSplitter, QStackedWidget,
                              QToolBar, QVBoxLayout, QWidget)
 
+from splatgen.core.heap import release_heap
 from splatgen.core.imageprep import DEFAULT_FOREGROUND_RATIO
 
 from . import tasks
@@ -35,7 +36,7 @@ from .orbit_camera import OrbitCamera
 from .samples import InputRecord, RemoveCommand, SampleEntry, SampleStore
 from .settings import Settings
 from .tiles import MAX_TILES, TiledView
-from .undo_history import UndoHistory, release_heap
+from .undo_history import UndoHistory
 from .viewport import Viewport
 from .worker import Job, Runner
 

@@ -140,8 +140,8 @@ class Settings:
     # ------------------------------------------------------------------ undo
     @property
     def undo_limit_mb(self) -> float:
-        """MB of samples the undo history may keep beyond the gallery (default 256; at least 0)."""
-        return max(0.0, self._get("undo/limit_mb", 256.0, float))
+        """MB of samples the undo history may keep beyond the gallery (default 48; at least 0)."""
+        return max(0.0, self._get("undo/limit_mb", 48.0, float))
 
     @undo_limit_mb.setter
     def undo_limit_mb(self, value: float) -> None:

@@ -16,19 +16,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from PyQt6.QtGui import QAction
 
 #: Default bound of the samples the undo history alone keeps (bytes).
-DEFAULT_LIMIT_BYTES = 256 * 1024 * 1024
-
-
-def release_heap() -> bool:
-    """Give the heap that freed samples leave back to the system (glibc ``malloc_trim(0)``; a no-op
-    elsewhere): a cleared gallery's splats are megabytes the allocator would otherwise keep."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+DEFAULT_LIMIT_BYTES = 48 * 1024 * 1024
 
 
 def _tensors(obj):

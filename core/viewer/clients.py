@@ -14,46 +14,21 @@ arrives late looks the renderer up by a key that is gone. :class:`TabViewer` is 
 * :attr:`TabViewer.renderer_count` says how many tab renderers exist (tests, soak runs).
 
 Also here: :func:`bound_callback_pool` (viser's widget-callback pool, bounded) and
-:func:`limit_heap_arenas` (what short-lived tab threads may leave in the heap).
+:func:`splatgen.core.heap.limit_heap_arenas` (what short-lived tab threads may leave in the heap).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import threading
 import time
 
 import nerfview
 from nerfview._renderer import Renderer, RenderTask
 
+from ..heap import release_heap
+
 #: How long a departed tab's renderer may take to end (it polls every 0.2 s, plus one frame).
 _END_TIMEOUT_S = 10.0
-
-
-def release_heap() -> bool:
-    """Return the freed heap at the top of glibc's arenas to the system (``malloc_trim(0)``);
-    ``False`` where the C library has no such call."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
-
-
-#: glibc's ``mallopt`` parameter for the most heap arenas (``M_ARENA_MAX``).
-_M_ARENA_MAX = -8
-
-
-def limit_heap_arenas(n: int) -> bool:
-    """Let glibc create at most ``n`` heap arenas from now on (``mallopt(M_ARENA_MAX, n)``; process-wide).
-    Each short-lived tab thread may otherwise get an arena of its own (up to 8 per core) whose freed
-    frames the allocator keeps; ``False`` where the C library has no such call."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_ARENA_MAX, int(n)))
-    except (OSError, AttributeError):
-        return False
 
 
 def bound_callback_pool(server, threads: int) -> None:

@@ -235,7 +235,8 @@ class ViewerServer:
                   + (" and run the generator" if generator is not None else ""), file=sys.stderr)
         import viser
 
-        from .clients import bound_callback_pool, limit_heap_arenas
+        from ..heap import limit_heap_arenas
+        from .clients import bound_callback_pool
 
         limit_heap_arenas(HEAP_ARENAS)  # tab threads come and go: their freed frames must not pile up per thread
         self._verbose = verbose
