@@ -149,7 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gui-runs", type=int, default=100)
     ap.add_argument("--steps", type=int, default=1)
-    ap.add_argument("--undo-mb", type=float, nargs="+", default=[256.0])
+    ap.add_argument("--undo-mb", type=float, nargs="+", default=[48.0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--skip-gui", action="store_true")

@@ -8,13 +8,14 @@
 
 ``splatgen view FILE.ply`` and ``splatgen view --generate PHOTO`` (see
 :mod:`splatgen.core.commands.view`) are built on :class:`ViewerServer`; the GUI's "Show in browser"
-calls :func:`serve_splats`. The server is :mod:`.server` (who draws the pixels, threads),
+calls :func:`serve_splats`. The server is :mod:`.server` (who draws the pixels, threads), where it
+listens :mod:`.address`,
 camera → picture :mod:`.render_fn`, the generation controls :mod:`.generate_panel`.
 """
 
+from .address import ViewerError, check_port, is_loopback
 from .render_fn import MODES
-from .server import (RENDERERS, ViewerError, ViewerServer, browser_splat_arrays, check_port, framing_camera,
-                     is_loopback, serve_splats)
+from .server import RENDERERS, ViewerServer, browser_splat_arrays, framing_camera, serve_splats
 
 __all__ = ["serve_splats", "ViewerServer", "ViewerError", "RENDERERS", "MODES", "is_loopback", "check_port",
            "browser_splat_arrays", "framing_camera"]

@@ -41,11 +41,8 @@ of them and waits for them.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
-import ipaddress
 import math
-import socket
 import sys
 import threading
 import time
@@ -59,6 +56,7 @@ from .. import framing
 from ..errors import SplatgenError
 from ..gaussians import Gaussians, quat_to_rotation_matrix
 from ..render import choose_backend
+from .address import ViewerError, check_port, is_loopback, url_host
 from .page_safety import ConfinedFolder, escape_markdown, safe_name
 from .render_fn import MODES, FrameRenderer, FrameStats, SplatRenderFn
 
@@ -78,54 +76,6 @@ CALLBACK_THREADS = 2
 HEAP_ARENAS = 4
 #: Panel statistics are refreshed at most this often (seconds).
 _INFO_INTERVAL = 0.25
-
-
-class ViewerError(SplatgenError, RuntimeError):
-    """The viewer cannot start (port in use, address not available, bad option)."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _url_host(host: str) -> str:
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def check_port(host: str, port: int) -> None:
-    """Raise :class:`ViewerError` with a clear message when ``host:port`` cannot be listened on."""
-    if not 0 <= int(port) <= 65535:
-        raise ViewerError(f"port {port} is out of range (0-65535; 0 picks a free one)")
-    if port == 0:
-        return
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ViewerError(f"cannot listen on {host}: unknown host ({exc.strerror})") from None
-    failures = []
-    for family, _type, _proto, _name, addr in infos:  # e.g. "localhost": ::1 and 127.0.0.1
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself will
-            try:
-                s.bind(addr)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise ViewerError(f"port {port} on {host} is already in use; pick another with --port "
-                                      f"(--port 0 picks a free one)") from None
-                failures.append(exc)
-    if len(failures) == len(infos):
-        exc = failures[0]
-        raise ViewerError(f"cannot listen on {host}:{port} ({exc.strerror or exc})")
 
 
 def software_gl() -> bool:
@@ -247,7 +197,7 @@ class ViewerServer:
             if port and self.port != int(port):  # viser moved on to the next port: ours was taken meanwhile
                 raise ViewerError(f"port {port} on {host} is already in use; pick another with --port "
                                   f"(--port 0 picks a free one)")
-            self.url = f"http://{_url_host(host)}:{self.port}/"
+            self.url = f"http://{url_host(host)}:{self.port}/"
             bound_callback_pool(self.server, CALLBACK_THREADS)
             self._setup(renderer, bg, generator, title, output_dir)
             if gaussians is not None:
