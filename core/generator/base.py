@@ -10,6 +10,7 @@ input camera's frame (OpenCV axes); :func:`to_object_frame` is the one place tha
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -91,6 +92,24 @@ def to_object_frame(gaussians_camera: Gaussians) -> Gaussians:
     """Gaussians in the input camera's frame (OpenCV) → the object frame (module docstring)."""
     viewmat, _ = input_camera(gaussians_camera.device)
     return gaussians_camera.transformed(torch.linalg.inv(viewmat.double()).to(gaussians_camera.dtype))
+
+
+def check_sampling_settings(s: "GenerationSettings", schedulers: tuple[str, ...]) -> None:
+    """The ranges every sampling generator enforces on resolved settings (one :class:`SettingsError` each):
+    guidance 0–20, skip weight 0–2, steps 1–:data:`MAX_STEPS`, a scheduler of ``schedulers``, samples
+    1–:data:`MAX_SAMPLES`, a seed in [0, 2⁶³)."""
+    if not (math.isfinite(s.guidance) and 0.0 <= s.guidance <= 20.0):
+        raise SettingsError(f"guidance must be between 0 and 20, got {s.guidance}")
+    if not (math.isfinite(s.skip_weight) and 0.0 <= s.skip_weight <= 2.0):
+        raise SettingsError(f"skip weight must be between 0 and 2, got {s.skip_weight}")
+    if not 1 <= int(s.steps) <= MAX_STEPS:
+        raise SettingsError(f"steps must be between 1 and {MAX_STEPS}, got {s.steps}")
+    if s.scheduler not in schedulers:
+        raise SettingsError(f"scheduler must be one of {', '.join(schedulers)}, got {s.scheduler!r}")
+    if not 1 <= int(s.num_samples) <= MAX_SAMPLES:
+        raise SettingsError(f"number of samples must be between 1 and {MAX_SAMPLES}, got {s.num_samples}")
+    if not 0 <= int(s.seed) < 2**63:
+        raise SettingsError(f"seed must be a non-negative integer, got {s.seed}")
 
 
 def check_image(image: torch.Tensor, size: int) -> torch.Tensor:

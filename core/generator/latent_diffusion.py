@@ -24,8 +24,8 @@ from ..gaussians import Gaussians
 from ..models.denoiser import SCHEDULERS, LatentDenoiser
 from ..models.splatter_net import SplatterNet
 from ..render import choose_backend, render
-from .base import (MAX_SAMPLES, MAX_STEPS, GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback,
-                   check_image, input_camera, seed_batches, to_object_frame)
+from .base import (GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback,
+                   check_image, check_sampling_settings, input_camera, seed_batches, to_object_frame)
 from .model_folder import load_component
 from .resample import merge_samples, pin_input_view, region_mask
 from .sampling import first_step, sample_latents
@@ -94,18 +94,7 @@ class LatentDiffusionGenerator(Generator):
     # ------------------------------------------------------------------ settings
     def validate(self, s: GenerationSettings) -> GenerationSettings:
         s = self.resolve(s)
-        if not (math.isfinite(s.guidance) and 0.0 <= s.guidance <= 20.0):
-            raise SettingsError(f"guidance must be between 0 and 20, got {s.guidance}")
-        if not (math.isfinite(s.skip_weight) and 0.0 <= s.skip_weight <= 2.0):
-            raise SettingsError(f"skip weight must be between 0 and 2, got {s.skip_weight}")
-        if not 1 <= int(s.steps) <= MAX_STEPS:
-            raise SettingsError(f"steps must be between 1 and {MAX_STEPS}, got {s.steps}")
-        if s.scheduler not in SCHEDULERS:
-            raise SettingsError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {s.scheduler!r}")
-        if not 1 <= int(s.num_samples) <= MAX_SAMPLES:
-            raise SettingsError(f"number of samples must be between 1 and {MAX_SAMPLES}, got {s.num_samples}")
-        if not 0 <= int(s.seed) < 2**63:
-            raise SettingsError(f"seed must be a non-negative integer, got {s.seed}")
+        check_sampling_settings(s, SCHEDULERS)
         if not (math.isfinite(s.strength) and 0.0 < s.strength <= 1.0):
             raise SettingsError(f"strength must be above 0 and at most 1, got {s.strength}")
         if s.strength < 1.0 and self.teacher is None:

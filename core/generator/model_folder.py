@@ -21,7 +21,6 @@ import math
 import os
 from pathlib import Path
 
-import torch
 
 from ..errors import ModelError
 from ..models.weights import load_network

@@ -16,7 +16,6 @@ Model folder: ``{"kind": "multi-view", "components": {"autoencoder": "autoencode
 
 from __future__ import annotations
 
-import math
 import threading
 
 import torch
@@ -27,8 +26,8 @@ from ..errors import ModelError, SettingsError
 from ..models import mv_autoencoder
 from ..models.mv_decoder import MultiViewGSDecoder
 from ..models.mv_denoiser import SCHEDULERS, MultiViewDenoiser
-from .base import (MAX_SAMPLES, MAX_STEPS, Cancelled, GenerationSettings, Generator, ProgressCallback, Sample,
-                   SampleCallback, check_image, input_camera, seed_batches)
+from .base import (Cancelled, GenerationSettings, Generator, ProgressCallback, Sample,
+                   SampleCallback, check_image, check_sampling_settings, input_camera, seed_batches)
 from .model_folder import load_component
 
 __all__ = ["MultiViewGenerator", "orbit_cameras", "sample_views"]
@@ -111,18 +110,7 @@ class MultiViewGenerator(Generator):
 
     def validate(self, s: GenerationSettings) -> GenerationSettings:
         s = self.resolve(s)
-        if not (math.isfinite(s.guidance) and 0.0 <= s.guidance <= 20.0):
-            raise SettingsError(f"guidance must be between 0 and 20, got {s.guidance}")
-        if not (math.isfinite(s.skip_weight) and 0.0 <= s.skip_weight <= 2.0):  # no skips here: accepted, unused
-            raise SettingsError(f"skip weight must be between 0 and 2, got {s.skip_weight}")
-        if not 1 <= int(s.steps) <= MAX_STEPS:
-            raise SettingsError(f"steps must be between 1 and {MAX_STEPS}, got {s.steps}")
-        if s.scheduler not in SCHEDULERS:
-            raise SettingsError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {s.scheduler!r}")
-        if not 1 <= int(s.num_samples) <= MAX_SAMPLES:
-            raise SettingsError(f"number of samples must be between 1 and {MAX_SAMPLES}, got {s.num_samples}")
-        if not 0 <= int(s.seed) < 2**63:
-            raise SettingsError(f"seed must be a non-negative integer, got {s.seed}")
+        check_sampling_settings(s, SCHEDULERS)  # its skip weight is accepted and unused: no skips
         if s.strength != 1.0:
             raise SettingsError("strength below 1 starts from a teacher's object; the multi-view model has none: "
                                 "use strength 1")

@@ -24,14 +24,14 @@ with the inference defaults (guidance, steps, scheduler).
 from __future__ import annotations
 
 import torch
-from diffusers import ConfigMixin, DDIMScheduler, DPMSolverMultistepScheduler, ModelMixin, UNet2DModel
+from diffusers import ConfigMixin, ModelMixin, UNet2DModel
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-SCHEDULERS = ("ddim", "dpm")
+from .noise_schedule import SCHEDULERS, NoiseScheduleMixin  # noqa: F401 - SCHEDULERS re-exported
 
 
-class LatentDenoiser(ModelMixin, ConfigMixin):
+class LatentDenoiser(NoiseScheduleMixin, ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(
         self,
@@ -108,20 +108,3 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
         """``noisy`` ``(B, C_lat, s, s)``, ``timesteps`` ``(B,)``, projected condition → prediction ``(B, C_lat, s, s)``."""
         return self.unet(torch.cat([noisy, projected_condition.to(noisy.dtype)], 1), timesteps).sample
 
-    def make_scheduler(self, name: str | None = None):
-        """A fresh diffusers scheduler matching the training noise schedule (``ddim`` or ``dpm``)."""
-        name = name or self.config.default_scheduler
-        common = dict(num_train_timesteps=self.config.num_train_timesteps, beta_schedule=self.config.beta_schedule,
-                      prediction_type=self.config.prediction_type)
-        if name == "ddim":
-            return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
-        if name == "dpm":
-            return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
-                                               timestep_spacing="trailing")
-        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
-
-    def normalise(self, z: torch.Tensor) -> torch.Tensor:
-        return (z - self.config.latent_shift) * self.config.latent_scale
-
-    def denormalise(self, z: torch.Tensor) -> torch.Tensor:
-        return z / self.config.latent_scale + self.config.latent_shift

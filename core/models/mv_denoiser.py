@@ -15,16 +15,15 @@ with both numbers measured on the training data and kept in the config, with the
 from __future__ import annotations
 
 import torch
-from diffusers import ConfigMixin, DDIMScheduler, DPMSolverMultistepScheduler, ModelMixin
+from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.loaders import PeftAdapterMixin
 
 from .mv_unet import RAY_CHANNELS, ImageTokens, multiview_unet, ray_maps, run_unet
+from .noise_schedule import SCHEDULERS, NoiseScheduleMixin
 
-SCHEDULERS = ("ddim", "dpm")
 
-
-class MultiViewDenoiser(ModelMixin, ConfigMixin, PeftAdapterMixin):
+class MultiViewDenoiser(NoiseScheduleMixin, ModelMixin, ConfigMixin, PeftAdapterMixin):
     """N views' latents denoised jointly (module docstring); ``PeftAdapterMixin`` takes the LoRA adapters."""
 
     @register_to_config
@@ -65,24 +64,6 @@ class MultiViewDenoiser(ModelMixin, ConfigMixin, PeftAdapterMixin):
         rays = ray_maps(viewmats, noisy.shape[-1]).to(noisy.dtype)
         x = torch.cat([noisy, condition[:, None].expand(b, n, *condition.shape[1:]).to(noisy.dtype), rays], 2)
         return run_unet(self.unet, x, timesteps, self.tokens(condition.to(noisy.dtype)))
-
-    def make_scheduler(self, name: str | None = None):
-        """A fresh diffusers scheduler matching the training noise schedule (``ddim`` or ``dpm``)."""
-        name = name or self.config.default_scheduler
-        common = dict(num_train_timesteps=self.config.num_train_timesteps, beta_schedule=self.config.beta_schedule,
-                      prediction_type=self.config.prediction_type)
-        if name == "ddim":
-            return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
-        if name == "dpm":
-            return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
-                                               timestep_spacing="trailing")
-        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
-
-    def normalise(self, z: torch.Tensor) -> torch.Tensor:
-        return (z - self.config.latent_shift) * self.config.latent_scale
-
-    def denormalise(self, z: torch.Tensor) -> torch.Tensor:
-        return z / self.config.latent_scale + self.config.latent_shift
 
     def predict_clean(self, noisy: torch.Tensor, pred: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
         """The clean latent ``x̂0`` implied by a prediction at noise level ``alpha_bar`` (broadcastable)."""
