@@ -153,3 +153,37 @@ def test_the_saturation_ratio_sees_washed_out_colours_and_skips_grey_objects():
     washed_outside[:8] = grey[:8]  # the background rows do not count
     assert saturation_ratio(washed_outside, image, alpha) == pytest.approx(1.0, abs=1e-3)
     assert np.isnan(saturation_ratio(grey, grey, alpha))
+
+
+def test_a_loss_at_twice_the_size_sees_the_gaps_between_small_splats():
+    """A grid of splats, one per pixel centre, matches the views at their own size whether the splats
+    are tiny or wide; rendered twice as large, the tiny ones leave gaps and only that loss shows it."""
+    from types import SimpleNamespace
+
+    from splatgen.core.gaussians import Gaussians
+    from splatgen.core.training.recon import reconstruction_loss, upsampled_views
+    from splatgen.core.training.viewbank import ViewBatch
+
+    s, z, f = 24, 2.0, 24.0
+    yy, xx = torch.meshgrid(torch.arange(s) + 0.5, torch.arange(s) + 0.5, indexing="ij")
+    means = torch.stack([(xx - s / 2) * z / f, (yy - s / 2) * z / f, torch.full_like(xx, z)], -1).reshape(1, -1, 3)
+    n = means.shape[1]
+    colour = torch.tensor([0.8, 0.2, 0.1])
+    K = torch.tensor([[f, 0, s / 2], [0, f, s / 2], [0, 0, 1.0]])
+    batch = ViewBatch(input=torch.zeros(1, 4, s, s), rgb=colour.expand(1, 1, s, s, 3).clone(),
+                      alpha=torch.ones(1, 1, s, s, 1), viewmats=torch.eye(4)[None, None], Ks=K[None, None],
+                      objects=torch.zeros(1, dtype=torch.long))
+    rgb2, alpha2, K2 = upsampled_views(batch, 2)
+    assert rgb2.shape == (1, 1, 2 * s, 2 * s, 3) and torch.allclose(K2[0, 0, :2], 2 * K[:2])
+
+    def mse(pixels_sigma: float, scale: int) -> float:
+        g = Gaussians.from_activated(means, torch.tensor([1.0, 0, 0, 0]).expand(1, n, 4),
+                                     torch.full((1, n, 3), pixels_sigma * z / f), torch.full((1, n), 0.99),
+                                     colour.expand(1, n, 3))
+        config = SimpleNamespace(loss_scale=scale, ssim_weight=0.2, alpha_weight=0.1)
+        _, metrics = reconstruction_loss(SimpleNamespace(gaussians=g, mean=None), batch, config, "torch")
+        return float(metrics["mse"] + metrics["alpha_l1"])
+
+    tiny, wide = 0.2, 0.7  # standard deviations in pixels of the views' size
+    assert mse(tiny, 2) > 4 * mse(tiny, 1)      # the gaps appear only when rendered larger
+    assert mse(tiny, 2) > 4 * mse(wide, 2)      # and wide splats have none

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
@@ -28,19 +29,40 @@ from .trainer import (EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, af
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
 
+def upsampled_views(batch: ViewBatch, scale: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch's views at ``scale``× their size (bilinear) and the cameras' intrinsics for that size:
+    ``rgb`` ``(B, V, sS, sS, 3)``, ``alpha`` ``(B, V, sS, sS, 1)``, ``Ks`` ``(B, V, 3, 3)``."""
+    if scale == 1:
+        return batch.rgb, batch.alpha, batch.Ks
+    b, v, s = batch.rgb.shape[:3]
+    both = torch.cat([batch.rgb, batch.alpha], -1).reshape(b * v, s, s, 4).permute(0, 3, 1, 2)
+    up = F.interpolate(both, scale_factor=scale, mode="bilinear", align_corners=False)
+    up = up.permute(0, 2, 3, 1).reshape(b, v, s * scale, s * scale, 4)
+    Ks = batch.Ks.clone()
+    Ks[..., :2, :] *= scale  # pixel units: focal lengths and principal point scale with the image
+    return up[..., :3], up[..., 3:], Ks
+
+
 def reconstruction_loss(model_out, batch: ViewBatch, config, backend: str) -> tuple[torch.Tensor, dict]:
     """Render predicted Gaussians into every view of the batch and compare. Returns (loss, metrics as
-    0-d device tensors)."""
+    0-d device tensors).
+
+    With ``config.loss_scale`` s > 1 the renders are s× the views' size and compared with the views
+    upsampled: gaps between splats that a render at the views' own size never shows (the pixel-grid
+    "waffle" of a zoomed render) then cost loss. PSNR is always measured at the views' own size."""
     g: Gaussians = model_out.gaussians
-    s = batch.rgb.shape[-2]
-    out = render(g, batch.viewmats, batch.Ks, s, s, backend=backend)
-    mse = (out.rgb - batch.rgb).square().mean()
-    ssim_val = ssim(out.rgb, batch.rgb).mean()
-    alpha_l1 = (out.alpha - batch.alpha).abs().mean()
+    scale = int(getattr(config, "loss_scale", 1))
+    rgb, alpha, Ks = upsampled_views(batch, scale)
+    s = rgb.shape[-2]
+    out = render(g, batch.viewmats, Ks, s, s, backend=backend)
+    mse = (out.rgb - rgb).square().mean()
+    ssim_val = ssim(out.rgb, rgb).mean()
+    alpha_l1 = (out.alpha - alpha).abs().mean()
     loss = mse + config.ssim_weight * (1 - ssim_val) + config.alpha_weight * alpha_l1
     metrics = {"mse": mse, "ssim": ssim_val, "alpha_l1": alpha_l1}
     with torch.no_grad():
-        p = psnr(out.rgb.clamp(0, 1), batch.rgb)  # (B, V)
+        shown = out.rgb if scale == 1 else _downsampled(out.rgb, scale)
+        p = psnr(shown.clamp(0, 1), batch.rgb)  # (B, V)
         metrics["psnr_input"] = p[:, 0].mean()
         metrics["psnr_novel"] = p[:, 1:].mean()
     if model_out.mean is not None:
@@ -49,6 +71,13 @@ def reconstruction_loss(model_out, batch: ViewBatch, config, backend: str) -> tu
         metrics["kl"] = kl
     metrics["loss"] = loss
     return loss, metrics  # metrics stay on the device (see RunningMetrics)
+
+
+def _downsampled(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """``(B, V, sS, sS, C)`` → ``(B, V, S, S, C)``, each pixel the mean of its ``scale``² block."""
+    b, v, h, w, c = images.shape
+    x = images.reshape(b * v, h, w, c).permute(0, 3, 1, 2)
+    return F.avg_pool2d(x, scale).permute(0, 2, 3, 1).reshape(b, v, h // scale, w // scale, c)
 
 
 def encoder_views(batch: ViewBatch, num_context: int) -> dict:
