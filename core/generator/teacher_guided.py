@@ -22,6 +22,10 @@ that training noised. Design, each choice and why:
 * **Classifier-free guidance** by dropping the image condition in training (``--cond-dropout``; the
   image zeroed, a keep plane 0); ``guidance`` w mixes ``x̂_0 = u + w·(c - u)`` (linear in the
   prediction, so the same as guiding ε). Default 1 (none): the noised teacher already carries the image.
+* **Resampling the occluded part** draws a new seed and pins the input view by refining the fresh
+  Splatter Image against the original's input-view render (:func:`~.resample.pin_input_view`, the
+  same reconstruction guidance as the latent model's, here directly on the normalised channels);
+  a splat mask or brush weights merge the two samples slot by slot (they share the pixel grid).
 * **Model folder** reuses the teacher by path (``"teacher": "../regressor"``, checked by sha256), so
   the shipped set holds one copy of the regressor.
 
@@ -41,9 +45,11 @@ from ..errors import ModelError, SettingsError
 from ..models.splatter_denoiser import SCHEDULERS, SplatterDenoiser
 from ..models.splatter_image import raw_to_gaussians
 from ..models.splatter_net import SplatterNet
+from ..render import choose_backend, render
 from .base import (Cancelled, GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback, check_image,
-                   check_sampling_settings, seed_batches)
+                   check_sampling_settings, input_camera, seed_batches, to_object_frame)
 from .model_folder import load_component
+from .resample import merge_samples, pin_input_view, region_mask
 from .sampling import first_step
 from .teacher import weights_sha256
 
@@ -185,6 +191,40 @@ class TeacherGuidedGenerator(Generator):
                     on_sample(samples[-1], len(samples) - 1)
         return samples
 
-    def resample(self, image, sample, region="occluded", seed: int = 1, *, progress=None, cancel=None):
-        raise SettingsError("the teacher-guided model cannot redraw part of a sample yet; generate another seed "
-                            "(or a lower strength to stay closer to the teacher) instead")
+    def resample(self, image, sample: Sample, region="occluded", seed: int = 1, *, progress=None,
+                 cancel=None) -> Sample:
+        """Redraw what the input view does not pin down (``region="occluded"``: a fresh draw with ``seed``,
+        its Splatter Image refined until it renders the input view like ``sample`` did), or the splats of
+        a mask / weights ``(N,)`` slot by slot; see :mod:`splatgen.core.generator.resample`."""
+        s = self.validate(GenerationSettings(**{**sample.settings.as_dict(), "seed": int(seed), "num_samples": 1}))
+        original = sample.gaussians.to(self.device)
+        if not isinstance(region, str):
+            redraw = region_mask(original, region)
+        elif region != "occluded":
+            raise SettingsError(f"region must be 'occluded' or a mask over splats, got {region!r}")
+        image = check_image(image, self.denoiser.config.image_size).to(self.device).float()[None]
+        start = self.teacher(image).raw if s.strength < 1.0 else None
+        raw = sample_splatter(self.denoiser, image, self.noise(seed), steps=int(s.steps), strength=float(s.strength),
+                              start=start, guidance=float(s.guidance), scheduler=s.scheduler, progress=progress,
+                              cancel=cancel)
+        m = self.denoiser.config.gaussians_per_pixel
+        info = {**sample.info, "resampled_from_seed": sample.seed}
+        if isinstance(region, str):
+            viewmat, K = input_camera(self.device)
+            backend = choose_backend(self.device, differentiable=True)
+            with torch.no_grad():
+                target = render(original, viewmat[None], K, sample.image_size, sample.image_size, backend=backend).rgb[0]
+
+            def decode(x):  # the normalised Splatter Image is the "latent" the input view is pinned through
+                return to_object_frame(raw_to_gaussians(self.denoiser.denormalise(x), m)[0])
+
+            x, fit = pin_input_view(decode, self.denoiser.normalise(raw), target, viewmat, K, sample.image_size)
+            with torch.no_grad():
+                merged = decode(x)
+            info.update(region="occluded", pin_iterations=fit["iterations"], input_view_psnr=round(fit["input_psnr"], 2))
+        else:
+            merged = merge_samples(original, self.make_sample(raw_to_gaussians(raw, m)[0], int(seed), s).gaussians,
+                                   redraw)
+            info.update(region="mask", redrawn_splats=int((redraw > 0).sum()))
+        return Sample(gaussians=merged, input_viewmat=sample.input_viewmat, K=sample.K, seed=int(seed), settings=s,
+                      model=self.name, image_size=sample.image_size, info=info)
