@@ -121,16 +121,25 @@ def test_gradient_reaches_the_denoiser_and_not_the_teacher(bank, teacher, teache
 
 @pytest.fixture(scope="module")
 def runs(bank, teacher_dir, tmp_path_factory):
-    """Two straight steps (exported) and 1 + 1 resumed steps: {name: run folder}."""
+    """Two straight steps through the loop (exported) and 1 + 1 resumed steps through ``splatgen train``
+    (the dataset loader answering with the synthetic bank): {name: run folder}."""
+    from splatgen.core.cli import main
+    from splatgen.core.training import viewbank
+
     root = tmp_path_factory.mktemp("tg-runs")
     train_teacher_guided(config(root / "straight", teacher_dir, max_steps=2, export=str(root / "model")),
                          lambda device: bank)
-    train_teacher_guided(config(root / "resumed", teacher_dir, max_steps=1), lambda device: bank)
-    train_teacher_guided(config(root / "resumed", teacher_dir, max_steps=2, resume=True), lambda device: bank)
+    cli = ["train", "teacher-guided", "--data", str(root / "unused"), "--out", str(root / "resumed"), "--device", "cpu",
+           "--batch-size", "1", "--num-targets", "1", "--log-every", "1", "--checkpoint-minutes", "1e9", "--teacher",
+           str(teacher_dir), "--splat-channels", "8", "16", "16", "--warmup", "1", "--lr", "1e-3"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(viewbank, "load_view_bank", lambda path, device="cpu": bank)
+        assert main([*cli, "--max-steps", "1"]) == 0
+        assert main([*cli, "--max-steps", "2", "--resume"]) == 0
     return {"straight": root / "straight", "resumed": root / "resumed", "model": root / "model"}
 
 
-def test_resume_one_plus_one_equals_two_straight(runs):
+def test_resume_one_plus_one_through_the_cli_equals_two_straight(runs):
     for part in ("model/diffusion_pytorch_model.safetensors", "ema/diffusion_pytorch_model.safetensors",
                  "optimizer.safetensors", "rng.safetensors"):
         a, b = (load_file(str(runs[k] / "checkpoint" / part)) for k in ("straight", "resumed"))
