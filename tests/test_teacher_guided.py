@@ -242,3 +242,28 @@ def test_resample_redraws_the_hidden_side_and_pins_the_input_view(bank, teacher,
     assert torch.equal(merged.gaussians.means[100:], original.gaussians.means[100:])
     with pytest.raises(SettingsError):
         gen.resample(image, original, "everything")
+
+
+def test_the_shipped_size_fits_and_a_folder_without_its_own_teacher_is_refused(bank, teacher, teacher_dir, tmp_path):
+    from splatgen.core.errors import ModelError
+
+    with torch.device("meta"):
+        shipped = SplatterDenoiser()
+    mib = sum(p.numel() for p in shipped.parameters()) * 2 / 2**20
+    assert 4 < mib <= 10, mib  # fp16; the teacher is shared with the regressor, not copied
+    stats = measured(bank, teacher, tmp_path, teacher_dir)
+    folder = write_model_folder(tmp_path / "m", teacher_dir, stats)
+    manifest = json.loads((folder / "splatgen.json").read_text())
+    den_cfg = folder / "denoiser" / "config.json"
+    cfg = json.loads(den_cfg.read_text())
+    den_cfg.write_text(json.dumps({**cfg, "teacher_sha256": "0" * 64}))  # trained with another regressor
+    with pytest.raises(ModelError, match="not the one the denoiser was trained with"):
+        load_generator(folder, device="cpu")
+    den_cfg.write_text(json.dumps(cfg))
+    (folder / "splatgen.json").write_text(json.dumps({**manifest, "components": {"denoiser": "denoiser"}}))
+    with pytest.raises(ModelError, match="names no 'teacher'"):
+        load_generator(folder, device="cpu")
+    (folder / "splatgen.json").write_text(json.dumps({**manifest, "components": {"denoiser": "denoiser",
+                                                                                  "teacher": "../nowhere"}}))
+    with pytest.raises(ModelError, match="keep the regressor folder beside"):
+        load_generator(folder, device="cpu")
