@@ -1,4 +1,4 @@
-"""``splatgen train {regressor,var,diffusion,mv-*}``: the command line of :mod:`splatgen.core.training`."""
+"""``splatgen train {regressor,var,diffusion,mv-*,teacher-guided}``: the command line of :mod:`splatgen.core.training`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "with a resumable checkpoint in OUT/checkpoint; --resume continues exactly. "
                                    "Under torchrun the run uses every GPU (DistributedDataParallel).")
     p.add_argument("model", choices=("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder",
-                                      "mv-distill"),
-                   help="mv-*: the stages of the multi-view model, in this order: autoencoder, denoiser, decoder, "
+                                      "mv-distill", "teacher-guided"),
+                   help="teacher-guided: a denoiser over the --teacher regressor's noised Splatter Images, trained "
+                        "on renders only (seed 000); mv-*: the stages of the multi-view model, in this order: autoencoder, denoiser, decoder, "
                         "distill (the decoder needs only the autoencoder)")
     p.add_argument("--data", type=Path, required=True,
                    help="a dataset built by `splatgen data build` (its train split is used) or packed by `splatgen data pack`")
@@ -55,7 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--var", help="diffusion: the trained VAR model folder whose latent space to model")
     p.add_argument("--teacher", metavar="REGRESSOR_FOLDER",
                    help="diffusion: append this frozen regressor's 16×16 features of the input view to the denoiser's "
-                        "condition (e.g. assets/models/regressor; the model set must then ship that very regressor)")
+                        "condition (e.g. assets/models/regressor; the model set must then ship that very regressor); "
+                        "teacher-guided: the frozen regressor whose noised objects the denoiser learns from "
+                        "(default: the shipped one)")
     p.add_argument("--teacher-latent", action="store_true",
                    help="diffusion, with --teacher: the condition also carries the teacher's object as a VAR latent "
                         "(its renders from two orbit poses read by the VAR's view encoder beside the input)")
@@ -77,6 +80,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pool-reuse", type=int, default=TrainConfig.default("pool_reuse"), metavar="R",
                    help="diffusion: each step replaces batch-size / R pool items, so an encoding is drawn R times "
                         "on average (keep it small: a stale pool costs the samples their diversity)")
+    p.add_argument("--splat-channels", type=int, nargs="+", default=TrainConfig.default("splat_channels"),
+                   metavar="C", help="teacher-guided, a new denoiser: UNet channels per level over the 128² Splatter "
+                                     "Image, multiples of 8 (default 32 64 128 128)")
     mv = p.add_argument_group("multi-view model (mv-*)")
     mv.add_argument("--num-views", type=int, default=TrainConfig.default("num_views"),
                     help="orbit views per object generated / decoded together (default 8)")
@@ -104,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         from ..training.multiview import run_stage
 
         result = run_stage(config, lambda device: load_view_bank(config.data, device))
+    elif config.model == "teacher-guided":
+        from ..training.teacher_guided import train_teacher_guided
+
+        result = train_teacher_guided(config, lambda device: load_view_bank(config.data, device))
     elif config.model in ("regressor", "var"):
         from ..training.recon import train_reconstruction
 

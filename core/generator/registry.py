@@ -20,12 +20,14 @@ from .base import GenerationSettings, Generator
 from .latent_diffusion import LatentDiffusionGenerator
 from .multi_view import MultiViewGenerator
 from .regressor import RegressorGenerator
+from .teacher_guided import TeacherGuidedGenerator
 
 #: Every generator by its ``kind``. A new generator is one module in this package plus one entry here.
 GENERATORS: dict[str, type[Generator]] = {cls.kind: cls for cls in (
     LatentDiffusionGenerator,
     RegressorGenerator,
     MultiViewGenerator,
+    TeacherGuidedGenerator,
 )}
 
 

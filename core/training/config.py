@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import SplatgenError
 
-MODELS = ("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder", "mv-distill")
+MODELS = ("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder", "mv-distill",
+          "teacher-guided")
 
 
 #: Allowed values of the numeric settings: (lowest, highest, whether the lowest itself is allowed);
@@ -61,7 +62,8 @@ class TrainConfig:
     kl_weight: float = 1e-4                      # var: β of the KL term
     decoder_only: bool = False                   # var: train the reconstructor only (encoders frozen)
     var: str | None = None                       # diffusion: the VAR model folder whose latents to model
-    teacher: str | None = None                   # diffusion: a frozen regressor whose features join the condition
+    teacher: str | None = None                   # diffusion: a frozen regressor whose features join the condition;
+                                                 # teacher-guided: the frozen regressor whose objects are noised
     teacher_latent: bool = False                 # diffusion: the condition also carries the teacher's object
     render_items: int = 0                        # diffusion: items per step decoded and rendered (2D loss)
     render_weight: float = 1.0                   # diffusion: weight of that render loss
@@ -79,6 +81,7 @@ class TrainConfig:
     consistency_weight: float = 1.0              # mv-distill: weight of the 3D loss against the diffusion loss
     depth_weight: float = 0.5                    # mv-distill: weight of its depth term
     mv_channels: list[int] = field(default_factory=list)  # mv-*: a new network's block widths ([]: its default)
+    splat_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # teacher-guided: a new UNet's widths
 
     def __post_init__(self):
         self.data, self.out = Path(self.data), Path(self.out)
@@ -103,6 +106,8 @@ class TrainConfig:
                                 "--denoiser-layers 1 or more")
         if self.mv_channels and (len(self.mv_channels) < 2 or any(c < 8 or c % 8 for c in self.mv_channels)):
             raise SplatgenError("--mv-channels takes two or more multiples of 8 (the networks' group norms)")
+        if len(self.splat_channels) < 2 or any(c < 8 or c % 8 for c in self.splat_channels):
+            raise SplatgenError("--splat-channels takes two or more multiples of 8")
         if self.max_minutes is None and self.max_steps is None:
             self.max_steps = 100_000
 
