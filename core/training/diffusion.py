@@ -39,7 +39,7 @@ from .config import TrainConfig
 from .checkpoint import load_into, load_weights, unwrap
 from .latent_pool import LatentPool, var_posterior
 from .recon import export_model, reconstruction_loss
-from .trainer import (EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
+from .trainer import (bf16_autocast, trained_steps, EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
@@ -153,7 +153,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
                 # a teacher (or its latent) joins weights trained without: its projection starts at zero
                 weights.update({k: v for k, v in denoiser.state_dict().items() if k.startswith(prefix)})
         load_into(denoiser, weights, folder)
-        return int(json.loads((Path(folder) / "config.json").read_text()).get("trained_steps", 0))
+        return trained_steps(folder)
 
     step, warmup_start = resume_or_init(out_dir, config.resume, config.init_from, denoiser, ema, optimizer, generator,
                                         init_weights)
@@ -186,8 +186,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
               f"{' and its latent' if denoiser.config.teacher_latent else ''}, "
               f"latent scale {denoiser.config.latent_scale:.4g} shift {denoiser.config.latent_shift:.4g}, "
               f"from step {step}", flush=True)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
+    amp = bf16_autocast(ctx.device)
     backend = choose_backend(ctx.device, differentiable=True)
     steps_this_run, running = 0, RunningMetrics()
 

@@ -31,10 +31,10 @@ from ..models import mv_autoencoder
 from ..models.mv_decoder import MultiViewGSDecoder
 from ..models.weights import load_network
 from ..render import choose_backend, render
-from .checkpoint import load_into, load_weights, unwrap
+from .checkpoint import unwrap
 from .config import TrainConfig
 from .recon import export_model
-from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
+from .trainer import (bf16_autocast, weights_init, EMA, LoopClock, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr)
 from .viewbank import ViewBank, ViewBatch
 
@@ -72,15 +72,6 @@ def load_frozen(cls, folder: str | None, what: str, option: str, device):
     if not folder:
         raise SplatgenError(f"this stage needs the trained {what}: pass {option} MODEL_FOLDER")
     return load_network(cls, folder, what, error=SplatgenError).to(device).eval().requires_grad_(False)
-
-
-def weights_init(model) -> Callable[[str], int]:
-    """``--init-from`` for a network of this stage: its weights, strictly, and its trained steps."""
-    def init(folder: str) -> int:
-        load_into(model, load_weights(folder), folder)
-        return int(json.loads((Path(folder) / "config.json").read_text()).get("trained_steps", 0))
-
-    return init
 
 
 def full_precision(device: torch.device):
@@ -213,8 +204,7 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
     print(f"training {config.model}: {total / 1e6:.2f}M parameters ({trained / 1e6:.3f}M trained), "
           f"{bank.num_objects} objects x {bank.views_per_object} views, {config.num_views} views a step, "
           f"device {ctx.device}, from step {step}", flush=True)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
+    amp = bf16_autocast(ctx.device)
     steps_this_run, running = 0, RunningMetrics()
 
     def checkpoint() -> None:  # the step counter is read when called

@@ -35,7 +35,8 @@ from ..errors import SplatgenError
 from ..render import choose_backend, render
 from .checkpoint import unwrap
 from .config import TrainConfig
-from .multiview import Stage, draw_views, full_precision, load_frozen, rgba, weights_init
+from .multiview import Stage, draw_views, full_precision, load_frozen, rgba
+from .trainer import weights_init
 from .viewbank import ViewBank, ViewBatch
 
 #: LoRA targets: every attention projection of the UNet (self-attention across views and cross-attention).

@@ -22,9 +22,9 @@ from ..images import to_uint8
 from ..models.splatter_net import SplatterNet
 from ..render import choose_backend, render
 from .config import TrainConfig
-from .checkpoint import load_into, load_weights, unwrap
+from .checkpoint import unwrap
 from ..metrics import psnr, ssim
-from .trainer import (EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
+from .trainer import (bf16_autocast, weights_init, EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
@@ -130,14 +130,9 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
     ema = EMA(model, config.ema_decay)
     generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000 + ctx.rank)
 
-    def init_weights(folder: str) -> int:
-        load_into(model, load_weights(folder), folder)
-        cfg = json.loads((Path(folder) / "config.json").read_text())
-        return int(cfg.get("trained_steps", 0))
-
     check_resume_settings(out_dir, config)
     step, warmup_start = resume_or_init(out_dir, config.resume, config.init_from, model, ema, optimizer, generator,
-                                        init_weights)
+                                        weights_init(model))
     ddp_model = wrap_ddp(model, ctx)
     backend = choose_backend(ctx.device, differentiable=True)
     log = RunLog(out_dir, ctx.is_main)
@@ -148,8 +143,7 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
               f"{bank.views_per_object} views ({loading_rate(bank, load_s)}), device {ctx.device} x{ctx.world_size}, "
               f"from step {step}", flush=True)
     steps_this_run, running = 0, RunningMetrics()
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
+    amp = bf16_autocast(ctx.device)
     batch = None
     # the network alone: gsplat's rasteriser and the loss stay eager (custom CUDA ops break graphs)
     forward = torch.compile(ddp_model, dynamic=False) if config.compile else ddp_model

@@ -31,10 +31,10 @@ from ..models.splatter_image import CHANNELS_PER_GAUSSIAN, raw_to_gaussians
 from ..models.splatter_net import SplatterNet, SplatterOutput
 from ..models.weights import load_network
 from ..render import choose_backend
-from .checkpoint import load_into, load_weights, unwrap
+from .checkpoint import unwrap
 from .config import TrainConfig
 from .recon import export_model, reconstruction_loss
-from .trainer import (EMA, LoopClock, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
+from .trainer import (bf16_autocast, weights_init, EMA, LoopClock, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
                       save_checkpoint, setup_run, warmup_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
@@ -144,12 +144,8 @@ def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
     ema = EMA(model, config.ema_decay)
     generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000 + ctx.rank)
 
-    def init_weights(folder: str) -> int:
-        load_into(model, load_weights(folder), folder)
-        return int(json.loads((Path(folder) / "config.json").read_text()).get("trained_steps", 0))
-
     step, warmup_start = resume_or_init(out_dir, config.resume, config.init_from, model, ema, optimizer, generator,
-                                        init_weights)
+                                        weights_init(model))
     ddp_model = wrap_ddp(model, ctx)
     # the network alone: the renderer and the loss stay eager (gsplat's custom ops break graphs)
     forward = torch.compile(ddp_model, dynamic=False) if config.compile else ddp_model
@@ -161,8 +157,7 @@ def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
         print(f"training teacher-guided: {n / 1e6:.2f}M parameters, {bank.num_objects} objects x "
               f"{bank.views_per_object} views ({loading_rate(bank, load_s)}), teacher {tfolder}, device {ctx.device} "
               f"x{ctx.world_size}, from step {step}", flush=True)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
+    amp = bf16_autocast(ctx.device)
     steps_this_run, running = 0, RunningMetrics()
 
     def checkpoint() -> None:  # the step counter is read when called

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 from ..devices import pick_device
-from .checkpoint import load_checkpoint, save_checkpoint, unwrap
+from .checkpoint import load_checkpoint, load_into, load_weights, save_checkpoint, unwrap
 
 
 @dataclass
@@ -57,6 +57,27 @@ def setup_run(device_name: str = "auto") -> RunContext:
 def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
     """AdamW as every loop uses it; on CUDA the fused implementation (one kernel for all weights)."""
     return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0, fused=device.type == "cuda")
+
+
+def bf16_autocast(device: torch.device):
+    """The loops' mixed precision: bf16 autocast on CUDA, none on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def trained_steps(folder: str | os.PathLike) -> int:
+    """The optimiser steps a model folder's weights have seen (``trained_steps`` in its config.json)."""
+    return int(json.loads((Path(folder) / "config.json").read_text()).get("trained_steps", 0))
+
+
+def weights_init(model: torch.nn.Module) -> Callable[[str], int]:
+    """``--init-from`` for ``model``: a folder's weights, loaded strictly, and the steps they have seen."""
+    def init(folder: str) -> int:
+        load_into(model, load_weights(folder), folder)
+        return trained_steps(folder)
+
+    return init
 
 
 def wrap_ddp(model: torch.nn.Module, ctx: RunContext) -> torch.nn.Module:
@@ -223,5 +244,5 @@ def after_step(step: int, metrics: dict[str, torch.Tensor], running: RunningMetr
         save()
 
 
-__all__ = ["RunContext", "setup_run", "make_optimizer", "wrap_ddp", "EMA", "LoopClock", "warmup_lr", "RunLog", "resume_or_init",
+__all__ = ["RunContext", "setup_run", "make_optimizer", "bf16_autocast", "trained_steps", "weights_init", "wrap_ddp", "EMA", "LoopClock", "warmup_lr", "RunLog", "resume_or_init",
            "save_checkpoint", "finite_or_raise", "optimise", "RunningMetrics", "after_step"]
