@@ -26,8 +26,9 @@ from ..errors import ModelError, SettingsError
 from ..models import mv_autoencoder
 from ..models.mv_decoder import MultiViewGSDecoder
 from ..models.mv_denoiser import SCHEDULERS, MultiViewDenoiser
-from .base import (Cancelled, GenerationSettings, Generator, ProgressCallback, Sample,
+from .base import (GenerationSettings, Generator, ProgressCallback, Sample,
                    SampleCallback, check_image, check_sampling_settings, input_camera, seed_batches)
+from .sampling import guided_denoise
 from .model_folder import load_component
 
 __all__ = ["MultiViewGenerator", "orbit_cameras", "sample_views"]
@@ -57,17 +58,8 @@ def sample_views(denoiser: MultiViewDenoiser, condition: torch.Tensor, viewmats:
         cond, viewmats = torch.cat([torch.zeros_like(cond), cond]), torch.cat([viewmats, viewmats])
     x = noise * sched.init_noise_sigma
     timesteps = [int(t) for t in sched.timesteps]
-    for i, t in enumerate(timesteps):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        inp = sched.scale_model_input(torch.cat([x, x]) if guided else x, t)
-        pred = denoiser(inp, torch.full((inp.shape[0],), t, device=x.device, dtype=torch.long), cond, viewmats)
-        if guided:
-            uncond, conditioned = pred.chunk(2)
-            pred = uncond + guidance * (conditioned - uncond)
-        x = sched.step(pred, t, x).prev_sample
-        if progress is not None:
-            progress(i + 1, len(timesteps))
+    x = guided_denoise(lambda inp, t: denoiser(inp, t, cond, viewmats), sched, x, timesteps, guidance,
+                       progress=progress, cancel=cancel)
     return denoiser.denormalise(x)
 
 

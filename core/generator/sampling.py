@@ -93,3 +93,24 @@ def sample_latents(
         if progress is not None:
             progress(i + 1, len(steps_run))
     return denoiser.denormalise(latents)
+
+
+def guided_denoise(predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], scheduler, x: torch.Tensor,
+                   timesteps: list[int], guidance: float, *, progress: Callable[[int, int], None] | None = None,
+                   cancel: threading.Event | None = None) -> torch.Tensor:
+    """Run ``scheduler`` from ``x`` over ``timesteps`` with classifier-free guidance, for denoisers whose
+    condition the caller binds: ``predict(model_input, t)`` takes ``(2B, …)`` (unconditional half first)
+    when ``guidance`` ≠ 1, else ``(B, …)``, and ``t`` ``(2B,)`` / ``(B,)`` long. Returns the last ``x``."""
+    guided = guidance != 1.0
+    for i, t in enumerate(timesteps):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        inp = scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
+        pred = predict(inp, torch.full((inp.shape[0],), t, device=x.device, dtype=torch.long))
+        if guided:
+            uncond, conditioned = pred.chunk(2)
+            pred = uncond + guidance * (conditioned - uncond)
+        x = scheduler.step(pred, t, x).prev_sample
+        if progress is not None:
+            progress(i + 1, len(timesteps))
+    return x

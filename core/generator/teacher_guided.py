@@ -46,11 +46,11 @@ from ..models.splatter_denoiser import SCHEDULERS, SplatterDenoiser
 from ..models.splatter_image import raw_to_gaussians
 from ..models.splatter_net import SplatterNet
 from ..render import choose_backend, render
-from .base import (Cancelled, GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback, check_image,
+from .base import (GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback, check_image,
                    check_sampling_settings, input_camera, seed_batches, to_object_frame)
 from .model_folder import load_component
 from .resample import merge_samples, pin_input_view, region_mask
-from .sampling import first_step
+from .sampling import first_step, guided_denoise
 from .teacher import weights_sha256
 
 __all__ = ["TeacherGuidedGenerator", "sample_splatter", "load_guided_teacher"]
@@ -83,17 +83,8 @@ def sample_splatter(denoiser: SplatterDenoiser, image: torch.Tensor, noise: torc
     cond = denoiser.condition(image.float())
     if guided:
         cond = torch.cat([denoiser.condition(image.float(), torch.zeros(b, device=image.device)), cond])
-    for i, t in enumerate(timesteps):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        inp = sched.scale_model_input(torch.cat([x, x]) if guided else x, t)
-        pred = denoiser(inp, torch.full((inp.shape[0],), t, device=x.device, dtype=torch.long), cond)
-        if guided:
-            uncond, conditioned = pred.chunk(2)
-            pred = uncond + guidance * (conditioned - uncond)
-        x = sched.step(pred, t, x).prev_sample
-        if progress is not None:
-            progress(i + 1, len(timesteps))
+    x = guided_denoise(lambda inp, t: denoiser(inp, t, cond), sched, x, timesteps, guidance, progress=progress,
+                       cancel=cancel)
     return denoiser.denormalise(x)
 
 
