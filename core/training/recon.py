@@ -51,7 +51,7 @@ def reconstruction_loss(model_out, batch: ViewBatch, config, backend: str) -> tu
     upsampled: gaps between splats that a render at the views' own size never shows (the pixel-grid
     "waffle" of a zoomed render) then cost loss. PSNR is always measured at the views' own size."""
     g: Gaussians = model_out.gaussians
-    scale = int(getattr(config, "loss_scale", 1))
+    scale = int(config.loss_scale)
     rgb, alpha, Ks = upsampled_views(batch, scale)
     s = rgb.shape[-2]
     out = render(g, batch.viewmats, Ks, s, s, backend=backend)
