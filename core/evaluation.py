@@ -69,10 +69,15 @@ def find_objects(root: str | os.PathLike, split: str | None = "test") -> list[Ev
     return objects
 
 
+#: meta.json files are small; more than this is not one (read no further).
+MAX_META_BYTES = 1 << 16
+
+
 def object_category(obj: EvalObject) -> str | None:
     """The object's category from the ``meta.json`` the data builder writes beside its views, if any."""
     try:
-        meta = json.loads((obj.folder / "meta.json").read_text())
+        with open(obj.folder / "meta.json", "rb") as f:
+            meta = json.loads(f.read(MAX_META_BYTES))  # bounded: a device or huge file yields invalid JSON
     except (OSError, ValueError):
         return None
     category = meta.get("category") if isinstance(meta, dict) else None

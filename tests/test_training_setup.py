@@ -187,3 +187,19 @@ def test_a_loss_at_twice_the_size_sees_the_gaps_between_small_splats():
     tiny, wide = 0.2, 0.7  # standard deviations in pixels of the views' size
     assert mse(tiny, 2) > 4 * mse(tiny, 1)      # the gaps appear only when rendered larger
     assert mse(tiny, 2) > 4 * mse(wide, 2)      # and wide splats have none
+
+
+def test_an_objects_category_comes_only_from_a_small_json_object(tmp_path):
+    import os
+
+    from splatgen.core.evaluation import EvalObject, object_category
+
+    obj = EvalObject("x", tmp_path)
+    assert object_category(obj) is None                       # no meta.json
+    (tmp_path / "meta.json").write_text('{"category": "toy"}')
+    assert object_category(obj) == "toy"
+    (tmp_path / "meta.json").write_text("[1, 2]")
+    assert object_category(obj) is None                       # not an object
+    (tmp_path / "meta.json").unlink()
+    os.symlink("/dev/zero", tmp_path / "meta.json")           # endless: read no further than a meta.json can be
+    assert object_category(obj) is None
