@@ -1,7 +1,8 @@
 """Evaluate a generator on held-out objects: ``splatgen eval``.
 
-For every object folder (``transforms.json`` + RGBA frames): frame 0 is the input, every other frame
-a target, all composited on the canonical background. The generator's samples are rendered from the
+For every object (a folder with ``transforms.json`` + RGBA frames, or an object of a packed dataset:
+``splatgen data pack``, which travels to a GPU machine in a fraction of the size): frame 0 is the input,
+every other frame a target, all composited on the canonical background. The generator's samples are rendered from the
 dataset's cameras expressed relative to the input camera, then compared with PSNR and SSIM:
 
 * ``input_psnr`` / ``input_ssim`` — frame 0 (how well the visible side is kept);
@@ -42,8 +43,12 @@ from .render import render
 
 @dataclass
 class EvalObject:
+    """One object to evaluate: a folder of views, or entry ``index`` of a packed dataset's ``source``."""
+
     name: str
     folder: Path
+    source: object | None = None  # splatgen.core.data.dataset's packed source of the split
+    index: int = 0
 
 
 def find_objects(root: str | os.PathLike, split: str | None = "test") -> list[EvalObject]:
@@ -54,6 +59,11 @@ def find_objects(root: str | os.PathLike, split: str | None = "test") -> list[Ev
         raise DatasetError(f"{root}: no such folder")
     if (root / "transforms.json").is_file():
         return [EvalObject(root.name, root)]
+    if (root / "index.json").is_file() and split is not None:  # packed: the objects of the split's shards
+        from .data.dataset import MultiViewDataset
+
+        source = MultiViewDataset(root, split=split, num_targets=1).source
+        return [EvalObject(oid, root, source, i) for i, oid in enumerate(source.ids)]
     if (root / "dataset.json").is_file() and split is not None:
         from .data.build import load_index
 
@@ -74,7 +84,11 @@ MAX_META_BYTES = 1 << 16
 
 
 def object_category(obj: EvalObject) -> str | None:
-    """The object's category from the ``meta.json`` the data builder writes beside its views, if any."""
+    """The object's category from the ``meta.json`` the data builder writes beside its views (or the
+    packed index's record of the object), if any."""
+    if obj.source is not None:
+        category = (obj.source.meta.get(obj.name) or {}).get("category")
+        return str(category) if category else None
     try:
         with open(obj.folder / "meta.json", "rb") as f:
             meta = json.loads(f.read(MAX_META_BYTES))  # bounded: a device or huge file yields invalid JSON
@@ -111,6 +125,13 @@ def _read_view(path: Path) -> np.ndarray:
 
 def load_object(obj: EvalObject, background=framing.BACKGROUND) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """→ images ``(V, S, S, 3)`` on the background, alphas ``(V, S, S, 1)``, viewmats ``(V, 4, 4)``."""
+    if obj.source is not None:
+        viewmats, _ = obj.source.cameras(obj.index)
+        if obj.source.size != framing.IMAGE_SIZE or len(viewmats) < 2:
+            raise DatasetError(f"{obj.folder}: object {obj.name} has {len(viewmats)} views of "
+                               f"{obj.source.size}², the models need 2 or more of {framing.IMAGE_SIZE}²")
+        rgba = obj.source.views(obj.index, list(range(len(viewmats))))
+        return _on_background(rgba, background) + (viewmats.float(),)
     cams = load_transforms(obj.folder)
     if len(cams) < 2:
         raise DatasetError(f"{obj.folder}: needs at least 2 frames (input + a target), has {len(cams)}")
@@ -118,10 +139,15 @@ def load_object(obj: EvalObject, background=framing.BACKGROUND) -> tuple[torch.T
         raise DatasetError(f"{obj.folder}: frames are {cams.width}x{cams.height}, the models need "
                            f"{framing.IMAGE_SIZE}x{framing.IMAGE_SIZE}")
     rgba = np.stack([_read_view(obj.folder / f) for f in cams.file_paths])
+    return _on_background(rgba, background) + (cams.viewmats.float(),)
+
+
+def _on_background(rgba: np.ndarray, background) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(V, S, S, 4)`` uint8 straight RGBA → RGB composited on ``background``, alpha; both float in [0, 1]."""
     x = torch.from_numpy(rgba).float() / 255.0
     bg = torch.tensor(background, dtype=torch.float32)
     rgb, alpha = x[..., :3], x[..., 3:]
-    return rgb * alpha + bg * (1 - alpha), alpha, cams.viewmats.float()
+    return rgb * alpha + bg * (1 - alpha), alpha
 
 
 def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSettings) -> dict:
