@@ -180,9 +180,11 @@ def test_a_loss_at_twice_the_size_sees_the_gaps_between_small_splats():
         g = Gaussians.from_activated(means, torch.tensor([1.0, 0, 0, 0]).expand(1, n, 4),
                                      torch.full((1, n, 3), pixels_sigma * z / f), torch.full((1, n), 0.99),
                                      colour.expand(1, n, 3))
-        config = SimpleNamespace(loss_scale=scale, ssim_weight=0.2, alpha_weight=0.1)
+        config = SimpleNamespace(loss_scale=scale, zoom_weight=0.5, ssim_weight=0.2, alpha_weight=0.1)
         _, metrics = reconstruction_loss(SimpleNamespace(gaussians=g, mean=None), batch, config, "torch")
-        return float(metrics["mse"] + metrics["alpha_l1"])
+        key = "_zoom" if scale > 1 else ""
+        assert (scale > 1) == ("mse_zoom" in metrics)  # the native-size term is always there
+        return float(metrics["mse" + key] + metrics["alpha_l1" + key])
 
     tiny, wide = 0.2, 0.7  # standard deviations in pixels of the views' size
     assert mse(tiny, 2) > 4 * mse(tiny, 1)      # the gaps appear only when rendered larger

@@ -47,8 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--ssim-weight", type=float, default=TrainConfig.default("ssim_weight"))
     p.add_argument("--alpha-weight", type=float, default=TrainConfig.default("alpha_weight"))
     p.add_argument("--loss-scale", type=int, choices=(1, 2, 3, 4), default=TrainConfig.default("loss_scale"),
-                   help="render the loss at this multiple of the views' size, against the views upsampled: "
-                        "gaps between splats that show when zoomed then cost loss (default 1)")
+                   help="also render the loss at this multiple of the views' size, against the views upsampled: "
+                        "gaps between splats that show when zoomed then cost loss (default 1: off)")
+    p.add_argument("--zoom-weight", type=float, default=TrainConfig.default("zoom_weight"),
+                   help="weight of the zoomed loss of --loss-scale beside the loss at the views' size (default 0.5)")
     p.add_argument("--kl-weight", type=float, default=TrainConfig.default("kl_weight"), help="β of the VAR's KL term")
     p.add_argument("--decoder-only", action="store_true",
                    help="var: train the reconstructor only (encoders frozen), so a denoiser trained on this "

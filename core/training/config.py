@@ -28,7 +28,7 @@ RANGES = {
     "ssim_weight": (0, None, True), "alpha_weight": (0, None, True), "kl_weight": (0, None, True),
     "render_items": (0, None, True), "render_weight": (0, None, True), "cond_dropout": (0, 1, True),
     "num_views": (2, 32, True), "lora_rank": (1, 256, True), "consistency_weight": (0, None, True),
-    "depth_weight": (0, None, True), "loss_scale": (1, 4, True),
+    "depth_weight": (0, None, True), "loss_scale": (1, 4, True), "zoom_weight": (0, None, True),
 }
 
 
@@ -58,7 +58,8 @@ class TrainConfig:
     gaussians_per_pixel: int = 2
     ssim_weight: float = 0.2
     alpha_weight: float = 0.1
-    loss_scale: int = 1                          # regressor / var: render the loss at this multiple of the views' size
+    loss_scale: int = 1                          # regressor / var: also render the loss at this multiple of the views' size
+    zoom_weight: float = 0.5                     # regressor / var: weight of that zoomed term (loss_scale > 1)
     kl_weight: float = 1e-4                      # var: β of the KL term
     decoder_only: bool = False                   # var: train the reconstructor only (encoders frozen)
     var: str | None = None                       # diffusion: the VAR model folder whose latents to model

@@ -47,22 +47,21 @@ def reconstruction_loss(model_out, batch: ViewBatch, config, backend: str) -> tu
     """Render predicted Gaussians into every view of the batch and compare. Returns (loss, metrics as
     0-d device tensors).
 
-    With ``config.loss_scale`` s > 1 the renders are s× the views' size and compared with the views
-    upsampled: gaps between splats that a render at the views' own size never shows (the pixel-grid
-    "waffle" of a zoomed render) then cost loss. PSNR is always measured at the views' own size."""
+    The loss is always taken at the views' own size. With ``config.loss_scale`` s > 1 a second term,
+    weighted by ``config.zoom_weight``, renders s× larger and compares with the views upsampled: gaps
+    between splats that a render at the views' own size never shows (the pixel-grid "waffle" of a
+    zoomed render) then cost loss. (The zoomed term alone lets the native-size render drift: a val
+    input PSNR 6 dB lower, benchmarks/TRAINING.md.) PSNR is measured at the views' own size."""
     g: Gaussians = model_out.gaussians
+    loss, metrics, out = _photometric(g, batch.rgb, batch.alpha, batch.viewmats, batch.Ks, config, backend)
     scale = int(config.loss_scale)
-    rgb, alpha, Ks = upsampled_views(batch, scale)
-    s = rgb.shape[-2]
-    out = render(g, batch.viewmats, Ks, s, s, backend=backend)
-    mse = (out.rgb - rgb).square().mean()
-    ssim_val = ssim(out.rgb, rgb).mean()
-    alpha_l1 = (out.alpha - alpha).abs().mean()
-    loss = mse + config.ssim_weight * (1 - ssim_val) + config.alpha_weight * alpha_l1
-    metrics = {"mse": mse, "ssim": ssim_val, "alpha_l1": alpha_l1}
+    if scale > 1 and config.zoom_weight > 0:
+        rgb, alpha, Ks = upsampled_views(batch, scale)
+        zoom_loss, zoom, _ = _photometric(g, rgb, alpha, batch.viewmats, Ks, config, backend)
+        loss = loss + config.zoom_weight * zoom_loss
+        metrics.update({f"{k}_zoom": v for k, v in zoom.items()})
     with torch.no_grad():
-        shown = out.rgb if scale == 1 else _downsampled(out.rgb, scale)
-        p = psnr(shown.clamp(0, 1), batch.rgb)  # (B, V)
+        p = psnr(out.rgb.clamp(0, 1), batch.rgb)  # (B, V)
         metrics["psnr_input"] = p[:, 0].mean()
         metrics["psnr_novel"] = p[:, 1:].mean()
     if model_out.mean is not None:
@@ -73,11 +72,15 @@ def reconstruction_loss(model_out, batch: ViewBatch, config, backend: str) -> tu
     return loss, metrics  # metrics stay on the device (see RunningMetrics)
 
 
-def _downsampled(images: torch.Tensor, scale: int) -> torch.Tensor:
-    """``(B, V, sS, sS, C)`` → ``(B, V, S, S, C)``, each pixel the mean of its ``scale``² block."""
-    b, v, h, w, c = images.shape
-    x = images.reshape(b * v, h, w, c).permute(0, 3, 1, 2)
-    return F.avg_pool2d(x, scale).permute(0, 2, 3, 1).reshape(b, v, h // scale, w // scale, c)
+def _photometric(g: Gaussians, rgb, alpha, viewmats, Ks, config, backend: str):
+    """MSE + SSIM + alpha L1 of ``g`` rendered at ``rgb``'s size ``(B, V, S, S, 3)`` → (loss, metrics, render)."""
+    s = rgb.shape[-2]
+    out = render(g, viewmats, Ks, s, s, backend=backend)
+    mse = (out.rgb - rgb).square().mean()
+    ssim_val = ssim(out.rgb, rgb).mean()
+    alpha_l1 = (out.alpha - alpha).abs().mean()
+    loss = mse + config.ssim_weight * (1 - ssim_val) + config.alpha_weight * alpha_l1
+    return loss, {"mse": mse, "ssim": ssim_val, "alpha_l1": alpha_l1}, out
 
 
 def encoder_views(batch: ViewBatch, num_context: int) -> dict:
