@@ -40,11 +40,12 @@ def read_bounded(path, limit: int = MAX_FILE_BYTES) -> bytes:
             size = os.fstat(f.fileno()).st_size
             if size > limit:
                 raise SplatFileError(f"{name}: {size:,} bytes is larger than the {limit:,} bytes read")
-            data = f.read(limit + 1)
+            data = f.read(size)                 # read(n) allocates n bytes up front: the file's size, no more
+            changed = len(data) != size or f.read(1)
     except OSError as e:
         raise SplatFileError(f"{name}: cannot read ({e.strerror or e})") from None
     except MemoryError:
         raise SplatFileError(f"{name}: too large to load into memory") from None
-    if len(data) > limit:
-        raise SplatFileError(f"{name}: grew past {limit:,} bytes while being read")
+    if changed:
+        raise SplatFileError(f"{name}: changed size while being read")
     return data
