@@ -442,7 +442,9 @@ def test_python_export_writes_every_format_with_its_metadata(tmp_path, sample):
 
 def test_generate_format_option_takes_names_and_lists(tmp_path):
     from splatgen.core.commands.generate import parse_formats
+    from splatgen.core.commands.view import _stem
 
+    assert [_stem(Path(p)) for p in ("a.compressed.ply", "b.PLY", "c.spz", "d.e.glb")] == ["a", "b", "c", "d.e"]
     assert parse_formats("spz") == ["spz"]
     assert parse_formats("glb, compressed-ply,glb") == ["glb", "compressed-ply"]
     assert parse_formats("both") == ["ply", "splat"]
