@@ -2,7 +2,9 @@
 
 Per photo, ``OUT/<photo name>/`` holds ``input.png`` (the prepared 128² RGBA input),
 ``cameras.json`` (its camera, ``transforms.json`` convention), ``sample_XX.ply`` per sample (or, by
-``--format``, any of ``.compressed.ply`` ``.spz`` ``.glb`` ``.splat``: :data:`splatgen.core.export.EXPORT_FORMATS`), and on request ``turntable.mp4`` (sample 0 orbiting) and ``sheet.png`` (samples × views).
+``--format``, any of ``.compressed.ply`` ``.spz`` ``.glb`` ``.splat``:
+:data:`splatgen.core.export.EXPORT_FORMATS`), and on request ``turntable.mp4`` (sample 0 orbiting)
+and ``sheet.png`` (samples × views).
 Photos of the same name get distinct folders (``chair``, ``chair-2``, … in the order given).
 
 A photo's folder is assembled under a temporary name (``.<name>.partial-*``) and renamed when

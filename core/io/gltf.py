@@ -73,6 +73,8 @@ def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>
 
     a = gaussians_to_numpy(gaussians, path)
     n, k, _ = a["sh"].shape
+    if n == 0:
+        raise SplatFileError(f"{os.fspath(path)}: no splats to write; a glTF accessor holds at least one")
     check_splat_count(n, os.fspath(path))
     q = a["quats"][:, [1, 2, 3, 0]]
     norm = np.sqrt((q.astype(np.float64) ** 2).sum(1, keepdims=True))
@@ -100,8 +102,7 @@ def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>
         acc = g.Accessor(bufferView=i, componentType=5121 if arr.dtype == np.uint8 else _FLOAT, count=n,
                          type={1: "SCALAR", 3: "VEC3", 4: "VEC4"}[width], normalized=arr.dtype == np.uint8 or None)
         if semantic == "POSITION":
-            acc.min = [float(v) for v in arr.min(0)] if n else [0.0] * 3
-            acc.max = [float(v) for v in arr.max(0)] if n else [0.0] * 3
+            acc.min, acc.max = [float(v) for v in arr.min(0)], [float(v) for v in arr.max(0)]
         accessors.append(acc)
         attributes[semantic] = i
     extras = {str(key): str(value) for key, value in (metadata or {}).items()}
@@ -116,9 +117,9 @@ def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>
 
 
 def write_glb(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
-    """Write one set of Gaussians ``(N,)`` as a ``KHR_gaussian_splatting`` ``.glb``, atomically, in
-    input order; ``metadata`` goes into ``asset.extras``. Raises :class:`SplatFileError` for batched or
-    non-finite input or an OS error."""
+    """Write one set of Gaussians ``(N ≥ 1,)`` as a ``KHR_gaussian_splatting`` ``.glb``, atomically, in
+    input order; ``metadata`` goes into ``asset.extras``. Raises :class:`SplatFileError` for batched,
+    empty or non-finite input or an OS error."""
     atomic_write(path, [glb_bytes(gaussians, metadata, path)], error=SplatFileError)
 
 
