@@ -21,7 +21,17 @@ from .worker import Job
 
 log = logging.getLogger("splatgen.app")
 
-SPLAT_FILTER = "Gaussian splats, INRIA 3DGS (*.ply);;Gaussian splats, antimatter15 (*.splat)"
+
+def splat_filters(first: str = ".ply") -> str:
+    """The save dialog's file types: one per export format (:data:`splatgen.core.export.EXPORT_FORMATS`),
+    the one whose suffix is ``first`` first."""
+    from splatgen.core.export import EXPORT_FORMATS
+    from splatgen.core.io import SPLAT_FORMATS
+
+    items = [(suffix, f"{SPLAT_FORMATS[name].label if name in SPLAT_FORMATS else name} (*{suffix})")
+             for name, (suffix, _) in EXPORT_FORMATS.items()]
+    items.sort(key=lambda item: item[0] != first.lower())
+    return ";;".join(text for _, text in items)
 
 
 class Exports:
@@ -60,19 +70,22 @@ class Exports:
 
     # ------------------------------------------------------------------ files
     def export_sample(self, path: str | None = None, *, entry: SampleEntry | None = None, suffix: str = ".ply") -> None:
-        """Save ``entry`` (default: the current sample) as ``.ply`` or ``.splat``; no ``path``: ask."""
+        """Save ``entry`` (default: the current sample) in the export format its file name ends in (``.ply``,
+        ``.compressed.ply``, ``.spz``, ``.glb``, ``.splat``, …); no ``path``: ask, offering ``suffix``'s first."""
+        from splatgen.core.export import EXPORT_FORMATS, export_format
+
         w = self.window
         entry = entry or w.current_entry()
         if entry is None:
             w.status("No sample to export yet.", error=True)
             return
         if path is None:
-            filters = SPLAT_FILTER if suffix == ".ply" else ";;".join(reversed(SPLAT_FILTER.split(";;")))
-            path = self._save_path("Export sample", self._suggest(entry, suffix), filters)
+            path = self._save_path("Export sample", self._suggest(entry, suffix), splat_filters(suffix))
             if path is None:
                 return
-        if Path(path).suffix.lower() not in (".ply", ".splat"):
-            w.status(f"{Path(path).name}: choose a .ply or .splat file name.", error=True)
+        if export_format(path) is None:
+            w.status(f"{Path(path).name}: choose a file name ending in "
+                     f"{', '.join(suffix for suffix, _ in EXPORT_FORMATS.values())}.", error=True)
             return
         self._export_job(f"Exporting {Path(path).name}", tasks.save_sample(path, entry.sample))
 

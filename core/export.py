@@ -3,8 +3,10 @@
 Every file is written atomically (:mod:`splatgen.core.atomic`: a temporary file in the target
 folder, then a rename), so an interrupted export never leaves a half-written file under the final name.
 
-* ``.ply`` — INRIA 3DGS layout (opens in SuperSplat, gsplat's viewer, …); ``.splat`` — 32 bytes a
-  splat. Splats too transparent to ever show (opacity < 1/255) are left out of files.
+* splat files, one per :data:`EXPORT_FORMATS` entry: ``.ply`` (INRIA 3DGS: SuperSplat, gsplat's
+  viewer, …), ``.compressed.ply`` (PlayCanvas), ``.spz`` (Niantic, v4), ``.glb`` (glTF
+  ``KHR_gaussian_splatting``), ``.splat`` (32 bytes a splat); see :mod:`splatgen.core.io`. Splats too
+  transparent to ever show (opacity < 1/255) are left out of files.
 * ``cameras.json`` — the input camera in the ``transforms.json`` convention, so any tool can render
   the input view of a sample.
 * turntable — an orbit around the object rendered by the fastest renderer at hand (gsplat on CUDA,
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -61,22 +63,52 @@ def model_licence(model: str) -> str:
     return "unknown"
 
 
-def save_sample(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
-    """Write a sample as ``.ply`` or ``.splat`` (by extension). Returns the number of splats written.
+def _splat_writer(name: str):
+    """A writer of :data:`EXPORT_FORMATS` for the splat format ``name`` of :data:`~.io.SPLAT_FORMATS`."""
+    def write(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
+        from .io import save_splats
 
-    A :class:`Sample` records its model's name and that model's licence (:func:`model_licence`):
-    in the ``.ply`` header comments, or the ``.splat`` file's JSON sidecar."""
-    from .io import save_splats
-    from .io.splat import write_splat_metadata
+        meta = {"model": sample.model, "licence": model_licence(sample.model)} if isinstance(sample, Sample) else None
+        g = visible_splats((sample.gaussians if isinstance(sample, Sample) else sample).to("cpu"))
+        save_splats(path, g, meta, format=name)
+        return g.num_gaussians
 
-    meta = {"model": sample.model, "licence": model_licence(sample.model)} if isinstance(sample, Sample) else None
-    g = visible_splats((sample.gaussians if isinstance(sample, Sample) else sample).to("cpu"))
-    is_ply = Path(path).suffix.lower() == ".ply"
-    with atomic_path(path, keep_suffix=True) as tmp:   # save_splats picks the format by extension
-        save_splats(tmp, g, meta if is_ply else None)
-    if meta and not is_ply:
-        write_splat_metadata(path, meta)
-    return g.num_gaussians
+    return write
+
+
+#: What a sample can be exported as: format name → (file suffix, writer(path, sample) → items written).
+#: ``--format``, the GUI's and the browser page's exports all come from here; another exporter is one line.
+EXPORT_FORMATS: dict[str, tuple[str, Callable[[str | os.PathLike, Sample | Gaussians], int]]] = {
+    "ply": (".ply", _splat_writer("ply")),
+    "compressed-ply": (".compressed.ply", _splat_writer("compressed-ply")),
+    "spz": (".spz", _splat_writer("spz")),
+    "glb": (".glb", _splat_writer("glb")),
+    "splat": (".splat", _splat_writer("splat")),
+}
+
+
+def export_format(path: str | os.PathLike) -> str | None:
+    """The :data:`EXPORT_FORMATS` name whose suffix ``path`` ends in (the longest match, any case), or None."""
+    lower = Path(path).name.lower()
+    matches = [(len(suffix), name) for name, (suffix, _) in EXPORT_FORMATS.items()
+               if lower.endswith(suffix) and len(lower) > len(suffix)]
+    return max(matches)[1] if matches else None
+
+
+def save_sample(path: str | os.PathLike, sample: Sample | Gaussians, format: str | None = None) -> int:
+    """Write a sample in ``format`` (an :data:`EXPORT_FORMATS` name; default: by ``path``'s suffix),
+    atomically. Returns the number of splats (or other items) written.
+
+    A :class:`Sample` records its model's name and that model's licence (:func:`model_licence`) where
+    the format keeps metadata: ``.ply`` header comments, glTF ``asset.extras``, or a JSON sidecar
+    ``NAME.json`` beside a ``.splat`` / ``.spz``."""
+    from .errors import SplatFileError
+
+    name = format or export_format(path)
+    if name not in EXPORT_FORMATS:
+        raise SplatFileError(f"{os.fspath(path)}: no export format for this file name "
+                             f"(expected {', '.join(suffix for suffix, _ in EXPORT_FORMATS.values())})")
+    return EXPORT_FORMATS[name][1](path, sample)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

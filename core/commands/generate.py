@@ -1,8 +1,10 @@
 """``splatgen generate PHOTO...``: photos in, one output folder of samples per photo.
 
 Per photo, ``OUT/<photo name>/`` holds ``input.png`` (the prepared 128² RGBA input),
-``cameras.json`` (its camera, ``transforms.json`` convention), ``sample_XX.ply`` (and/or ``.splat``)
-per sample, and on request ``turntable.mp4`` (sample 0 orbiting) and ``sheet.png`` (samples × views).
+``cameras.json`` (its camera, ``transforms.json`` convention), ``sample_XX.ply`` per sample (or, by
+``--format``, any of ``.compressed.ply`` ``.spz`` ``.glb`` ``.splat``:
+:data:`splatgen.core.export.EXPORT_FORMATS`), and on request ``turntable.mp4`` (sample 0 orbiting)
+and ``sheet.png`` (samples × views).
 Photos of the same name get distinct folders (``chair``, ``chair-2``, … in the order given).
 
 A photo's folder is assembled under a temporary name (``.<name>.partial-*``) and renamed when
@@ -52,7 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--resample-occluded", action="store_true",
                    help="also write sample_XX_resampled.ply: the hidden side redrawn, the visible side kept")
     p.add_argument("-o", "--out", type=Path, default=Path("splatgen-out"), help="output folder (default splatgen-out)")
-    p.add_argument("--format", choices=("ply", "splat", "both"), default="ply", help="splat file format (default ply)")
+    p.add_argument("--format", default="ply", metavar="FORMATS",
+                   help="splat file format, or several comma-separated: ply (INRIA 3DGS), compressed-ply "
+                        "(PlayCanvas), spz (Niantic SPZ v4), glb (glTF KHR_gaussian_splatting), splat; "
+                        "both = ply,splat (default ply)")
     p.add_argument("--video", action="store_true", help="write turntable.mp4 of sample 0 (60 frames, 256²)")
     p.add_argument("--sheet", action="store_true", help="write sheet.png: one row per sample, 6 views")
     p.add_argument("--foreground-ratio", type=float, default=None, help="object size / image size (default: as in training)")
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..imageprep import DEFAULT_FOREGROUND_RATIO, prepare_image
     from .common import check_output_dir
 
+    args.formats = parse_formats(args.format)
     if not 1 <= args.samples <= 64:
         raise SplatgenError(f"--samples must be between 1 and 64, got {args.samples}")
     ratio = DEFAULT_FOREGROUND_RATIO if args.foreground_ratio is None else args.foreground_ratio
@@ -122,6 +128,22 @@ def run(args: argparse.Namespace) -> int:
             out.rmdir()  # made by this run and nothing came of it
     print(f"done in {time.time() - t0:.1f} s")
     return 1 if failures else 0
+
+
+def parse_formats(text: str) -> list[str]:
+    """``--format`` → :data:`~splatgen.core.export.EXPORT_FORMATS` names, in order, each once
+    (``both`` is ``ply,splat``); :class:`SplatgenError` for an unknown name."""
+    from ..errors import SplatgenError
+    from ..export import EXPORT_FORMATS
+
+    names: list[str] = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        for name in ("ply", "splat") if part == "both" else (part,):
+            if name not in EXPORT_FORMATS:
+                raise SplatgenError(f"--format {part or text!r}: not one of {', '.join(EXPORT_FORMATS)} (or both)")
+            if name not in names:
+                names.append(name)
+    return names
 
 
 #: Longest output folder name, in UTF-8 bytes (file systems allow 255; the temporary name adds ~20).
@@ -227,7 +249,7 @@ def _progress_bar(enabled: bool):
 def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
     from ..atomic import atomic_write
     from ..errors import SplatgenError
-    from ..export import cameras_json, contact_sheet, save_sample, save_turntable, write_image
+    from ..export import EXPORT_FORMATS, cameras_json, contact_sheet, save_sample, save_turntable, write_image
     from .common import make_output_dir
 
     make_output_dir(final.parent)
@@ -249,16 +271,16 @@ def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
                 bar.update(task, completed=done, total=total)
 
             samples = gen.generate(prepared.image, settings, progress=progress, cancel=threading.Event())
-            exts = {"ply": [".ply"], "splat": [".splat"], "both": [".ply", ".splat"]}[args.format]
+            formats = getattr(args, "formats", None) or parse_formats(args.format)
             for i, sample in enumerate(samples):
-                for ext in exts:
-                    save_sample(work / f"sample_{i:02d}{ext}", sample)
+                for fmt in formats:
+                    save_sample(work / f"sample_{i:02d}{EXPORT_FORMATS[fmt][0]}", sample, format=fmt)
             if args.resample_occluded and gen.stochastic:
                 task2 = bar.add_task(f"{final.name}: resampling", total=len(samples))
                 for i, sample in enumerate(samples):
                     again = gen.resample(prepared.image, sample, "occluded", seed=sample.seed + 10_000)
-                    for ext in exts:
-                        save_sample(work / f"sample_{i:02d}_resampled{ext}", again)
+                    for fmt in formats:
+                        save_sample(work / f"sample_{i:02d}_resampled{EXPORT_FORMATS[fmt][0]}", again, format=fmt)
                     bar.advance(task2)
         atomic_write(work / "cameras.json", (json.dumps(cameras_json(samples[0]), indent=2) + "\n").encode())
         if args.video:

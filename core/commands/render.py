@@ -29,11 +29,12 @@ MAX_PIXELS = 8192 * 8192
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "render",
-        help="render a splat file (.ply/.splat) to a PNG",
+        help="render a splat file (.ply, .compressed.ply, .spz, .glb, .splat) to a PNG",
         description="Render a splat file from one frame of a transforms.json camera file, or, without "
                     "--camera, from an orbit view that frames the object.",
     )
-    p.add_argument("file", type=Path, help="splat file: INRIA 3DGS .ply or .splat")
+    p.add_argument("file", type=Path, help="splat file: INRIA 3DGS .ply, PlayCanvas .compressed.ply, Niantic .spz, "
+                                         "glTF .glb (KHR_gaussian_splatting) or .splat")
     p.add_argument("--camera", type=Path, help="transforms.json (instant-ngp / nerfstudio convention)")
     p.add_argument("--frame", type=int, default=0, help="frame index in --camera (default 0)")
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("W", "H"),

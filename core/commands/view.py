@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "--generate, generation controls (photo upload, guidance, skip weight, steps, strength, seed, "
                     "samples, resample occluded) as well. Runs until Ctrl-C.",
     )
-    p.add_argument("file", type=Path, nargs="?", help="splat file to show: INRIA 3DGS .ply or .splat")
+    p.add_argument("file", type=Path, nargs="?", help="splat file to show: .ply, .compressed.ply, .spz, .glb or .splat")
     p.add_argument("--generate", nargs="?", const="", default=None, metavar="PHOTO",
                    help="add generation controls; with PHOTO, start generating from it at once")
     p.add_argument("-m", "--model", help="model folder or shipped model name for --generate (default: the shipped one)")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     server = ViewerServer(gaussians, host=args.host, port=args.port, renderer=args.renderer,
                           background=args.background, generator=generator)
     if args.file is not None:
-        server.download_name = Path(args.file).stem  # downloads keep the shown file's name
+        server.download_name = _stem(args.file)  # downloads keep the shown file's name
     previous = _stop_on_sigterm()
     try:
         what = f"{args.file} ({gaussians.num_gaussians:,} splats)" if gaussians is not None else "generation"
@@ -92,6 +92,14 @@ def run(args: argparse.Namespace) -> int:
         server.stop()
         _restore(previous)
     return 0
+
+
+def _stem(path: Path) -> str:
+    """``path``'s name without its splat suffix (``chair.compressed.ply`` → ``chair``)."""
+    from ..io import splat_format
+
+    name = path.name
+    return name[:-len(splat_format(path).suffix)]
 
 
 #: how long Ctrl-C may take to shut the server down before the process ends regardless

@@ -1,4 +1,5 @@
-"""Splat file I/O: INRIA 3DGS ``.ply`` (primary) and antimatter15 ``.splat`` (export).
+"""Splat file I/O: INRIA 3DGS ``.ply`` (primary), PlayCanvas ``.compressed.ply``, Niantic ``.spz``,
+glTF ``.glb`` (``KHR_gaussian_splatting``) and antimatter15 ``.splat``.
 
 All functions take and return a single set of :class:`~splatgen.core.gaussians.Gaussians` of
 shape ``(N,)`` with raw parameters (see :mod:`splatgen.core.gaussians`): ``means (N,3)``,
@@ -7,41 +8,78 @@ shape ``(N,)`` with raw parameters (see :mod:`splatgen.core.gaussians`): ``means
 accept any device/float dtype, cast to float32, and write atomically (:mod:`splatgen.core.atomic`:
 temporary file in the same folder + ``os.replace``).  Every problem with a file -- unreadable,
 malformed, hostile, or not writable -- raises :class:`~splatgen.core.errors.SplatFileError` whose
-message names the file.
+message names the file; the compressed formats' readers bound every count before allocating
+(:mod:`splatgen.core.io.limits`).
 
-* ``.ply``: :func:`read_ply` / :func:`write_ply`, bit-exact round trip for float32, any SH
-  degree (f_rest channel-major as in the INRIA code), see :mod:`splatgen.core.io.ply`.
-* ``.splat``: :func:`read_splat` / :func:`write_splat`, 32 bytes a splat, degree 0 only,
-  quantised colour/opacity/rotation, sorted by importance, see :mod:`splatgen.core.io.splat`.
+:data:`SPLAT_FORMATS` is the one table of formats (name → suffix, reader, writer); the file's
+suffix picks the format (longest match, case-insensitive), and a ``.ply`` whose header is a
+compressed PLY's reads as one.
+
+* ``ply``: bit-exact, any SH degree, :mod:`splatgen.core.io.ply`;
+* ``compressed-ply``: 16 bytes a splat + SH bytes, quantised per 256 splats, :mod:`.compressed_ply`;
+* ``spz``: version 4 (zstd), about 14 bytes a splat at degree 0, :mod:`.spz`;
+* ``glb``: float attributes, any SH degree, :mod:`.gltf`;
+* ``splat``: 32 bytes a splat, degree 0, sorted by importance, :mod:`.splat`.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 from splatgen.core.errors import SplatFileError, SplatgenWarning
 from splatgen.core.gaussians import Gaussians
+from splatgen.core.io.compressed_ply import is_compressed_ply, read_compressed_ply, write_compressed_ply
+from splatgen.core.io.gltf import read_glb, write_glb
 from splatgen.core.io.ply import MAX_HEADER_BYTES, read_ply, write_ply
 from splatgen.core.io.splat import read_splat, splat_order, write_splat
+from splatgen.core.io.spz import read_spz, write_spz
 
 __all__ = [
     "load_splats", "save_splats", "read_ply", "write_ply", "read_splat", "write_splat",
-    "splat_order", "SPLAT_EXTENSIONS", "MAX_HEADER_BYTES",
+    "read_compressed_ply", "write_compressed_ply", "read_spz", "write_spz", "read_glb", "write_glb",
+    "splat_order", "SPLAT_FORMATS", "SPLAT_EXTENSIONS", "SplatFormat", "splat_format", "MAX_HEADER_BYTES",
 ]
 
-#: Supported file extensions (lower case) and their format.
-SPLAT_EXTENSIONS = {".ply": "ply", ".splat": "splat"}
+
+@dataclass(frozen=True)
+class SplatFormat:
+    """One splat file format: ``name`` (as ``--format`` takes it), file ``suffix``, a ``label`` for file
+    dialogs, ``read(path) → Gaussians`` and ``write(path, gaussians, metadata)``."""
+
+    name: str
+    suffix: str
+    label: str
+    read: Callable
+    write: Callable
 
 
-def _format_of(path) -> str:
+#: Every splat format, by name.
+SPLAT_FORMATS: dict[str, SplatFormat] = {f.name: f for f in (
+    SplatFormat("ply", ".ply", "Gaussian splats, INRIA 3DGS", read_ply, write_ply),
+    SplatFormat("compressed-ply", ".compressed.ply", "Gaussian splats, PlayCanvas compressed PLY",
+                read_compressed_ply, write_compressed_ply),
+    SplatFormat("spz", ".spz", "Gaussian splats, Niantic SPZ", read_spz, write_spz),
+    SplatFormat("glb", ".glb", "Gaussian splats, glTF KHR_gaussian_splatting", read_glb, write_glb),
+    SplatFormat("splat", ".splat", "Gaussian splats, antimatter15", read_splat, write_splat),
+)}
+
+#: Supported file suffixes (lower case) and their format's name.
+SPLAT_EXTENSIONS = {f.suffix: f.name for f in SPLAT_FORMATS.values()}
+
+
+def splat_format(path) -> SplatFormat:
+    """The format of ``path`` by its suffix (the longest that matches, case-insensitive)."""
     name = os.fspath(path)
+    lower = os.path.basename(name).lower()
+    for suffix in sorted(SPLAT_EXTENSIONS, key=len, reverse=True):
+        if lower.endswith(suffix) and len(lower) > len(suffix):
+            return SPLAT_FORMATS[SPLAT_EXTENSIONS[suffix]]
     ext = os.path.splitext(name)[1].lower()
-    try:
-        return SPLAT_EXTENSIONS[ext]
-    except KeyError:
-        raise SplatFileError(
-            f"{name}: unsupported splat file extension {ext or '(none)'!r} "
-            f"(expected {' or '.join(SPLAT_EXTENSIONS)})") from None
+    raise SplatFileError(
+        f"{name}: unsupported splat file extension {ext or '(none)'!r} "
+        f"(expected {', '.join(SPLAT_EXTENSIONS)})")
 
 
 #: A file is suspicious when at least this fraction of its splats is larger (largest standard
@@ -72,23 +110,26 @@ def oversized_splats(gaussians: Gaussians) -> str | None:
 
 
 def load_splats(path) -> Gaussians:
-    """Read a ``.ply`` or ``.splat`` file (chosen by extension, case-insensitive) → Gaussians ``(N,)``.
+    """Read any splat file of :data:`SPLAT_FORMATS` (chosen by suffix; a ``.ply`` holding a compressed
+    PLY reads as one) → Gaussians ``(N,)``.
 
     A file whose splats are nearly all larger than the object (:func:`oversized_splats`) loads, with
     a :class:`~splatgen.core.errors.SplatgenWarning`: it renders as a blur or blank."""
     import warnings
 
-    gaussians = read_ply(path) if _format_of(path) == "ply" else read_splat(path)
+    fmt = splat_format(path)
+    if fmt.name == "ply" and is_compressed_ply(path):
+        fmt = SPLAT_FORMATS["compressed-ply"]
+    gaussians = fmt.read(path)
     problem = oversized_splats(gaussians)
     if problem:
         warnings.warn(f"{os.fspath(path)}: {problem}", SplatgenWarning, stacklevel=2)
     return gaussians
 
 
-def save_splats(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
-    """Write Gaussians ``(N,)`` as ``.ply`` or ``.splat`` (chosen by extension), atomically;
-    ``metadata`` (model, licence) goes into the ``.ply`` header comments or the ``.splat`` sidecar."""
-    if _format_of(path) == "ply":
-        write_ply(path, gaussians, metadata)
-    else:
-        write_splat(path, gaussians, metadata)
+def save_splats(path, gaussians: Gaussians, metadata: dict | None = None, format: str | None = None) -> None:
+    """Write Gaussians ``(N,)`` in ``format`` (a name of :data:`SPLAT_FORMATS`; default: by ``path``'s
+    suffix), atomically; ``metadata`` (model, licence) goes where the format keeps it (``.ply`` header
+    comments, glTF ``asset.extras``, a ``NAME.json`` sidecar for ``.splat`` / ``.spz``)."""
+    fmt = splat_format(path) if format is None else SPLAT_FORMATS[format]
+    fmt.write(path, gaussians, metadata)

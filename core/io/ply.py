@@ -344,7 +344,7 @@ def _vertex_columns(vertex: _Element, name: str) -> tuple[dict[str, int], list[s
     if missing:
         hint = ""
         if "packed_position" in columns:
-            hint = " (this looks like a compressed PLY, which is not supported)"
+            hint = " (this is a PlayCanvas compressed PLY: load_splats or read_compressed_ply reads it)"
         raise SplatFileError(f"{name}: missing required vertex properties: "
                              f"{', '.join(missing)}{hint}")
     rest_idx = sorted(int(m.group(1)) for p in columns if (m := _F_REST.fullmatch(p)))

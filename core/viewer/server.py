@@ -27,7 +27,10 @@ that turns it into a ``viewmat`` and ``K``); the scene is shown Y-up, as splatge
 dropdown value outside its options): every handler checks on the server. Files a client can name
 (nerfview's render tab: trajectories, videos) stay inside ``output_dir``, user text is escaped
 before it reaches the page's Markdown (:mod:`.page_safety`), and handler refusals become a
-notification in that page. *Download .ply* / *Download .splat* send the splats shown.
+notification in that page. The *Download* buttons (:data:`DOWNLOADS`: ``.ply``, ``.compressed.ply``,
+``.spz``, ``.glb``, ``.splat``) send the splats shown, written by :mod:`splatgen.core.io`; the file's
+name is the shown file's or sample's, made safe (:func:`.page_safety.safe_name`), and its suffix comes
+from that fixed table, never from the page.
 
 **Threads and memory.** viser runs its web server on a thread and GUI callbacks on a pool, here
 bounded to :data:`CALLBACK_THREADS` (viser's own may grow to 32 threads that never end); nerfview
@@ -65,6 +68,16 @@ RENDERERS = ("auto", "browser", "server")
 #: Splats fainter than this never reach a pixel (the renderers skip α < 1/255) and are not sent to
 #: the browser.
 MIN_OPACITY = 1.0 / 255.0
+
+#: The page's downloads: file suffix → (button label, hint). Each suffix is a format of splatgen.core.io.
+DOWNLOADS = {
+    ".ply": ("Download .ply", "The splats shown, as an INRIA 3DGS .ply file"),
+    ".compressed.ply": ("Download .compressed.ply", "The splats shown, as a PlayCanvas compressed PLY "
+                                                    "(SuperSplat's format; about 4x smaller)"),
+    ".spz": ("Download .spz", "The splats shown, as a Niantic SPZ file (version 4; about 5x smaller)"),
+    ".glb": ("Download .glb", "The splats shown, as glTF 2.0 with KHR_gaussian_splatting"),
+    ".splat": ("Download .splat", "The splats shown, as a .splat file (32 bytes a splat)"),
+}
 #: Longest side of the still frames nerfview asks for when the server renders without CUDA (nerfview's
 #: default, 2048, is slow with the GL renderer: benchmarks/README.md, "Browser viewer").
 CPU_VIEWER_RES = 1280
@@ -269,10 +282,9 @@ class ViewerServer:
                 "Renderer", labels, initial_value=self._display_labels[self.render_fn.display],
                 hint="Who draws the RGB view: the browser (no server work per frame) or the server.")
             self.background_rgb = gui.add_rgb("Background", tuple(int(round(255 * x)) for x in bg))
-            self.download_ply = gui.add_button("Download .ply", disabled=True,
-                                               hint="The splats shown, as an INRIA 3DGS .ply file")
-            self.download_splat = gui.add_button("Download .splat", disabled=True,
-                                                 hint="The splats shown, as a .splat file (32 bytes a splat)")
+            self.download_buttons = {suffix: gui.add_button(label, disabled=True, hint=hint)
+                                     for suffix, (label, hint) in DOWNLOADS.items()}
+            self.download_ply, self.download_splat = self.download_buttons[".ply"], self.download_buttons[".splat"]
 
         @self.mode_dropdown.on_update
         def _(_event) -> None:
@@ -289,7 +301,7 @@ class ViewerServer:
             self.set_background(tuple(min(max(float(v) / 255.0, 0.0), 1.0) if math.isfinite(float(v)) else 1.0
                                       for v in self.background_rgb.value))  # whatever a client sent
 
-        for button, suffix in ((self.download_ply, ".ply"), (self.download_splat, ".splat")):
+        for suffix, button in self.download_buttons.items():
             button.on_click(lambda event, suffix=suffix: self.send_download(event.client, suffix))
 
     # ------------------------------------------------------------------ public API
@@ -330,7 +342,7 @@ class ViewerServer:
         if reframe or (reframe is None and not self._framed):
             self._frame(g)
         self._update_info(force=True)
-        for button in (self.download_ply, self.download_splat):
+        for button in self.download_buttons.values():
             button.disabled = False
         self._rerender()
 
@@ -358,20 +370,21 @@ class ViewerServer:
         self._rerender()
 
     def download_bytes(self, suffix: str) -> tuple[str, bytes]:
-        """The splats shown as a file: ``(file name, content)``, ``suffix`` ``".ply"`` or ``".splat"``
+        """The splats shown as a file: ``(file name, content)``, ``suffix`` one of :data:`DOWNLOADS`
         (splatgen's own writers; splats below :data:`MIN_OPACITY` left out, as in every export)."""
         import tempfile
 
-        from ..io import save_splats
+        from ..io import SPLAT_EXTENSIONS, save_splats
 
-        if suffix not in (".ply", ".splat"):
-            raise ViewerError(f"no download as {suffix!r}; .ply or .splat")
+        if suffix not in DOWNLOADS:
+            raise ViewerError(f"no download as {str(suffix)[:20]!r}; one of {', '.join(DOWNLOADS)}")
         g = self._gaussians
         if g is None:
             raise ViewerError("no splats to download yet")
         with tempfile.TemporaryDirectory(prefix="splatgen-download-") as tmp:
             path = Path(tmp) / f"splats{suffix}"
-            save_splats(path, g.detach().to("cpu")[g.opacities.detach().cpu() >= MIN_OPACITY])
+            save_splats(path, g.detach().to("cpu")[g.opacities.detach().cpu() >= MIN_OPACITY],
+                        format=SPLAT_EXTENSIONS[suffix])
             content = path.read_bytes()
         return safe_name(self.download_name, "splats") + suffix, content
 
@@ -379,7 +392,7 @@ class ViewerServer:
         """Send the splats shown to ``client`` (a viser client handle) as a file download."""
         try:
             name, content = self.download_bytes(suffix)
-        except ViewerError as exc:
+        except (ViewerError, SplatgenError) as exc:   # e.g. no splats left to write
             if client is not None:
                 client.add_notification("Nothing to download", str(exc), auto_close_seconds=5.0)
             return
