@@ -24,7 +24,7 @@ MENUS = (
     ("&Edit", ("undo", "redo", None, "remove", "clear")),
     ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
     ("&View", ("frame", "reset", None, "tiled", "heatmap", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
-               "overlay")),
+               "overlay", None, "history")),
     ("&Help", ("open_log", "open_autosave", "about")),
 )
 
@@ -121,8 +121,15 @@ class WindowActions:
             a.setActionGroup(self.mode_group)
             a.triggered.connect(lambda _=False, m=mode: w.set_mode(m))
         A("open_log", "Open the &log folder", w.open_log, None)
-        A("open_autosave", "Open the &autosave folder", w.open_autosave, None,
-          "Every sample is also saved there as it is made (the last 10 sessions are kept)")
+        A("open_autosave", "Open the &runs folder", w.open_autosave, None,
+          "Every generation is kept there as a run: photo, settings and each sample as it is made")
+        history = w.history.dock.toggleViewAction()
+        history.setText("&History")
+        history.setObjectName("history")
+        history.setShortcut(QKeySequence("Ctrl+H"))
+        history.setToolTip("The run history: reopen, compare, delete or export earlier generations")
+        w.addAction(history)
+        self.acts["history"] = history
         A("about", "&About splatgen", w.about, None)
 
     # ------------------------------------------------------------------ menus and toolbar

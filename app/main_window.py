@@ -16,7 +16,7 @@ import logging
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, QTimer, QUrl
+from PyQt6.QtCore import Qt, QTimer, QUrl, pyqtSignal
 from PyQt6.QtGui import QColor, QDesktopServices
 from PyQt6.QtWidgets import (QColorDialog, QFileDialog, QLabel, QMainWindow, QScrollArea, QSplitter, QStackedWidget,
                              QToolBar, QVBoxLayout, QWidget)
@@ -31,6 +31,7 @@ from .errors import describe, show_error
 from .exports import Exports
 from .gallery import Gallery
 from .generation import Generation
+from .history import History
 from .input_panel import IMAGE_SUFFIXES, InputPanel
 from .orbit_camera import OrbitCamera
 from .samples import InputRecord, RemoveCommand, SampleEntry, SampleStore
@@ -43,6 +44,14 @@ from .worker import Job, Runner
 log = logging.getLogger("splatgen.app")
 
 APP_NAME = "splatgen"
+
+
+def default_runs_dir() -> Path | None:
+    """The user's runs folder: ``<data folder>/splatgen/runs`` (None if the platform has none)."""
+    from PyQt6.QtCore import QStandardPaths
+
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+    return Path(base) / "splatgen" / "runs" if base else None
 
 
 def _hex(rgb) -> str:
@@ -59,13 +68,18 @@ def _rgb(name: str) -> tuple[float, float, float]:
 class MainWindow(QMainWindow):
     """The splatgen desktop app's window. ``settings``: where choices are remembered;
     ``backend``: viewport renderer (``"auto"``, ``"gl"``, ``"gsplat"``); ``device``: for the models;
-    ``autosave_dir``: where every sample is also saved as it arrives (``""``: the user's cache
-    folder, ``None``: nowhere).
+    ``autosave_dir``: the runs folder, where every generation is kept as a run, each sample saved
+    as it arrives (``""``: the user's data folder, ``~/.local/share/splatgen/runs`` on Linux;
+    ``None``: nowhere).
 
     Pieces: ``generation`` (:class:`~.generation.Generation`), ``exports``
-    (:class:`~.exports.Exports`), ``action_set`` (:class:`~.actions.WindowActions`; ``acts`` maps
-    names to its ``QAction`` objects).
+    (:class:`~.exports.Exports`), ``history`` (:class:`~.history.History`), ``action_set``
+    (:class:`~.actions.WindowActions`; ``acts`` maps names to its ``QAction`` objects).
+    Signal ``run_finished(int run, bool ok)``: a generation ended (ok: it finished; else it was
+    cancelled or failed).
     """
+
+    run_finished = pyqtSignal(int, bool)
 
     def __init__(self, settings: Settings | None = None, *, backend: str = "auto", device: str = "auto",
                  autosave_dir: str | Path | None = ""):
@@ -78,11 +92,8 @@ class MainWindow(QMainWindow):
         self.io = Runner(self, name="splatgen-io")            # light work: prepare images, export, viewer
         self.models = tasks.ModelCache(device)
         if autosave_dir == "":
-            from PyQt6.QtCore import QStandardPaths
-
-            base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericCacheLocation)
-            autosave_dir = Path(base) / "splatgen" / "samples" if base else None
-        self.autosave = tasks.Autosave(autosave_dir)
+            autosave_dir = default_runs_dir()
+        self.autosave = tasks.Autosave(autosave_dir, self.settings.keep_runs)
         self.store = SampleStore(self)
         self.undo_stack = UndoHistory(self.store, int(self.settings.undo_limit_mb * 1024 * 1024), self)
         self.undo_stack.dropped.connect(self._undo_dropped)
@@ -101,6 +112,7 @@ class MainWindow(QMainWindow):
         self._build_widgets(backend)
         self.generation = Generation(self)
         self.exports = Exports(self)
+        self.history = History(self)
         self.action_set = WindowActions(self)
         self.acts = self.action_set.acts
         self.action_set.build_menus()
@@ -229,6 +241,13 @@ class MainWindow(QMainWindow):
 
     def current_entry(self) -> SampleEntry | None:
         return self.gallery.current_entry()
+
+    def generation_finished(self, run: int, produced, failed: BaseException | None = None) -> None:
+        """A generation run ended (``produced``: its samples when it finished; None when cancelled or
+        failed): the history lists it."""
+        if self.history.dock.isVisible():
+            self.history.refresh()
+        self.run_finished.emit(run, produced is not None)
 
     def update_busy(self) -> None:
         """The controls and actions follow what the workers run."""
@@ -456,13 +475,13 @@ class MainWindow(QMainWindow):
             self.status(f"Log: {p}")
 
     def open_autosave(self) -> None:
-        folder = self.autosave.folder or self.autosave.root
+        folder = self.autosave.root
         if folder is None:
-            self.status("Autosave is off.")
+            self.status("The run history is off: generations are not kept.")
             return
         Path(folder).mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-        self.status(f"Autosaved samples: {folder}")
+        self.status(f"Runs (every generation, its photo, settings and samples): {folder}")
 
     def about(self) -> None:
         from PyQt6.QtWidgets import QMessageBox

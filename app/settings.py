@@ -7,7 +7,9 @@ own file (:meth:`Settings.from_file`, ``splatgen-gui --settings FILE``) so they 
 Keys: ``recent`` (list of paths, newest first), ``model``, ``generation/<model>/<field>`` (the
 last-used :class:`~splatgen.core.generator.GenerationSettings` per model), ``input/foreground_ratio``,
 ``input/remove_background``, ``view/background`` (``#rrggbb``), ``view/mode``, ``view/tiled``,
-``view/heatmap``, ``undo/limit_mb`` (memory bound of the undo history, MB of samples), ``dirs/open``, ``dirs/export``, ``window/geometry``, ``window/state``.
+``view/heatmap``, ``undo/limit_mb`` (memory bound of the undo history, MB of samples),
+``history/keep_runs`` (runs the history keeps), ``dirs/open``, ``dirs/export``, ``window/geometry``,
+``window/state``.
 """
 
 from __future__ import annotations
@@ -146,6 +148,16 @@ class Settings:
     @undo_limit_mb.setter
     def undo_limit_mb(self, value: float) -> None:
         self.q.setValue("undo/limit_mb", float(value))
+
+    # ------------------------------------------------------------------ run history
+    @property
+    def keep_runs(self) -> int:
+        """How many runs the history keeps, newest first (default 100; 0 keeps all)."""
+        return max(0, self._get("history/keep_runs", 100, int))
+
+    @keep_runs.setter
+    def keep_runs(self, value: int) -> None:
+        self.q.setValue("history/keep_runs", int(value))
 
     # ------------------------------------------------------------------ folders and window
     def folder(self, which: str) -> str:
