@@ -24,7 +24,7 @@ MENUS = (
     ("&Edit", ("undo", "redo", None, "remove", "clear")),
     ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
     ("&View", ("frame", "reset", None, "tiled", "heatmap", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
-               "overlay", None, "history")),
+               "overlay", None, "history", "fullscreen", "demo")),
     ("&Help", ("open_log", "open_autosave", "about")),
 )
 
@@ -120,6 +120,10 @@ class WindowActions:
             a = A(f"mode_{mode}", label, None, None, f"Show {label.lower()}", checkable=True)
             a.setActionGroup(self.mode_group)
             a.triggered.connect(lambda _=False, m=mode: w.set_mode(m))
+        A("fullscreen", "&Full screen", lambda: w.toggle_full_screen(), "F11", "Full screen on or off")
+        A("demo", "&Demo mode", lambda: w.start_demo(), None,
+          "Full screen, unattended: the samples turn, an attract loop shows the examples when nobody is there, "
+          "visitors' photos are forgotten when it ends (Esc leaves)")
         A("open_log", "Open the &log folder", w.open_log, None)
         A("open_autosave", "Open the &runs folder", w.open_autosave, None,
           "Every generation is kept there as a run: photo, settings and each sample as it is made")

@@ -123,6 +123,7 @@ class Generation:
         n = settings.num_samples if info.stochastic else 1
         self._run_started = time.perf_counter()
         self._run_count = 0
+        w.run_started.emit(run)
         w.status(f"Generating {n} sample{'s' if n > 1 else ''} of {record.name}…")
         w.controls.set_progress(0, max(1, int(settings.steps or 1)), "starting")
 

@@ -75,10 +75,12 @@ class MainWindow(QMainWindow):
     Pieces: ``generation`` (:class:`~.generation.Generation`), ``exports``
     (:class:`~.exports.Exports`), ``history`` (:class:`~.history.History`), ``action_set``
     (:class:`~.actions.WindowActions`; ``acts`` maps names to its ``QAction`` objects).
-    Signal ``run_finished(int run, bool ok)``: a generation ended (ok: it finished; else it was
-    cancelled or failed).
+    Signals ``run_started(int run)`` and ``run_finished(int run, bool ok)``: a generation started /
+    ended (ok: it finished; else it was cancelled or failed). ``demo``: the
+    :class:`~.demo.DemoMode` while demo mode is on, else None.
     """
 
+    run_started = pyqtSignal(int)
     run_finished = pyqtSignal(int, bool)
 
     def __init__(self, settings: Settings | None = None, *, backend: str = "auto", device: str = "auto",
@@ -108,6 +110,9 @@ class MainWindow(QMainWindow):
         self._shown_photo: str | None = None     # the photo of the sample in the viewport
         self._prep_timer = QTimer(self, singleShot=True, interval=300)
         self._prep_timer.timeout.connect(self._reprepare)
+        self.demo = None
+        self._captures: Path | None = None       # see capture_dir()
+        self.camera_source: str | int | None = None   # --camera-source: a device index or a video file
 
         self._build_widgets(backend)
         self.generation = Generation(self)
@@ -213,6 +218,8 @@ class MainWindow(QMainWindow):
     # ================================================================== helpers
     def status(self, text: str, *, error: bool = False, timeout_ms: int = 0) -> None:
         self.messages.append(text)
+        if len(self.messages) > 2000:            # a day-long session keeps the newest only
+            del self.messages[:1000]
         log.info("status: %s", text)
         self.statusBar().showMessage(text, timeout_ms)
         if error:
@@ -224,8 +231,10 @@ class MainWindow(QMainWindow):
         """An error of ``what`` (e.g. "Generating"): status bar + non-blocking dialog."""
         msg = describe(exc, what)
         self.errors.append(msg)
+        del self.errors[:-200]
         self.status(f"{msg.title}: {msg.one_line()}", error=True)
-        show_error(msg, self)
+        if self.demo is None:                    # an unattended demo shows no dialog nobody would close
+            show_error(msg, self)
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Process events until both workers are idle (scripts, tests)."""
@@ -340,6 +349,35 @@ class MainWindow(QMainWindow):
         self.generation.pending = generate
         self._prepare(str(p))
 
+    def capture_dir(self) -> Path:
+        """Where photos that exist only in memory (camera frames) are written to be opened: the demo's
+        temporary folder in demo mode, else a temporary folder removed when the window closes."""
+        if self.demo is not None and self.demo.photos is not None:
+            return self.demo.photos
+        if self._captures is None:
+            import tempfile
+
+            self._captures = Path(tempfile.mkdtemp(prefix="splatgen-captures-"))
+        return self._captures
+
+    def open_captured(self, rgb, name: str = "camera", *, generate: bool = False) -> Path:
+        """Open an ``(H, W, 3|4)`` uint8 picture held in memory (a camera frame) as the input: written
+        as ``<name>-<time>.png`` into :meth:`capture_dir`, then prepared like any photo. Returns its path."""
+        import numpy as np
+
+        from splatgen.core.export import write_image
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = self.capture_dir()
+        path = folder / f"{name}-{stamp}.png"
+        n = 2
+        while path.exists():
+            path = folder / f"{name}-{stamp}-{n}.png"
+            n += 1
+        write_image(path, np.ascontiguousarray(rgb, dtype=np.uint8))
+        self.open_image(str(path), generate=generate)
+        return path
+
     def _prepare(self, path: str) -> None:
         ratio, remove_bg = self.input_panel.foreground_ratio(), self.input_panel.remove_background()
         self._pending_path = path
@@ -360,7 +398,7 @@ class MainWindow(QMainWindow):
         self.input_record = InputRecord(prepared.image, Path(path).stem, path)
         self.input_panel.show_prepared(prepared, path)
         self.setWindowTitle(f"{Path(path).name} — {APP_NAME}")
-        if first:
+        if first and self.demo is None:         # a visitor's photo is never remembered
             self.settings.add_recent(path)
             self.action_set.fill_recent()
             self.viewport.reset_camera()   # a new photo: back to the input view
@@ -491,7 +529,28 @@ class MainWindow(QMainWindow):
                           "(latent diffusion over Splatter Images).<br>Drop an image, Generate, orbit, "
                           "resample, export.")
 
+    # ================================================================== demo mode and full screen
+    def toggle_full_screen(self) -> None:
+        """F11: full screen on or off."""
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def start_demo(self, **kwargs):
+        """Demo mode on (:class:`~.demo.DemoMode`; ``kwargs`` go to it). Returns it."""
+        if self.demo is None:
+            from .demo import DemoMode
+
+            self.demo = DemoMode(self, **kwargs)
+            self.demo.start()
+        return self.demo
+
+    def stop_demo(self, keep: bool | None = None) -> None:
+        """Demo mode off; the visitors' runs are removed unless ``keep`` (default: the setting)."""
+        if self.demo is not None:
+            demo, self.demo = self.demo, None
+            demo.stop(keep)
+
     def closeEvent(self, event) -> None:
+        self.stop_demo()
         try:
             self.settings.set_window(self.saveGeometry(), self.saveState())
             if self.controls.info is not None:
@@ -502,4 +561,8 @@ class MainWindow(QMainWindow):
         self.runner.shutdown()
         self.io.shutdown(timeout_ms=60000)   # let a running export finish
         self.exports.close()
+        if self._captures is not None:
+            import shutil
+
+            shutil.rmtree(self._captures, ignore_errors=True)
         super().closeEvent(event)

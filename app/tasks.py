@@ -392,3 +392,14 @@ def export_run(runs, run_id: str, path: str):
         runs.export_zip(run_id, path)
         return f"Exported run {run_id} to {path}"
     return run
+
+
+def generate_example(cache: ModelCache, key: str, path: str, settings, autosave: Autosave | None,
+                     foreground_ratio: float):
+    """Prepare the photo ``path`` and generate it (as :func:`generate`, kept as a run of ``autosave``):
+    demo mode's attract loop makes its examples' samples ahead with it. Returns the :class:`Produced`."""
+    def run(ctx):
+        prepared = prepare(path, foreground_ratio, True)(ctx)
+        ctx.check()
+        return generate(cache, key, prepared.image, settings, autosave, Path(path).stem, str(path), prepared)(ctx)
+    return run

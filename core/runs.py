@@ -376,6 +376,7 @@ class Runs:
             con = None
             try:
                 con = sqlite3.connect(path, timeout=10)
+                con.execute("PRAGMA synchronous = OFF")    # a cache of the folders: rebuilt if ever damaged
                 with con:
                     con.execute("CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, created REAL, name TEXT, "
                                 "generator TEXT, samples INTEGER, status TEXT, thumbnail TEXT, mtime INTEGER)")

@@ -128,6 +128,10 @@ pytestmark_gui = pytest.mark.skipif(not HAS_DISPLAY, reason="needs a display: ru
 def _window(root: Path, settings_path: Path):
     from PyQt6.QtWidgets import QApplication
 
+    from splatgen.core.render.foreign_context import release_current_egl
+
+    release_current_egl()                     # an earlier test's headless EGL context would block Qt's GLX one
+
     from splatgen.app.main_window import MainWindow
     from splatgen.app.settings import Settings
 
