@@ -27,6 +27,7 @@ from splatgen.core.imageprep import DEFAULT_FOREGROUND_RATIO
 from . import tasks
 from .actions import VIEW_MODES, WindowActions
 from .controls import GenerationControls
+from .camera import Captures
 from .errors import describe, show_error
 from .exports import Exports
 from .gallery import Gallery
@@ -73,7 +74,8 @@ class MainWindow(QMainWindow):
     ``None``: nowhere).
 
     Pieces: ``generation`` (:class:`~.generation.Generation`), ``exports``
-    (:class:`~.exports.Exports`), ``history`` (:class:`~.history.History`), ``action_set``
+    (:class:`~.exports.Exports`), ``history`` (:class:`~.history.History`), ``captures``
+    (:class:`~.camera.Captures`: *Take photo*, ``camera_source``), ``action_set``
     (:class:`~.actions.WindowActions`; ``acts`` maps names to its ``QAction`` objects).
     Signals ``run_started(int run)`` and ``run_finished(int run, bool ok)``: a generation started /
     ended (ok: it finished; else it was cancelled or failed). ``demo``: the
@@ -111,13 +113,13 @@ class MainWindow(QMainWindow):
         self._prep_timer = QTimer(self, singleShot=True, interval=300)
         self._prep_timer.timeout.connect(self._reprepare)
         self.demo = None
-        self._captures: Path | None = None       # see capture_dir()
         self.camera_source: str | int | None = None   # --camera-source: a device index or a video file
 
         self._build_widgets(backend)
         self.generation = Generation(self)
         self.exports = Exports(self)
         self.history = History(self)
+        self.captures = Captures(self)
         self.action_set = WindowActions(self)
         self.acts = self.action_set.acts
         self.action_set.build_menus()
@@ -349,34 +351,13 @@ class MainWindow(QMainWindow):
         self.generation.pending = generate
         self._prepare(str(p))
 
-    def capture_dir(self) -> Path:
-        """Where photos that exist only in memory (camera frames) are written to be opened: the demo's
-        temporary folder in demo mode, else a temporary folder removed when the window closes."""
-        if self.demo is not None and self.demo.photos is not None:
-            return self.demo.photos
-        if self._captures is None:
-            import tempfile
-
-            self._captures = Path(tempfile.mkdtemp(prefix="splatgen-captures-"))
-        return self._captures
-
     def open_captured(self, rgb, name: str = "camera", *, generate: bool = False) -> Path:
-        """Open an ``(H, W, 3|4)`` uint8 picture held in memory (a camera frame) as the input: written
-        as ``<name>-<time>.png`` into :meth:`capture_dir`, then prepared like any photo. Returns its path."""
-        import numpy as np
+        """Open a picture held in memory (a camera frame) as the input (:meth:`.camera.Captures.open`)."""
+        return self.captures.open(rgb, name, generate=generate)
 
-        from splatgen.core.export import write_image
-
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        folder = self.capture_dir()
-        path = folder / f"{name}-{stamp}.png"
-        n = 2
-        while path.exists():
-            path = folder / f"{name}-{stamp}-{n}.png"
-            n += 1
-        write_image(path, np.ascontiguousarray(rgb, dtype=np.uint8))
-        self.open_image(str(path), generate=generate)
-        return path
+    def take_photo(self):
+        """*Take photo*: the camera's live preview; the photo taken becomes the input."""
+        return self.captures.take_photo()
 
     def _prepare(self, path: str) -> None:
         ratio, remove_bg = self.input_panel.foreground_ratio(), self.input_panel.remove_background()
@@ -561,8 +542,5 @@ class MainWindow(QMainWindow):
         self.runner.shutdown()
         self.io.shutdown(timeout_ms=60000)   # let a running export finish
         self.exports.close()
-        if self._captures is not None:
-            import shutil
-
-            shutil.rmtree(self._captures, ignore_errors=True)
+        self.captures.close()
         super().closeEvent(event)
