@@ -20,7 +20,7 @@ VIEW_MODES = (("rgb", "RGB"), ("depth", "Depth"), ("alpha", "Alpha"))
 _EXPORTS = ("export_ply", "export_splat", "export_turntable", "contact_sheet", "screenshot")
 #: The menu bar: (title, action names); None is a separator, "recent" and "examples" the File submenus.
 MENUS = (
-    ("&File", ("open", "take_photo", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
+    ("&File", ("open", "take_photo", "phone", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
     ("&Edit", ("undo", "redo", None, "remove", "clear")),
     ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
     ("&View", ("frame", "reset", None, "tiled", "heatmap", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
@@ -71,6 +71,8 @@ class WindowActions:
         A("open", "&Open image…", lambda: w.open_dialog(), QKeySequence.StandardKey.Open, "Open a photo of an object")
         A("take_photo", "&Take photo…", lambda: w.take_photo(), "Ctrl+Shift+P",
           "A photo from the camera (--camera-source INDEX|FILE), with a live preview")
+        A("phone", "Photos from a &phone…", lambda: w.phone.start(), None,
+          "An upload page for phones (a QR code to scan); the photos sent wait in the Phone panel")
         A("export_ply", "Export sample as .&ply…", lambda: ex.export_sample(suffix=".ply"), "Ctrl+E",
           "Save the current sample as an INRIA 3DGS .ply (opens in SuperSplat and other viewers)")
         A("export_splat", "Export sample as .&splat…", lambda: ex.export_sample(suffix=".splat"), None,

@@ -155,8 +155,9 @@ class DemoMode(QObject):
         bar = QToolBar("Demo", w, objectName="demoBar")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        if "take_photo" in w.acts:
-            bar.addAction(w.acts["take_photo"])
+        for name in ("take_photo", "phone"):
+            if name in w.acts:
+                bar.addAction(w.acts[name])
         bar.addAction(w.acts["generate"])
         bar.addAction(self.forget_act)
         self.banner = QLabel("", objectName="demoBanner")
@@ -202,6 +203,7 @@ class DemoMode(QObject):
             saved.runs.list()                         # index them
         self._clear_gallery()
         self._clear_input()
+        w.phone.close()                               # photos queued from phones were in the demo's folder
         shutil.rmtree(self.temp, ignore_errors=True)
         self.cached.clear()
         w.removeAction(self.leave)

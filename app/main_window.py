@@ -28,6 +28,7 @@ from . import tasks
 from .actions import VIEW_MODES, WindowActions
 from .controls import GenerationControls
 from .camera import Captures
+from .phone_upload import PhoneUploads
 from .errors import describe, show_error
 from .exports import Exports
 from .gallery import Gallery
@@ -75,7 +76,8 @@ class MainWindow(QMainWindow):
 
     Pieces: ``generation`` (:class:`~.generation.Generation`), ``exports``
     (:class:`~.exports.Exports`), ``history`` (:class:`~.history.History`), ``captures``
-    (:class:`~.camera.Captures`: *Take photo*, ``camera_source``), ``action_set``
+    (:class:`~.camera.Captures`: *Take photo*, ``camera_source``), ``phone``
+    (:class:`~.phone_upload.PhoneUploads`), ``action_set``
     (:class:`~.actions.WindowActions`; ``acts`` maps names to its ``QAction`` objects).
     Signals ``run_started(int run)`` and ``run_finished(int run, bool ok)``: a generation started /
     ended (ok: it finished; else it was cancelled or failed). ``demo``: the
@@ -120,6 +122,7 @@ class MainWindow(QMainWindow):
         self.exports = Exports(self)
         self.history = History(self)
         self.captures = Captures(self)
+        self.phone = PhoneUploads(self)
         self.action_set = WindowActions(self)
         self.acts = self.action_set.acts
         self.action_set.build_menus()
@@ -542,5 +545,6 @@ class MainWindow(QMainWindow):
         self.runner.shutdown()
         self.io.shutdown(timeout_ms=60000)   # let a running export finish
         self.exports.close()
+        self.phone.close()
         self.captures.close()
         super().closeEvent(event)
