@@ -1,7 +1,8 @@
 """Demo mode (``splatgen-gui --demo``, *View → Demo mode*): the app at a conference booth, unattended.
 
-Full screen with large controls (a demo bar: *Take photo*, *Generate*, *Forget this visitor*,
-*Keep visitors' runs*, *Leave demo*; F11 still toggles full screen, Esc leaves the demo). The view
+Full screen with large controls (a demo bar: *Take photo*, *Generate*, *Forget this visitor*, and
+smaller for the presenter *Photos from a phone*, *Keep visitors' runs*, *Leave demo*; F11 still
+toggles full screen, Esc leaves the demo). The view
 shows the tiles of all samples, turning slowly once nobody has touched anything for
 :data:`TURN_AFTER_S`; after ``demo/attract_after_s`` idle seconds an attract loop cycles the shipped
 examples (``assets/examples``), each shown ``demo/cycle_s`` seconds. Their samples are generated
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import QApplication, QLabel, QSizePolicy, QToolBar
+from PyQt6.QtWidgets import QApplication, QLabel, QSizePolicy, QToolBar, QWidget
 
 from splatgen.core.heap import release_heap
 
@@ -51,8 +52,9 @@ INPUT_EVENTS = {QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type
                 QEvent.Type.TouchBegin, QEvent.Type.TouchUpdate, QEvent.Type.TabletPress}
 DEMO_STYLE = """
 QWidget { font-size: 16pt; }
-QToolBar#demoBar { spacing: 12px; padding: 6px; }
-QToolBar#demoBar QToolButton { font-size: 20pt; padding: 12px 20px; min-height: 56px; }
+QToolBar#demoBar { spacing: 4px; padding: 4px; }
+QToolBar#demoBar QToolButton { font-size: 20pt; padding: 8px 12px; min-height: 56px; }
+QToolBar#demoBar QToolButton#demoSmall { font-size: 12pt; padding: 4px 8px; min-height: 0; }
 QLabel#demoBanner { font-size: 20pt; padding: 0 16px; }
 """
 
@@ -129,6 +131,9 @@ class DemoMode(QObject):
         self.keep_act.toggled.connect(lambda on: setattr(self.settings, "demo_keep_visitors", on))
         self.bar = self._build_bar()
         w.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.bar)
+        w.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
+        w.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.banner_bar)
+        w.view_toolbar.hide()
         w.setStyleSheet(DEMO_STYLE)
         w.splitter.widget(0).hide()                   # the presenter's panel: back when the demo ends
         w.gallery.hide()                              # the tiles show every sample
@@ -155,17 +160,21 @@ class DemoMode(QObject):
         bar = QToolBar("Demo", w, objectName="demoBar")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for name in ("take_photo", "phone"):
-            if name in w.acts:
-                bar.addAction(w.acts[name])
-        bar.addAction(w.acts["generate"])
-        bar.addAction(self.forget_act)
+        big = [w.acts[n] for n in ("take_photo", "generate") if n in w.acts] + [self.forget_act]
+        for a in big:
+            bar.addAction(a)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        for a in [w.acts[n] for n in ("phone",) if n in w.acts] + [self.keep_act, self.leave]:
+            bar.addAction(a)                          # the presenter's: smaller
+            bar.widgetForAction(a).setObjectName("demoSmall")
         self.banner = QLabel("", objectName="demoBanner")
         self.banner.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.banner.setTextFormat(Qt.TextFormat.PlainText)
-        bar.addWidget(self.banner)
-        bar.addAction(self.keep_act)
-        bar.addAction(self.leave)
+        self.banner_bar = QToolBar("Demo message", w, objectName="demoBannerBar")
+        self.banner_bar.setMovable(False)
+        self.banner_bar.addWidget(self.banner)
         return bar
 
     def stop(self, keep: bool | None = None) -> int:
@@ -207,8 +216,10 @@ class DemoMode(QObject):
         shutil.rmtree(self.temp, ignore_errors=True)
         self.cached.clear()
         w.removeAction(self.leave)
-        w.removeToolBar(self.bar)
-        self.bar.deleteLater()
+        for bar in (self.bar, self.banner_bar):
+            w.removeToolBar(bar)
+            bar.deleteLater()
+        w.view_toolbar.show()
         w.acts["cancel"].setShortcuts(self._saved["cancel_keys"])
         w.setStyleSheet(self._saved["style"])
         w.splitter.widget(0).show()
