@@ -1,6 +1,7 @@
 """The GUI's background tasks: each function here builds a job body that runs in the worker thread
 (:mod:`splatgen.app.worker`) and calls the core: image preparation, model loading, generation,
-resampling, thumbnails, exports. Nothing here touches a widget.
+resampling, thumbnails, exports, and the run history (:class:`Autosave` keeps every generation as
+a run; listing, reopening and exporting runs). Nothing here touches a widget.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import torch
 from splatgen.core.errors import SplatgenError
 
 from .worker import JobCancelled
-from splatgen.core.images import to_uint8
-from splatgen.core.runs import THUMB_AZIMUTH, THUMB_ELEVATION, THUMB_SIZE, settings_tag
+from splatgen.core.runs import THUMB_SIZE, settings_tag
 
 log = logging.getLogger("splatgen.app")
 
