@@ -20,11 +20,11 @@ VIEW_MODES = (("rgb", "RGB"), ("depth", "Depth"), ("alpha", "Alpha"))
 _EXPORTS = ("export_ply", "export_splat", "export_turntable", "contact_sheet", "screenshot")
 #: The menu bar: (title, action names); None is a separator, "recent" and "examples" the File submenus.
 MENUS = (
-    ("&File", ("open", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
+    ("&File", ("open", "take_photo", "phone", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
     ("&Edit", ("undo", "redo", None, "remove", "clear")),
     ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
     ("&View", ("frame", "reset", None, "tiled", "heatmap", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
-               "overlay")),
+               "overlay", None, "history", "fullscreen", "demo")),
     ("&Help", ("open_log", "open_autosave", "about")),
 )
 
@@ -69,6 +69,10 @@ class WindowActions:
         w, A = self.window, self._action
         ex, gen = w.exports, w.generation
         A("open", "&Open image…", lambda: w.open_dialog(), QKeySequence.StandardKey.Open, "Open a photo of an object")
+        A("take_photo", "&Take photo…", lambda: w.take_photo(), "Ctrl+Shift+P",
+          "A photo from the camera (--camera-source INDEX|FILE), with a live preview")
+        A("phone", "Photos from a &phone…", lambda: w.phone.start(), None,
+          "An upload page for phones (a QR code to scan); the photos sent wait in the Phone panel")
         A("export_ply", "Export sample as .&ply…", lambda: ex.export_sample(suffix=".ply"), "Ctrl+E",
           "Save the current sample as an INRIA 3DGS .ply (opens in SuperSplat and other viewers)")
         A("export_splat", "Export sample as .&splat…", lambda: ex.export_sample(suffix=".splat"), None,
@@ -120,9 +124,20 @@ class WindowActions:
             a = A(f"mode_{mode}", label, None, None, f"Show {label.lower()}", checkable=True)
             a.setActionGroup(self.mode_group)
             a.triggered.connect(lambda _=False, m=mode: w.set_mode(m))
+        A("fullscreen", "&Full screen", lambda: w.toggle_full_screen(), "F11", "Full screen on or off")
+        A("demo", "&Demo mode", lambda: w.start_demo(), None,
+          "Full screen, unattended: the samples turn, an attract loop shows the examples when nobody is there, "
+          "visitors' photos are forgotten when it ends (Esc leaves)")
         A("open_log", "Open the &log folder", w.open_log, None)
-        A("open_autosave", "Open the &autosave folder", w.open_autosave, None,
-          "Every sample is also saved there as it is made (the last 10 sessions are kept)")
+        A("open_autosave", "Open the &runs folder", w.open_autosave, None,
+          "Every generation is kept there as a run: photo, settings and each sample as it is made")
+        history = w.history.dock.toggleViewAction()
+        history.setText("&History")
+        history.setObjectName("history")
+        history.setShortcut(QKeySequence("Ctrl+H"))
+        history.setToolTip("The run history: reopen, compare, delete or export earlier generations")
+        w.addAction(history)
+        self.acts["history"] = history
         A("about", "&About splatgen", w.about, None)
 
     # ------------------------------------------------------------------ menus and toolbar

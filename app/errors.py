@@ -47,6 +47,11 @@ def describe(exc: BaseException, what: str = "") -> UserMessage:
         ModelError = SettingsError = ()  # type: ignore[assignment]
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     prefix = f"{what} failed" if what else "Failed"
+    from .worker import WorkerRestarted
+
+    if isinstance(exc, WorkerRestarted):
+        return UserMessage("The model stopped answering", f"{prefix}: {first}; the model worker was restarted.",
+                           "Try again; if it keeps happening, use fewer steps or samples.")
     if isinstance(exc, ImageError):
         return UserMessage("Cannot use this image", first,
                            "Open a photo of one object (PNG, JPEG, WebP…); an RGBA PNG with a transparent "

@@ -45,6 +45,11 @@ class Generation:
         self._run_started = 0.0
         self._run_count = 0
 
+    def new_run(self) -> int:
+        """A new run number for gallery entries (a generation, or a run reopened from the history)."""
+        self._run += 1
+        return self._run
+
     # ------------------------------------------------------------------ models
     def load_models(self) -> None:
         """List the installed generators in the controls and load the remembered (or first) one."""
@@ -113,16 +118,17 @@ class Generation:
             return
         settings = w.controls.settings()
         w.settings.set_generation(info.key, w.controls.values())
-        self._run += 1
-        run, record = self._run, w.input_record
+        self.new_run()
+        run, record, prepared, photo = self._run, w.input_record, w.prepared, w.input_path
         n = settings.num_samples if info.stochastic else 1
         self._run_started = time.perf_counter()
         self._run_count = 0
+        w.run_started.emit(run)
         w.status(f"Generating {n} sample{'s' if n > 1 else ''} of {record.name}…")
         w.controls.set_progress(0, max(1, int(settings.steps or 1)), "starting")
 
         def partial(p: tasks.Produced) -> None:
-            entry = SampleEntry(p.sample, p.thumbnail, record, info.key, info.stochastic, run=run)
+            entry = SampleEntry(p.sample, p.thumbnail, record, info.key, info.stochastic, run=run, run_id=p.run_id)
             w.store.insert(entry, w.store.group_end(entry))
             self._run_count += 1
             if self._run_count == 1:
@@ -132,17 +138,20 @@ class Generation:
             dt = time.perf_counter() - self._run_started
             w.status(f"Generated {_plural(len(produced), 'sample')} in {dt:.1f} s.")
             w.controls.set_message(f"Done: {_plural(len(produced), 'sample')} in {dt:.1f} s")
+            w.generation_finished(run, produced)
 
         def cancelled() -> None:
             w.status(f"Cancelled; {_plural(self._run_count, 'finished sample')} kept.")
             w.controls.set_message(f"Cancelled ({self._run_count} kept)")
+            w.generation_finished(run, None)
 
         def failed(exc) -> None:
             w.controls.set_message(f"Failed ({_plural(self._run_count, 'sample')} kept)")
             w.report(exc, "Generating")
+            w.generation_finished(run, None, failed=exc)
 
         w.runner.submit(Job("generate", tasks.generate(w.models, info.key, record.image, settings,
-                                                       w.autosave, record.name),
+                                                       w.autosave, record.name, photo, prepared),
                             f"generate {n} × {settings.steps} steps",
                             on_partial=partial, on_done=done, on_cancelled=cancelled,
                             on_progress=w.controls.set_progress, on_error=failed))
@@ -177,7 +186,8 @@ class Generation:
 
         def done(p: tasks.Produced) -> None:
             if w.store.index_of(entry) < 0:     # removed meanwhile: keep it as a new entry
-                w.store.insert(SampleEntry(p.sample, p.thumbnail, entry.source, entry.model_key, True, run=entry.run))
+                w.store.insert(SampleEntry(p.sample, p.thumbnail, entry.source, entry.model_key, True, run=entry.run,
+                                           run_id=entry.run_id))
             else:
                 w._undo_note = None
                 w.undo_stack.push(ResampleCommand(w.store, entry, p.sample, p.thumbnail, what))
@@ -196,7 +206,7 @@ class Generation:
 
         w.runner.submit(Job("resample", tasks.resample(w.models, entry.model_key, entry.source.image,
                                                        entry.sample, seed, brush, w.autosave,
-                                                       entry.source.name, entry.resampled + 1),
+                                                       entry.source.name, entry.resampled + 1, entry.run_id),
                             what, on_done=done, on_progress=w.controls.set_progress,
                             on_cancelled=cancelled, on_error=failed))
         w.update_busy()

@@ -1,10 +1,11 @@
-"""``splatgen-gui [IMAGE] [--generate]`` (and ``python main.py``): start the desktop app.
+"""``splatgen-gui [IMAGE] [--generate] [--demo]`` (and ``python main.py``): start the desktop app.
 
 Sets up logging (a rotating file in the user's cache folder), an OpenGL 4.1 core default surface
 (the splat renderer needs 3.3; 4.0 adds occlusion culling), the ``QApplication``, the hook that turns
 uncaught exceptions into an error dialog, torch's CPU threads (one core left to the UI), and the
 main window; ``IMAGE`` is opened at once and ``--generate`` starts generating it as soon as it is
-prepared (for demos).
+prepared. ``--demo`` starts in demo mode (:mod:`splatgen.app.demo`), ``--camera-source`` picks the
+camera of *Take photo* (a device index or a video file), ``--runs`` the run history's folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="viewport renderer: gsplat on CUDA, else OpenGL (default: auto)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the generator runs (default: CUDA when there is one)")
+    p.add_argument("--demo", action="store_true",
+                   help="start in demo mode: full screen, unattended, an attract loop, visitors forgotten (Esc leaves)")
+    p.add_argument("--camera-source", metavar="INDEX|FILE", default=None,
+                   help="the camera for Take photo: a device index (default 0) or a video file")
+    p.add_argument("--runs", metavar="DIR", default=None,
+                   help="keep the run history in DIR (default: the user's data folder, splatgen/runs)")
     return p
+
+
+def camera_source(value: str | None) -> int | str:
+    """``--camera-source``: digits are a device index, anything else a video file (default 0)."""
+    if value is None or value == "":
+        return 0
+    return int(value) if value.strip().isdigit() else value
 
 
 def _has_display() -> bool:
@@ -98,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 
     set_torch_threads()
     settings = Settings.from_file(args.settings) if args.settings else Settings()
-    window = MainWindow(settings, backend=args.renderer, device=args.device)
+    window = MainWindow(settings, backend=args.renderer, device=args.device,
+                        autosave_dir=args.runs if args.runs else "")
+    window.camera_source = camera_source(args.camera_source)
     window.show()
     _quit_on_ctrl_c(app, window)
+    if args.demo:
+        window.start_demo()
     if args.image:
         window.open_image(args.image, generate=args.generate)
     elif args.generate:

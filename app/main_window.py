@@ -16,7 +16,7 @@ import logging
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, QTimer, QUrl
+from PyQt6.QtCore import Qt, QTimer, QUrl, pyqtSignal
 from PyQt6.QtGui import QColor, QDesktopServices
 from PyQt6.QtWidgets import (QColorDialog, QFileDialog, QLabel, QMainWindow, QScrollArea, QSplitter, QStackedWidget,
                              QToolBar, QVBoxLayout, QWidget)
@@ -27,10 +27,13 @@ from splatgen.core.imageprep import DEFAULT_FOREGROUND_RATIO
 from . import tasks
 from .actions import VIEW_MODES, WindowActions
 from .controls import GenerationControls
+from .camera import Captures
+from .phone_upload import PhoneUploads
 from .errors import describe, show_error
 from .exports import Exports
 from .gallery import Gallery
 from .generation import Generation
+from .history import History
 from .input_panel import IMAGE_SUFFIXES, InputPanel
 from .orbit_camera import OrbitCamera
 from .samples import InputRecord, RemoveCommand, SampleEntry, SampleStore
@@ -43,6 +46,14 @@ from .worker import Job, Runner
 log = logging.getLogger("splatgen.app")
 
 APP_NAME = "splatgen"
+
+
+def default_runs_dir() -> Path | None:
+    """The user's runs folder: ``<data folder>/splatgen/runs`` (None if the platform has none)."""
+    from PyQt6.QtCore import QStandardPaths
+
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+    return Path(base) / "splatgen" / "runs" if base else None
 
 
 def _hex(rgb) -> str:
@@ -59,13 +70,22 @@ def _rgb(name: str) -> tuple[float, float, float]:
 class MainWindow(QMainWindow):
     """The splatgen desktop app's window. ``settings``: where choices are remembered;
     ``backend``: viewport renderer (``"auto"``, ``"gl"``, ``"gsplat"``); ``device``: for the models;
-    ``autosave_dir``: where every sample is also saved as it arrives (``""``: the user's cache
-    folder, ``None``: nowhere).
+    ``autosave_dir``: the runs folder, where every generation is kept as a run, each sample saved
+    as it arrives (``""``: the user's data folder, ``~/.local/share/splatgen/runs`` on Linux;
+    ``None``: nowhere).
 
     Pieces: ``generation`` (:class:`~.generation.Generation`), ``exports``
-    (:class:`~.exports.Exports`), ``action_set`` (:class:`~.actions.WindowActions`; ``acts`` maps
-    names to its ``QAction`` objects).
+    (:class:`~.exports.Exports`), ``history`` (:class:`~.history.History`), ``captures``
+    (:class:`~.camera.Captures`: *Take photo*, ``camera_source``), ``phone``
+    (:class:`~.phone_upload.PhoneUploads`), ``action_set``
+    (:class:`~.actions.WindowActions`; ``acts`` maps names to its ``QAction`` objects).
+    Signals ``run_started(int run)`` and ``run_finished(int run, bool ok)``: a generation started /
+    ended (ok: it finished; else it was cancelled or failed). ``demo``: the
+    :class:`~.demo.DemoMode` while demo mode is on, else None.
     """
+
+    run_started = pyqtSignal(int)
+    run_finished = pyqtSignal(int, bool)
 
     def __init__(self, settings: Settings | None = None, *, backend: str = "auto", device: str = "auto",
                  autosave_dir: str | Path | None = ""):
@@ -78,11 +98,8 @@ class MainWindow(QMainWindow):
         self.io = Runner(self, name="splatgen-io")            # light work: prepare images, export, viewer
         self.models = tasks.ModelCache(device)
         if autosave_dir == "":
-            from PyQt6.QtCore import QStandardPaths
-
-            base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericCacheLocation)
-            autosave_dir = Path(base) / "splatgen" / "samples" if base else None
-        self.autosave = tasks.Autosave(autosave_dir)
+            autosave_dir = default_runs_dir()
+        self.autosave = tasks.Autosave(autosave_dir, self.settings.keep_runs)
         self.store = SampleStore(self)
         self.undo_stack = UndoHistory(self.store, int(self.settings.undo_limit_mb * 1024 * 1024), self)
         self.undo_stack.dropped.connect(self._undo_dropped)
@@ -97,10 +114,15 @@ class MainWindow(QMainWindow):
         self._shown_photo: str | None = None     # the photo of the sample in the viewport
         self._prep_timer = QTimer(self, singleShot=True, interval=300)
         self._prep_timer.timeout.connect(self._reprepare)
+        self.demo = None
+        self.camera_source: str | int | None = None   # --camera-source: a device index or a video file
 
         self._build_widgets(backend)
         self.generation = Generation(self)
         self.exports = Exports(self)
+        self.history = History(self)
+        self.captures = Captures(self)
+        self.phone = PhoneUploads(self)
         self.action_set = WindowActions(self)
         self.acts = self.action_set.acts
         self.action_set.build_menus()
@@ -201,6 +223,8 @@ class MainWindow(QMainWindow):
     # ================================================================== helpers
     def status(self, text: str, *, error: bool = False, timeout_ms: int = 0) -> None:
         self.messages.append(text)
+        if len(self.messages) > 2000:            # a day-long session keeps the newest only
+            del self.messages[:1000]
         log.info("status: %s", text)
         self.statusBar().showMessage(text, timeout_ms)
         if error:
@@ -212,8 +236,10 @@ class MainWindow(QMainWindow):
         """An error of ``what`` (e.g. "Generating"): status bar + non-blocking dialog."""
         msg = describe(exc, what)
         self.errors.append(msg)
+        del self.errors[:-200]
         self.status(f"{msg.title}: {msg.one_line()}", error=True)
-        show_error(msg, self)
+        if self.demo is None:                    # an unattended demo shows no dialog nobody would close
+            show_error(msg, self)
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Process events until both workers are idle (scripts, tests)."""
@@ -229,6 +255,13 @@ class MainWindow(QMainWindow):
 
     def current_entry(self) -> SampleEntry | None:
         return self.gallery.current_entry()
+
+    def generation_finished(self, run: int, produced, failed: BaseException | None = None) -> None:
+        """A generation run ended (``produced``: its samples when it finished; None when cancelled or
+        failed): the history lists it."""
+        if self.history.dock.isVisible():
+            self.history.refresh()
+        self.run_finished.emit(run, produced is not None)
 
     def update_busy(self) -> None:
         """The controls and actions follow what the workers run."""
@@ -321,6 +354,14 @@ class MainWindow(QMainWindow):
         self.generation.pending = generate
         self._prepare(str(p))
 
+    def open_captured(self, rgb, name: str = "camera", *, generate: bool = False) -> Path:
+        """Open a picture held in memory (a camera frame) as the input (:meth:`.camera.Captures.open`)."""
+        return self.captures.open(rgb, name, generate=generate)
+
+    def take_photo(self):
+        """*Take photo*: the camera's live preview; the photo taken becomes the input."""
+        return self.captures.take_photo()
+
     def _prepare(self, path: str) -> None:
         ratio, remove_bg = self.input_panel.foreground_ratio(), self.input_panel.remove_background()
         self._pending_path = path
@@ -341,7 +382,7 @@ class MainWindow(QMainWindow):
         self.input_record = InputRecord(prepared.image, Path(path).stem, path)
         self.input_panel.show_prepared(prepared, path)
         self.setWindowTitle(f"{Path(path).name} — {APP_NAME}")
-        if first:
+        if first and self.demo is None:         # a visitor's photo is never remembered
             self.settings.add_recent(path)
             self.action_set.fill_recent()
             self.viewport.reset_camera()   # a new photo: back to the input view
@@ -456,13 +497,13 @@ class MainWindow(QMainWindow):
             self.status(f"Log: {p}")
 
     def open_autosave(self) -> None:
-        folder = self.autosave.folder or self.autosave.root
+        folder = self.autosave.root
         if folder is None:
-            self.status("Autosave is off.")
+            self.status("The run history is off: generations are not kept.")
             return
         Path(folder).mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-        self.status(f"Autosaved samples: {folder}")
+        self.status(f"Runs (every generation, its photo, settings and samples): {folder}")
 
     def about(self) -> None:
         from PyQt6.QtWidgets import QMessageBox
@@ -472,7 +513,28 @@ class MainWindow(QMainWindow):
                           "(latent diffusion over Splatter Images).<br>Drop an image, Generate, orbit, "
                           "resample, export.")
 
+    # ================================================================== demo mode and full screen
+    def toggle_full_screen(self) -> None:
+        """F11: full screen on or off."""
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def start_demo(self, **kwargs):
+        """Demo mode on (:class:`~.demo.DemoMode`; ``kwargs`` go to it). Returns it."""
+        if self.demo is None:
+            from .demo import DemoMode
+
+            self.demo = DemoMode(self, **kwargs)
+            self.demo.start()
+        return self.demo
+
+    def stop_demo(self, keep: bool | None = None) -> None:
+        """Demo mode off; the visitors' runs are removed unless ``keep`` (default: the setting)."""
+        if self.demo is not None:
+            demo, self.demo = self.demo, None
+            demo.stop(keep)
+
     def closeEvent(self, event) -> None:
+        self.stop_demo()
         try:
             self.settings.set_window(self.saveGeometry(), self.saveState())
             if self.controls.info is not None:
@@ -483,4 +545,6 @@ class MainWindow(QMainWindow):
         self.runner.shutdown()
         self.io.shutdown(timeout_ms=60000)   # let a running export finish
         self.exports.close()
+        self.phone.close()
+        self.captures.close()
         super().closeEvent(event)

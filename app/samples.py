@@ -39,6 +39,7 @@ class SampleEntry:
     stochastic: bool = True
     run: int = 0                       # which generation run it came from
     resampled: int = 0                 # how many resamples it has been through
+    run_id: str = ""                   # its run in the run history ("" if not kept there)
     id: int = field(default_factory=lambda: next(_ids))
 
     @property

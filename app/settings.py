@@ -7,7 +7,10 @@ own file (:meth:`Settings.from_file`, ``splatgen-gui --settings FILE``) so they 
 Keys: ``recent`` (list of paths, newest first), ``model``, ``generation/<model>/<field>`` (the
 last-used :class:`~splatgen.core.generator.GenerationSettings` per model), ``input/foreground_ratio``,
 ``input/remove_background``, ``view/background`` (``#rrggbb``), ``view/mode``, ``view/tiled``,
-``view/heatmap``, ``undo/limit_mb`` (memory bound of the undo history, MB of samples), ``dirs/open``, ``dirs/export``, ``window/geometry``, ``window/state``.
+``view/heatmap``, ``undo/limit_mb`` (memory bound of the undo history, MB of samples),
+``history/keep_runs`` (runs the history keeps), ``demo/attract_after_s``, ``demo/cycle_s``,
+``demo/watchdog_s``, ``demo/keep_visitors`` (demo mode), ``dirs/open``, ``dirs/export``, ``window/geometry``,
+``window/state``.
 """
 
 from __future__ import annotations
@@ -146,6 +149,53 @@ class Settings:
     @undo_limit_mb.setter
     def undo_limit_mb(self, value: float) -> None:
         self.q.setValue("undo/limit_mb", float(value))
+
+    # ------------------------------------------------------------------ run history
+    @property
+    def keep_runs(self) -> int:
+        """How many runs the history keeps, newest first (default 100; 0 keeps all)."""
+        return max(0, self._get("history/keep_runs", 100, int))
+
+    @keep_runs.setter
+    def keep_runs(self, value: int) -> None:
+        self.q.setValue("history/keep_runs", int(value))
+
+    # ------------------------------------------------------------------ demo mode
+    @property
+    def demo_attract_after_s(self) -> float:
+        """Idle seconds in demo mode before the attract loop starts (default 30; at least 1)."""
+        return max(1.0, self._get("demo/attract_after_s", 30.0, float))
+
+    @demo_attract_after_s.setter
+    def demo_attract_after_s(self, value: float) -> None:
+        self.q.setValue("demo/attract_after_s", float(value))
+
+    @property
+    def demo_cycle_s(self) -> float:
+        """Seconds each example is shown in the attract loop (default 12; at least 1)."""
+        return max(1.0, self._get("demo/cycle_s", 12.0, float))
+
+    @demo_cycle_s.setter
+    def demo_cycle_s(self, value: float) -> None:
+        self.q.setValue("demo/cycle_s", float(value))
+
+    @property
+    def demo_watchdog_s(self) -> float:
+        """Seconds the model worker may go without a sign of life before demo mode restarts it (default 120)."""
+        return max(1.0, self._get("demo/watchdog_s", 120.0, float))
+
+    @demo_watchdog_s.setter
+    def demo_watchdog_s(self, value: float) -> None:
+        self.q.setValue("demo/watchdog_s", float(value))
+
+    @property
+    def demo_keep_visitors(self) -> bool:
+        """Keep the visitors' runs in the run history when the demo ends (default False: removed)."""
+        return self._get("demo/keep_visitors", False, bool)
+
+    @demo_keep_visitors.setter
+    def demo_keep_visitors(self, value: bool) -> None:
+        self.q.setValue("demo/keep_visitors", bool(value))
 
     # ------------------------------------------------------------------ folders and window
     def folder(self, which: str) -> str:

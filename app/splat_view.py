@@ -79,7 +79,10 @@ def _reset_gl_state(widget, ctx) -> None:
     """Put back the GL state that Qt's own painting (the overlay's text) assumes and moderngl may
     have changed: pixel (un)pack alignment 4 (else Qt's glyph uploads come out sheared), no scissor."""
     GL_UNPACK_ALIGNMENT, GL_PACK_ALIGNMENT = 0x0CF5, 0x0D05
-    funcs = _gl_functions(widget.context())
+    funcs = getattr(widget, "_gl_funcs", None)
+    if funcs is None:          # looked up once per context (the lookup costs milliseconds)
+        funcs = widget._gl_funcs = _gl_functions(widget.context()) or False
+    funcs = funcs or None
     if funcs is not None:
         funcs.glPixelStorei(GL_UNPACK_ALIGNMENT, 4)
         funcs.glPixelStorei(GL_PACK_ALIGNMENT, 4)
@@ -206,6 +209,7 @@ class SplatView(QOpenGLWidget):
         except Exception:  # noqa: BLE001 - the context is going away anyway
             log.debug("GL cleanup failed", exc_info=True)
         self.ctx = None
+        self._gl_funcs = None
         self.doneCurrent()
 
     def init_scene(self) -> None:

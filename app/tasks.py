@@ -1,11 +1,12 @@
 """The GUI's background tasks: each function here builds a job body that runs in the worker thread
 (:mod:`splatgen.app.worker`) and calls the core: image preparation, model loading, generation,
-resampling, thumbnails, exports. Nothing here touches a widget.
+resampling, thumbnails, exports, and the run history (:class:`Autosave` keeps every generation as
+a run; listing, reopening and exporting runs). Nothing here touches a widget.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, replace
@@ -15,13 +16,12 @@ import numpy as np
 import torch
 
 from splatgen.core.errors import SplatgenError
-from splatgen.core.images import to_uint8
+
+from .worker import JobCancelled
+from splatgen.core.runs import THUMB_SIZE, settings_tag
 
 log = logging.getLogger("splatgen.app")
 
-#: Thumbnail side, pixels, and the view it is rendered from (degrees).
-THUMB_SIZE = 112
-THUMB_AZIMUTH, THUMB_ELEVATION = 35.0, 20.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class Produced:
     thumbnail: np.ndarray
     index: int = 0               # position within its generation run
     total: int = 1
+    run_id: str = ""             # the run of the history it was kept in ("" if none)
+    resampled: int = 0           # how many resamples it has been through
 
 
 class ModelCache:
@@ -99,84 +101,88 @@ def prepare(path: str, foreground_ratio: float, remove_background: bool):
 
 def thumbnail(sample, size: int = THUMB_SIZE, background=(1.0, 1.0, 1.0)) -> np.ndarray:
     """A three-quarter view of a sample, ``(size, size, 3)`` uint8 (fastest renderer here)."""
-    from splatgen.core.cameras import canonical_intrinsics, orbit_viewmat
-    from splatgen.core.render import render
+    from splatgen.core.runs import sample_thumbnail
 
-    g = sample.gaussians
-    vm = orbit_viewmat(THUMB_AZIMUTH, THUMB_ELEVATION).to(g.device)
-    K = canonical_intrinsics(size).to(g.device)
-    with torch.no_grad():
-        rgb = render(g, vm[None], K, size, size, background=background).rgb[0]
-    return to_uint8(rgb).cpu().numpy()
+    return sample_thumbnail(sample, size, background)
 
 
 class Autosave:
-    """Every sample the app makes is also written, as it arrives, to a session folder
-    (``<root>/<YYYYmmdd-HHMMSS>/<input>-seed<seed>-<settings>[-r<k>][-<n>].ply``), so none is lost to a
-    crash or a forgotten export. ``<settings>`` is a short hash of the model and the sample's settings
-    (two samples of one seed at different steps get different names); a name already taken gets the
-    next free ``-<n>`` (claimed with an exclusive create), so no autosave ever replaces another.
-    The newest :data:`KEEP_SESSIONS` session folders are kept. Worker thread only."""
+    """Every generation the app makes is kept as a run of the run history
+    (:mod:`splatgen.core.runs`) under ``root``: :meth:`start` opens the run when generation starts
+    (photo, prepared input, mask, model and settings), :meth:`save` writes each sample into it as
+    it arrives (``<input>-seed<seed>-<settings>[-r<k>][-<n>].ply``, with its thumbnail), so none is
+    lost to a crash or a forgotten export, and the run is finished (or dropped when cancelled
+    before its first sample) when the job ends. A resample is added to its sample's run. The
+    newest ``keep_runs`` runs are kept (0: all). ``root`` None: nothing is written. Never raises:
+    a failing disk costs the history, not the generation. Worker threads only (any of them).
+    """
 
-    KEEP_SESSIONS = 10
+    KEEP_RUNS = 100
 
-    def __init__(self, root: str | Path | None):
+    def __init__(self, root: str | Path | None, keep_runs: int | None = None):
         self.root = Path(root) if root else None
-        self.folder: Path | None = None
+        self.keep_runs = self.KEEP_RUNS if keep_runs is None else int(keep_runs)
+        self.folder: Path | None = None          # the latest run's folder
+        self._runs = None
 
-    @staticmethod
-    def settings_tag(sample) -> str:
-        """Six hex digits naming the model and the settings that made ``sample`` (seed and count aside)."""
-        import hashlib
-        import json
-
-        s = getattr(sample, "settings", None)
-        fields = {k: v for k, v in (s.as_dict() if hasattr(s, "as_dict") else {}).items()
-                  if k not in ("seed", "num_samples")}
-        text = json.dumps({"model": str(getattr(sample, "model", "")), **fields}, sort_keys=True, default=str)
-        return hashlib.sha1(text.encode()).hexdigest()[:6]
-
-    def _claim(self, stem: str) -> Path:
-        """A new file ``<stem>.ply`` (else ``<stem>-2.ply``, …) in the session folder, created empty."""
-        for n in itertools.count(1):
-            path = self.folder / (f"{stem}.ply" if n == 1 else f"{stem}-{n}.ply")
+    @property
+    def runs(self):
+        """The :class:`splatgen.core.runs.Runs` under ``root`` (None when off or unusable)."""
+        if self._runs is None and self.root is not None:
             try:
-                with open(path, "xb"):
-                    return path
-            except FileExistsError:
-                continue
-        raise AssertionError("unreachable")
+                from splatgen.core.runs import Runs
 
-    def save(self, sample, name: str, resampled: int = 0) -> Path | None:
-        if self.root is None:
+                self._runs = Runs(self.root)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("run history off: %s", exc)
+        return self._runs
+
+    settings_tag = staticmethod(settings_tag)
+
+    def start(self, name: str, model: str, settings, photo: str | None = None, prepared=None,
+              stochastic: bool = True):
+        """A new run (a :class:`splatgen.core.runs.RunWriter`), or None."""
+        runs = self.runs
+        if runs is None:
             return None
-        path = None
         try:
-            from splatgen.core.export import save_sample as _save
-
-            if self.folder is None:
-                import time as _time
-
-                self.folder = self.root / _time.strftime("%Y%m%d-%H%M%S")
-                self.folder.mkdir(parents=True, exist_ok=True)
-                self._prune()
-            stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "sample"
-            path = self._claim(f"{stem}-seed{sample.seed}-{self.settings_tag(sample)}"
-                               f"{f'-r{resampled}' if resampled else ''}")
-            _save(path, sample)
-            return path
-        except Exception as exc:  # noqa: BLE001 - autosave must never break generation
-            log.warning("autosave failed: %s", exc)
-            if path is not None and path.exists() and path.stat().st_size == 0:
-                path.unlink(missing_ok=True)
+            photo_ok = photo if photo and Path(photo).is_file() else None
+            writer = runs.create(name=name, generator=model, settings=settings, photo=photo_ok, prepared=prepared,
+                                 extra={"stochastic": bool(stochastic)})
+            self.folder = writer.final
+            return writer
+        except Exception as exc:  # noqa: BLE001 - the history must never break generation
+            log.warning("cannot start a run: %s", exc)
             return None
 
-    def _prune(self) -> None:
-        import shutil
+    def save(self, sample, name: str = "", resampled: int = 0, run=None, thumbnail=None,
+             index: int | None = None) -> Path | None:
+        """Write ``sample`` into ``run`` (a writer from :meth:`start`, or the id of a finished run)."""
+        try:
+            if run is None:
+                return None
+            if isinstance(run, str):
+                return self.runs.add_sample(run, sample, thumbnail=thumbnail, resampled=resampled) \
+                    if self.runs is not None and run else None
+            return run.add_sample(sample, thumbnail=thumbnail, resampled=resampled, index=index)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("autosave failed: %s", exc)
+            return None
 
-        sessions = sorted(p for p in self.root.iterdir() if p.is_dir() and p != self.folder)
-        for old in sessions[: max(0, len(sessions) - (self.KEEP_SESSIONS - 1))]:
-            shutil.rmtree(old, ignore_errors=True)
+    def finish(self, run, status: str = "done", timings: dict | None = None):
+        """Finish a writer from :meth:`start` (dropped if not done and empty), then prune. → RunInfo | None."""
+        if run is None:
+            return None
+        try:
+            info = run.finish(status, timings)
+            if self.keep_runs > 0:
+                self.runs.prune(self.keep_runs)
+            return info
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot finish the run: %s", exc)
+            with contextlib.suppress(Exception):
+                run.abort()
+            return None
 
 
 def progress_text(done: int, total: int, batch_sizes: list[int]) -> str:
@@ -196,23 +202,31 @@ def progress_text(done: int, total: int, batch_sizes: list[int]) -> str:
 
 
 def generate(cache: ModelCache, key: str, image: torch.Tensor, settings, autosave: Autosave | None = None,
-             name: str = "sample"):
+             name: str = "sample", photo: str | None = None, prepared=None):
     """Generate ``settings.num_samples`` samples (one for a deterministic model); each reaches the UI
-    (``ctx.partial``) as soon as the generator hands it on (``on_sample``), autosaved first.
-    Returns the list of :class:`Produced`."""
+    (``ctx.partial``) as soon as the generator hands it on (``on_sample``), kept in a new run of
+    ``autosave`` first (``photo``: the original's path, ``prepared``: its PreparedImage). The run is
+    finished as done, cancelled or failed with the job. Returns the list of :class:`Produced`."""
     def run(ctx):
+        import time as _time
+
+        t0 = _time.perf_counter()
         gen = cache.get(key)
         s = settings if gen.stochastic else replace(settings, num_samples=1)
         n = int(s.num_samples)
         out: list[Produced] = []
+        writer = autosave.start(name, key, s, photo, prepared, gen.stochastic) if autosave is not None else None
+        run_id = writer.id if writer is not None else ""
 
         def on_sample(sample, index: int) -> None:
+            thumb = thumbnail(sample)
             if autosave is not None:
-                autosave.save(sample, name)
-            p = Produced(sample, thumbnail(sample), index=index, total=n)
+                autosave.save(sample, name, run=writer, thumbnail=thumb, index=index)
+            p = Produced(sample, thumb, index=index, total=n, run_id=run_id)
             out.append(p)
             ctx.partial(p)
 
+        from splatgen.core.generator import Cancelled
         from splatgen.core.generator.base import seed_batches
 
         sizes = [len(b) for b in seed_batches(int(s.seed or 0), n, int(getattr(gen, "max_batch", n) or n),
@@ -221,16 +235,25 @@ def generate(cache: ModelCache, key: str, image: torch.Tensor, settings, autosav
         def progress(done: int, total: int) -> None:
             ctx.progress(done, total, progress_text(done, total, sizes))
 
-        ctx.check()
-        gen.generate(image, s, progress=progress, cancel=ctx.cancel, on_sample=on_sample)
+        status = "failed"
+        try:
+            ctx.check()
+            gen.generate(image, s, progress=progress, cancel=ctx.cancel, on_sample=on_sample)
+            status = "done"
+        except (Cancelled, JobCancelled):
+            status = "cancelled"
+            raise
+        finally:
+            if autosave is not None:
+                autosave.finish(writer, status, {"generate_s": round(_time.perf_counter() - t0, 4)})
         return out
     return run
 
 
 def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int, brush=None,
-             autosave: Autosave | None = None, name: str = "sample", resampled: int = 1):
+             autosave: Autosave | None = None, name: str = "sample", resampled: int = 1, run_id: str = ""):
     """Redraw the occluded part (``brush`` None) or the splats under ``brush`` = (mask ``(H, W)``
-    bool, viewmat ``(4, 4)``, K ``(3, 3)``). Returns :class:`Produced`."""
+    bool, viewmat ``(4, 4)``, K ``(3, 3)``); the new sample joins the run ``run_id``. Returns :class:`Produced`."""
     def run(ctx):
         gen = cache.get(key)
         if not gen.stochastic:
@@ -248,9 +271,10 @@ def resample(cache: ModelCache, key: str, image: torch.Tensor, sample, seed: int
         ctx.check()
         new = gen.resample(image, sample, region, seed=int(seed), progress=lambda d, t: ctx.progress(
             d, t, f"redrawing · step {d}/{t}"), cancel=ctx.cancel)
+        thumb = thumbnail(new)
         if autosave is not None:
-            autosave.save(new, name, resampled)
-        return Produced(new, thumbnail(new))
+            autosave.save(new, name, resampled, run=run_id, thumbnail=thumb)
+        return Produced(new, thumb, run_id=run_id)
     return run
 
 
@@ -300,4 +324,82 @@ def save_image(path: str, image: np.ndarray, what: str = "screenshot"):
 
         write_image(path, image)
         return f"Saved the {what} to {path}"
+    return run
+
+
+# ---------------------------------------------------------------------- the run history
+@dataclass
+class Reopened:
+    """A run read back for the gallery: its photo's prepared input ``image`` ``(4, S, S)`` (None if
+    the run kept none), the model key, and its samples as :class:`Produced`."""
+
+    run_id: str
+    name: str
+    photo: str
+    image: object
+    model_key: str
+    stochastic: bool
+    samples: list
+
+
+def list_runs(runs):
+    """→ ``[(RunInfo, thumbnail (S, S, 3) uint8 | None)]``, newest first."""
+    def run(ctx):
+        from splatgen.core.image_loading import read_rgba
+
+        out = []
+        for info in runs.list():
+            thumb = None
+            if info.thumbnail is not None:
+                try:
+                    thumb = read_rgba(info.thumbnail, formats=("PNG",), max_pixels=512 * 512)[..., :3]
+                except Exception:  # noqa: BLE001 - a run without a readable thumbnail is still a run
+                    thumb = None
+            out.append((info, thumb))
+        return out
+    return run
+
+
+def load_runs(runs, run_ids: list[str]):
+    """Read runs back (samples, thumbnails, prepared input) → list of :class:`Reopened`."""
+    def run(ctx):
+        from splatgen.core.imageprep import composite
+
+        out = []
+        for run_id in run_ids:
+            ctx.check()
+            r = runs.open(run_id)
+            rgba = r.input_rgba()
+            produced = []
+            for rec in r.samples():
+                s = r.load_sample(rec)
+                th = r.thumbnail(rec)
+                if th is None or th.shape != (THUMB_SIZE, THUMB_SIZE, 3):
+                    th = thumbnail(s)
+                produced.append(Produced(s, th, int(rec.get("index", 0)), run_id=run_id,
+                                         resampled=int(rec.get("resampled", 0))))
+            photo = r.file(r.meta.get("photo"))
+            stochastic = r.meta.get("stochastic", (r.meta.get("settings") or {}).get("scheduler") != "none")
+            out.append(Reopened(run_id, str(r.meta.get("name", run_id)), str(photo or r.folder),
+                                None if rgba is None else composite(rgba), str(r.meta.get("generator", "")),
+                                bool(stochastic), produced))
+        return out
+    return run
+
+
+def export_run(runs, run_id: str, path: str):
+    def run(ctx):
+        runs.export_zip(run_id, path)
+        return f"Exported run {run_id} to {path}"
+    return run
+
+
+def generate_example(cache: ModelCache, key: str, path: str, settings, autosave: Autosave | None,
+                     foreground_ratio: float):
+    """Prepare the photo ``path`` and generate it (as :func:`generate`, kept as a run of ``autosave``):
+    demo mode's attract loop makes its examples' samples ahead with it. Returns the :class:`Produced`."""
+    def run(ctx):
+        prepared = prepare(path, foreground_ratio, True)(ctx)
+        ctx.check()
+        return generate(cache, key, prepared.image, settings, autosave, Path(path).stem, str(path), prepared)(ctx)
     return run

@@ -14,6 +14,10 @@ callbacks run. The UI thread never runs model code.
 * Several runners may exist (each with its own thread, e.g. model work and light I/O work).
 * A job's exception never escapes: ``on_error(exc)`` gets it in the UI thread (the traceback is
   logged), and the next job starts.
+* ``Runner.restart()`` gives up on a job that hangs: the worker thread is abandoned (asked to stop;
+  whatever it reports later is ignored, and it ends when its job returns — Python cannot kill a
+  thread), the job ends with :class:`WorkerRestarted` in ``on_error``, and a fresh thread runs the
+  queue.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ _ids = itertools.count(1)
 
 class JobCancelled(Exception):
     """Raised inside a job by :meth:`JobContext.check` once cancel was asked for."""
+
+
+class WorkerRestarted(Exception):
+    """The job's worker thread was given up on (:meth:`Runner.restart`): the job hung or took too long."""
 
 
 class JobContext:
@@ -110,18 +118,31 @@ class Worker(QObject):
 class Runner(QObject):
     """UI-thread side: a queue of jobs, one worker thread, callbacks in the UI thread.
 
-    Signals: ``busy_changed(bool)``; ``job_started(job)`` / ``job_ended(job)``.
+    Signals: ``busy_changed(bool)``; ``job_started(job)`` / ``job_ended(job)``; ``alive(job)``: the
+    running job showed a sign of life (it started, reported progress or a partial result).
     """
 
     busy_changed = pyqtSignal(bool)
     job_started = pyqtSignal(object)
     job_ended = pyqtSignal(object)
+    alive = pyqtSignal(object)
     _dispatch = pyqtSignal(object)
 
     def __init__(self, parent: QObject | None = None, name: str = "splatgen-worker"):
         super().__init__(parent)
+        self._name = name
+        self._queue: list[Job] = []
+        self.current: Job | None = None
+        self.started_at: float | None = None       # time.monotonic() when the current job started
+        self.restarts = 0
+        self._closed = False
+        self._abandoned: list[tuple[QThread, Worker]] = []
+        self._dead: set[int] = set()                # ids of jobs whose reports are ignored
+        self._start_thread()
+
+    def _start_thread(self) -> None:
         self._thread = QThread()
-        self._thread.setObjectName(name)
+        self._thread.setObjectName(self._name)
         self._worker = Worker()
         self._worker.moveToThread(self._thread)
         self._dispatch.connect(self._worker.run)
@@ -131,9 +152,6 @@ class Runner(QObject):
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._worker.cancelled.connect(self._on_cancelled)
-        self._queue: list[Job] = []
-        self.current: Job | None = None
-        self._closed = False
         self._thread.start()
 
     # ------------------------------------------------------------------ API
@@ -192,6 +210,32 @@ class Runner(QObject):
             time.sleep(0.005)
         return not self.busy
 
+    def restart(self, reason: str = "the job did not finish in time") -> Job | None:
+        """Abandon the worker thread and start a fresh one (module docstring). The running job ends
+        with :class:`WorkerRestarted` (``reason``) in its ``on_error``; queued jobs run on the new
+        thread. Returns the abandoned job (None if none was running)."""
+        job, thread, worker = self.current, self._thread, self._worker
+        self._dispatch.disconnect(worker.run)
+        for sig in (worker.started, worker.progressed, worker.partial, worker.finished, worker.failed,
+                    worker.cancelled):
+            sig.disconnect()
+        thread.quit()                                   # ends once the job in it returns
+        self._abandoned.append((thread, worker))
+        self._abandoned = [(t, w) for t, w in self._abandoned if not t.isFinished()]
+        self.restarts += 1
+        log.warning("restarting worker %s: %s", self._name, reason)
+        self._start_thread()
+        if job is not None:
+            job.cancel_event.set()
+            self._dead.add(job.id)
+            self.current = None
+            if job.on_error:
+                _safe(job.on_error, WorkerRestarted(reason))
+            self._end(job)
+        else:
+            self._next()
+        return job
+
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Cancel everything and stop the thread (waits for the running job to notice)."""
         self._closed = True
@@ -199,6 +243,11 @@ class Runner(QObject):
         self._thread.quit()
         if not self._thread.wait(timeout_ms):
             log.warning("worker thread did not stop within %d ms", timeout_ms)
+        for thread, _ in self._abandoned:               # a hung job may still hold one: never wait long
+            if not thread.wait(100):
+                from PyQt6 import sip
+
+                sip.transferto(thread, None)            # never destroyed while running (Qt would abort)
 
     # ------------------------------------------------------------------ plumbing
     def _next(self) -> None:
@@ -212,35 +261,52 @@ class Runner(QObject):
             _safe(job.on_finally)
         if self.current is job:
             self.current = None
+            self.started_at = None
         self.job_ended.emit(job)
         self._next()
         if not self.busy:
             self.busy_changed.emit(False)
 
     def _on_started(self, job: Job) -> None:
+        if job.id in self._dead:
+            return
+        self.started_at = time.monotonic()
         self.job_started.emit(job)
+        self.alive.emit(job)
 
     def _on_progress(self, job: Job, done: int, total: int, text: str) -> None:
+        if job.id in self._dead:
+            return
+        self.alive.emit(job)
         if job.on_progress and not job.cancel_event.is_set():
             _safe(job.on_progress, done, total, text)
 
     def _on_partial(self, job: Job, value) -> None:
+        if job.id in self._dead:
+            return
+        self.alive.emit(job)
         if job.on_partial:   # pieces that are finished are kept even when cancel was asked for
             _safe(job.on_partial, value)
 
     def _on_finished(self, job: Job, result) -> None:
+        if job.id in self._dead:
+            return
         log.info("%s done in %.2f s", job.description or job.kind, job.seconds)
         if job.on_done:
             _safe(job.on_done, result)
         self._end(job)
 
     def _on_failed(self, job: Job, exc: BaseException, tb: str) -> None:
+        if job.id in self._dead:
+            return
         log.error("%s failed after %.2f s:\n%s", job.description or job.kind, job.seconds, tb)
         if job.on_error:
             _safe(job.on_error, exc)
         self._end(job)
 
     def _on_cancelled(self, job: Job) -> None:
+        if job.id in self._dead:
+            return
         log.info("%s cancelled after %.2f s", job.description or job.kind, job.seconds)
         if job.on_cancelled:
             _safe(job.on_cancelled)

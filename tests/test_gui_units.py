@@ -323,7 +323,7 @@ def test_viewport_renderer_full_scaled_modes_and_empty(headless_ctx):
 
 # ---------------------------------------------------------------------- autosave and the undo bound
 def test_two_samples_of_one_seed_give_two_autosaves(generated_samples, tmp_path):
-    """Seed 3 at 4 steps, seed 3 at 6 steps, and the same sample twice: four files, none replaced."""
+    """Seed 3 at 4 steps, seed 3 at 6 steps, and the same sample twice: four files in the run, none replaced."""
     import dataclasses
 
     import plyfile
@@ -335,11 +335,15 @@ def test_two_samples_of_one_seed_give_two_autosaves(generated_samples, tmp_path)
                             gaussians=a.gaussians.detach().clone() if hasattr(a.gaussians, "clone") else a.gaussians)
     b.gaussians.means[0] += 0.25                      # a different object under the same seed
     auto = Autosave(tmp_path)
-    paths = [auto.save(a, "chair"), auto.save(b, "chair"), auto.save(a, "chair"), auto.save(a, "chair", resampled=1)]
+    run = auto.start("chair", "diffusion", a.settings)
+    paths = [auto.save(a, "chair", run=run), auto.save(b, "chair", run=run), auto.save(a, "chair", run=run),
+             auto.save(a, "chair", resampled=1, run=run)]
+    assert auto.finish(run) is not None
     assert all(p is not None for p in paths) and len({p.name for p in paths}) == 4
     assert all(p.name.startswith("chair-seed3-") for p in paths), [p.name for p in paths]
-    assert sorted(p.name for p in auto.folder.iterdir()) == sorted(p.name for p in paths)
-    xyz = [np.stack([plyfile.PlyData.read(str(p))["vertex"][k] for k in "xyz"], 1) for p in paths]
+    assert sorted(p.name for p in auto.folder.glob("*.ply")) == sorted(p.name for p in paths)
+    xyz = [np.stack([plyfile.PlyData.read(str(auto.folder / p.name))["vertex"][k] for k in "xyz"], 1)
+           for p in paths]
     assert all(x.shape[0] > 1000 for x in xyz)        # each file is a whole sample (independent reader)
     assert np.array_equal(xyz[0], xyz[2])             # the same sample twice: the same splats, two files
     assert xyz[0].shape != xyz[1].shape or not np.array_equal(xyz[0], xyz[1])   # the other one's own
