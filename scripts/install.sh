@@ -18,7 +18,9 @@ STAMP="$VENV/.splatgen-install"
 
 # Debian packages: Python's venv; xvfb + xauth (xvfb-run, tests of the GUI); the X/xcb, font and
 # D-Bus libraries the Qt in PyQt6 loads; EGL/GL with Mesa's software drivers (moderngl renders
-# headless through EGL); ffmpeg (videos); sweethome3d-furniture (3D models the dataset is built from).
+# headless through EGL); ffmpeg (videos); sweethome3d-furniture (3D models the dataset is built from);
+# chromium + its driver (tests drive the browser pages in it) and node (tests check exports with npm's
+# @playcanvas/splat-transform; npm itself is added below when node did not bring it).
 APT_PACKAGES=(
   python3 python3-venv
   xvfb xauth
@@ -28,7 +30,10 @@ APT_PACKAGES=(
   libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri
   ffmpeg
   sweethome3d-furniture
+  chromium chromium-driver
+  nodejs
 )
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 
 say() { echo "install.sh: $*"; }
 

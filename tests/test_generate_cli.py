@@ -75,10 +75,20 @@ def test_generate_writes_the_output_folder(tmp_path, photo, run_cli):
     assert (seen & truth).sum() / (seen | truth).sum() > 0.7
 
 
-def test_generate_resample_occluded(tmp_path, photo, run_cli):
-    r = run_cli("generate", photo, "-n", "1", "--steps", "3", "--out", tmp_path, "--resample-occluded", "--no-progress")
+def test_generate_resample_occluded_and_keep_the_run(tmp_path, photo, run_cli):
+    from splatgen.core.runs import Runs
+
+    r = run_cli("generate", photo, "-n", "1", "--steps", "3", "--out", tmp_path / "out", "--resample-occluded",
+                "--runs", tmp_path / "runs", "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "bear_photo" / "sample_00_resampled.ply").is_file()
+    assert (tmp_path / "out" / "bear_photo" / "sample_00_resampled.ply").is_file()
+    # the run the app's History lists: the same sample, its photo and settings
+    (run,) = Runs(tmp_path / "runs").list()
+    assert run.status == "done" and run.samples == 1 and run.name == "bear_photo"
+    (kept,) = sorted(run.folder.rglob("*.ply"))
+    whole, exported = load_splats(kept), load_splats(tmp_path / "out" / "bear_photo" / "sample_00.ply")
+    visible = whole.opacities >= 1 / 255  # the run keeps every splat (to resample later); exports drop clear ones
+    torch.testing.assert_close(whole.means[visible], exported.means)
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "text", "tiny"])

@@ -62,6 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sheet", action="store_true", help="write sheet.png: one row per sample, 6 views")
     p.add_argument("--foreground-ratio", type=float, default=None, help="object size / image size (default: as in training)")
     p.add_argument("--keep-background", action="store_true", help="do not cut the object out (use alpha or the whole image)")
+    p.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                   help="also keep each photo's generation as a run in DIR (photo, input, settings, seeds, samples, "
+                        "timings): the folders the app's History lists")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         for photo, final in readable:
             try:
                 prepared = prepare_image(photo, foreground_ratio=ratio, remove_background=not args.keep_background)
-                folder = _generate_one(gen, prepared, settings, args, final)
+                folder = _generate_one(gen, prepared, settings, args, final, photo)
                 print(f"{photo}: wrote {folder}/ " + ", ".join(sorted(p.name for p in folder.iterdir()
                                                                        if p.name != MARKER)))
             except SplatgenError as exc:
@@ -246,7 +249,7 @@ def _progress_bar(enabled: bool):
                     disable=not enabled, transient=True)
 
 
-def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
+def _generate_one(gen, prepared, settings, args, final: Path, photo: Path | None = None) -> Path:
     from ..atomic import atomic_write
     from ..errors import SplatgenError
     from ..export import EXPORT_FORMATS, cameras_json, contact_sheet, save_sample, save_turntable, write_image
@@ -270,7 +273,14 @@ def _generate_one(gen, prepared, settings, args, final: Path) -> Path:
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
+            t_gen = time.time()
             samples = gen.generate(prepared.image, settings, progress=progress, cancel=threading.Event())
+            if getattr(args, "runs", None) is not None:
+                from ..runs import record_run
+
+                record_run(args.runs, name=final.name, generator=args.model or "diffusion", settings=settings,
+                           samples=samples, photo=photo, prepared=prepared,
+                           timings={"generate_s": round(time.time() - t_gen, 3)})
             formats = getattr(args, "formats", None) or parse_formats(args.format)
             for i, sample in enumerate(samples):
                 for fmt in formats:
