@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from ..geometry_metrics import FSCORE_THRESHOLD
     from ..generator import GenerationSettings, load_generator
     from ..atomic import atomic_write
+    from ..benchmarks import machine_info
     from .common import check_output_file, check_output_path, make_output_dir
 
     if args.samples < 1:
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(gen, objects, settings, progress=not args.no_progress, fscore_threshold=threshold)
     result["load_seconds"] = load_seconds
     result["command"] = "splatgen eval " + " ".join(_argv_of(args))
+    result["machine"] = machine_info()  # where and when: the figures are compared across machines and days
+    result["machine"]["load_average_1min"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     for key in ("objects", "input_psnr", "input_ssim", "input_ms_ssim", "input_saturation_ratio", "novel_psnr",
                 "novel_ssim", "novel_ms_ssim",
                 "best_of_k_novel_psnr", "k",
