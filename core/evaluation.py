@@ -13,6 +13,19 @@ dataset's cameras expressed relative to the input camera, then compared with PSN
 
 Metrics are averaged per object, then over objects (dB).
 
+Where the objects have surface samples (``surface.safetensors`` of ``splatgen data build``, or the
+``surface`` arrays of a packed split; :func:`object_surface`), the shape is measured too
+(:mod:`splatgen.core.geometry_metrics`: world units of the normalised frame, bounding-sphere radius
+0.5): ``chamfer`` (with ``chamfer_accuracy`` / ``chamfer_completeness``), ``precision`` / ``recall``
+/ ``fscore`` at ``summary["geometry"]["fscore_threshold"]`` and ``volume_iou``, of the first sample;
+``best_of_k_chamfer`` (the smallest over the K samples), ``best_of_k_fscore`` and
+``best_of_k_volume_iou`` (the largest; each picked on its own). The surface samples live in the
+dataset's world frame and the Gaussians in the sample's object frame; :func:`world_to_sample` maps
+one onto the other through the input camera. Stochastic models also get ``diversity_chamfer``, the
+mean Chamfer distance between all pairs of samples (no surface needed): noise that changes pixels
+but not the shape keeps it near zero while ``diversity_novel_psnr`` drops. Without surface samples
+the geometry figures are left out.
+
 :func:`evaluate_posterior` scores the latent diffusion model's VAR on its own posterior instead: the
 latent encoded from the input view plus ``num_context`` other views of the object, decoded with the
 input image's skips. It shows what the decoder can express when the latent is right, so the gap to
@@ -33,9 +46,11 @@ import numpy as np
 import torch
 
 from . import framing
+from . import geometry_metrics as gm
 from .cameras import canonical_intrinsics, load_transforms, relative_viewmats
 from .data.dataset import decode_view
 from .errors import DatasetError, SplatgenError
+from .gaussians import Gaussians
 from .generator import GenerationSettings, Generator
 from .metrics import ms_ssim, psnr, ssim
 from .render import render
@@ -98,6 +113,82 @@ def object_category(obj: EvalObject) -> str | None:
     return str(category) if category else None
 
 
+#: Surface files are 240 KB for the builder's 10,000 samples; more than this is not one (read no further).
+MAX_SURFACE_BYTES = 64 << 20
+
+
+def object_surface(obj: EvalObject) -> np.ndarray | None:
+    """The object's surface samples ``(M, 3)`` float32 in the dataset's world frame (the normalised
+    object frame: Y up, bounding sphere of radius 0.5 at the origin), or None when it has none: a
+    folder without ``surface.safetensors``, or a packed object without them (an older pack, or a
+    split packed without). A file that is there but broken is a :class:`DatasetError`."""
+    if obj.source is not None:
+        surface = getattr(obj.source, "surface", None)
+        return None if surface is None else _check_surface(surface(obj.index), f"{obj.folder}: object {obj.name}")
+    from .data.surface import FILE_NAME, load_surface
+
+    path = obj.folder / FILE_NAME
+    if not path.is_file():
+        return None
+    if path.stat().st_size > MAX_SURFACE_BYTES:
+        raise DatasetError(f"{path}: {path.stat().st_size} bytes is too big for surface samples")
+    try:
+        points, _ = load_surface(path)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds; name the file
+        raise DatasetError(f"{path}: unreadable surface samples ({' '.join(str(exc).split())[:200]})") from None
+    return _check_surface(points, str(path))
+
+
+def _check_surface(points, name: str) -> np.ndarray | None:
+    if points is None:
+        return None
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 3 or not len(points) or not np.isfinite(points).all():
+        raise DatasetError(f"{name}: surface samples must be finite (M, 3) points, got shape {points.shape}")
+    return points.astype(np.float32)
+
+
+def world_to_sample(dataset_input_viewmat: torch.Tensor, sample_input_viewmat: torch.Tensor) -> np.ndarray:
+    """4×4 rigid map from the dataset's world frame to a sample's frame: world → the input camera
+    (the dataset's frame-0 viewmat) → the sample's frame (the inverse of the camera it assigns the
+    input, ``Sample.input_viewmat``; the identity for Gaussians predicted in the camera's frame)."""
+    v_data = dataset_input_viewmat.detach().double().cpu()
+    v_sample = sample_input_viewmat.detach().double().cpu()
+    return (torch.linalg.inv(v_sample) @ v_data).numpy()
+
+
+def splat_points(g: Gaussians) -> gm.WeightedPoints:
+    """The Gaussians' centres weighted by their opacities (what the geometry metrics measure)."""
+    return gm.WeightedPoints.of(g.means.detach().reshape(-1, 3).double().cpu().numpy(),
+                                g.opacities.detach().reshape(-1).double().cpu().numpy())
+
+
+def geometry_row(points: list[gm.WeightedPoints], surfaces: list[np.ndarray | None],
+                 threshold: float = gm.FSCORE_THRESHOLD) -> dict:
+    """The geometry figures of one object (module docstring) from its samples' weighted centres and
+    the surface samples in each sample's frame (None: the object has none)."""
+    out = {}
+    if surfaces and surfaces[0] is not None:
+        rows = [gm.surface_metrics(p, s, threshold) for p, s in zip(points, surfaces)]
+        out.update(rows[0])
+        if len(rows) > 1:
+            out["best_of_k_chamfer"] = min(r["chamfer"] for r in rows)
+            out["best_of_k_fscore"] = max(r["fscore"] for r in rows)
+            out["best_of_k_volume_iou"] = max(r["volume_iou"] for r in rows)
+    if len(points) > 1:
+        out["diversity_chamfer"] = gm.pairwise_chamfer(points)
+    return out
+
+
+def geometry_settings(threshold: float = gm.FSCORE_THRESHOLD) -> dict:
+    """What the geometry figures mean, for the summary (see :mod:`splatgen.core.geometry_metrics`)."""
+    return {"units": "world units of the normalised object frame (bounding-sphere radius 0.5)",
+            "chamfer": "mean L2 nearest-neighbour distance, not squared; mean of both directions",
+            "prediction": "splat centres weighted by opacity; present from opacity "
+                          f"{gm.PRESENT_OPACITY}", "fscore_threshold": threshold,
+            "voxel": gm.VOXEL, "present_opacity": gm.PRESENT_OPACITY}
+
+
 #: Objects whose input view is about this grey or greyer give no saturation ratio (it would be noise).
 MIN_OBJECT_SATURATION = 0.05
 
@@ -150,8 +241,10 @@ def _on_background(rgba: np.ndarray, background) -> tuple[torch.Tensor, torch.Te
     return rgb * alpha + bg * (1 - alpha), alpha
 
 
-def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSettings) -> dict:
+def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSettings,
+                    fscore_threshold: float = gm.FSCORE_THRESHOLD) -> dict:
     images, alphas, viewmats = load_object(obj)
+    surface = object_surface(obj)
     dev = gen.device
     model_input = torch.cat([images[0], alphas[0]], -1).permute(2, 0, 1)
     samples = gen.generate(model_input, settings)
@@ -174,12 +267,15 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
         pairs = list(itertools.combinations(range(len(samples)), 2))
         out["diversity_novel_psnr"] = float(np.mean([float(psnr(r[a, 1:], r[b, 1:]).mean()) for a, b in pairs]))
         out["diversity_input_psnr"] = float(np.mean([float(psnr(r[a, 0], r[b, 0])) for a, b in pairs]))
+    surfaces = [None if surface is None else gm.rigid_apply(world_to_sample(viewmats[0], sample.input_viewmat), surface)
+                for sample in samples]
+    out.update(geometry_row([splat_points(sample.gaussians) for sample in samples], surfaces, fscore_threshold))
     return out
 
 
 @torch.no_grad()
 def evaluate_posterior_object(gen: Generator, obj: EvalObject, num_context: int, seed: int,
-                              skip_weight: float | None = None) -> dict:
+                              skip_weight: float | None = None, fscore_threshold: float = gm.FSCORE_THRESHOLD) -> dict:
     """The VAR's reconstruction from its posterior mean (input view + ``num_context`` other frames,
     picked at random with ``seed`` and the object's name), rendered from every frame."""
     var = gen.var
@@ -202,29 +298,46 @@ def evaluate_posterior_object(gen: Generator, obj: EvalObject, num_context: int,
            "novel_psnr": float(p[unseen].mean()), "novel_ssim": float(q[unseen].mean())}
     if num_context:
         row["context_psnr"] = float(p[idx[1:]].mean())
+    surface = object_surface(obj)  # the decoded Gaussians live in the input camera's frame
+    if surface is not None:
+        to_camera = world_to_sample(viewmats[0], torch.eye(4))
+        row.update(geometry_row([splat_points(g)], [gm.rigid_apply(to_camera, surface)], fscore_threshold))
     return row
 
 
 def evaluate_posterior(gen: Generator, objects: list[EvalObject], num_context: int, seed: int = 0,
-                       skip_weight: float | None = None, progress: bool = True) -> dict:
+                       skip_weight: float | None = None, progress: bool = True,
+                       fscore_threshold: float = gm.FSCORE_THRESHOLD) -> dict:
     """:func:`evaluate_posterior_object` over ``objects`` (novel = frames the encoder did not see)."""
     if getattr(gen, "var", None) is None:
         raise SplatgenError(f"the posterior evaluation needs the latent diffusion model (its VAR); {gen.name!r} is "
                             f"a {gen.kind} model")
-    summary = _summarise(gen, objects, lambda obj: evaluate_posterior_object(gen, obj, num_context, seed, skip_weight),
-                         progress)
+    _check_threshold(fscore_threshold)
+    summary = _summarise(gen, objects, lambda obj: evaluate_posterior_object(gen, obj, num_context, seed, skip_weight,
+                                                                             fscore_threshold), progress)
+    if "chamfer" in summary:
+        summary["geometry"] = geometry_settings(fscore_threshold)
     summary.update(kind="var-posterior", num_context=num_context, seed=seed,
                    skip_weight=gen.var.config.default_skip_weight if skip_weight is None else skip_weight)
     return summary
 
 
-def evaluate(gen: Generator, objects: list[EvalObject], settings: GenerationSettings, progress: bool = True) -> dict:
+def evaluate(gen: Generator, objects: list[EvalObject], settings: GenerationSettings, progress: bool = True,
+             fscore_threshold: float = gm.FSCORE_THRESHOLD) -> dict:
     """Run :func:`evaluate_object` over ``objects``; returns the summary dict (see module docstring)."""
-    summary = _summarise(gen, objects, lambda obj: evaluate_object(gen, obj, settings), progress)
+    _check_threshold(fscore_threshold)
+    summary = _summarise(gen, objects, lambda obj: evaluate_object(gen, obj, settings, fscore_threshold), progress)
+    if "chamfer" in summary:
+        summary["geometry"] = geometry_settings(fscore_threshold)
     if gen.stochastic:
         summary["k"] = int(settings.num_samples)
     summary["settings"] = gen.resolve(settings).as_dict()
     return summary
+
+
+def _check_threshold(threshold: float) -> None:
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
+        raise SplatgenError(f"the F-score threshold must be a positive distance, got {threshold}")
 
 
 def _mean(values: list[float]) -> float | None:
@@ -247,16 +360,23 @@ def _summarise(gen: Generator, objects: list[EvalObject], score, progress: bool)
         t = time.time()
         rows.append(score(obj))
         rows[-1]["seconds"] = round(time.time() - t, 3)  # per object: shows warm-up costs on a fresh machine
-    keys = [k for k in rows[0] if k not in ("object", "seconds")]
-    summary = {"objects": len(rows), **{k: _mean([r[k] for r in rows]) for k in keys}}
+    keys = list(dict.fromkeys(k for r in rows for k in r if k not in ("object", "seconds")))  # every row's figures
+    for row in rows:  # a figure only some objects give (geometry: those with surface samples) is NaN for the rest
+        row.update({k: math.nan for k in keys if k not in row})
+
+    def means(group: list[dict]) -> dict:
+        out = {"objects": len(group), **{k: _mean([r[k] for r in group]) for k in keys}}
+        if "chamfer" in keys:  # how many of them have surface samples
+            out["geometry_objects"] = sum(not math.isnan(r["chamfer"]) for r in group)
+        return out
+
+    summary = means(rows)
     categories = [object_category(obj) for obj in objects]
     if any(categories):
         for row, category in zip(rows, categories):
             row["category"] = category or "unknown"
-        summary["per_category"] = {
-            c: {"objects": len(group), **{k: _mean([r[k] for r in group]) for k in keys}}
-            for c in sorted({r["category"] for r in rows})
-            for group in [[r for r in rows if r["category"] == c]]}
+        summary["per_category"] = {c: means([r for r in rows if r["category"] == c])
+                                   for c in sorted({r["category"] for r in rows})}
     for row in rows:  # strict JSON has no NaN: a figure an object cannot give is null
         row.update({k: None for k, v in row.items() if isinstance(v, float) and math.isnan(v)})
     summary.update(model=getattr(gen, "name", ""), model_path=str(getattr(gen, "path", "")), kind=gen.kind,

@@ -143,6 +143,13 @@ class _PackedSource:
         arrays, p = self._arrays(i)
         return torch.from_numpy(arrays[p + "viewmats"].copy()), torch.from_numpy(arrays[p + "Ks"].copy())
 
+    def surface(self, i: int) -> np.ndarray | None:
+        """Object ``i``'s surface samples ``(M, 3)`` float32 in the normalised frame, or None when its shard
+        has none (packs made before they were packed, or splits packed without them)."""
+        arrays, p = self._arrays(i)
+        points = arrays.get(p + "surface")
+        return None if points is None else points.astype(np.float32)
+
     def views(self, i: int, which: list[int]) -> np.ndarray:
         arrays, p = self._arrays(i)
         data, offsets = arrays[p + "images"], arrays[p + "offsets"]

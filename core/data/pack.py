@@ -14,7 +14,12 @@ Each shard is a safetensors file (no pickle) holding, for its ``k``-th object (k
 * ``offsets`` ``(V + 1,)`` int64 — view ``i`` is ``images[offsets[i]:offsets[i + 1]]``;
 * ``viewmats`` ``(V, 4, 4)`` float32 — OpenCV world-to-camera (read from ``transforms.json``
   through :func:`splatgen.core.cameras.load_transforms`);
-* ``Ks`` ``(V, 3, 3)`` float32 — pixel intrinsics.
+* ``Ks`` ``(V, 3, 3)`` float32 — pixel intrinsics;
+* ``surface`` ``(M, 3)`` float16 — the object's surface samples (``surface.safetensors``: points in
+  the normalised frame, for the shape metrics of ``splatgen eval``), only for objects built with them
+  and only in the splits of ``surface_splits`` (by default val and test: training never reads them,
+  and at about 60 KB an object they would be larger than its views). float16 keeps a point within
+  1.3e-4 world units (the object's radius is 0.5), far below any metric's threshold; normals stay out.
 
 The shard's safetensors metadata names its objects (``"objects"``: a JSON list of ids, in ``k``
 order). Views decode independently, so a loader decodes only the views it samples.
@@ -35,6 +40,8 @@ import numpy as np
 
 from ..errors import DatasetError
 from .build import load_index
+from .surface import FILE_NAME as SURFACE_FILE
+from .surface import load_surface
 
 PACK_FORMAT = "splatgen-shards"
 PACK_VERSION = 1
@@ -113,9 +120,14 @@ def codec_loss(data: str | os.PathLike, qualities: list[int | None], split: str 
     return out
 
 
+#: Splits whose objects keep their surface samples when packed (what evaluation measures).
+SURFACE_SPLITS = ("val", "test")
+
+
 def _encode_object(args: tuple) -> tuple[str, dict[str, np.ndarray] | None, str | None]:
-    """Read one object folder and encode its views; returns ``(id, arrays, error)``."""
-    folder, quality = args
+    """Read one object folder and encode its views (and its surface samples when ``with_surface``
+    and it has them); returns ``(id, arrays, error)``."""
+    folder, quality, with_surface = args
     from ..cameras import load_transforms
     from ..image_loading import VIEW_FORMATS, read_rgba
 
@@ -133,6 +145,11 @@ def _encode_object(args: tuple) -> tuple[str, dict[str, np.ndarray] | None, str 
             "viewmats": cams.viewmats.numpy().astype(np.float32),
             "Ks": cams.Ks.numpy().astype(np.float32),
         }
+        if with_surface and (folder / SURFACE_FILE).is_file():
+            points, _ = load_surface(folder / SURFACE_FILE)
+            if points.ndim != 2 or points.shape[1] != 3 or not len(points) or not np.isfinite(points).all():
+                raise ValueError(f"{SURFACE_FILE}: surface samples must be finite (M, 3) points, got {points.shape}")
+            arrays["surface"] = points.astype(np.float16)
         return folder.name, arrays, None
     except Exception as exc:  # noqa: BLE001 - reported and left out, never aborts the pack
         return folder.name, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
@@ -183,8 +200,10 @@ def pack_dataset(
     shard_mib: float = 4.0,
     workers: int | None = None,
     progress: bool = True,
+    surface_splits: tuple[str, ...] | list[str] = SURFACE_SPLITS,
 ) -> PackSummary:
-    """Pack ``splits`` of the dataset built in ``data`` into shards in ``out`` (replacing its shards).
+    """Pack ``splits`` of the dataset built in ``data`` into shards in ``out`` (replacing its shards);
+    the objects of ``splits`` that are also in ``surface_splits`` keep their surface samples.
 
     A split that holds no objects (a small dataset can leave val or test empty: the split is a hash
     of the object id) is recorded in ``index.json`` as packed with no shards, so that loading it
@@ -247,7 +266,7 @@ def pack_dataset(
                 shards.append({"file": name, "objects": current_ids})
                 current, current_ids, current_bytes = {}, [], 0
 
-            jobs = ((str(data / oid), quality) for oid in ids)
+            jobs = ((str(data / oid), quality, split in surface_splits) for oid in ids)
             for oid, arrays, err in ex.map(_encode_object, jobs, chunksize=4):
                 bar.update(task, advance=1, last=oid[:40])
                 if err is not None:
@@ -264,6 +283,8 @@ def pack_dataset(
                     "split": split, "shard": len(shards), "index": k,
                     **{key: meta.get(key) for key in ("name", "category", "creator", "license", "library")},
                 }
+                if "surface" in arrays:
+                    packed["objects"][oid]["surface_points"] = len(arrays["surface"])
                 if current_bytes >= limit:
                     flush()
             flush()
