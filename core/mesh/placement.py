@@ -113,15 +113,16 @@ class Placement:
         """What the file's metadata says about the placement: the settings, the units, the up axis, the
         object-frame → file matrix (row-major) and the file's bounds (``vertices`` as placed)."""
         lo, hi = vertices.min(0), vertices.max(0)
+        num = lambda v: round(float(v), 9) + 0.0  # noqa: E731  (no float noise, no -0.0)
         return {
             **asdict(self),
             "units": "m",
             "up_axis": self.up.upper(),
             "front_axis": "+Z" if self.up == "y" else "-Y",
-            "scale": float(np.linalg.norm(matrix[:3, 0])),
-            "object_to_file": [[float(v) for v in row] for row in matrix],
-            "bounds_min": [float(v) for v in lo],
-            "bounds_max": [float(v) for v in hi],
+            "scale": num(np.linalg.norm(matrix[:3, 0])),
+            "object_to_file": [[num(v) for v in row] for row in matrix],
+            "bounds_min": [num(v) for v in lo],
+            "bounds_max": [num(v) for v in hi],
         }
 
 
