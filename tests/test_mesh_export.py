@@ -15,6 +15,7 @@ radius 0.5, so 0.01 is 1% of its diameter); the measured values are in benchmark
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -342,3 +343,22 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(SettingsError, match="faces"):
         build_mesh(g, faces=3)
     assert not list(tmp_path.iterdir())
+
+
+def test_bench_mesh_writes_its_json(tmp_path, monkeypatch, shipped_regressor, example_image):
+    from splatgen.core.cli import build_parser
+    from splatgen.core.generator import GenerationSettings
+    from splatgen.core.mesh import benchmark
+
+    # the generated scene: the session's regressor (the benchmark itself loads the model anew)
+    sample = shipped_regressor.generate(example_image, GenerationSettings(seed=0))[0].gaussians
+    monkeypatch.setattr(benchmark, "generated_sample", lambda: sample)
+    args = build_parser().parse_args(["bench", "mesh", "--faces", "500", "--resolution", "32", "--views", "8",
+                                      "--repeat", "1", "--formats", "glb", "--threads", "0", "-o", str(tmp_path)])
+    assert args.func(args) == 0
+    (path,) = tmp_path.glob("mesh-*.json")
+    result = json.loads(path.read_text())
+    assert result["command"].startswith("splatgen bench mesh --faces 500")
+    assert {row["scene"] for row in result["results"]} == {"generated (sofa.png)", "teddy_bear.ply"}
+    for row in result["results"]:
+        assert 0 < row["median_s"] and row["faces"] <= 510 and set(row["steps"]) >= {"render", "fuse", "write"}
