@@ -100,10 +100,9 @@ def object_box(gaussians: Gaussians) -> tuple[np.ndarray, np.ndarray]:
     standard deviations of the largest of them (the renderer draws a splat out to ~3.3σ)."""
     keep = gaussians.opacities >= BOX_MIN_OPACITY
     g = gaussians[keep] if bool(keep.any()) else gaussians
-    means = g.means.detach().double().cpu()
-    reach = 3.0 * float(torch.quantile(g.scales.detach().double().cpu().amax(-1), 0.99)) if g.num_gaussians > 1 \
-        else 3.0 * float(g.scales.detach().double().cpu().max())
-    return (means.amin(0) - reach).numpy(), (means.amax(0) + reach).numpy()
+    means = g.means.detach().to("cpu", torch.float64).numpy()
+    reach = 3.0 * float(np.percentile(g.scales.detach().to("cpu", torch.float64).amax(-1).numpy(), 99))
+    return means.min(0) - reach, means.max(0) + reach
 
 
 def make_grid(lo: np.ndarray, hi: np.ndarray, resolution: int) -> VoxelGrid:

@@ -69,7 +69,9 @@ def glb_bytes(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, meta
             for primitive in m["primitives"]:
                 primitive["material"] = 0
 
-    return export_glb(trimesh.Scene(mesh), include_normals=True, tree_postprocessor=finish)
+    scene = trimesh.Scene()
+    scene.add_geometry(mesh, geom_name="splatgen_mesh", node_name="splatgen_mesh")
+    return export_glb(scene, include_normals=True, tree_postprocessor=finish)
 
 
 def obj_text(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, metadata: dict) -> str:
