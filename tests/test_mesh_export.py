@@ -17,25 +17,20 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from splatgen.core.cameras import intrinsics_from_fov, look_at
 from splatgen.core.errors import SettingsError
 from splatgen.core.gaussians import Gaussians
 from splatgen.core.io import save_splats
 from splatgen.core.mesh import EmptySurfaceError, build_mesh, export_mesh, parse_size, read_obj_metadata
-from splatgen.core.mesh.fusion import object_box
+from splatgen.core.mesh.benchmark import chamfer, splat_surface, surface_points
+from splatgen.core.mesh.benchmark import teddy_true_surface as teddy_true_surface_of_the_package
 from splatgen.core.mesh.write import srgb_to_linear
-from splatgen.core.render import render
 
-#: The teddy bear the shipped example splat file and the example image were made from (Debian's
-#: sweethome3d-furniture package, which scripts/install.sh installs).
-TEDDY_LIBRARY = Path("/usr/share/sweethome3d/furniture/BlendSwap-CC-0.sh3f")
-TEDDY_ID = "blendswap-cc-0__teddyBear"
+
 #: Quick settings for the tests (the defaults are 128 voxels and 32 views).
 FAST = dict(resolution=80, views=24)
 
@@ -80,58 +75,13 @@ def box_splats(size=(0.6, 0.9, 0.3), center=(0.1, -0.05, 0.02), n: int = 8000, s
 
 
 # ---------------------------------------------------------------------------------------- measures
-def surface_points(vertices: np.ndarray, faces: np.ndarray, n: int = 20000) -> np.ndarray:
-    """``n`` area-weighted samples on a triangle mesh (seeded)."""
-    import trimesh
-
-    return trimesh.sample.sample_surface(trimesh.Trimesh(vertices, faces, process=False), n, seed=0)[0]
-
-
-def chamfer(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean symmetric Chamfer distance between point sets: ½ (mean a→b nearest + mean b→a nearest)."""
-    from scipy.spatial import cKDTree
-
-    return 0.5 * (cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean())
-
-
-def splat_surface(gaussians: Gaussians, views: int = 8, size: int = 192, seed: int = 1) -> np.ndarray:
-    """The splats' visible surface: every pixel of ``views`` random cameras (none of the fusion's)
-    that the splats cover to alpha ≥ 0.5, back-projected at its rendered depth ``(P, 3)``."""
-    lo, hi = object_box(gaussians)
-    centre, radius = 0.5 * (lo + hi), 0.5 * float(np.linalg.norm(hi - lo))
-    rng = np.random.default_rng(seed)
-    dirs = rng.normal(size=(views, 3))
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    distance = radius / math.sin(math.radians(20)) * 1.05
-    viewmats = torch.stack([look_at(torch.tensor(centre + distance * d), torch.tensor(centre)) for d in dirs])
-    K = intrinsics_from_fov(40.0, size, size)
-    out = render(gaussians, viewmats, K, size, size, background=(0.0, 0.0, 0.0))
-    jj, ii = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
-    points = []
-    for c in range(views):
-        m = out.alpha[c, ..., 0] >= 0.5
-        z = out.depth[c, ..., 0][m].double()
-        cam = torch.stack([(ii[m] - K[0, 2]) / K[0, 0] * z, (jj[m] - K[1, 2]) / K[1, 1] * z, z], -1)
-        vm = viewmats[c].double()
-        points.append(((cam - vm[:3, 3]) @ vm[:3, :3]).numpy())
-    return np.concatenate(points)
-
-
 @pytest.fixture(scope="module")
 def teddy_true_surface() -> np.ndarray:
-    """Samples ``(20000, 3)`` of the true teddy bear mesh at the canonical framing (as
-    scripts/make_example_splat.py places it)."""
-    if not TEDDY_LIBRARY.is_file():
-        pytest.skip(f"{TEDDY_LIBRARY} missing (Debian package sweethome3d-furniture)")
-    from splatgen.core.data import mesh_render
-    from splatgen.core.data.sources import read_catalog
-
-    objects, _ = read_catalog(TEDDY_LIBRARY)
-    obj = next(o for o in objects if o.object_id == TEDDY_ID)
-    parts = [p for p in mesh_render.load_parts(obj.container, obj.model_path).parts if not p.blend]
-    parts = mesh_render.transform_parts(parts, mesh_render.normalisation_matrix(parts, obj.model_rotation, obj.size_cm))
-    soup = np.concatenate([p.positions for p in parts]).astype(np.float64)
-    return surface_points(soup, np.arange(len(soup)).reshape(-1, 3))
+    """Samples of the true teddy bear mesh at the canonical framing."""
+    points = teddy_true_surface_of_the_package()
+    if points is None:
+        pytest.skip("Debian package sweethome3d-furniture missing (the teddy bear's true mesh)")
+    return points
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +141,6 @@ def test_generated_sample_meshes_to_its_splat_surface(shipped_regressor, example
     m = build_mesh(g, faces=20000, **FAST)
     mesh_points = surface_points(m.vertices, m.faces)
     splats = splat_surface(g)
-    splats = splats[np.random.default_rng(0).permutation(len(splats))[:20000]]
     assert chamfer(mesh_points, splats) <= 0.013
     # against the object the photo shows: about as close as the splats themselves are
     own = chamfer(splats, teddy_true_surface)
