@@ -20,6 +20,9 @@ nothing) and is carved: the object fills with bubbles and tunnels. So a voxel co
 only where at least :data:`MIN_FRONT_FRACTION` of the views see it in front of their surface (every
 voxel outside an object is seen so by many views; gaps line up in few). Concavities that fewer views
 see into are filled. A light blur (:data:`SMOOTH_VOXELS`) then removes voxel-sized noise.
+
+Hand-written because Open3D's TSDF volume, the maintained one, weighs hundreds of megabytes and has
+no place for that rule; this is a few vectorised lines over splatgen's own renders.
 """
 
 from __future__ import annotations
