@@ -302,7 +302,7 @@ def test_bench_mesh_writes_its_json(tmp_path, monkeypatch, shipped_regressor, ex
     # the generated scene: the session's regressor (the benchmark itself loads the model anew)
     sample = shipped_regressor.generate(example_image, GenerationSettings(seed=0))[0].gaussians
     monkeypatch.setattr(benchmark, "generated_sample", lambda: sample)
-    args = build_parser().parse_args(["bench", "mesh", "--faces", "500", "--resolution", "32", "--views", "8",
+    args = build_parser().parse_args(["bench", "mesh", "--faces", "500", "--resolution", "24", "--views", "6",
                                       "--repeat", "1", "--formats", "glb", "--threads", "0", "-o", str(tmp_path)])
     assert args.func(args) == 0
     (path,) = tmp_path.glob("mesh-*.json")
