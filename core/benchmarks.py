@@ -1,8 +1,8 @@
 """What every benchmark shares: the machine that ran it, timing, test scenes, writing the result.
 
 Each measurement is a ``benchmark`` module beside the code it times (``render/benchmark.py``,
-``generator/benchmark.py``, ``viewer/benchmark.py``, ``data/benchmark.py``, ``app/benchmark.py``);
-``splatgen bench`` (:mod:`splatgen.core.commands.bench`) runs most of them. Results are JSON files
+``generator/benchmark.py``, ``viewer/benchmark.py``, ``data/benchmark.py``, ``mesh/benchmark.py``,
+``app/benchmark.py``); ``splatgen bench`` (:mod:`splatgen.core.commands.bench`) runs most of them. Results are JSON files
 under ``benchmarks/`` (machine, date, versions, numbers), never asserted by tests. Each benchmark
 prints a short table as well.
 """

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 COMMAND_MODULES = (
     "splatgen.core.commands.generate",
     "splatgen.core.commands.render",
+    "splatgen.core.commands.mesh",
     "splatgen.core.commands.view",
     "splatgen.core.commands.data",
     "splatgen.core.commands.train",

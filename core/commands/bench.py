@@ -2,7 +2,7 @@
 
 The benchmarks of ``core`` are defined here (each measurement lives in a ``benchmark`` module beside
 the code it times: :mod:`splatgen.core.render.benchmark`, :mod:`splatgen.core.generator.benchmark`,
-:mod:`splatgen.core.training.benchmark`).
+:mod:`splatgen.core.training.benchmark`, :mod:`splatgen.core.mesh.benchmark`).
 Other parts of the distribution add theirs through the ``splatgen.benchmarks`` entry-point group:
 each entry names a module with ``add_parser(subparsers)`` and ``run(args)``, the shape of every
 command. That is how the desktop app's ``viewport`` benchmark (:mod:`splatgen.app.benchmark`)
@@ -91,6 +91,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
     t.set_defaults(bench_run=run_train)
 
+    m = bench_sub.add_parser("mesh", help="seconds to export a mesh (splatgen mesh), by step, of a generated object "
+                             "and the example splat file")
+    m.add_argument("--faces", type=int, default=20000)
+    m.add_argument("--resolution", type=int, default=128)
+    m.add_argument("--views", type=int, default=32)
+    m.add_argument("--formats", nargs="+", choices=("glb", "obj"), default=["glb", "obj"])
+    m.add_argument("--repeat", type=int, default=3)
+    m.add_argument("--threads", type=int, default=2, help="CPU threads (default 2, the reference machine)")
+    m.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
+    m.set_defaults(bench_run=run_mesh)
+
     for module in plugin_benchmarks().values():
         module.add_parser(bench_sub).set_defaults(bench_run=module.run)
     return p
@@ -123,6 +134,16 @@ def run_generate(args: argparse.Namespace) -> int:
                          f"{args.guidance} --repeat {args.repeat} --threads {args.threads}")
     path = write_result("generate", result, args.out_dir)
     print(f"wrote {path}")
+    return 0
+
+
+def run_mesh(args: argparse.Namespace) -> int:
+    from ..mesh.benchmark import run_mesh_benchmark
+
+    result = run_mesh_benchmark(args.faces, args.resolution, args.views, tuple(args.formats), args.repeat, args.threads)
+    result["command"] = (f"splatgen bench mesh --faces {args.faces} --resolution {args.resolution} --views {args.views} "
+                         f"--formats {' '.join(args.formats)} --repeat {args.repeat} --threads {args.threads}")
+    print("wrote", write_result("mesh", result, args.out_dir))
     return 0
 
 
