@@ -28,7 +28,8 @@ def splat_filters(first: str = ".ply") -> str:
     from splatgen.core.export import EXPORT_FORMATS
     from splatgen.core.io import SPLAT_FORMATS
 
-    items = [(suffix, f"{SPLAT_FORMATS[name].label if name in SPLAT_FORMATS else name} (*{suffix})")
+    mesh_labels = {"glb-mesh": "Mesh, glTF binary", "obj": "Mesh, Wavefront OBJ"}
+    items = [(suffix, f"{SPLAT_FORMATS[name].label if name in SPLAT_FORMATS else mesh_labels.get(name, name)} (*{suffix})")
              for name, (suffix, _) in EXPORT_FORMATS.items()]
     items.sort(key=lambda item: item[0] != first.lower())
     return ";;".join(text for _, text in items)

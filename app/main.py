@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     _quit_on_ctrl_c(app, window)
     if args.demo:
         window.start_demo()
-    if args.image:
-        window.open_image(args.image, generate=args.generate)
+    if args.image and not args.generate:
+        window.open_path(args.image)  # a photo, or a splat file to look at
+    elif args.image:
+        window.open_image(args.image, generate=True)
     elif args.generate:
         window.status("--generate needs an IMAGE: splatgen-gui photo.png --generate", error=True)
     return int(app.exec())

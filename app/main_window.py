@@ -335,12 +335,41 @@ class MainWindow(QMainWindow):
 
     # ================================================================== input
     def open_dialog(self) -> None:
-        exts = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image", self.settings.folder("open"),
-                                              f"Images ({exts});;All files (*)")
+        from splatgen.core.io import SPLAT_EXTENSIONS
+
+        images = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        splats = " ".join(f"*{s}" for s in SPLAT_EXTENSIONS)
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image or a splat file", self.settings.folder("open"),
+                                              f"Images and splat files ({images} {splats});;Images ({images});;"
+                                              f"Splat files ({splats});;All files (*)")
         if path:
             self.settings.set_folder("open", path)
+            self.open_path(path)
+
+    def open_path(self, path: str) -> None:
+        """Open ``path``: a splat file (by its suffix) is shown as a sample, anything else is a photo."""
+        from splatgen.core.io import SPLAT_EXTENSIONS
+
+        lower = Path(path).name.lower()
+        if any(lower.endswith(suffix) and len(lower) > len(suffix) for suffix in SPLAT_EXTENSIONS):
+            self.open_splats(path)
+        else:
             self.open_image(path)
+
+    def open_splats(self, path: str) -> None:
+        """Show a splat file (.ply, .compressed.ply, .spz, .glb, .splat) in the gallery and viewport, to
+        orbit, compare in the tiles and export in another format; it has no photo, so nothing to redraw."""
+        self.status(f"Opening {Path(path).name}…")
+        self.io.submit(Job("open splats", tasks.load_splat_file(path), f"open {path}",
+                           on_done=lambda got: self._splats_opened(path, *got),
+                           on_error=lambda exc: self.report(exc, "Opening the splat file")))
+
+    def _splats_opened(self, path: str, sample, thumb) -> None:
+        entry = SampleEntry(sample, thumb, InputRecord(None, Path(path).name, path), "a splat file", stochastic=False,
+                            run=self.generation.new_run())
+        self.store.insert(entry)
+        self.gallery.show_entry(entry)
+        self.status(f"Opened {Path(path).name}: {sample.gaussians.num_gaussians:,} splats.")
 
     def open_image(self, path: str, *, generate: bool = False) -> None:
         """Prepare ``path`` as the input (in the worker); ``generate``: start generating when ready."""
@@ -409,9 +438,9 @@ class MainWindow(QMainWindow):
         if not paths:
             return
         event.acceptProposedAction()
-        self.open_image(paths[0])
+        self.open_path(paths[0])
         if len(paths) > 1:
-            self.status(f"Opened {Path(paths[0]).name}; only one image at a time is used.")
+            self.status(f"Opened {Path(paths[0]).name}; only one file at a time is used.")
 
     # ================================================================== views
     def _show_entry(self, entry: SampleEntry | None) -> None:

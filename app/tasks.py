@@ -106,6 +106,22 @@ def thumbnail(sample, size: int = THUMB_SIZE, background=(1.0, 1.0, 1.0)) -> np.
     return sample_thumbnail(sample, size, background)
 
 
+def load_splat_file(path: str):
+    """Job body: a splat file (any format of :mod:`splatgen.core.io`) → ``(sample, thumbnail)``; the
+    sample sits at the canonical input camera, as the app's own samples do."""
+    def run(ctx):
+        from splatgen.core.generator.base import GenerationSettings, Sample, input_camera
+        from splatgen.core.io import load_splats
+
+        g = load_splats(path)
+        ctx.check()
+        viewmat, K = input_camera()
+        sample = Sample(gaussians=g, input_viewmat=viewmat, K=K, seed=0, settings=GenerationSettings(),
+                        model=f"file {Path(path).name}", image_size=128)
+        return sample, thumbnail(sample)
+    return run
+
+
 class Autosave:
     """Every generation the app makes is kept as a run of the run history
     (:mod:`splatgen.core.runs`) under ``root``: :meth:`start` opens the run when generation starts

@@ -7,6 +7,8 @@ folder, then a rename), so an interrupted export never leaves a half-written fil
   viewer, …), ``.compressed.ply`` (PlayCanvas), ``.spz`` (Niantic, v4), ``.glb`` (glTF
   ``KHR_gaussian_splatting``), ``.splat`` (32 bytes a splat); see :mod:`splatgen.core.io`. Splats too
   transparent to ever show (opacity < 1/255) are left out of files.
+* meshes: ``.mesh.glb`` and ``.obj`` with vertex colours, fused from depth renders of the sample
+  (:mod:`splatgen.core.mesh`); the items written are faces.
 * ``cameras.json`` — the input camera in the ``transforms.json`` convention, so any tool can render
   the input view of a sample.
 * turntable — an orbit around the object rendered by the fastest renderer at hand (gsplat on CUDA,
@@ -76,6 +78,16 @@ def _splat_writer(name: str):
     return write
 
 
+def _mesh_writer(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
+    """A writer of :data:`EXPORT_FORMATS` for a coloured mesh (``.obj``, or ``.glb`` without splats):
+    :func:`splatgen.core.mesh.export_mesh` at its defaults (20k faces, pivot at the base, Y up)."""
+    from .mesh import export_mesh
+
+    meta = {"model": sample.model, "licence": model_licence(sample.model)} if isinstance(sample, Sample) else None
+    g = (sample.gaussians if isinstance(sample, Sample) else sample).to("cpu")
+    return export_mesh(g, path, metadata=meta).mesh.num_faces
+
+
 #: What a sample can be exported as: format name → (file suffix, writer(path, sample) → items written).
 #: ``--format``, the GUI's and the browser page's exports all come from here; another exporter is one line.
 EXPORT_FORMATS: dict[str, tuple[str, Callable[[str | os.PathLike, Sample | Gaussians], int]]] = {
@@ -84,6 +96,8 @@ EXPORT_FORMATS: dict[str, tuple[str, Callable[[str | os.PathLike, Sample | Gauss
     "spz": (".spz", _splat_writer("spz")),
     "glb": (".glb", _splat_writer("glb")),
     "splat": (".splat", _splat_writer("splat")),
+    "glb-mesh": (".mesh.glb", _mesh_writer),
+    "obj": (".obj", _mesh_writer),
 }
 
 

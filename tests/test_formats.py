@@ -482,16 +482,16 @@ def test_cli_generates_every_format_and_renders_each(tmp_path, run_splatgen, exa
 def test_the_page_downloads_and_views_every_format(tmp_path, sh3):
     from _page_client import PageClient
     from splatgen.core.viewer import ViewerServer
-    from splatgen.core.viewer.server import DOWNLOADS
+    from splatgen.core.viewer.server import DOWNLOADS, MESH_DOWNLOADS
 
     write_spz(tmp_path / "shown.spz", sh3)
     server = ViewerServer(load_splats(tmp_path / "shown.spz"), renderer="server")   # what `splatgen view x.spz` does
     server.download_name = "a <b>/../c"
     try:
-        assert set(DOWNLOADS) == {f.suffix for f in SPLAT_FORMATS.values()}
+        assert set(DOWNLOADS) == {f.suffix for f in SPLAT_FORMATS.values()} | set(MESH_DOWNLOADS)
         with PageClient(server) as page:
             got = {}
-            for i, suffix in enumerate(s for s in DOWNLOADS if s not in (".ply", ".splat")):
+            for i, suffix in enumerate(s for s in DOWNLOADS if s not in (".ply", ".splat", ".mesh.glb")):
                 page.click(server.download_buttons[suffix])
                 page.wait_for(lambda: len(page.of_type("FileTransferStartDownload")) == i + 1)
                 got[suffix] = page.download()
@@ -500,7 +500,13 @@ def test_the_page_downloads_and_views_every_format(tmp_path, sh3):
     for suffix, (name, content) in got.items():
         assert name.endswith(suffix) and "/" not in name and "<" not in name and not name.startswith(".")
         (tmp_path / f"got{suffix}").write_bytes(content)
-        assert load_splats(tmp_path / f"got{suffix}").num_gaussians == sh3.num_gaussians
+        if suffix in MESH_DOWNLOADS:  # a mesh fused from the splats shown, read by an independent reader
+            import trimesh
+
+            mesh = trimesh.load(tmp_path / f"got{suffix}", force="mesh")
+            assert len(mesh.faces) > 100 and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+        else:
+            assert load_splats(tmp_path / f"got{suffix}").num_gaussians == sh3.num_gaussians
 
 
 def test_gui_export_offers_every_format_and_writes_the_one_named(tmp_path, sample):
@@ -508,7 +514,8 @@ def test_gui_export_offers_every_format_and_writes_the_one_named(tmp_path, sampl
     from splatgen.core.export import visible_splats
 
     filters = splat_filters(".spz").split(";;")
-    assert filters[0].endswith("(*.spz)") and len(filters) == len(SPLAT_FORMATS)
+    assert filters[0].endswith("(*.spz)") and len(filters) == len(SPLAT_FORMATS) + 2  # + the two meshes
+    assert any(f.endswith("(*.obj)") for f in filters) and any(f.endswith("(*.mesh.glb)") for f in filters)
     assert any(f.endswith("(*.compressed.ply)") for f in filters) and any(f.endswith("(*.glb)") for f in filters)
 
     class Window:  # the little of MainWindow that Exports.export_sample uses

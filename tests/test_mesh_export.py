@@ -311,3 +311,20 @@ def test_bench_mesh_writes_its_json(tmp_path, monkeypatch, shipped_regressor, ex
     assert {row["scene"] for row in result["results"]} == {"generated (sofa.png)", "teddy_bear.ply"}
     for row in result["results"]:
         assert 0 < row["median_s"] and row["faces"] <= 510 and set(row["steps"]) >= {"render", "fuse", "write"}
+
+
+def test_a_sample_exports_as_mesh_through_the_export_table(tmp_path):
+    """``save_sample`` (what --format, the GUI and the page use) picks the mesh writer by name, and a
+    ``.glb`` stays the splat format: ``.mesh.glb`` is the mesh."""
+    import trimesh
+
+    from splatgen.core.export import export_format, save_sample
+
+    assert export_format("a.mesh.glb") == "glb-mesh" and export_format("a.glb") == "glb"
+    assert export_format("a.OBJ") == "obj"
+    splats = sphere_splats(n=3000)
+    faces = save_sample(tmp_path / "ball.obj", splats)
+    mesh = trimesh.load(tmp_path / "ball.obj", force="mesh")
+    assert len(mesh.faces) == faces > 500
+    # the defaults: pivot at the base (y from 0 up), one world unit a metre, so the ball is ~0.8 m tall
+    assert abs(mesh.bounds[0, 1]) < 1e-6 and 0.7 < mesh.extents[1] < 0.9

@@ -2,7 +2,7 @@
 
 Per photo, ``OUT/<photo name>/`` holds ``input.png`` (the prepared 128² RGBA input),
 ``cameras.json`` (its camera, ``transforms.json`` convention), ``sample_XX.ply`` per sample (or, by
-``--format``, any of ``.compressed.ply`` ``.spz`` ``.glb`` ``.splat``:
+``--format``, any of ``.compressed.ply`` ``.spz`` ``.glb`` ``.splat``, or a mesh ``.mesh.glb`` ``.obj``:
 :data:`splatgen.core.export.EXPORT_FORMATS`), and on request ``turntable.mp4`` (sample 0 orbiting)
 and ``sheet.png`` (samples × views).
 Photos of the same name get distinct folders (``chair``, ``chair-2``, … in the order given).
@@ -56,8 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=Path("splatgen-out"), help="output folder (default splatgen-out)")
     p.add_argument("--format", default="ply", metavar="FORMATS",
                    help="splat file format, or several comma-separated: ply (INRIA 3DGS), compressed-ply "
-                        "(PlayCanvas), spz (Niantic SPZ v4), glb (glTF KHR_gaussian_splatting), splat; "
-                        "both = ply,splat (default ply)")
+                        "(PlayCanvas), spz (Niantic SPZ v4), glb (glTF KHR_gaussian_splatting), splat; meshes: "
+                        "glb-mesh (.mesh.glb), obj; both = ply,splat (default ply)")
     p.add_argument("--video", action="store_true", help="write turntable.mp4 of sample 0 (60 frames, 256²)")
     p.add_argument("--sheet", action="store_true", help="write sheet.png: one row per sample, 6 views")
     p.add_argument("--foreground-ratio", type=float, default=None, help="object size / image size (default: as in training)")

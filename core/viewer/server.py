@@ -69,7 +69,8 @@ RENDERERS = ("auto", "browser", "server")
 #: the browser.
 MIN_OPACITY = 1.0 / 255.0
 
-#: The page's downloads: file suffix → (button label, hint). Each suffix is a format of splatgen.core.io.
+#: The page's downloads: file suffix → (button label, hint). Each suffix is a format of splatgen.core.io
+#: or a mesh of splatgen.core.mesh.
 DOWNLOADS = {
     ".ply": ("Download .ply", "The splats shown, as an INRIA 3DGS .ply file"),
     ".compressed.ply": ("Download .compressed.ply", "The splats shown, as a PlayCanvas compressed PLY "
@@ -77,7 +78,11 @@ DOWNLOADS = {
     ".spz": ("Download .spz", "The splats shown, as a Niantic SPZ file (version 4; about 5x smaller)"),
     ".glb": ("Download .glb", "The splats shown, as glTF 2.0 with KHR_gaussian_splatting"),
     ".splat": ("Download .splat", "The splats shown, as a .splat file (32 bytes a splat)"),
+    ".mesh.glb": ("Download mesh .glb", "A coloured mesh fused from the splats (20k faces, metres, Y up)"),
+    ".obj": ("Download mesh .obj", "A coloured mesh fused from the splats, as OBJ with vertex colours"),
 }
+#: The downloads that are meshes (splatgen.core.mesh), not splat files.
+MESH_DOWNLOADS = (".mesh.glb", ".obj")
 #: Longest side of the still frames nerfview asks for when the server renders without CUDA (nerfview's
 #: default, 2048, is slow with the GL renderer: benchmarks/README.md, "Browser viewer").
 CPU_VIEWER_RES = 1280
@@ -383,8 +388,13 @@ class ViewerServer:
             raise ViewerError("no splats to download yet")
         with tempfile.TemporaryDirectory(prefix="splatgen-download-") as tmp:
             path = Path(tmp) / f"splats{suffix}"
-            save_splats(path, g.detach().to("cpu")[g.opacities.detach().cpu() >= MIN_OPACITY],
-                        format=SPLAT_EXTENSIONS[suffix])
+            shown = g.detach().to("cpu")[g.opacities.detach().cpu() >= MIN_OPACITY]
+            if suffix in MESH_DOWNLOADS:
+                from ..mesh import export_mesh
+
+                export_mesh(shown, path)
+            else:
+                save_splats(path, shown, format=SPLAT_EXTENSIONS[suffix])
             content = path.read_bytes()
         return safe_name(self.download_name, "splats") + suffix, content
 
