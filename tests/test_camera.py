@@ -112,21 +112,9 @@ def test_take_photo_from_a_video_file_and_no_camera(qapp, qtbot, tmp_path, monke
 # ---------------------------------------------------------------------- photos from a phone
 def _browser(monkeypatch):
     """Debian's headless Chromium through selenium (skipped when either is missing)."""
-    import shutil
+    from _browser import headless_chromium
 
-    webdriver = pytest.importorskip("selenium.webdriver")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")          # never let selenium fetch a browser or driver
-    options = Options()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    return headless_chromium(monkeypatch)
 
 
 def test_phone_uploads_through_a_real_browser(qapp, qtbot, tmp_path, monkeypatch, shipped_regressor):
