@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "splatgen.core.commands.train",
     "splatgen.core.commands.eval",
     "splatgen.core.commands.bench",
+    "splatgen.core.commands.doctor",
 )
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up splatgen on a Debian machine: system packages, then .venv with everything in it.
 #
-#   scripts/install.sh
+#   scripts/install.sh            the CPU build of torch (every machine; CI's)
+#   scripts/install.sh --cuda     a CUDA build of torch from PyPI (GBs) for an NVIDIA GPU; gsplat then
+#                                 builds its CUDA code on first use (needs nvcc: Debian's nvidia-cuda-toolkit)
 #
 # Idempotent and quick when nothing is missing: apt runs only for packages not yet installed (as
 # root, else through sudo), the venv is created only when absent or broken, torch only when the
@@ -14,6 +16,13 @@ VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 # Installed FIRST, so that pip never resolves "torch" itself (which would fetch GBs of CUDA wheels).
 TORCH_PIN="torch==2.13.0"
+CUDA=0
+for arg in "$@"; do
+  case $arg in
+    --cuda) CUDA=1 ;;
+    *) echo "install.sh: unknown option $arg (only --cuda)" >&2; exit 2 ;;
+  esac
+done
 STAMP="$VENV/.splatgen-install"
 
 # Debian packages: Python's venv; xvfb + xauth (xvfb-run, tests of the GUI); the X/xcb, font and
@@ -70,9 +79,16 @@ if ! "$PY" -c "import sys" >/dev/null 2>&1; then
   python3 -m venv --clear "$VENV"
 fi
 
-if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('torch').split('+')[0] != '${TORCH_PIN#torch==}')" >/dev/null 2>&1; then
+if [ "$CUDA" = 1 ]; then
+  # PyPI's default torch wheels for Linux are the CUDA builds; the CPU pin above would shadow them
+  if ! "$PY" -c "import torch, sys; sys.exit(torch.version.cuda is None)" >/dev/null 2>&1; then
+    say "pip install torch (a CUDA build)"
+    "$PY" -m pip install -q --upgrade "torch>=2.4,!=${TORCH_PIN#torch==}+cpu"
+  fi
+elif ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('torch').split('+')[0] != '${TORCH_PIN#torch==}')" >/dev/null 2>&1; then
   say "pip install $TORCH_PIN"
   "$PY" -m pip install -q "$TORCH_PIN"
+  command -v nvidia-smi >/dev/null 2>&1 && say "an NVIDIA driver is here: scripts/install.sh --cuda installs a CUDA build of torch for it"
 fi
 
 # The editable install points at this checkout; redo it when pyproject.toml changed or the
@@ -87,3 +103,5 @@ else
   say "splatgen: installed in .venv"
 fi
 say "done"
+[ "$CUDA" = 1 ] && "$VENV/bin/splatgen" doctor
+exit 0

@@ -33,6 +33,8 @@ COMMANDS = {
     "splatgen.core.commands.data": "data",
     "splatgen.core.commands.train": "train",
     "splatgen.core.commands.bench": "bench",
+    "splatgen.core.commands.mesh": "mesh",
+    "splatgen.core.commands.doctor": "doctor",
 }
 
 

@@ -28,6 +28,8 @@ All three follow the same image model, so they draw the same picture:
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -36,6 +38,8 @@ import torch
 from .. import framing
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
+
+log = logging.getLogger("splatgen.render")
 
 BACKENDS = ("auto", "gsplat", "torch", "gl")
 
@@ -57,23 +61,43 @@ class RenderOutput:
     depth: torch.Tensor
 
 
+@functools.lru_cache(maxsize=1)
 def gsplat_available() -> bool:
-    """Whether gsplat can render on this machine: a CUDA device and an importable gsplat (a broken
-    install counts as absent)."""
+    """Whether gsplat can render on this machine: a CUDA device, an importable gsplat and its CUDA code
+    built and loaded (a broken install or a failed build counts as absent). Decided once per process;
+    where CUDA is there but gsplat is not, one line says so and rendering falls back to the torch
+    renderer."""
     if not torch.cuda.is_available():
         return False
-    try:
-        import gsplat  # noqa: F401
-    except Exception:  # noqa: BLE001
+    reason = gsplat_problem()
+    if reason:
+        log.warning("splatgen: gsplat cannot render here (%s): rendering with the torch renderer instead", reason)
         return False
     return True
+
+
+def gsplat_problem() -> str | None:
+    """Why gsplat cannot render on this CUDA machine (None: it can). Loading its CUDA code may build it
+    first (a minute or two, once per machine)."""
+    try:
+        import gsplat  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any broken install
+        return f"gsplat does not import: {exc}"
+    try:
+        from gsplat.cuda._backend import _C
+    except Exception as exc:  # noqa: BLE001
+        return f"its CUDA code does not build or load: {exc}"
+    if _C is None:
+        return "its CUDA code did not build (see the messages above)"
+    return None
 
 
 def choose_backend(device: str | torch.device | None = None, *, differentiable: bool = False,
                    have_gl: bool | None = None) -> str:
     """Which renderer draws work on ``device``: splatgen's one rule for picking a backend.
 
-    ``"gsplat"`` on CUDA; else ``"torch"`` when gradients are needed (``differentiable``); else
+    ``"gsplat"`` on CUDA (when its CUDA code loads: :func:`gsplat_available`); else ``"torch"`` when
+    gradients are needed or the Gaussians are on a CUDA device gsplat cannot serve (``differentiable``); else
     ``"gl"`` when OpenGL can draw (``have_gl``; default: a headless context can be made here,
     :func:`.gl_backend.available`; a viewport that brings its own context passes ``True``); else
     ``"torch"``.
@@ -82,10 +106,10 @@ def choose_backend(device: str | torch.device | None = None, *, differentiable: 
         device: where the Gaussians are; ``None``: this machine as a whole (CUDA when
             :func:`gsplat_available`), for viewers that choose before they have a scene.
     """
-    cuda = gsplat_available() if device is None else torch.device(device).type == "cuda"
-    if cuda:
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    if (on_cuda or (device is None and torch.cuda.is_available())) and gsplat_available():
         return "gsplat"
-    if differentiable:
+    if differentiable or on_cuda:
         return "torch"
     if have_gl is None:
         from . import gl_backend
