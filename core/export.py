@@ -6,7 +6,9 @@ folder, then a rename), so an interrupted export never leaves a half-written fil
 * splat files, one per :data:`EXPORT_FORMATS` entry: ``.ply`` (INRIA 3DGS: SuperSplat, gsplat's
   viewer, …), ``.compressed.ply`` (PlayCanvas), ``.spz`` (Niantic, v4), ``.glb`` (glTF
   ``KHR_gaussian_splatting``), ``.splat`` (32 bytes a splat); see :mod:`splatgen.core.io`. Splats too
-  transparent to ever show (opacity < 1/255) are left out of files.
+  transparent to ever show (opacity < 1/255) are left out of files. ``.ply`` and ``.glb`` also carry
+  per splat whether the photo shows it and, for a set of samples, how far the samples disagree on it
+  (:mod:`splatgen.core.provenance`).
 * meshes: ``.mesh.glb`` and ``.obj`` with vertex colours, fused from depth renders of the sample
   (:mod:`splatgen.core.mesh`); the items written are faces.
 * ``cameras.json`` — the input camera in the ``transforms.json`` convention, so any tool can render
@@ -66,19 +68,33 @@ def model_licence(model: str) -> str:
 
 
 def _splat_writer(name: str):
-    """A writer of :data:`EXPORT_FORMATS` for the splat format ``name`` of :data:`~.io.SPLAT_FORMATS`."""
-    def write(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
-        from .io import save_splats
+    """A writer of :data:`EXPORT_FORMATS` for the splat format ``name`` of :data:`~.io.SPLAT_FORMATS`.
+    For a :class:`Sample`, formats that keep per-splat values get ``splatgen_observed`` (what the photo
+    shows, :func:`splatgen.core.provenance.observed`) and, given a sample set's ``spread``,
+    ``splatgen_spread``."""
+    def write(path: str | os.PathLike, sample: Sample | Gaussians, spread: torch.Tensor | None = None) -> int:
+        from .io import SPLAT_FORMATS, save_splats
 
-        meta = {"model": sample.model, "licence": model_licence(sample.model)} if isinstance(sample, Sample) else None
-        g = visible_splats((sample.gaussians if isinstance(sample, Sample) else sample).to("cpu"))
-        save_splats(path, g, meta, format=name)
-        return g.num_gaussians
+        is_sample = isinstance(sample, Sample)
+        meta = {"model": sample.model, "licence": model_licence(sample.model)} if is_sample else None
+        g = (sample.gaussians if is_sample else sample).to("cpu")
+        keep = g.opacities >= MIN_EXPORT_OPACITY
+        extras = {}
+        if SPLAT_FORMATS[name].per_splat_extras:
+            if is_sample:
+                from .provenance import observed
+
+                extras["splatgen_observed"] = observed(g, sample.input_viewmat.cpu(), sample.K.cpu(),
+                                                       sample.image_size)[keep]
+            if spread is not None:
+                extras["splatgen_spread"] = spread.cpu()[keep]
+        save_splats(path, g[keep], meta, format=name, extras=extras or None)
+        return int(keep.sum())
 
     return write
 
 
-def _mesh_writer(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
+def _mesh_writer(path: str | os.PathLike, sample: Sample | Gaussians, spread: torch.Tensor | None = None) -> int:
     """A writer of :data:`EXPORT_FORMATS` for a coloured mesh (``.obj``, or ``.glb`` without splats):
     :func:`splatgen.core.mesh.export_mesh` at its defaults (20k faces, pivot at the base, Y up)."""
     from .mesh import export_mesh
@@ -90,7 +106,7 @@ def _mesh_writer(path: str | os.PathLike, sample: Sample | Gaussians) -> int:
 
 #: What a sample can be exported as: format name → (file suffix, writer(path, sample) → items written).
 #: ``--format``, the GUI's and the browser page's exports all come from here; another exporter is one line.
-EXPORT_FORMATS: dict[str, tuple[str, Callable[[str | os.PathLike, Sample | Gaussians], int]]] = {
+EXPORT_FORMATS: dict[str, tuple[str, Callable[..., int]]] = {
     "ply": (".ply", _splat_writer("ply")),
     "compressed-ply": (".compressed.ply", _splat_writer("compressed-ply")),
     "spz": (".spz", _splat_writer("spz")),
@@ -109,7 +125,8 @@ def export_format(path: str | os.PathLike) -> str | None:
     return max(matches)[1] if matches else None
 
 
-def save_sample(path: str | os.PathLike, sample: Sample | Gaussians, format: str | None = None) -> int:
+def save_sample(path: str | os.PathLike, sample: Sample | Gaussians, format: str | None = None,
+                spread: torch.Tensor | None = None) -> int:
     """Write a sample in ``format`` (an :data:`EXPORT_FORMATS` name; default: by ``path``'s suffix),
     atomically. Returns the number of splats (or other items) written.
 
@@ -122,7 +139,7 @@ def save_sample(path: str | os.PathLike, sample: Sample | Gaussians, format: str
     if name not in EXPORT_FORMATS:
         raise SplatFileError(f"{os.fspath(path)}: no export format for this file name "
                              f"(expected {', '.join(suffix for suffix, _ in EXPORT_FORMATS.values())})")
-    return EXPORT_FORMATS[name][1](path, sample)
+    return EXPORT_FORMATS[name][1](path, sample, spread=spread)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -282,9 +282,16 @@ def _generate_one(gen, prepared, settings, args, final: Path, photo: Path | None
                            samples=samples, photo=photo, prepared=prepared,
                            timings={"generate_s": round(time.time() - t_gen, 3)})
             formats = getattr(args, "formats", None) or parse_formats(args.format)
+            sizes = {s.gaussians.num_gaussians for s in samples}
+            if len(samples) > 1 and len(sizes) == 1:  # how far the samples disagree, per splat slot
+                from ..provenance import spread as sample_spread
+
+                spread = sample_spread([s.gaussians for s in samples])
+            else:
+                spread = None
             for i, sample in enumerate(samples):
                 for fmt in formats:
-                    save_sample(work / f"sample_{i:02d}{EXPORT_FORMATS[fmt][0]}", sample, format=fmt)
+                    save_sample(work / f"sample_{i:02d}{EXPORT_FORMATS[fmt][0]}", sample, format=fmt, spread=spread)
             if args.resample_occluded and gen.stochastic:
                 task2 = bar.add_task(f"{final.name}: resampling", total=len(samples))
                 for i, sample in enumerate(samples):

@@ -46,22 +46,25 @@ __all__ = [
 @dataclass(frozen=True)
 class SplatFormat:
     """One splat file format: ``name`` (as ``--format`` takes it), file ``suffix``, a ``label`` for file
-    dialogs, ``read(path) → Gaussians`` and ``write(path, gaussians, metadata)``."""
+    dialogs, ``read(path) → Gaussians`` and ``write(path, gaussians, metadata)`` (with ``extras=`` too
+    where ``per_splat_extras``: named ``(N,)`` float values stored per splat)."""
 
     name: str
     suffix: str
     label: str
     read: Callable
     write: Callable
+    per_splat_extras: bool = False
 
 
 #: Every splat format, by name.
 SPLAT_FORMATS: dict[str, SplatFormat] = {f.name: f for f in (
-    SplatFormat("ply", ".ply", "Gaussian splats, INRIA 3DGS", read_ply, write_ply),
+    SplatFormat("ply", ".ply", "Gaussian splats, INRIA 3DGS", read_ply, write_ply, per_splat_extras=True),
     SplatFormat("compressed-ply", ".compressed.ply", "Gaussian splats, PlayCanvas compressed PLY",
                 read_compressed_ply, write_compressed_ply),
     SplatFormat("spz", ".spz", "Gaussian splats, Niantic SPZ", read_spz, write_spz),
-    SplatFormat("glb", ".glb", "Gaussian splats, glTF KHR_gaussian_splatting", read_glb, write_glb),
+    SplatFormat("glb", ".glb", "Gaussian splats, glTF KHR_gaussian_splatting", read_glb, write_glb,
+                per_splat_extras=True),
     SplatFormat("splat", ".splat", "Gaussian splats, antimatter15", read_splat, write_splat),
 )}
 
@@ -127,9 +130,15 @@ def load_splats(path) -> Gaussians:
     return gaussians
 
 
-def save_splats(path, gaussians: Gaussians, metadata: dict | None = None, format: str | None = None) -> None:
+def save_splats(path, gaussians: Gaussians, metadata: dict | None = None, format: str | None = None,
+                extras: dict | None = None) -> None:
     """Write Gaussians ``(N,)`` in ``format`` (a name of :data:`SPLAT_FORMATS`; default: by ``path``'s
     suffix), atomically; ``metadata`` (model, licence) goes where the format keeps it (``.ply`` header
-    comments, glTF ``asset.extras``, a ``NAME.json`` sidecar for ``.splat`` / ``.spz``)."""
+    comments, glTF ``asset.extras``, a ``NAME.json`` sidecar for ``.splat`` / ``.spz``); ``extras``
+    (name → ``(N,)`` values, e.g. :mod:`splatgen.core.provenance`'s) go per splat into the formats that
+    keep them (``.ply`` properties, ``.glb`` ``_NAME`` attributes) and are left out of the others."""
     fmt = splat_format(path) if format is None else SPLAT_FORMATS[format]
-    fmt.write(path, gaussians, metadata)
+    if extras and fmt.per_splat_extras:
+        fmt.write(path, gaussians, metadata, extras=extras)
+    else:
+        fmt.write(path, gaussians, metadata)

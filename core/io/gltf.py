@@ -67,8 +67,10 @@ def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
 
 
 # ============================================================================ writing
-def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>") -> bytes:
-    """The content of a ``.glb`` of ``gaussians`` ``(N,)`` (see the module docstring)."""
+def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>", extras: dict | None = None) -> bytes:
+    """The content of a ``.glb`` of ``gaussians`` ``(N,)`` (see the module docstring); ``extras``
+    (name → ``(N,)`` values) become application-specific SCALAR float attributes ``_NAME`` (upper
+    case, glTF's rule for custom semantics), listed in ``asset.extras["per_splat"]``."""
     import pygltflib as g
 
     a = gaussians_to_numpy(gaussians, path)
@@ -89,10 +91,20 @@ def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>
     arrays = {"POSITION": a["means"], "COLOR_0": np.round(color * 255).astype(np.uint8),
               ATTRIBUTE_PREFIX + "ROTATION": q, ATTRIBUTE_PREFIX + "SCALE": scale.astype(np.float32),
               ATTRIBUTE_PREFIX + "OPACITY": opacity.astype(np.float32)[:, None]}
+    custom = {}
+    for name, values in (extras or {}).items():
+        v = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float32).reshape(-1)
+        semantic = "_" + str(name).upper()
+        if not semantic[1:].replace("_", "").isalnum() or not semantic[1:2].isalpha() or len(semantic) > 64:
+            raise SplatFileError(f"{os.fspath(path)}: bad per-splat attribute name {str(name)[:40]!r}")
+        if v.shape != (n,) or not np.isfinite(v).all():
+            raise SplatFileError(f"{os.fspath(path)}: per-splat attribute {name!r} needs {n} finite values")
+        custom[semantic] = v[:, None]
     degree = math.isqrt(k) - 1
     for l in range(degree + 1):
         for m in range(2 * l + 1):
             arrays[sh_attribute(l, m)] = a["sh"][:, l * l + m]
+    arrays.update(custom)
     blob, views, accessors, attributes = bytearray(), [], [], {}
     for i, (semantic, arr) in enumerate(arrays.items()):
         data = np.ascontiguousarray(arr, dtype="<u1" if arr.dtype == np.uint8 else "<f4").tobytes()
@@ -106,6 +118,8 @@ def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>
         accessors.append(acc)
         attributes[semantic] = i
     extras = {str(key): str(value) for key, value in (metadata or {}).items()}
+    if custom:
+        extras["per_splat"] = ",".join(custom)
     doc = g.GLTF2(
         asset=g.Asset(generator="splatgen", version="2.0", extras=extras or {}),
         extensionsUsed=[EXTENSION], scene=0, scenes=[g.Scene(nodes=[0])], nodes=[g.Node(mesh=0)],
@@ -116,11 +130,11 @@ def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>
     return b"".join(doc.save_to_bytes())
 
 
-def write_glb(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
+def write_glb(path, gaussians: Gaussians, metadata: dict | None = None, extras: dict | None = None) -> None:
     """Write one set of Gaussians ``(N ≥ 1,)`` as a ``KHR_gaussian_splatting`` ``.glb``, atomically, in
-    input order; ``metadata`` goes into ``asset.extras``. Raises :class:`SplatFileError` for batched,
-    empty or non-finite input or an OS error."""
-    atomic_write(path, [glb_bytes(gaussians, metadata, path)], error=SplatFileError)
+    input order; ``metadata`` goes into ``asset.extras``, ``extras`` per splat (:func:`glb_bytes`).
+    Raises :class:`SplatFileError` for batched, empty or non-finite input or an OS error."""
+    atomic_write(path, [glb_bytes(gaussians, metadata, path, extras)], error=SplatFileError)
 
 
 # ============================================================================ reading

@@ -485,13 +485,19 @@ def metadata_comments(metadata: dict | None) -> list[str]:
     return lines
 
 
-def ply_header(num: int, sh_degree: int, metadata: dict | None = None) -> bytes:
+#: Property names of the INRIA layout beside the ``f_rest_*`` set (per-splat extras may not reuse them).
+_LAYOUT_NAMES = frozenset(["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0",
+                           "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+
+
+def ply_header(num: int, sh_degree: int, metadata: dict | None = None, extra: list[str] | None = None) -> bytes:
     """The exact header :func:`write_ply` writes for ``num`` splats of SH degree ``sh_degree``
-    (and ``metadata`` as ``comment KEY: VALUE`` lines after the format line)."""
+    (and ``metadata`` as ``comment KEY: VALUE`` lines after the format line, ``extra`` float
+    properties after ``rot_3``)."""
     k = (sh_degree + 1) ** 2
     names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     names += [f"f_rest_{i}" for i in range(3 * (k - 1))]
-    names += ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    names += ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3", *(extra or [])]
     lines = ["ply", "format binary_little_endian 1.0", *(f"comment {c}" for c in metadata_comments(metadata)),
              f"element vertex {num}"]
     lines += [f"property float {p}" for p in names]
@@ -499,9 +505,11 @@ def ply_header(num: int, sh_degree: int, metadata: dict | None = None) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def write_ply(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
+def write_ply(path, gaussians: Gaussians, metadata: dict | None = None, extras: dict | None = None) -> None:
     """Write one set of Gaussians ``(N,)`` as an INRIA 3DGS ``.ply`` (see module docstring);
-    ``metadata`` (e.g. ``{"model": ..., "licence": ...}``) goes into header comments.
+    ``metadata`` (e.g. ``{"model": ..., "licence": ...}``) goes into header comments; ``extras``
+    (property name → ``(N,)`` values) become float properties after ``rot_3`` (readers that do not
+    know them skip them, as :func:`read_ply` does).
 
     binary_little_endian float32 with properties ``x y z nx ny nz f_dc_0..2 f_rest_* opacity
     scale_0..2 rot_0..3`` (normals zero, f_rest channel-major), written atomically.  Float32
@@ -511,7 +519,8 @@ def write_ply(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
     arrays = gaussians_to_numpy(gaussians, path)
     sh = arrays["sh"]
     n, k, _ = sh.shape
-    data = np.empty((n, 6 + 3 * k + 8), dtype="<f4")
+    extra = _extra_columns(extras, n, path)
+    data = np.empty((n, 6 + 3 * k + 8 + len(extra)), dtype="<f4")
     data[:, 0:3] = arrays["means"]
     data[:, 3:6] = 0.0
     data[:, 6:9] = sh[:, 0, :]
@@ -520,5 +529,24 @@ def write_ply(path, gaussians: Gaussians, metadata: dict | None = None) -> None:
     data[:, c] = arrays["opacity_logits"]
     data[:, c + 1:c + 4] = arrays["log_scales"]
     data[:, c + 4:c + 8] = arrays["quats"]
-    atomic_write(path, [ply_header(n, math.isqrt(k) - 1, metadata), data.reshape(-1).view(np.uint8)],
-                 error=SplatFileError)
+    for j, values in enumerate(extra.values()):
+        data[:, c + 8 + j] = values
+    header = ply_header(n, math.isqrt(k) - 1, metadata, extra=list(extra))
+    atomic_write(path, [header, data.reshape(-1).view(np.uint8)], error=SplatFileError)
+
+
+def _extra_columns(extras: dict | None, n: int, path) -> dict[str, np.ndarray]:
+    """Checked per-splat extras: names of letters, digits and ``_`` not clashing with the layout's,
+    each ``(n,)`` finite float32."""
+    import re
+
+    out = {}
+    for name, values in (extras or {}).items():
+        v = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float32).reshape(-1)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(name)) or name in _LAYOUT_NAMES \
+                or str(name).startswith("f_rest_"):
+            raise SplatFileError(f"{os.fspath(path)}: bad per-splat property name {str(name)[:40]!r}")
+        if v.shape != (n,) or not np.isfinite(v).all():
+            raise SplatFileError(f"{os.fspath(path)}: per-splat property {name!r} needs {n} finite values")
+        out[str(name)] = v
+    return out

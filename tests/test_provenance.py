@@ -1,0 +1,89 @@
+"""Observed vs invented per splat (splatgen.core.provenance) and its place in the exports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from splatgen.core import provenance
+from splatgen.core.gaussians import Gaussians
+from splatgen.core.generator.base import input_camera
+from splatgen.core.render import render
+
+
+def _ball(n=6000, radius=0.4, seed=0) -> Gaussians:
+    g = torch.Generator().manual_seed(seed)
+    d = torch.randn(n, 3, generator=g)
+    means = radius * d / d.norm(dim=1, keepdim=True)
+    return Gaussians.from_activated(means, torch.tensor([1.0, 0, 0, 0]).expand(n, 4), torch.full((n, 3), 0.012),
+                                    torch.full((n,), 0.95), torch.full((n, 3), 0.5))
+
+
+def test_the_photo_sees_the_near_half_of_a_ball_and_not_the_far_half():
+    g = _ball()
+    vm, K = input_camera()
+    o = provenance.observed(g, vm, K, 128)
+    camera = torch.linalg.inv(vm)[:3, 3]
+    facing = g.means @ (camera / camera.norm())
+    assert o.shape == (g.num_gaussians,) and float(o.min()) >= 0 and float(o.max()) <= 1
+    assert float(o[facing > 0.1].mean()) > 0.9
+    assert float(o[facing < -0.1].max()) == 0.0
+
+
+def test_spread_is_the_rms_distance_from_the_slots_mean():
+    g = _ball(500)
+    shifted = Gaussians.from_activated(g.means + torch.tensor([0.1, 0, 0]), torch.tensor([1.0, 0, 0, 0]).expand(500, 4),
+                                       torch.full((500, 3), 0.012), torch.full((500,), 0.95), torch.full((500, 3), 0.5))
+    torch.testing.assert_close(provenance.spread([g, g]), torch.zeros(500))
+    torch.testing.assert_close(provenance.spread([g, shifted]), torch.full((500,), 0.05))
+    with pytest.raises(ValueError, match="same splat slots"):
+        provenance.spread([g, _ball(400)])
+
+
+def test_a_regressor_samples_observed_splats_make_its_input_view_and_the_invented_lie_behind(shipped_regressor,
+                                                                                             example_image):
+    from splatgen.core.generator import GenerationSettings
+
+    s = shipped_regressor.generate(example_image, GenerationSettings())[0]
+    o = provenance.observed(s.gaussians, s.input_viewmat, s.K, s.image_size)
+    seen, g = o > 0.5, s.gaussians
+
+    def coverage(gaussians, viewmat):
+        return render(gaussians, viewmat[None], s.K, 128, 128).alpha[0, ..., 0] > 0.5
+
+    full_front, seen_front = coverage(g, s.input_viewmat), coverage(g[seen], s.input_viewmat)
+    assert (full_front & seen_front).sum() / (full_front | seen_front).sum() > 0.9   # the photo's view, rebuilt
+    # the invented splats (visible ones the photo does not show) are many, and farther from the camera
+    invented = (o < 0.5) & (g.opacities > 0.1)
+    z = (g.means @ s.input_viewmat[:3, :3].T + s.input_viewmat[:3, 3])[:, 2]
+    assert int(invented.sum()) > 0.1 * int((g.opacities > 0.1).sum())
+    assert float(z[invented].mean()) > float(z[seen & (g.opacities > 0.1)].mean()) + 0.05
+
+
+def test_ply_and_glb_carry_observed_and_spread_read_by_independent_readers(tmp_path, generated_samples):
+    import pygltflib
+    from plyfile import PlyData
+
+    from splatgen.core.export import MIN_EXPORT_OPACITY, save_sample
+    from splatgen.core.io import load_splats
+
+    a, b = generated_samples
+    spread = provenance.spread([a.gaussians, b.gaussians])
+    n = save_sample(tmp_path / "a.ply", a, spread=spread)
+    save_sample(tmp_path / "a.glb", a, spread=spread)
+    keep = a.gaussians.opacities >= MIN_EXPORT_OPACITY
+    want_observed = provenance.observed(a.gaussians, a.input_viewmat, a.K, a.image_size)[keep].numpy()
+    vertex = PlyData.read(str(tmp_path / "a.ply"))["vertex"]
+    np.testing.assert_allclose(vertex["splatgen_observed"], want_observed, atol=1e-6)
+    np.testing.assert_allclose(vertex["splatgen_spread"], spread[keep].numpy(), atol=1e-6)
+    assert len(vertex["x"]) == n and load_splats(tmp_path / "a.ply").num_gaussians == n   # readers skip them
+    assert 0 < float(want_observed.mean()) < 1 and float(spread[keep].max()) > 0
+    doc = pygltflib.GLTF2().load(str(tmp_path / "a.glb"))
+    attrs = doc.meshes[0].primitives[0].attributes
+    acc = doc.accessors[getattr(attrs, "_SPLATGEN_OBSERVED")]
+    view = doc.bufferViews[acc.bufferView]
+    data = np.frombuffer(doc.binary_blob()[view.byteOffset:view.byteOffset + view.byteLength], "<f4")
+    np.testing.assert_allclose(data, want_observed, atol=1e-6)
+    assert doc.asset.extras["per_splat"] == "_SPLATGEN_OBSERVED,_SPLATGEN_SPREAD"
+    assert load_splats(tmp_path / "a.glb").num_gaussians == n
