@@ -79,7 +79,7 @@ def test_generate_resample_occluded_and_keep_the_run(tmp_path, photo, run_cli):
     from splatgen.core.runs import Runs
 
     r = run_cli("generate", photo, "-n", "1", "--steps", "3", "--out", tmp_path / "out", "--resample-occluded",
-                "--runs", tmp_path / "runs", "--no-progress")
+                "--runs", tmp_path / "runs", "--samples-file", tmp_path / "set.safetensors", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / "bear_photo" / "sample_00_resampled.ply").is_file()
     # the run the app's History lists: the same sample, its photo and settings
@@ -89,6 +89,11 @@ def test_generate_resample_occluded_and_keep_the_run(tmp_path, photo, run_cli):
     whole, exported = load_splats(kept), load_splats(tmp_path / "out" / "bear_photo" / "sample_00.ply")
     visible = whole.opacities >= 1 / 255  # the run keeps every splat (to resample later); exports drop clear ones
     torch.testing.assert_close(whole.means[visible], exported.means)
+    from splatgen.core.sample_sets import load_sample_set
+
+    sset = load_sample_set(tmp_path / "set.safetensors")   # the notebook's file: the same sample, every splat
+    torch.testing.assert_close(sset.gaussians[0].means, whole.means)
+    assert sset.seeds == [0] and sset.info["name"] == "bear_photo"
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "text", "tiny"])

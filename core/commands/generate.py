@@ -62,6 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sheet", action="store_true", help="write sheet.png: one row per sample, 6 views")
     p.add_argument("--foreground-ratio", type=float, default=None, help="object size / image size (default: as in training)")
     p.add_argument("--keep-background", action="store_true", help="do not cut the object out (use alpha or the whole image)")
+    p.add_argument("--samples-file", type=Path, default=None, metavar="FILE.safetensors",
+                   help="also write the whole sample set (every splat, seeds, settings, per-splat observed / "
+                        "spread) for a notebook; with several photos, FILE-<photo>.safetensors each")
     p.add_argument("--runs", type=Path, default=None, metavar="DIR",
                    help="also keep each photo's generation as a run in DIR (photo, input, settings, seeds, samples, "
                         "timings): the folders the app's History lists")
@@ -292,6 +295,13 @@ def _generate_one(gen, prepared, settings, args, final: Path, photo: Path | None
             for i, sample in enumerate(samples):
                 for fmt in formats:
                     save_sample(work / f"sample_{i:02d}{EXPORT_FORMATS[fmt][0]}", sample, format=fmt, spread=spread)
+            if getattr(args, "samples_file", None) is not None and len(sizes) == 1:
+                from ..sample_sets import save_sample_set
+
+                target = args.samples_file
+                if len(args.photos) > 1:
+                    target = target.with_name(f"{target.stem}-{final.name}{target.suffix or '.safetensors'}")
+                save_sample_set(target, samples, name=final.name)
             if args.resample_occluded and gen.stochastic:
                 task2 = bar.add_task(f"{final.name}: resampling", total=len(samples))
                 for i, sample in enumerate(samples):
