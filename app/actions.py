@@ -21,7 +21,7 @@ _EXPORTS = ("export_ply", "export_splat", "export_turntable", "contact_sheet", "
 #: The menu bar: (title, action names); None is a separator, "recent" and "examples" the File submenus.
 MENUS = (
     ("&File", ("open", "take_photo", "phone", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
-    ("&Edit", ("undo", "redo", None, "remove", "clear")),
+    ("&Edit", ("undo", "redo", None, "cleanup", None, "remove", "clear")),
     ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
     ("&View", ("frame", "reset", None, "tiled", "heatmap", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
                "overlay", None, "history", "fullscreen", "demo")),
@@ -94,6 +94,8 @@ class WindowActions:
         redo.setShortcuts(key_sequences([QKeySequence.StandardKey.Redo, "Ctrl+Shift+Z"]))
         redo.setObjectName("redo")
         self.acts["undo"], self.acts["redo"] = undo, redo
+        A("cleanup", "Clean &up…", lambda: w.cleanup.open(), None,
+          "Remove faint splats, floaters and what lies outside a crop box; previewed first, undoable")
         A("remove", "&Remove sample", lambda: w.remove_samples(), "Del",  # the standard Delete keys hold Ctrl+D too
           "Take the selected samples out of the gallery (undoable)")
         A("clear", "Clear &gallery", lambda: w.remove_samples(list(w.store.entries)), None,
@@ -217,6 +219,7 @@ class WindowActions:
             acts[k].setEnabled(has)
         acts["contact_sheet"].setEnabled(len(w.store) > 0)
         acts["remove"].setEnabled(has)
+        acts["cleanup"].setEnabled(has)
         acts["clear"].setEnabled(len(w.store) > 0)
         can_resample = has and e.stochastic and not busy
         acts["resample"].setEnabled(can_resample)

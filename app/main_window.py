@@ -28,6 +28,7 @@ from . import tasks
 from .actions import VIEW_MODES, WindowActions
 from .controls import GenerationControls
 from .camera import Captures
+from .cleanup import Cleanup
 from .phone_upload import PhoneUploads
 from .errors import describe, show_error
 from .exports import Exports
@@ -77,7 +78,7 @@ class MainWindow(QMainWindow):
     Pieces: ``generation`` (:class:`~.generation.Generation`), ``exports``
     (:class:`~.exports.Exports`), ``history`` (:class:`~.history.History`), ``captures``
     (:class:`~.camera.Captures`: *Take photo*, ``camera_source``), ``phone``
-    (:class:`~.phone_upload.PhoneUploads`), ``action_set``
+    (:class:`~.phone_upload.PhoneUploads`), ``cleanup`` (:class:`~.cleanup.Cleanup`: *Clean up…*), ``action_set``
     (:class:`~.actions.WindowActions`; ``acts`` maps names to its ``QAction`` objects).
     Signals ``run_started(int run)`` and ``run_finished(int run, bool ok)``: a generation started /
     ended (ok: it finished; else it was cancelled or failed). ``demo``: the
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.history = History(self)
         self.captures = Captures(self)
         self.phone = PhoneUploads(self)
+        self.cleanup = Cleanup(self)
         self.action_set = WindowActions(self)
         self.acts = self.action_set.acts
         self.action_set.build_menus()

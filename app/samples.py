@@ -1,10 +1,11 @@
-"""The samples of a session and the undoable edits on them (resample, remove).
+"""The samples of a session and the undoable edits on them (resample, clean up, remove).
 
 A :class:`SampleEntry` is one gallery slot: the current :class:`~splatgen.core.generator.Sample`, its
 thumbnail, and the input it was generated from (so it can be resampled later, whatever image is
 loaded by then). :class:`SampleStore` holds the entries in gallery order and announces changes;
 edits go through ``QUndoCommand`` s on the window's undo history: :class:`ResampleCommand` swaps an
-entry's sample for its resampled version (undo swaps back), :class:`RemoveCommand` takes entries
+entry's sample for its resampled version (undo swaps back), :class:`CleanupCommand` for its cleaned
+version (:mod:`.cleanup`), :class:`RemoveCommand` takes entries
 out (undo puts them back). Nothing is lost while it is in the history; the history
 (:class:`~.undo_history.UndoHistory`) keeps at most its memory bound of samples the gallery no longer shows.
 """
@@ -119,6 +120,26 @@ class ResampleCommand(QUndoCommand):
         self.store, self.entry = store, entry
         self.old = (entry.sample, entry.thumbnail, entry.resampled)
         self.new = (new_sample, new_thumbnail, entry.resampled + 1)
+
+    def held(self):
+        """The samples (with thumbnails) this edit keeps: both sides."""
+        return [self.old[:2], self.new[:2]]
+
+    def redo(self) -> None:
+        self.store.set_sample(self.entry, *self.new)
+
+    def undo(self) -> None:
+        self.store.set_sample(self.entry, *self.old)
+
+
+class CleanupCommand(QUndoCommand):
+    """Replace ``entry``'s sample by its cleaned version (redo) / restore the very same original (undo)."""
+
+    def __init__(self, store: SampleStore, entry: SampleEntry, new_sample, new_thumbnail, what: str):
+        super().__init__(what)
+        self.store, self.entry = store, entry
+        self.old = (entry.sample, entry.thumbnail, entry.resampled)
+        self.new = (new_sample, new_thumbnail, entry.resampled)
 
     def held(self):
         """The samples (with thumbnails) this edit keeps: both sides."""

@@ -1,7 +1,8 @@
 """The live viewport: one sample, orbitable, with a brush for region resampling.
 
 :class:`Viewport` is a :class:`~splatgen.app.splat_view.SplatView` (camera, modes, moving
-resolution, overlay) that shows one sample. In brush mode the left button paints the region to
+resolution, overlay) that shows one sample, or a preview of an edit on it in its place
+(:meth:`Viewport.set_preview`: the clean-up's, with its crop box drawn as a wireframe). In brush mode the left button paints the region to
 resample (right button erases, wheel sizes the brush); :meth:`Viewport.brush_request` hands the
 painted mask ``(H, W)`` bool with the camera it was painted in (framebuffer pixels).
 """
@@ -27,7 +28,8 @@ class Viewport(SplatView):
         super().__init__(camera, parent, backend)
         self.renderer: ViewportRenderer | None = None
         self.sample = None
-        self._pending = None            # a sample set before GL was ready
+        self.preview = None             # Gaussians shown instead of the sample's (an edit's preview)
+        self.preview_box = None         # ((x0, y0, z0), (x1, y1, z1)) object-frame box drawn over it
         self.brush_mode = False
         self.brush_radius = 18.0        # widget pixels
         self._brush_img: QImage | None = None
@@ -40,9 +42,9 @@ class Viewport(SplatView):
     # ------------------------------------------------------------------ scene
     def init_scene(self) -> None:
         self.renderer = self.make_renderer()
-        if self._pending is not None:
-            self.renderer.set_gaussians(self._pending.gaussians)
-            self._pending = None
+        shown = self._shown()
+        if shown is not None:
+            self.renderer.set_gaussians(shown)
 
     def release_scene(self) -> None:
         if self.renderer is not None:
@@ -53,19 +55,34 @@ class Viewport(SplatView):
         """Show ``sample`` (None: nothing); the camera stays unless ``reset_camera``."""
         first = self.sample is None
         self.sample = sample
+        self.preview = self.preview_box = None
         self.clear_brush()
-        if self.renderer is not None and self.ctx is not None:
-            self.makeCurrent()
-            try:
-                self.renderer.set_gaussians(None if sample is None else sample.gaussians)
-            finally:
-                self.doneCurrent()
-        else:
-            self._pending = sample
+        self._upload()
         if sample is not None and (reset_camera or first):
             self.camera.reset(sample.input_viewmat.detach().cpu().numpy())
             self.camera_changed.emit()
         self.update()
+
+    def set_preview(self, gaussians, box=None) -> None:
+        """Show ``gaussians`` ``(N,)`` in place of the sample's, and the box ``((x0, y0, z0), (x1, y1,
+        z1))`` (object frame) as a wireframe; ``None``: back to the sample. Another sample ends it."""
+        self.preview, self.preview_box = gaussians, box
+        self._upload()
+        self.update()
+
+    def _shown(self):
+        """The Gaussians on screen: the preview's, else the sample's, else None."""
+        if self.preview is not None:
+            return self.preview
+        return None if self.sample is None else self.sample.gaussians
+
+    def _upload(self) -> None:
+        if self.renderer is not None and self.ctx is not None:
+            self.makeCurrent()
+            try:
+                self.renderer.set_gaussians(self._shown())
+            finally:
+                self.doneCurrent()
 
     def draw_scene(self, fbo, width, height, scale):
         if self.renderer is None:
@@ -81,6 +98,8 @@ class Viewport(SplatView):
         lines = [f"{self.fps():.0f} FPS · {n:,} splats · {res}" if n else "no sample — drop an image, then Generate"]
         if n:
             lines.append(f"{self.mode} · {self.renderer_name.split('(')[0].strip()}")
+        if self.preview is not None:
+            lines.insert(0, "clean-up preview: what would be removed is tinted (or hidden)")
         if self.brush_mode:
             lines.insert(0, "brush: left paints, right erases, wheel sizes · Enter resamples · Esc leaves")
         return lines
@@ -207,7 +226,32 @@ class Viewport(SplatView):
         if self._brush_painted:
             self.clear_brush()
 
+    def box_lines(self) -> list[tuple[QPointF, QPointF]]:
+        """The edges of :attr:`preview_box` in widget coordinates (edges behind the camera left out)."""
+        if self.preview_box is None:
+            return []
+        lo, hi = (np.asarray(c, np.float64) for c in self.preview_box)
+        corners = np.array([[(hi if i & 1 else lo)[0], (hi if i & 2 else lo)[1], (hi if i & 4 else lo)[2], 1.0]
+                            for i in range(8)])
+        w, h = self.device_size()
+        cam = corners @ self.camera.viewmat().T
+        pix = cam[:, :3] @ np.asarray(self.camera.intrinsics(w, h), np.float64).T
+        dpr = self.devicePixelRatioF()
+        out = []
+        for a in range(8):
+            for bit in (1, 2, 4):
+                b = a | bit
+                if b != a and cam[a, 2] > 1e-3 and cam[b, 2] > 1e-3:
+                    pa, pb = pix[a, :2] / pix[a, 2] / dpr, pix[b, :2] / pix[b, 2] / dpr
+                    out.append((QPointF(*pa), QPointF(*pb)))
+        return out
+
     def draw_overlay(self, painter: QPainter) -> None:
+        edges = self.box_lines()
+        if edges:
+            painter.setPen(QPen(QColor(255, 160, 0), 1.5, Qt.PenStyle.DashLine))
+            for a, b in edges:
+                painter.drawLine(a, b)
         if self._brush_img is not None and self._brush_painted:
             painter.drawImage(QRectF(self.rect()), self._brush_img)
         if self.brush_mode and self._cursor is not None:
