@@ -225,5 +225,24 @@ def test_clean_up_previews_applies_undoes_redoes_and_exports(window, qtbot, tmp_
         assert torch.equal(getattr(entry.sample.gaussians, name), t), name
     w.acts["redo"].trigger()
     assert entry.sample.gaussians.num_gaussians == SPHERE and vp.sample is entry.sample
+    # a generator's sample keeps its slots (resampling merges slot by slot); what goes turns transparent
+    from dataclasses import replace
+
+    from splatgen.app.samples import SampleEntry
+    from splatgen.core.export import visible_splats
+    from splatgen.core.generator.base import GenerationSettings
+
+    drawn = replace(original, settings=GenerationSettings(guidance=3.0, skip_weight=1.0, steps=4, scheduler="ddim"))
+    gen = SampleEntry(drawn, entry.thumbnail, entry.source, "diffusion", stochastic=True)
+    w.store.insert(gen)
+    w.gallery.show_entry(gen)
+    w.cleanup.refresh()
+    w.cleanup.apply()
+    assert w.wait_idle(10)
+    qtbot.waitUntil(lambda: gen.sample is not drawn, timeout=3000)
+    assert gen.sample.gaussians.num_gaussians == original.gaussians.num_gaussians
+    assert visible_splats(gen.sample.gaussians).num_gaussians == SPHERE
+    w.cleanup.refresh()
+    assert w.cleanup.result.removed == 0 and not w.cleanup.panel.apply_button.isEnabled()
     w.cleanup.close()
     assert vp.preview is None
