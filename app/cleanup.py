@@ -181,16 +181,16 @@ class Cleanup:
         window.gallery.current_changed.connect(lambda _: self.dock.isVisible() and self._timer.start())
 
     def open(self) -> None:
-        """Show the panel and the preview of the current sample; the crop box starts around its splats."""
+        """Show the panel and the preview of the current sample; an unticked crop box is fitted to it."""
         entry = self.window.current_entry()
         if entry is None:
             self.window.status("Open or generate a sample to clean up first.", error=True)
             return
-        if not self.panel.crop.isChecked():
+        if not self.panel.crop.isChecked():     # the box starts around what the other rules keep
             g = entry.sample.gaussians
-            visible = g.means[g.opacities >= core.MIN_EXPORT_OPACITY].detach()
-            if len(visible):
-                self.panel.set_box((visible.min(0).values - 0.01).tolist(), (visible.max(0).values + 0.01).tolist())
+            kept = g.means[core.cleanup_mask(g, replace(self.panel.settings(), crop=None)).keep].detach()
+            if len(kept):
+                self.panel.set_box((kept.min(0).values - 0.01).tolist(), (kept.max(0).values + 0.01).tolist())
         self.dock.show()
         self.dock.raise_()
         self.refresh()

@@ -99,7 +99,7 @@ class Viewport(SplatView):
         if n:
             lines.append(f"{self.mode} · {self.renderer_name.split('(')[0].strip()}")
         if self.preview is not None:
-            lines.insert(0, "clean-up preview: what would be removed is tinted (or hidden)")
+            lines.insert(0, "clean-up preview (Apply removes what is tinted or hidden)")
         if self.brush_mode:
             lines.insert(0, "brush: left paints, right erases, wheel sizes · Enter resamples · Esc leaves")
         return lines
