@@ -2,9 +2,10 @@
 
 :class:`Viewport` is a :class:`~splatgen.app.splat_view.SplatView` (camera, modes, moving
 resolution, overlay) that shows one sample, or a preview of an edit on it in its place
-(:meth:`Viewport.set_preview`: the clean-up's, with its crop box drawn as a wireframe). In brush mode the left button paints the region to
-resample (right button erases, wheel sizes the brush); :meth:`Viewport.brush_request` hands the
-painted mask ``(H, W)`` bool with the camera it was painted in (framebuffer pixels).
+(:meth:`Viewport.set_preview`: the clean-up's, with its crop box drawn as a wireframe). In brush
+mode the left button paints the region to resample (right button erases, wheel sizes the brush);
+:meth:`Viewport.brush_request` hands the painted mask ``(H, W)`` bool with the camera it was painted
+in (framebuffer pixels).
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ of a generated sample's slots) are never kept and not counted as removed.
 Floaters are found on the splat centres: each centre falls in a cubic cell of side ``link``; cells
 that touch (26-neighbourhood, found with scipy's ``cKDTree``) are joined into connected components
 (``scipy.sparse.csgraph``), so centres closer than ``link`` are always connected and centres farther
-than 2√3·``link`` never directly (the cells keep it fast on 10⁵ splats); a component's mass is the sum of its splats' opacities. The
-heaviest component is the object and is always kept; any other is kept when it holds at least
-``min_mass_fraction`` of the total mass (a second part of the object, not a stray cluster).
+than 2√3·``link`` never directly (the cells keep it fast on 10⁵ splats); a component's mass is the
+sum of its splats' opacities. The heaviest component is the object and is always kept; any other
+is kept when it holds at least ``min_mass_fraction`` of the total mass (a second part of the
+object, not a stray cluster).
 """
 
 from __future__ import annotations
