@@ -88,7 +88,7 @@ class PreparedImage:
     extend past its edges) that was resampled onto the S×S input.
     ``foreground_ratio`` the object's longer side / S. ``background_removed`` whether GrabCut cut the
     object out (False: the alpha channel, or the whole image, was the mask).
-    ``mask_source`` ``"alpha"``, ``"grabcut"`` or ``"none"`` (whole image). ``source_size`` the oriented
+    ``mask_source`` ``"alpha"``, ``"grabcut"``, ``"mask"`` (given) or ``"none"`` (whole image). ``source_size`` the oriented
     source's full ``(width, height)``. ``name`` what error messages call the source. ``timings`` wall
     milliseconds of the stages (``load``, ``mask``, ``frame``, ``total``).
     """
@@ -273,6 +273,25 @@ def _bbox(mask: np.ndarray, threshold: float = MASK_THRESHOLD) -> tuple[int, int
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+def _as_mask(mask, shape: tuple[int, int], name: str) -> np.ndarray:
+    """A given mask (bool / uint8 / float in [0, 1], ``(H, W)`` or ``(H, W, 1)``) → uint8 ``(H, W)``."""
+    m = np.asarray(mask)
+    if m.ndim == 3 and m.shape[2] == 1:
+        m = m[:, :, 0]
+    if m.shape != tuple(shape):
+        raise ImageError(f"{name}: the mask is {m.shape[1] if m.ndim > 1 else '?'}×{m.shape[0]} px but the photo is "
+                         f"{shape[1]}×{shape[0]}; a mask must be the photo's size")
+    if m.dtype == bool:
+        m = m.astype(np.uint8) * 255
+    elif np.issubdtype(m.dtype, np.floating):
+        m = to_uint8(np.clip(m, 0.0, 1.0))
+    elif m.dtype != np.uint8:
+        raise ImageError(f"{name}: the mask must be bool, uint8 or float, got {m.dtype}")
+    if int(m.max()) < 128:
+        raise ImageError(f"{name}: the mask is empty (no pixel marks the object)")
+    return np.ascontiguousarray(m)
+
+
 # ============================================================================ framing
 def frame_object(rgb: np.ndarray, alpha: np.ndarray, box: tuple[float, float, float, float],
                  foreground_ratio: float, size: int = framing.IMAGE_SIZE
@@ -317,7 +336,8 @@ def composite(rgba: np.ndarray, background=framing.BACKGROUND) -> torch.Tensor:
 
 # ============================================================================ the entry point
 def prepare_image(source, *, foreground_ratio: float = DEFAULT_FOREGROUND_RATIO, remove_background: bool = True,
-                  max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None) -> PreparedImage:
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None,
+                  mask=None) -> PreparedImage:
     """Prepare one image as the generator's 128² input (see the module docstring for the steps).
 
     ``source``: a path, bytes, a PIL image, or an array (``(H, W)``, ``(H, W, 1|2|3|4)`` or
@@ -327,12 +347,14 @@ def prepare_image(source, *, foreground_ratio: float = DEFAULT_FOREGROUND_RATIO,
     the alpha channel if there is one, else the whole image. ``max_pixels``: refuse images with more
     pixels than this (checked from the header before decoding; default
     :data:`DEFAULT_MAX_PIXELS` = 64 MP). ``name``: what error messages call the source (default:
-    the path). Raises :class:`ImageError` for anything wrong with the image.
+    the path). ``mask``: the object's mask, ``(H, W)`` of the oriented photo's full size (bool, uint8
+    with 255 = object, or float in [0, 1]), e.g. a user-corrected cut-out (:mod:`splatgen.core.cutout`);
+    it replaces the alpha / GrabCut mask. Raises :class:`ImageError` for anything wrong with the image.
     """
     if not (0.0 < float(foreground_ratio) <= 1.0):
         raise ValueError(f"foreground_ratio must be in (0, 1], got {foreground_ratio}")
     t0 = time.perf_counter()
-    loaded = load_image(source, max_pixels=max_pixels, name=name, draft_side=DECODE_SIDE)
+    loaded = load_image(source, max_pixels=max_pixels, name=name, draft_side=None if mask is not None else DECODE_SIDE)
     t1 = time.perf_counter()
     name = loaded.name
     px = loaded.pixels
@@ -340,7 +362,11 @@ def prepare_image(source, *, foreground_ratio: float = DEFAULT_FOREGROUND_RATIO,
     target = foreground_ratio * framing.IMAGE_SIZE
 
     # box: the object's bounding box in mask pixels; (mx, my): decoded pixels per mask pixel
-    if loaded.has_alpha:
+    if mask is not None:
+        mask = _as_mask(mask, (h, w), name)
+        mask_src = "mask"
+        box = _bbox(mask, MASK_THRESHOLD * 255) or _bbox(mask, 1)
+    elif loaded.has_alpha:
         alpha = px[:, :, 3]
         if int(alpha.max()) == 0:
             raise ImageError(f"{name}: the image is fully transparent (its alpha channel is 0 everywhere)")
@@ -398,7 +424,7 @@ def prepare_image(source, *, foreground_ratio: float = DEFAULT_FOREGROUND_RATIO,
         original=np.ascontiguousarray(original),
         crop_box=crop_box,
         foreground_ratio=float(foreground_ratio),
-        background_removed=mask_src == "grabcut",
+        background_removed=mask_src in ("grabcut", "mask"),
         window_box=window_box,
         mask_source=mask_src,
         source_size=loaded.full_size,
