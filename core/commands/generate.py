@@ -62,6 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sheet", action="store_true", help="write sheet.png: one row per sample, 6 views")
     p.add_argument("--foreground-ratio", type=float, default=None, help="object size / image size (default: as in training)")
     p.add_argument("--keep-background", action="store_true", help="do not cut the object out (use alpha or the whole image)")
+    p.add_argument("--mask", type=Path, default=None, metavar="FILE",
+                   help="the object's mask for a single photo: an image the photo's size, white = object "
+                        "(replaces the automatic cut-out)")
     p.add_argument("--samples-file", type=Path, default=None, metavar="FILE.safetensors",
                    help="also write the whole sample set (every splat, seeds, settings, per-splat observed / "
                         "spread) for a notebook; with several photos, FILE-<photo>.safetensors each")
@@ -91,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
             raise SplatgenError(f"{photo}: no such file")
         if not photo.is_file():
             raise SplatgenError(f"{photo}: not a regular file (a folder, device or pipe); give an image file")
+    mask = None
+    if args.mask is not None:
+        if len(args.photos) != 1:
+            raise SplatgenError(f"--mask applies to a single photo, got {len(args.photos)} photos")
+        if args.keep_background:
+            raise SplatgenError("--mask and --keep-background contradict each other; give one")
+        mask = read_mask(args.mask)
     out = check_output_dir(args.out)
     folders = [out / name for name in folder_names(args.photos)]
     for folder in folders:
@@ -108,6 +118,14 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
     if not readable:
         raise SplatgenError("none of the photos is a readable image")
+    if mask is not None:
+        from ..image_loading import _orientation
+
+        with open_image(readable[0][0]) as im:  # the oriented photo's size, from its header
+            w, h = im.size[::-1] if _orientation(im) in (5, 6, 7, 8) else im.size
+        if mask.shape != (h, w):
+            raise SplatgenError(f"{args.mask}: the mask is {mask.shape[1]}×{mask.shape[0]} px but the photo is "
+                                f"{w}×{h}; a mask must be the photo's size")
     t0 = time.time()
     gen = load_generator(args.model, args.device)
     settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
@@ -120,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for photo, final in readable:
             try:
-                prepared = prepare_image(photo, foreground_ratio=ratio, remove_background=not args.keep_background)
+                prepared = prepare_image(photo, foreground_ratio=ratio, remove_background=not args.keep_background,
+                                         mask=mask)
                 folder = _generate_one(gen, prepared, settings, args, final, photo)
                 print(f"{photo}: wrote {folder}/ " + ", ".join(sorted(p.name for p in folder.iterdir()
                                                                        if p.name != MARKER)))
@@ -134,6 +153,21 @@ def run(args: argparse.Namespace) -> int:
             out.rmdir()  # made by this run and nothing came of it
     print(f"done in {time.time() - t0:.1f} s")
     return 1 if failures else 0
+
+
+def read_mask(path: Path):
+    """A mask image (any format the photo loader reads; white = object) → ``(H, W)`` uint8: the mean of
+    its colour channels, times its alpha where it has one."""
+    import numpy as np
+
+    from ..errors import SplatgenError
+    from ..image_loading import load_image
+
+    if not path.is_file():
+        raise SplatgenError(f"{path}: no such mask file")
+    px = load_image(path, name=str(path)).pixels.astype(np.float32)
+    grey = px[:, :, :3].mean(2) * (px[:, :, 3] / 255.0 if px.shape[2] == 4 else 1.0)
+    return np.clip(grey + 0.5, 0, 255).astype(np.uint8)
 
 
 def parse_formats(text: str) -> list[str]:
