@@ -4,8 +4,15 @@ Shows the example photos shipped in ``assets/examples/`` (one click loads one), 
 the original image, the prepared 128² input (the object cropped, centred, scaled and composited on
 the training background) and its mask, the foreground-ratio control (the object's longer side as a
 fraction of the input) and "skip background removal". Preparation itself runs in the worker; this
-widget only shows results. Signals: ``open_requested()``, ``image_chosen(str path)``,
-``preparation_changed()`` (ratio or background option edited).
+widget only shows results.
+
+Fixing the cut-out: with the Object / Background brush the user paints strokes on the original,
+with Box drags a rectangle to start from; each one re-runs GrabCut with those hints
+(:mod:`splatgen.core.cutout`, job body :func:`splatgen.app.tasks.refine_cutout`) in a worker thread
+(the window's ``io`` runner, else one of the panel's own), the new mask is kept for the photo in
+:func:`splatgen.app.tasks.cutouts` and ``preparation_changed`` asks for the photo to be prepared
+again, now with that mask. Signals: ``open_requested()``, ``image_chosen(str path)``,
+``preparation_changed()`` (ratio, background option or cut-out edited), ``cutout_changed()``.
 """
 
 from __future__ import annotations
@@ -13,12 +20,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QRect, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QIcon, QPainter, QPixmap
-from PyQt6.QtWidgets import (QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+from PyQt6.QtCore import QPointF, QRect, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                              QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
+from splatgen.core.cutout import Cutout, Stroke
 from splatgen.core.images import to_uint8
+
+from . import tasks
 
 from .plain_text import plain_tooltip, rich_escape
 from .splat_view import array_to_qimage
@@ -106,24 +116,128 @@ class ImageLabel(QWidget):
         if self._pixmap is None:
             p.drawText(r, Qt.AlignmentFlag.AlignCenter, self._placeholder)
             return
-        avail = r.adjusted(2, 2, -1, -1)
+        target = self.target_rect()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, target.width() < self._pixmap.width())
+        p.drawPixmap(target, self._pixmap)
+        self.paint_over(p, target)
+
+    def target_rect(self) -> QRect:
+        """Where the picture is drawn (widget pixels)."""
+        avail = self.rect().adjusted(0, 0, -1, -1).adjusted(2, 2, -1, -1)
+        if self._pixmap is None:
+            return avail
         pw, ph = self._pixmap.width(), self._pixmap.height()
         s = min(avail.width() / pw, avail.height() / ph)
         w, h = max(1, int(pw * s)), max(1, int(ph * s))
-        target = QRect(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2, w, h)
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, s < 1.0)
-        p.drawPixmap(target, self._pixmap)
+        return QRect(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2, w, h)
+
+    def paint_over(self, p: QPainter, target: QRect) -> None:
+        """Drawn on top of the picture (nothing here)."""
+
+
+class PaintableImage(ImageLabel):
+    """The original photo, on which the cut-out's hints are painted: ``mode`` ``"fg"`` / ``"bg"`` (a
+    brush stroke, emitted as ``stroke_painted(Stroke)``), ``"rect"`` (a dragged box, emitted as
+    ``rect_dragged((x0, y0, x1, y1))``) or None (no painting). Coordinates are normalised to the
+    picture; the hints so far (:meth:`set_hints`) are drawn over it."""
+
+    stroke_painted = pyqtSignal(object)
+    rect_dragged = pyqtSignal(object)
+    BRUSH_RADIUS = 0.012  # of the photo's longer side
+
+    def __init__(self, placeholder: str = "", parent=None, min_side: int = 96):
+        super().__init__(placeholder, parent, min_side)
+        self.mode: str | None = None
+        self._drag: list[tuple[float, float]] = []
+        self._hints: Cutout | None = None
+
+    def set_hints(self, cutout: Cutout | None) -> None:
+        self._hints = cutout
+        self.update()
+
+    def to_image(self, pos) -> tuple[float, float]:
+        t = self.target_rect()
+        return (min(1.0, max(0.0, (pos.x() - t.x()) / max(1, t.width()))),
+                min(1.0, max(0.0, (pos.y() - t.y()) / max(1, t.height()))))
+
+    def mousePressEvent(self, event) -> None:
+        if self.mode is None or not self.has_image() or event.button() != Qt.MouseButton.LeftButton:
+            return super().mousePressEvent(event)
+        self._drag = [self.to_image(event.position())]
+        self.update()
+
+    def mouseMoveEvent(self, event) -> None:
+        if not self._drag:
+            return super().mouseMoveEvent(event)
+        pt = self.to_image(event.position())
+        if self.mode == "rect":
+            self._drag = [self._drag[0], pt]
+        else:
+            self._drag.append(pt)
+        self.update()
+
+    def mouseReleaseEvent(self, event) -> None:
+        if not self._drag:
+            return super().mouseReleaseEvent(event)
+        self._drag.append(self.to_image(event.position()))
+        pts, self._drag = self._drag, []
+        self.update()
+        if self.mode == "rect":
+            (x0, y0), (x1, y1) = pts[0], pts[-1]
+            if abs(x1 - x0) > 0.02 and abs(y1 - y0) > 0.02:
+                self.rect_dragged.emit((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+        elif self.mode in ("fg", "bg"):
+            self.stroke_painted.emit(Stroke(self.mode == "fg", tuple(pts), self.BRUSH_RADIUS))
+
+    def paint_over(self, p: QPainter, t: QRect) -> None:
+        side = max(t.width(), t.height())
+
+        def pt(x, y):
+            return QPointF(t.x() + x * t.width(), t.y() + y * t.height())
+
+        def box(r, colour):
+            p.setPen(QPen(colour, 2, Qt.PenStyle.DashLine))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRectF(pt(r[0], r[1]), pt(r[2], r[3])))
+
+        def line(points, colour, radius):
+            pen = QPen(colour, max(2.0, 2 * radius * side))
+            pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+            pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+            p.setPen(pen)
+            qp = [pt(*q) for q in points]
+            if len(qp) == 1:
+                p.drawPoint(qp[0])
+            for a, b in zip(qp, qp[1:]):
+                p.drawLine(a, b)
+
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        fg, bg = QColor(40, 200, 60, 170), QColor(230, 50, 50, 170)
+        if self._hints is not None:
+            if self._hints.rect is not None:
+                box(self._hints.rect, QColor(40, 120, 230))
+            for s in self._hints.strokes:
+                line(s.points, fg if s.foreground else bg, s.radius)
+        if self._drag:
+            if self.mode == "rect" and len(self._drag) > 1:
+                box((*self._drag[0], *self._drag[-1]), QColor(40, 120, 230))
+            elif self.mode in ("fg", "bg"):
+                line(self._drag, fg if self.mode == "fg" else bg, self.BRUSH_RADIUS)
 
 
 class InputPanel(QGroupBox):
     open_requested = pyqtSignal()
     image_chosen = pyqtSignal(str)
     preparation_changed = pyqtSignal()
+    cutout_changed = pyqtSignal()
 
     def __init__(self, default_ratio: float, parent=None):
         super().__init__("Input", parent)
         self.setObjectName("inputPanel")
         self.default_ratio = float(default_ratio)
+        self.path: str | None = None      # the photo shown
+        self.runner = None                # the worker for cut-out jobs (None: the window's io runner, else our own)
+        self._own_runner = None
         layout = QVBoxLayout(self)
 
         row = QHBoxLayout()
@@ -145,7 +259,9 @@ class InputPanel(QGroupBox):
         layout.addLayout(row)
 
         grid = QGridLayout()
-        self.original = ImageLabel("drop an image here")
+        self.original = PaintableImage("drop an image here")
+        self.original.stroke_painted.connect(self.add_stroke)
+        self.original.rect_dragged.connect(self.set_rect)
         self.prepared = ImageLabel("")
         self.mask = ImageLabel("")
         for w in (self.prepared, self.mask):
@@ -177,6 +293,27 @@ class InputPanel(QGroupBox):
         self.ratio_slider.valueChanged.connect(lambda v: self.ratio.setValue(v / 100.0))
         self.ratio.valueChanged.connect(self._ratio_changed)
         self.ratio_reset.clicked.connect(lambda: self.ratio.setValue(self.default_ratio))
+
+        fix_row = QHBoxLayout()
+        fix_row.addWidget(QLabel("Fix cut-out"))
+        self.brush_group = QButtonGroup(self)
+        self.brush_group.setExclusive(False)
+        self.brush_buttons: dict[str, QToolButton] = {}
+        for mode, text, tip in (("fg", "Object", "Paint over parts of the object the cut-out missed"),
+                                ("bg", "Background", "Paint over background the cut-out kept"),
+                                ("rect", "Box", "Drag a box around the object to start the cut-out afresh")):
+            b = QToolButton(text=text, objectName=f"cutout_{mode}", checkable=True)
+            b.setToolTip(tip)
+            b.toggled.connect(lambda on, m=mode: self.set_brush(m if on else None))
+            self.brush_group.addButton(b)
+            self.brush_buttons[mode] = b
+            fix_row.addWidget(b)
+        self.cutout_reset = QToolButton(text="Reset", objectName="cutoutReset")
+        self.cutout_reset.setToolTip("Forget the painted hints: back to the automatic cut-out")
+        self.cutout_reset.clicked.connect(self.reset_cutout)
+        fix_row.addWidget(self.cutout_reset)
+        fix_row.addStretch(1)
+        layout.addLayout(fix_row)
 
         self.skip_bg = QCheckBox("Skip background removal", objectName="skipBackground")
         self.skip_bg.setToolTip("Use the image as it is: its alpha channel if it has one, else the whole picture "
@@ -210,16 +347,90 @@ class InputPanel(QGroupBox):
     def remove_background(self) -> bool:
         return not self.skip_bg.isChecked()
 
+    # ------------------------------------------------------------------ the cut-out
+    def set_brush(self, mode: str | None) -> None:
+        """``"fg"`` / ``"bg"`` (paint strokes), ``"rect"`` (drag a box) or None (no painting)."""
+        for m, b in self.brush_buttons.items():
+            b.blockSignals(True)
+            b.setChecked(m == mode)
+            b.blockSignals(False)
+        self.original.mode = mode
+        self.original.setCursor(Qt.CursorShape.ArrowCursor if mode is None else Qt.CursorShape.CrossCursor)
+
+    def cutout(self) -> Cutout | None:
+        """The shown photo's corrected cut-out (None: the automatic one)."""
+        return tasks.cutouts().get(self.path) if self.path else None
+
+    def add_stroke(self, stroke: Stroke) -> None:
+        old = self.cutout() or Cutout()
+        self._refine(Cutout(strokes=[*old.strokes, stroke], rect=old.rect, mask=old.mask))
+
+    def set_rect(self, rect) -> None:
+        self._refine(Cutout(strokes=[], rect=tuple(float(v) for v in rect), mask=None))
+
+    def reset_cutout(self) -> None:
+        if self.path and self.cutout() is not None:
+            tasks.cutouts().set(self.path, None)
+            self.original.set_hints(None)
+            self.cutout_changed.emit()
+            self.preparation_changed.emit()
+
+    def _runner(self):
+        if self.runner is not None:
+            return self.runner
+        io = getattr(self.window(), "io", None)
+        from .worker import Runner
+
+        if isinstance(io, Runner):
+            return io
+        if self._own_runner is None:
+            self._own_runner = Runner(self, name="splatgen-cutout")
+        return self._own_runner
+
+    def _refine(self, cutout: Cutout) -> None:
+        if not self.path:
+            return
+        from .worker import Job
+
+        path = self.path
+        self.original.set_hints(cutout)
+        self.info.setText(self.info.text().split(" · refining")[0] + " · refining the cut-out…")
+
+        def done(mask) -> None:
+            cutout.mask = mask
+            try:
+                tasks.cutouts().set(path, cutout)
+            except OSError:
+                return
+            self.cutout_changed.emit()
+            self.preparation_changed.emit()
+
+        def failed(exc) -> None:
+            self.original.set_hints(self.cutout())
+            self.info.setText(f"the cut-out could not be refined: {rich_escape(str(exc))}")
+
+        self._runner().submit(Job("cutout", tasks.refine_cutout(path, cutout), f"refine the cut-out of {path}",
+                                  on_done=done, on_error=failed), replace=True)
+
+    def shutdown(self) -> None:
+        """Stop the panel's own worker thread, if it made one."""
+        if self._own_runner is not None:
+            self._own_runner.shutdown()
+            self._own_runner = None
+
     # ------------------------------------------------------------------ results
     def show_prepared(self, prepared, path: str) -> None:
         """Show a :class:`~splatgen.core.imageprep.PreparedImage`."""
+        self.path = str(path)
+        self.original.set_hints(self.cutout())
         self.original.set_array(over_checkerboard(prepared.original))
         rgb = to_uint8(prepared.image[:3].permute(1, 2, 0).numpy())
         self.prepared.set_array(rgb)
         self.mask.set_array(np.repeat(to_uint8(np.asarray(prepared.mask))[..., None], 3, 2))
         how, tip = {"alpha": ("alpha mask", "The mask is the image's alpha channel"),
                     "grabcut": ("background cut out", "The background was removed (GrabCut)"),
-                    "none": ("whole image", "The whole image is the object (no background removal)")
+                    "none": ("whole image", "The whole image is the object (no background removal)"),
+                    "mask": ("cut-out fixed by hand", "The mask is the cut-out corrected with painted hints")
                     }.get(getattr(prepared, "mask_source", ""), ("", ""))
         w, h = getattr(prepared, "source_size", (0, 0)) or (0, 0)
         size = f" · {w}×{h}" if w else ""
@@ -230,4 +441,6 @@ class InputPanel(QGroupBox):
     def clear(self) -> None:
         for w in (self.original, self.prepared, self.mask):
             w.set_array(None)
+        self.path = None
+        self.original.set_hints(None)
         self.info.setText("")

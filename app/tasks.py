@@ -90,12 +90,54 @@ def load_model(cache: ModelCache, key: str):
     return run
 
 
+#: The user's cut-outs of this session, per photo (:class:`splatgen.core.cutout.CutoutMemory`);
+#: :func:`prepare` uses a photo's corrected mask whenever background removal is on.
+CUTOUTS = None
+
+
+def cutouts():
+    global CUTOUTS
+    if CUTOUTS is None:
+        from splatgen.core.cutout import CutoutMemory
+
+        CUTOUTS = CutoutMemory()
+    return CUTOUTS
+
+
 def prepare(path: str, foreground_ratio: float, remove_background: bool):
-    """→ :class:`splatgen.core.imageprep.PreparedImage`."""
+    """→ :class:`splatgen.core.imageprep.PreparedImage`, with the user's corrected cut-out of
+    ``path`` (:func:`cutouts`) as its mask when there is one and background removal is on."""
     def run(ctx):
         from splatgen.core.imageprep import prepare_image
 
+        fixed = cutouts().get(path) if remove_background else None
+        if fixed is not None and fixed.mask is not None:
+            from splatgen.core.cutout import full_size_mask
+            from splatgen.core.image_loading import _orientation, open_image
+
+            with open_image(path) as im:  # the oriented photo's size, from its header
+                size = im.size[::-1] if _orientation(im) in (5, 6, 7, 8) else im.size
+            return prepare_image(path, foreground_ratio=foreground_ratio, mask=full_size_mask(fixed.mask, size))
         return prepare_image(path, foreground_ratio=foreground_ratio, remove_background=remove_background)
+    return run
+
+
+def refine_cutout(path: str, cutout):
+    """Job body: GrabCut with the hints of ``cutout`` (:class:`splatgen.core.cutout.Cutout`: strokes,
+    rectangle, and its previous mask, else the automatic cut-out) on ``path`` → the new mask
+    ``(h, w)`` bool at the working scale (the caller stores it)."""
+    def run(ctx):
+        from splatgen.core import cutout as cut
+        from splatgen.core.image_loading import DECODE_SIDE, load_image
+
+        px = load_image(path, draft_side=DECODE_SIDE).pixels
+        ctx.check()
+        work = cut.working_copy(px)
+        previous = cutout.mask
+        if previous is None and cutout.rect is None:
+            previous = cut.automatic_mask(px)
+        ctx.check()
+        return cut.refine_cutout(work, previous, cutout.strokes, cutout.rect)
     return run
 
 
