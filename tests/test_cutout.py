@@ -180,6 +180,7 @@ def test_the_panel_paints_hints_and_the_prepared_input_follows(qtbot, scene):
             drag([(x0, y0), ((x0 + x1) / 2, (y0 + y1) / 2), (x1, y1)])
         boxed = panel.cutout()
         assert boxed is not None and boxed.rect == pytest.approx((x0, y0, x1, y1), abs=0.01)
+        print(f"panel: box IoU {full_iou(boxed.mask, truth):.3f}")
         assert full_iou(boxed.mask, truth) > full_iou(cut.automatic_mask(rgb), truth) + 0.3
         second = tasks.prepare(str(path), 0.55, True)(None)
         assert second.mask_source == "mask"
@@ -214,7 +215,7 @@ def test_generate_uses_the_given_mask(tmp_path, scene, run_cli):
     path, rgb, truth = scene
     mask_png = tmp_path / "mask.png"
     iio.imwrite(mask_png, truth.astype(np.uint8) * 255)
-    r = run_cli("generate", path, "--mask", mask_png, "-n", "1", "--steps", "2", "--no-progress", "--out", tmp_path / "o")
+    r = run_cli("generate", path, "--mask", mask_png, "-m", "regressor", "--no-progress", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr
     alpha = iio.imread(tmp_path / "o" / "cluttered" / "input.png")[..., 3]
     expected = prepare_image(path, mask=truth)
@@ -224,6 +225,7 @@ def test_generate_uses_the_given_mask(tmp_path, scene, run_cli):
     x0, y0, x1, y1 = (round(v) + pad for v in expected.window_box)
     window = np.pad(truth.astype(np.float32), pad)[y0:y1, x0:x1]
     framed = cv2.resize(window, (128, 128), interpolation=cv2.INTER_AREA) >= 0.5
+    print(f"input.png alpha vs the framed mask: IoU {cut.iou(alpha >= 128, framed):.3f}")
     assert cut.iou(alpha >= 128, framed) > 0.9
     assert cut.iou(alpha >= 128, prepare_image(path).rgba[..., 3] >= 128) < 0.5  # not the automatic cut-out
 
