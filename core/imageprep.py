@@ -19,7 +19,8 @@ photo is brought to that look in four steps:
    object is small in the photo; the first cut, far from its edge, is trusted), and upsampled
    smoothly. No downloaded weights. ``remove_background=False`` skips this: the whole image (or its
    alpha) is the object. Border-seeded GrabCut wants a plain-ish backdrop (plain, gradient, mild
-   texture); on a cluttered scene, cut the object out first and pass it with alpha.
+   texture); on a cluttered scene, pass the object with alpha, or its ``mask`` (which
+   :mod:`splatgen.core.cutout` makes from a few painted hints).
 3. **Frame**: the mask's bounding box is centred and scaled so that its longer side is
    ``foreground_ratio`` × 128 px; the object is resampled (Pillow LANCZOS in premultiplied colour,
    sub-pixel exact) into a 128² RGBA image; whatever falls outside the source is transparent.
@@ -86,10 +87,10 @@ class PreparedImage:
     ``crop_box`` ``(x0, y0, x1, y1)`` the object's bounding box in the oriented source's full-size
     pixels (x1, y1 exclusive). ``window_box`` the square of the source (float, same pixels, may
     extend past its edges) that was resampled onto the S×S input.
-    ``foreground_ratio`` the object's longer side / S. ``background_removed`` whether GrabCut cut the
-    object out (False: the alpha channel, or the whole image, was the mask).
-    ``mask_source`` ``"alpha"``, ``"grabcut"``, ``"mask"`` (given) or ``"none"`` (whole image). ``source_size`` the oriented
-    source's full ``(width, height)``. ``name`` what error messages call the source. ``timings`` wall
+    ``foreground_ratio`` the object's longer side / S. ``background_removed`` whether the background
+    was cut away (GrabCut, or a given mask; False: the alpha channel, or the whole image, was the mask).
+    ``mask_source`` ``"alpha"``, ``"grabcut"``, ``"mask"`` (given) or ``"none"`` (whole image).
+    ``source_size`` the oriented source's full ``(width, height)``. ``name`` what error messages call the source. ``timings`` wall
     milliseconds of the stages (``load``, ``mask``, ``frame``, ``total``).
     """
 

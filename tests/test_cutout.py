@@ -170,7 +170,8 @@ def test_the_panel_paints_hints_and_the_prepared_input_follows(qtbot, scene):
             kinds = [QEvent.Type.MouseButtonPress] + [QEvent.Type.MouseMove] * (len(points) - 2) \
                 + [QEvent.Type.MouseButtonRelease]
             for kind, pt in zip(kinds, points):
-                buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else Qt.MouseButton.LeftButton
+                release = kind == QEvent.Type.MouseButtonRelease
+                buttons = Qt.MouseButton.NoButton if release else Qt.MouseButton.LeftButton
                 QApplication.sendEvent(view, QMouseEvent(kind, at(*pt), at(*pt), Qt.MouseButton.LeftButton, buttons,
                                                          Qt.KeyboardModifier.NoModifier))
 
