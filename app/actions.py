@@ -16,7 +16,8 @@ from .input_panel import example_images
 from .plain_text import plain_tooltip
 
 #: What the views can show: (mode, label).
-VIEW_MODES = (("rgb", "RGB"), ("depth", "Depth"), ("alpha", "Alpha"))
+VIEW_MODES = (("rgb", "RGB"), ("depth", "Depth"), ("alpha", "Alpha"), ("observed", "Observed / invented"),
+              ("spread", "Spread across samples"))
 _EXPORTS = ("export_ply", "export_splat", "export_turntable", "contact_sheet", "screenshot")
 #: The menu bar: (title, action names); None is a separator, "recent" and "examples" the File submenus.
 MENUS = (

@@ -41,7 +41,7 @@ from .samples import InputRecord, RemoveCommand, SampleEntry, SampleStore
 from .settings import Settings
 from .tiles import MAX_TILES, TiledView
 from .undo_history import UndoHistory
-from .viewport import Viewport
+from .viewport import VALUE_MODES, Viewport
 from .worker import Job, Runner
 
 log = logging.getLogger("splatgen.app")
@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.viewport = Viewport(self.camera, backend=backend)
+        self.viewport.value_colours = self._value_colours
         self.tiles = TiledView(self.camera, backend=backend)
         self.view_stack = QStackedWidget()
         self.view_stack.addWidget(self.viewport)
@@ -495,12 +496,26 @@ class MainWindow(QMainWindow):
             v.show_overlay = on
             v.update()
 
+    def _value_colours(self, sample, mode: str):
+        """The viewport's sample coloured for a value mode (:mod:`.value_colours`); None to draw it plainly."""
+        from .value_colours import observed_colours, spread_colours
+
+        if mode == "observed":
+            return observed_colours(sample)
+        entry = next((e for e in self.store.entries if e.sample is sample), None)
+        siblings = [e.sample for e in self.store.entries if entry is not None and e.run == entry.run
+                    and e.source.path == entry.source.path]
+        coloured = spread_colours(sample, siblings)
+        if coloured is None:
+            self.status("Spread needs two or more samples of this photo from one Generate; shown in RGB.")
+        return coloured
+
     def set_mode(self, mode: str) -> None:
         if mode not in dict(VIEW_MODES):
             return
         self.settings.mode = mode
         self.viewport.set_mode(mode)
-        self.tiles.set_mode(mode)
+        self.tiles.set_mode("rgb" if mode in VALUE_MODES else mode)  # the tiles show colours as they are
         self.acts[f"mode_{mode}"].setChecked(True)
         box = getattr(self, "mode_box", None)
         i = box.findData(mode) if box is not None else -1

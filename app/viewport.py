@@ -18,6 +18,9 @@ from .orbit_camera import OrbitCamera
 from .splat_view import SplatView
 from .viewport_renderer import ViewportRenderer
 
+#: The display modes that colour each splat by a value (splatgen.core.provenance) and draw it as RGB.
+VALUE_MODES = ("observed", "spread")
+
 class Viewport(SplatView):
     """One sample, orbitable, with a brush for region resampling."""
 
@@ -30,6 +33,9 @@ class Viewport(SplatView):
         self.renderer: ViewportRenderer | None = None
         self.sample = None
         self.preview = None             # Gaussians shown instead of the sample's (an edit's preview)
+        #: (sample, mode) → the sample recoloured by a per-splat value, or None (main_window's value_colours)
+        self.value_colours = None
+        self._value_cache = (None, None, None)
         self.preview_box = None         # ((x0, y0, z0), (x1, y1, z1)) object-frame box drawn over it
         self.brush_mode = False
         self.brush_radius = 18.0        # widget pixels
@@ -72,10 +78,25 @@ class Viewport(SplatView):
         self.update()
 
     def _shown(self):
-        """The Gaussians on screen: the preview's, else the sample's, else None."""
+        """The Gaussians on screen: the preview's, else the sample's (recoloured in a value mode), else None."""
         if self.preview is not None:
             return self.preview
-        return None if self.sample is None else self.sample.gaussians
+        if self.sample is None:
+            return None
+        if self.mode in VALUE_MODES and self.value_colours is not None:
+            sample, mode, coloured = self._value_cache
+            if sample is not self.sample or mode != self.mode:
+                coloured = self.value_colours(self.sample, self.mode)
+                self._value_cache = (self.sample, self.mode, coloured)
+            if coloured is not None:
+                return coloured
+        return self.sample.gaussians
+
+    def set_mode(self, mode: str) -> None:
+        changed = (mode in VALUE_MODES) != (self.mode in VALUE_MODES) or mode in VALUE_MODES
+        super().set_mode(mode)
+        if changed:
+            self._upload()
 
     def _upload(self) -> None:
         if self.renderer is not None and self.ctx is not None:
@@ -89,7 +110,8 @@ class Viewport(SplatView):
         if self.renderer is None:
             return super().draw_scene(fbo, width, height, scale)
         return self.renderer.draw(fbo, self.camera.viewmat(), self.camera.intrinsics(width, height), width, height,
-                                  scale=scale, mode=self.mode, background=self.background)
+                                  scale=scale, mode="rgb" if self.mode in VALUE_MODES else self.mode,
+                                  background=self.background)
 
     def overlay_lines(self) -> list[str]:
         n = self.renderer.num_splats if self.renderer is not None else 0

@@ -304,6 +304,38 @@ def test_modes_and_background(generated, qtbot):
     assert w.settings.background == "#ffffff" and w.settings.mode == "rgb"
 
 
+def test_observed_and_spread_modes_colour_the_splats(generated, qtbot):
+    """Observed / invented: each splat green as far as the photo shows it, magenta where invented; spread:
+    the ramp over the three samples of one Generate; RGB afterwards as before."""
+    import torch
+
+    from splatgen.app.value_colours import INVENTED, SEEN
+    from splatgen.core.gaussians import SH_C0
+    from splatgen.core.provenance import observed, spread
+
+    w, vp = generated, generated.viewport
+    entry = w.store.entries[0]
+    w.gallery.show_entry(entry)
+    rgb = vp.grab_array().astype(int)
+    s = entry.sample
+    w.set_mode("observed")
+    qtbot.wait(30)
+    shown = vp._shown()
+    o = observed(s.gaussians, s.input_viewmat, s.K, s.image_size)[:, None]
+    torch.testing.assert_close(shown.sh[:, 0] * SH_C0 + 0.5, o * SEEN + (1 - o) * INVENTED, atol=1e-4, rtol=0)
+    front = vp.grab_array().astype(int)
+    obj = np.abs(front - 255).sum(-1) > 30
+    green = (np.abs(front - np.array([38, 204, 77])).sum(-1) < 150) & obj
+    assert green.sum() > 0.4 * obj.sum()                     # from the photo's side, the photo's splats
+    w.set_mode("spread")
+    qtbot.wait(30)
+    v = spread([e.sample.gaussians for e in w.store.entries[:3]])
+    assert float(v.max()) > 0 and not np.array_equal(vp.grab_array(), front)
+    w.set_mode("rgb")
+    qtbot.wait(30)
+    assert np.abs(vp.grab_array().astype(int) - rgb).mean() < 2
+
+
 def test_tiles_and_variance_heatmap(generated, qtbot):
     w = generated
     w.acts["tiled"].setChecked(True)
