@@ -242,7 +242,7 @@ def _on_background(rgba: np.ndarray, background) -> tuple[torch.Tensor, torch.Te
 
 
 def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSettings,
-                    fscore_threshold: float = gm.FSCORE_THRESHOLD) -> dict:
+                    fscore_threshold: float = gm.FSCORE_THRESHOLD, perceptual=None) -> dict:
     images, alphas, viewmats = load_object(obj)
     surface = object_surface(obj)
     dev = gen.device
@@ -270,7 +270,27 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
     surfaces = [None if surface is None else gm.rigid_apply(world_to_sample(viewmats[0], sample.input_viewmat), surface)
                 for sample in samples]
     out.update(geometry_row([splat_points(sample.gaussians) for sample in samples], surfaces, fscore_threshold))
+    if perceptual is not None:
+        out.update(perceptual_row(perceptual, r[0, 1:], images[1:], object_category(obj)))
     return out
+
+
+def perceptual_row(perceptual, generated: torch.Tensor, real: torch.Tensor, category: str | None) -> dict:
+    """With ``perceptual`` = (:class:`~splatgen.core.perceptual.CategoryNet`, its config): the features
+    of the generated and the real novel views ``(V, S, S, 3)`` (kept under ``"_features"`` for the
+    KID over all objects) and, for an object of a category the classifier knows, the share of generated
+    novel views it assigns to that category (``novel_category_accuracy``; the real views' beside it)."""
+    from .perceptual import features
+
+    net, config = perceptual
+    fg, fr = features(net, generated), features(net, real)
+    row = {"_features": (fg, fr)}
+    if category in config["categories"]:
+        k = config["categories"].index(category)
+        with torch.no_grad():
+            row["novel_category_accuracy"] = float((net.head(fg).argmax(1) == k).float().mean())
+            row["real_category_accuracy"] = float((net.head(fr).argmax(1) == k).float().mean())
+    return row
 
 
 @torch.no_grad()
@@ -323,10 +343,24 @@ def evaluate_posterior(gen: Generator, objects: list[EvalObject], num_context: i
 
 
 def evaluate(gen: Generator, objects: list[EvalObject], settings: GenerationSettings, progress: bool = True,
-             fscore_threshold: float = gm.FSCORE_THRESHOLD) -> dict:
-    """Run :func:`evaluate_object` over ``objects``; returns the summary dict (see module docstring)."""
+             fscore_threshold: float = gm.FSCORE_THRESHOLD, perceptual=None) -> dict:
+    """Run :func:`evaluate_object` over ``objects``; returns the summary dict (see module docstring).
+    ``perceptual`` (a loaded :func:`splatgen.core.perceptual.load_model`) adds ``kid_novel``: the KID
+    between the generated and the real novel views of all objects, and the category accuracies."""
     _check_threshold(fscore_threshold)
-    summary = _summarise(gen, objects, lambda obj: evaluate_object(gen, obj, settings, fscore_threshold), progress)
+    feats = []
+
+    def score(obj):
+        row = evaluate_object(gen, obj, settings, fscore_threshold, perceptual)
+        if "_features" in row:
+            feats.append(row.pop("_features"))
+        return row
+
+    summary = _summarise(gen, objects, score, progress)
+    if feats:
+        from .perceptual import kid
+
+        summary["kid_novel"] = kid(torch.cat([g for g, _ in feats]), torch.cat([r for _, r in feats]))
     if "chamfer" in summary:
         summary["geometry"] = geometry_settings(fscore_threshold)
     if gen.stochastic:

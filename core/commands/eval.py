@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--posterior-context", type=int, default=None, metavar="N",
                    help="diagnostic for the diffusion model: score its VAR decoding the posterior latent of the input "
                         "view plus N other views (novel = the views it did not see) instead of samples")
+    p.add_argument("--perceptual", nargs="?", const="shipped", default=None, metavar="FOLDER",
+                   help="also the KID between generated and real novel views and the category accuracy, on the "
+                        "features of the classifier trained here (default: the shipped one, assets/models/perceptual)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -78,7 +81,14 @@ def run(args: argparse.Namespace) -> int:
         k = args.samples if gen.stochastic else 1
         settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
                                       scheduler=args.scheduler, seed=args.seed, num_samples=k, strength=args.strength)
-        result = evaluate(gen, objects, settings, progress=not args.no_progress, fscore_threshold=threshold)
+        perceptual = None
+        if args.perceptual is not None:
+            from ..perceptual import load_model, shipped_model
+
+            folder = shipped_model() if args.perceptual == "shipped" else args.perceptual
+            perceptual = load_model(folder, "cpu" if gen.device.type == "cpu" else gen.device)
+        result = evaluate(gen, objects, settings, progress=not args.no_progress, fscore_threshold=threshold,
+                          perceptual=perceptual)
     result["load_seconds"] = load_seconds
     result["command"] = "splatgen eval " + " ".join(_argv_of(args))
     result["machine"] = machine_info()  # where and when: the figures are compared across machines and days
@@ -86,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     for key in ("objects", "input_psnr", "input_ssim", "input_ms_ssim", "input_saturation_ratio", "novel_psnr",
                 "novel_ssim", "novel_ms_ssim",
                 "best_of_k_novel_psnr", "k",
-                "diversity_novel_psnr", "diversity_input_psnr", "context_psnr", "num_context",
+                "diversity_novel_psnr", "diversity_input_psnr", "kid_novel", "novel_category_accuracy",
+                "real_category_accuracy", "context_psnr", "num_context",
                 "geometry_objects", "chamfer", "chamfer_accuracy", "chamfer_completeness", "fscore", "precision",
                 "recall", "volume_iou", "best_of_k_chamfer", "best_of_k_fscore", "best_of_k_volume_iou",
                 "diversity_chamfer"):

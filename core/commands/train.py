@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "with a resumable checkpoint in OUT/checkpoint; --resume continues exactly. "
                                    "Under torchrun the run uses every GPU (DistributedDataParallel).")
     p.add_argument("model", choices=("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder",
-                                      "mv-distill", "teacher-guided"),
+                                      "mv-distill", "teacher-guided", "perceptual"),
                    help="teacher-guided: a denoiser over the --teacher regressor's noised Splatter Images, trained "
                         "on renders only (seed 000); mv-*: the stages of the multi-view model, in this order: autoencoder, denoiser, decoder, "
                         "distill (the decoder needs only the autoencoder)")
@@ -85,6 +85,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--splat-channels", type=int, nargs="+", default=TrainConfig.default("splat_channels"),
                    metavar="C", help="teacher-guided, a new denoiser: UNet channels per level over the 128² Splatter "
                                      "Image, multiples of 8 (default 32 64 128 128)")
+    p.add_argument("--test-data", type=Path, default=None,
+                   help="perceptual: the dataset whose test split the accuracy is reported on (default --data)")
     mv = p.add_argument_group("multi-view model (mv-*)")
     mv.add_argument("--num-views", type=int, default=TrainConfig.default("num_views"),
                     help="orbit views per object generated / decoded together (default 8)")
@@ -107,6 +109,13 @@ def run(args: argparse.Namespace) -> int:
     from .common import check_output_dir
 
     check_output_dir(args.out)  # not a file, writable; created only once the data has loaded
+    if args.model == "perceptual":  # a classifier for the eval's KID, not a generator: its own short loop
+        from ..training.perceptual import train_perceptual
+
+        batch = args.batch_size if args.batch_size != TrainConfig.default("batch_size") else 128
+        train_perceptual(args.data, args.export or args.out, args.test_data, minutes=args.max_minutes or 10.0,
+                         batch_size=batch, seed=args.seed)
+        return 0
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
     if config.model.startswith("mv-"):
         from ..training.multiview import run_stage
