@@ -498,10 +498,19 @@ class MainWindow(QMainWindow):
 
     def _value_colours(self, sample, mode: str):
         """The viewport's sample coloured for a value mode (:mod:`.value_colours`); None to draw it plainly."""
+        from splatgen.core.errors import SplatgenError
+
         from .value_colours import observed_colours, spread_colours
 
         if mode == "observed":
-            return observed_colours(sample)
+            if sample.info.get("no_input_camera"):
+                self.status("An opened splat file has no photo, so nothing in it is observed; shown in RGB.")
+                return None
+            try:
+                return observed_colours(sample)
+            except SplatgenError as exc:  # e.g. too many splat/pixel pairs for the CPU renderer
+                self.status(f"Observed / invented cannot be computed for this sample ({exc}); shown in RGB.")
+                return None
         entry = next((e for e in self.store.entries if e.sample is sample), None)
         siblings = [e.sample for e in self.store.entries if entry is not None and e.run == entry.run
                     and e.source.path == entry.source.path]

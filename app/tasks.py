@@ -159,7 +159,8 @@ def load_splat_file(path: str):
         ctx.check()
         viewmat, K = input_camera()
         sample = Sample(gaussians=g, input_viewmat=viewmat, K=K, seed=0, settings=GenerationSettings(),
-                        model=f"file {Path(path).name}", image_size=128)
+                        model=f"file {Path(path).name}", image_size=128,
+                        info={"no_input_camera": True})  # no photo: nothing is "observed" in it
         return sample, thumbnail(sample)
     return run
 

@@ -20,6 +20,7 @@ folder, then a rename), so an interrupted export never leaves a half-written fil
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,6 +34,8 @@ from .cameras import canonical_intrinsics, orbit_viewmats, transforms_dict
 from .gaussians import Gaussians
 from .generator.base import Sample
 from .images import to_uint8
+
+log = logging.getLogger("splatgen.export")
 from .render import render
 
 #: Splats below this opacity never change a pixel by a full 8-bit step; files leave them out.
@@ -81,11 +84,15 @@ def _splat_writer(name: str):
         keep = g.opacities >= MIN_EXPORT_OPACITY
         extras = {}
         if SPLAT_FORMATS[name].per_splat_extras:
-            if is_sample:
+            if is_sample and not sample.info.get("no_input_camera"):
                 from .provenance import observed
+                from .render import RenderError
 
-                extras["splatgen_observed"] = observed(g, sample.input_viewmat.cpu(), sample.K.cpu(),
-                                                       sample.image_size)[keep]
+                try:
+                    extras["splatgen_observed"] = observed(g, sample.input_viewmat.cpu(), sample.K.cpu(),
+                                                           sample.image_size)[keep]
+                except RenderError as exc:  # too many splat/pixel pairs for the CPU renderer: the file without it
+                    log.warning("splatgen: %s written without splatgen_observed (%s)", os.fspath(path), exc)
             if spread is not None:
                 extras["splatgen_spread"] = spread.cpu()[keep]
         save_splats(path, g[keep], meta, format=name, extras=extras or None)

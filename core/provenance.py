@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from . import framing
 from .gaussians import SH_C0, Gaussians
 
 #: Shares of a splat's unoccluded contribution that mark it hidden (0) and in plain view (1): on a
@@ -48,7 +49,7 @@ def observed(gaussians: Gaussians, input_viewmat: torch.Tensor, K: torch.Tensor,
     (weight,) = torch.autograd.grad(out.rgb[..., 0].sum(), grey)
     weight = weight[:, 0, 0] / SH_C0                                # Σ_p T_p α_p, pixels
     with torch.no_grad():
-        proj = project(g, vm, K, size, size, near=0.01, far=1e3)
+        proj = project(g, vm, K, size, size, near=framing.NEAR, far=framing.FAR)  # the render's own limits
         a, b, c = proj["cov2d"].unbind(-1)
         alone = torch.zeros_like(weight)
         alone[proj["ids"]] = torch.sigmoid(g.opacity_logits[proj["ids"]]) * 2 * math.pi * (a * c - b * b).clamp_min(0).sqrt()

@@ -96,9 +96,15 @@ def load_sample_set(path: str | os.PathLike) -> SampleSet:
         bad = [k for k, shape in shapes.items() if tuple(t[k].shape) != shape]
         if bad or t["sh"].ndim != 4 or tuple(t["sh"].shape[:2]) != (s, n) or t["sh"].shape[3] != 3:
             raise SplatFileError(f"{name}: inconsistent shapes ({', '.join(bad) or 'sh'})")
+        floats = ("means", "quats", "log_scales", "opacity_logits", "sh", "observed", "spread", "input_viewmats", "K")
+        if any(not t[k].is_floating_point() for k in floats):
+            raise SplatFileError(f"{name}: splat tensors must be floating point")
         gaussians = [Gaussians(means=t["means"][i], quats=t["quats"][i], log_scales=t["log_scales"][i],
                                opacity_logits=t["opacity_logits"][i], sh=t["sh"][i]) for i in range(s)]
+        image_size = int(info.get("image_size", 128))
     except KeyError as exc:
         raise SplatFileError(f"{name}: missing tensor {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise SplatFileError(f"{name}: not a valid sample set ({exc})") from None
     return SampleSet(gaussians, [int(v) for v in t["seeds"]], t["observed"], t["spread"], t["input_viewmats"],
-                     t["K"], int(info.get("image_size", 128)), info)
+                     t["K"], image_size, info)

@@ -117,3 +117,41 @@ def test_a_sample_set_file_round_trips_and_the_docs_example_plots_it(tmp_path, g
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "mean pairwise Chamfer" in r.stdout and (tmp_path / "d.png").stat().st_size > 10_000
+
+
+def test_exports_leave_observed_out_where_it_cannot_be_had(tmp_path, generated_samples, monkeypatch):
+    """A sample too large for the CPU renderer, or a splat file opened without a photo, still exports:
+    without the splatgen_observed property rather than failing (or inventing it)."""
+    import dataclasses
+
+    from plyfile import PlyData
+
+    from splatgen.core.export import save_sample
+    from splatgen.core.render import RenderError
+
+    a = generated_samples[0]
+    no_photo = dataclasses.replace(a, info={"no_input_camera": True})
+    save_sample(tmp_path / "file.ply", no_photo)
+    assert "splatgen_observed" not in PlyData.read(str(tmp_path / "file.ply"))["vertex"].data.dtype.names
+
+    def too_big(*_, **__):
+        raise RenderError("61,560,333 pixel/splat pairs")
+
+    monkeypatch.setattr(provenance, "observed", too_big)
+    n = save_sample(tmp_path / "big.ply", a)
+    vertex = PlyData.read(str(tmp_path / "big.ply"))["vertex"]
+    assert len(vertex["x"]) == n and "splatgen_observed" not in vertex.data.dtype.names
+
+
+def test_a_malformed_sample_set_is_a_clear_error(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from splatgen.core.errors import SplatFileError
+    from splatgen.core.sample_sets import FORMAT, load_sample_set
+
+    meta = {"splatgen": json.dumps({"format": FORMAT, "image_size": "abc"})}
+    save_file({"means": torch.zeros(5)}, str(tmp_path / "flat.safetensors"), metadata=meta)
+    with pytest.raises(SplatFileError, match="flat.safetensors"):
+        load_sample_set(tmp_path / "flat.safetensors")

@@ -102,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
             raise SplatgenError("--mask and --keep-background contradict each other; give one")
         mask = read_mask(args.mask)
     out = check_output_dir(args.out)
+    if getattr(args, "samples_file", None) is not None:
+        from .common import check_output_file
+
+        check_output_file(args.samples_file)  # before the model loads and the samples are made
     folders = [out / name for name in folder_names(args.photos)]
     for folder in folders:
         check_replaceable(folder)
@@ -329,7 +333,9 @@ def _generate_one(gen, prepared, settings, args, final: Path, photo: Path | None
             for i, sample in enumerate(samples):
                 for fmt in formats:
                     save_sample(work / f"sample_{i:02d}{EXPORT_FORMATS[fmt][0]}", sample, format=fmt, spread=spread)
-            if getattr(args, "samples_file", None) is not None and len(sizes) == 1:
+            if getattr(args, "samples_file", None) is not None and len(sizes) != 1:
+                print(f"{final.name}: no --samples-file: the samples have different splat counts", flush=True)
+            elif getattr(args, "samples_file", None) is not None:
                 from ..sample_sets import save_sample_set
 
                 target = args.samples_file

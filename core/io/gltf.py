@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 
 import numpy as np
@@ -95,8 +96,8 @@ def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>
     for name, values in (extras or {}).items():
         v = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float32).reshape(-1)
         semantic = "_" + str(name).upper()
-        if not semantic[1:].replace("_", "").isalnum() or not semantic[1:2].isalpha() or len(semantic) > 64:
-            raise SplatFileError(f"{os.fspath(path)}: bad per-splat attribute name {str(name)[:40]!r}")
+        if not re.fullmatch(r"_[A-Z][A-Z0-9_]{0,62}", semantic) or semantic in custom:
+            raise SplatFileError(f"{os.fspath(path)}: bad or repeated per-splat attribute name {str(name)[:40]!r}")
         if v.shape != (n,) or not np.isfinite(v).all():
             raise SplatFileError(f"{os.fspath(path)}: per-splat attribute {name!r} needs {n} finite values")
         custom[semantic] = v[:, None]
@@ -118,7 +119,7 @@ def glb_bytes(gaussians: Gaussians, metadata: dict | None = None, path="<memory>
         accessors.append(acc)
         attributes[semantic] = i
     extras = {str(key): str(value) for key, value in (metadata or {}).items()}
-    if custom:
+    if custom:  # the key is the writer's: a metadata entry of that name gives way
         extras["per_splat"] = ",".join(custom)
     doc = g.GLTF2(
         asset=g.Asset(generator="splatgen", version="2.0", extras=extras or {}),

@@ -63,6 +63,10 @@ def train_perceptual(data, out, test_data=None, minutes: float = 10.0, batch_siz
     test_x, test_c, test_ids = load_views(test_data or data, "test")
     known = [i for i, c in enumerate(test_c) if c in index]
     test_x, test_y = test_x[known], torch.tensor([index[test_c[i]] for i in known])
+    if len(test_y) == 0:  # found before the training minutes, not after them
+        from ..errors import DatasetError
+
+        raise DatasetError(f"{test_data or data}: no test view of a category the train split has")
     print(f"perceptual: {len(train_x)} train views of {len(categories)} categories, {len(test_x)} test views "
           f"(loaded in {time.time() - t0:.0f} s)", flush=True)
     net = CategoryNet(len(categories)) if widths is None else CategoryNet(len(categories), tuple(widths))
