@@ -112,14 +112,16 @@ class SampleStore(QObject):
         return [e for e in self.entries if e.run == run]
 
 
-class ResampleCommand(QUndoCommand):
-    """Replace ``entry``'s sample by its resampled version (redo) / restore it (undo)."""
+class ReplaceSampleCommand(QUndoCommand):
+    """Replace ``entry``'s sample by an edited version (redo) / restore the very same original (undo);
+    ``resampled``: whether the edit counts as one more resample of the entry."""
 
-    def __init__(self, store: SampleStore, entry: SampleEntry, new_sample, new_thumbnail, what: str):
-        super().__init__(f"{what} (seed {entry.sample.seed} → {new_sample.seed})")
+    def __init__(self, store: SampleStore, entry: SampleEntry, new_sample, new_thumbnail, text: str,
+                 resampled: bool):
+        super().__init__(text)
         self.store, self.entry = store, entry
         self.old = (entry.sample, entry.thumbnail, entry.resampled)
-        self.new = (new_sample, new_thumbnail, entry.resampled + 1)
+        self.new = (new_sample, new_thumbnail, entry.resampled + int(resampled))
 
     def held(self):
         """The samples (with thumbnails) this edit keeps: both sides."""
@@ -132,24 +134,19 @@ class ResampleCommand(QUndoCommand):
         self.store.set_sample(self.entry, *self.old)
 
 
-class CleanupCommand(QUndoCommand):
-    """Replace ``entry``'s sample by its cleaned version (redo) / restore the very same original (undo)."""
+class ResampleCommand(ReplaceSampleCommand):
+    """A resample of ``entry``: its new seed in the undo text, one more resample counted."""
 
     def __init__(self, store: SampleStore, entry: SampleEntry, new_sample, new_thumbnail, what: str):
-        super().__init__(what)
-        self.store, self.entry = store, entry
-        self.old = (entry.sample, entry.thumbnail, entry.resampled)
-        self.new = (new_sample, new_thumbnail, entry.resampled)
+        super().__init__(store, entry, new_sample, new_thumbnail,
+                         f"{what} (seed {entry.sample.seed} → {new_sample.seed})", resampled=True)
 
-    def held(self):
-        """The samples (with thumbnails) this edit keeps: both sides."""
-        return [self.old[:2], self.new[:2]]
 
-    def redo(self) -> None:
-        self.store.set_sample(self.entry, *self.new)
+class CleanupCommand(ReplaceSampleCommand):
+    """A clean-up of ``entry`` (app/cleanup.py): not a resample."""
 
-    def undo(self) -> None:
-        self.store.set_sample(self.entry, *self.old)
+    def __init__(self, store: SampleStore, entry: SampleEntry, new_sample, new_thumbnail, what: str):
+        super().__init__(store, entry, new_sample, new_thumbnail, what, resampled=False)
 
 
 class RemoveCommand(QUndoCommand):

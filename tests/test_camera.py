@@ -17,6 +17,7 @@ import threading
 
 import numpy as np
 import pytest
+from _browser import headless_chromium
 
 HAS_DISPLAY = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 pytestmark = pytest.mark.skipif(not HAS_DISPLAY, reason="needs a display: run under xvfb-run (scripts/test.sh)")
@@ -110,13 +111,6 @@ def test_take_photo_from_a_video_file_and_no_camera(qapp, qtbot, tmp_path, monke
 
 
 # ---------------------------------------------------------------------- photos from a phone
-def _browser(monkeypatch):
-    """Debian's headless Chromium through selenium (skipped when either is missing)."""
-    from _browser import headless_chromium
-
-    return headless_chromium(monkeypatch)
-
-
 def test_phone_uploads_through_a_real_browser(qapp, qtbot, tmp_path, monkeypatch, shipped_regressor):
     import cv2
     import imageio.v3 as iio
@@ -141,7 +135,7 @@ def test_phone_uploads_through_a_real_browser(qapp, qtbot, tmp_path, monkeypatch
     assert big.stat().st_size > 300_000
     fake = tmp_path / "fake.png"
     fake.write_text("not a picture at all")
-    browser = _browser(monkeypatch)
+    browser = headless_chromium(monkeypatch)
     w = MainWindow(Settings.from_file(tmp_path / "settings.ini"), autosave_dir=tmp_path / "runs")
     try:
         w.show()
