@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from ..benchmarks import write_result
+from ..errors import SplatgenError
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
     q.set_defaults(bench_run=run_parity)
 
-    g = bench_sub.add_parser("generate", help="model load, regressor pass, 50-step diffusion samples (eager and CUDA graphs; strength 1 and the model's default)")
+    g = bench_sub.add_parser("generate", help="every generator: load, latency of one sample, throughput (samples/s) "
+                             "of 64 and 256 samples, GPU utilisation; CUDA graphs against eager")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     g.add_argument("--steps", type=int, default=50)
     g.add_argument("--guidance", type=float, default=2.0)
     g.add_argument("--repeat", type=int, default=3)
     g.add_argument("--threads", type=int, default=2, help="CPU threads (default 2, the reference machine)")
+    g.add_argument("--model", dest="models", action="append", default=None, metavar="MODEL",
+                   help="model folder or shipped model name (repeat for several; default: every shipped model)")
+    g.add_argument("--counts", default="64,256",
+                   help="request sizes whose throughput is timed, comma-separated (default 64,256)")
     g.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
     g.set_defaults(bench_run=run_generate)
 
@@ -129,9 +135,15 @@ def run_train(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     from ..generator.benchmark import run_generate_benchmark
 
-    result = run_generate_benchmark(args.device, args.steps, args.guidance, args.repeat, args.threads)
+    try:
+        counts = [int(c) for c in args.counts.split(",") if c.strip()]
+    except ValueError:
+        raise SplatgenError(f"--counts takes whole numbers separated by commas, got {args.counts!r}") from None
+    result = run_generate_benchmark(args.device, args.steps, args.guidance, args.repeat, args.threads,
+                                    models=args.models, counts=counts)
     result["command"] = (f"splatgen bench generate --device {args.device} --steps {args.steps} --guidance "
-                         f"{args.guidance} --repeat {args.repeat} --threads {args.threads}")
+                         f"{args.guidance} --repeat {args.repeat} --threads {args.threads} --counts {args.counts}"
+                         + "".join(f" --model {m}" for m in args.models or []))
     path = write_result("generate", result, args.out_dir)
     print(f"wrote {path}")
     return 0

@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     from .common import check_output_dir
 
     args.formats = parse_formats(args.format)
-    if not 1 <= args.samples <= 64:
-        raise SplatgenError(f"--samples must be between 1 and 64, got {args.samples}")
+    from ..generator import MAX_SAMPLES
+
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise SplatgenError(f"--samples must be between 1 and {MAX_SAMPLES}, got {args.samples}")
     ratio = DEFAULT_FOREGROUND_RATIO if args.foreground_ratio is None else args.foreground_ratio
     if not 0.05 <= ratio <= 1.0:
         raise SplatgenError(f"--foreground-ratio must be between 0.05 and 1, got {ratio}")

@@ -22,9 +22,10 @@ from ..cameras import canonical_intrinsics, orbit_viewmat
 from ..errors import SettingsError
 from ..framing import INPUT_ELEVATION_DEG
 from ..gaussians import Gaussians
+from .batching import BatchSizer
 
 #: The largest request a generator takes: samples per call, denoising steps.
-MAX_SAMPLES = 64
+MAX_SAMPLES = 256
 MAX_STEPS = 1000
 
 #: ``progress(done, total)`` — called after every denoising step (done = 1 … total).
@@ -146,6 +147,26 @@ class Generator:
     stochastic: bool = False
     defaults: GenerationSettings = GenerationSettings()
     device: torch.device = torch.device("cpu")
+    #: Memory one sample takes while it is generated, bytes (a first guess; on CUDA the first batch
+    #: measures it), and the largest batch worth running per device type (see :mod:`.batching`).
+    sample_bytes_estimate: int = 32 << 20
+    batch_ceiling: dict = {"cuda": MAX_SAMPLES, "cpu": 8}
+
+    @property
+    def max_batch(self) -> int:
+        """Samples denoised together now: from the device's free memory (:class:`.batching.BatchSizer`)."""
+        return self._batch_sizer().size()
+
+    def _batch_sizer(self) -> BatchSizer:
+        sizer = self.__dict__.get("_sizer")
+        if sizer is None or sizer.device != self.device:
+            ceiling = self.batch_ceiling.get(self.device.type, self.batch_ceiling.get("cpu", 1))
+            sizer = self.__dict__["_sizer"] = BatchSizer(self.device, self.sample_bytes_estimate, ceiling)
+        return sizer
+
+    def measure_batch(self, batch: int):
+        """Context manager around one batch of ``batch`` samples (on CUDA the first one sets the bytes per sample)."""
+        return self._batch_sizer().measure(batch)
 
     @classmethod
     def from_folder(cls, path, manifest: dict, device: torch.device) -> "Generator":

@@ -40,7 +40,9 @@ class LatentDiffusionGenerator(Generator):
 
     kind = "latent-diffusion"
     stochastic = True
-    max_batch = 8  # samples denoised together
+    # Measured on the 2-core CPU: 264 ms a sample in batches of 8, 201 ms in batches of 32, ~21 MiB each.
+    sample_bytes_estimate = 24 << 20
+    batch_ceiling = {"cuda": 256, "cpu": 32}
 
     def __init__(self, var: SplatterNet, denoiser: LatentDenoiser, name: str = "diffusion",
                  device: torch.device = torch.device("cpu"), defaults: dict | None = None,
@@ -140,8 +142,8 @@ class LatentDiffusionGenerator(Generator):
     @torch.no_grad()
     def generate(self, image, settings=GenerationSettings(), *, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None, on_sample: SampleCallback | None = None) -> list[Sample]:
-        """Samples are denoised :attr:`max_batch` at a time; with ``on_sample`` the first one runs
-        alone, so the caller has something to show after one sample's time."""
+        """Samples are denoised :attr:`max_batch` at a time (from the device's free memory); with
+        ``on_sample`` the first one runs alone, so the caller has something to show after one sample's time."""
         s = self.validate(settings)
         features, condition = self.encode(image)
         start = self.start_latent(image, float(s.strength), condition)
@@ -156,11 +158,12 @@ class LatentDiffusionGenerator(Generator):
 
             noise = torch.cat([self.noise(seed) for seed in batch])
             cond = condition.expand(len(batch), *condition.shape[1:])
-            z = sample_latents(self.denoiser, cond, steps=int(s.steps), guidance=float(s.guidance),
-                               scheduler=s.scheduler, noise=noise, progress=batch_progress, cancel=cancel,
-                               graphs=self.graphs, strength=float(s.strength),
-                               start=None if start is None else start.expand(len(batch), *start.shape[1:]))
-            gaussians = self.decode(features, z, float(s.skip_weight))
+            with self.measure_batch(len(batch)):
+                z = sample_latents(self.denoiser, cond, steps=int(s.steps), guidance=float(s.guidance),
+                                   scheduler=s.scheduler, noise=noise, progress=batch_progress, cancel=cancel,
+                                   graphs=self.graphs, strength=float(s.strength),
+                                   start=None if start is None else start.expand(len(batch), *start.shape[1:]))
+                gaussians = self.decode(features, z, float(s.skip_weight))
             for i, seed in enumerate(batch):
                 samples.append(self.make_sample(gaussians[i], seed, s, z[i]))
                 if on_sample is not None:

@@ -68,7 +68,8 @@ class MultiViewGenerator(Generator):
 
     kind = "multi-view"
     stochastic = True
-    max_batch = 2  # objects denoised together (each is N views)
+    sample_bytes_estimate = 96 << 20  # an object is N views
+    batch_ceiling = {"cuda": 64, "cpu": 2}
 
     def __init__(self, autoencoder, denoiser: MultiViewDenoiser, decoder: MultiViewGSDecoder, name: str = "multi-view",
                  device: torch.device = torch.device("cpu"), defaults: dict | None = None):
@@ -130,10 +131,12 @@ class MultiViewGenerator(Generator):
 
             b = len(batch)
             cond, vms = z_in.expand(b, *z_in.shape[1:]), rel.expand(b, *rel.shape)
-            z = sample_views(self.denoiser, cond, vms, torch.cat([self.noise(seed) for seed in batch]), steps=steps,
-                             guidance=float(s.guidance), scheduler=s.scheduler, progress=batch_progress, cancel=cancel)
-            gaussians = self.decoder(z, vms, cond)
-            views = mv_autoencoder.decode(self.autoencoder, z).clamp(0, 1)
+            with self.measure_batch(b):
+                z = sample_views(self.denoiser, cond, vms, torch.cat([self.noise(seed) for seed in batch]),
+                                 steps=steps, guidance=float(s.guidance), scheduler=s.scheduler,
+                                 progress=batch_progress, cancel=cancel)
+                gaussians = self.decoder(z, vms, cond)
+                views = mv_autoencoder.decode(self.autoencoder, z).clamp(0, 1)
             for i, seed in enumerate(batch):
                 sample = self.make_sample(gaussians[i], seed, s, z[i])
                 sample.info.update(views=views[i], view_viewmats=world)

@@ -115,7 +115,8 @@ class TeacherGuidedGenerator(Generator):
 
     kind = "teacher-guided"
     stochastic = True
-    max_batch = 4  # samples denoised together
+    sample_bytes_estimate = 48 << 20  # a full-resolution Splatter Image a sample
+    batch_ceiling = {"cuda": 64, "cpu": 4}
 
     def __init__(self, denoiser: SplatterDenoiser, teacher: SplatterNet, name: str = "teacher-guided",
                  device: torch.device = torch.device("cpu"), defaults: dict | None = None):
@@ -170,11 +171,13 @@ class TeacherGuidedGenerator(Generator):
                     progress(k * run + done, run * len(batches))
 
             b = len(batch)
-            raw = sample_splatter(self.denoiser, image.expand(b, -1, -1, -1), torch.cat([self.noise(x) for x in batch]),
-                                  steps=int(s.steps), strength=float(s.strength),
-                                  start=None if start is None else start.expand(b, -1, -1, -1),
-                                  guidance=float(s.guidance), scheduler=s.scheduler, progress=batch_progress,
-                                  cancel=cancel)
+            with self.measure_batch(b):
+                raw = sample_splatter(self.denoiser, image.expand(b, -1, -1, -1),
+                                      torch.cat([self.noise(x) for x in batch]), steps=int(s.steps),
+                                      strength=float(s.strength),
+                                      start=None if start is None else start.expand(b, -1, -1, -1),
+                                      guidance=float(s.guidance), scheduler=s.scheduler, progress=batch_progress,
+                                      cancel=cancel)
             gaussians = raw_to_gaussians(raw, self.denoiser.config.gaussians_per_pixel)
             for i, seed in enumerate(batch):
                 samples.append(self.make_sample(gaussians[i], seed, s))
