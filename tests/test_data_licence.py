@@ -38,9 +38,10 @@ def test_exports_record_model_and_licence(regressor_sample, tmp_path):
     ply = plyfile.PlyData.read(str(tmp_path / "s.ply"))  # an independent reader
     assert f"model: {sample.model}" in ply.comments and "licence: GPL-3.0-or-later" in ply.comments
     assert ply["vertex"].count == n
-    assert read_ply_metadata(tmp_path / "s.ply") == {"model": sample.model, "licence": "GPL-3.0-or-later"}
-    g = load_splats(tmp_path / "s.ply")  # the comments change nothing else
-    assert np.array_equal(g.means.numpy(), np.stack([ply["vertex"][c] for c in "xyz"], 1))
+    assert read_ply_metadata(tmp_path / "s.ply") == {"model": sample.model, "licence": "GPL-3.0-or-later",
+                                                     "frame": "ply"}
+    g = load_splats(tmp_path / "s.ply")  # stored turned 180° about Z (the PLY frame), read back turned
+    assert np.array_equal(g.means.numpy() * [-1, -1, 1], np.stack([ply["vertex"][c] for c in "xyz"], 1))
 
     save_sample(tmp_path / "s.splat", sample)
     side = splat_sidecar(tmp_path / "s.splat")

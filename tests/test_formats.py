@@ -6,7 +6,8 @@ hostile files, and every way out (Python, CLI, GUI, the browser page) and in (re
 splat-transform is installed once per machine by :func:`splat_transform` (npm, into ``build/npm``);
 without npm those checks skip and say so. It treats every ``.ply`` as the INRIA / COLMAP frame
 (y down: its ``Transform.PLY``, 180° about Z from glTF) and turns it when writing ``.glb``; splatgen's
-frame is already glTF's (Y up), so the glTF comparison asks it to turn the splats back (``-r 0,0,180``).
+``save_splats`` stores ``.ply`` in that frame (``splatgen.core.io.frames``), so splat-transform's
+``.glb`` of our saved ``.ply`` equals our own ``.glb`` with no rotation asked for.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from splatgen.core.errors import SplatFileError, SplatgenError
 from splatgen.core.gaussians import SH_C0, Gaussians, random_gaussians
 from splatgen.core.io import SPLAT_FORMATS, load_splats, read_ply, save_splats, write_ply
 from splatgen.core.io.compressed_ply import CHUNK_SIZE, compressed_ply_order, write_compressed_ply
+from splatgen.core.io.frames import PLY_FAMILY, turn_about_z
 from splatgen.core.io.gltf import ATTRIBUTE_PREFIX, read_glb_metadata, write_glb
 from splatgen.core.io.limits import MAX_SPLATS
 from splatgen.core.io.ply import read_ply_metadata
@@ -92,9 +94,11 @@ def splat_transform():
 def converted(splat_transform, sh3, bear, tmp_path_factory) -> Path:
     """A folder of our files and splat-transform's from the same splats, made at once (each call is
     mostly node starting): ``NAME.ply`` (input), ``NAME.ours.{spz,compressed.ply,glb}``,
-    ``NAME.theirs.{spz,compressed.ply}``, ``sh3.theirs.glb``, ``NAME.{spz,cply}.back.ply`` (ours, read
-    by splat-transform)."""
+    ``NAME.theirs.{spz,compressed.ply}``, ``NAME.{spz,cply}.back.ply`` (ours, read by splat-transform),
+    and ``sh3.theirs.glb``, splat-transform's ``.glb`` of ``sh3.saved.ply`` (``save_splats``: the PLY frame).
+    The ``write_*`` files hold the splats' coordinates as they are."""
     d = tmp_path_factory.mktemp("splat-transform")
+    save_splats(d / "sh3.saved.ply", sh3)
     jobs = []
     for name, g in (("sh3", sh3), ("bear", bear)):
         write_ply(d / f"{name}.ply", g)
@@ -105,7 +109,7 @@ def converted(splat_transform, sh3, bear, tmp_path_factory) -> Path:
                  (d / f"{name}.ply", d / f"{name}.theirs.compressed.ply")]
     jobs += [(d / "sh3.ours.spz", d / "sh3.spz.back.ply"), (d / "sh3.ours.compressed.ply", d / "sh3.cply.back.ply"),
              (d / "bear.ours.spz", d / "bear.spz.back.ply"),
-             (d / "sh3.ply", "-r", "0,0,180", d / "sh3.theirs.glb")]
+             (d / "sh3.saved.ply", d / "sh3.theirs.glb")]
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda job: splat_transform(*job), jobs))
     return d
@@ -180,10 +184,29 @@ def test_every_format_round_trips_through_our_reader(fmt, degree, tmp_path):
         for key, t in g.tensors().items():
             assert torch.equal(getattr(back, key), t), key           # bit-exact
         return
-    ref = g[stored_order(fmt, g)]
+    ref = g[stored_order(fmt, turn_about_z(g) if fmt in PLY_FAMILY else g)]  # writers order the stored splats
     if fmt == "splat":                                               # keeps the DC term only
         ref = Gaussians(ref.means, ref.quats, ref.log_scales, ref.opacity_logits, ref.sh[:, :1])
     assert_within_quantisation(fmt, back, ref)
+
+
+def test_ply_and_splat_files_are_stored_in_the_ply_frame_and_unmarked_plys_read_as_they_are(tmp_path, sh3):
+    save_splats(tmp_path / "saved.ply", sh3)
+    data = plyfile.PlyData.read(str(tmp_path / "saved.ply"))                 # an independent reader
+    assert "frame: ply" in data.comments
+    v = data["vertex"]
+    stored = np.stack([v["x"], v["y"], v["z"]], 1)
+    np.testing.assert_array_equal(stored, sh3.means.numpy() * [-1, -1, 1])   # 180° about Z: x, y negated
+    # degree 1 coefficients (l=1: m=-1, 0, 1) change sign by (-1)^|m|: f_rest_0 is (l=1, m=-1) of red
+    np.testing.assert_allclose(v["f_rest_0"], -sh3.sh[:, 1, 0].numpy(), rtol=0, atol=0)
+    np.testing.assert_allclose(v["f_rest_1"], sh3.sh[:, 2, 0].numpy(), rtol=0, atol=0)
+    save_splats(tmp_path / "saved.splat", sh3)
+    raw = np.frombuffer((tmp_path / "saved.splat").read_bytes()[:32 * sh3.num_gaussians], np.float32).reshape(-1, 8)[:, :3]
+    ref = sh3.means[splat_order(sh3)].numpy() * [-1, -1, 1]
+    np.testing.assert_allclose(raw, ref, rtol=0, atol=0)
+    write_ply(tmp_path / "unmarked.ply", sh3)                                # no frame comment: read as it is
+    np.testing.assert_array_equal(load_splats(tmp_path / "unmarked.ply").means, sh3.means)
+    np.testing.assert_array_equal(load_splats(tmp_path / "saved.ply").means, sh3.means)
 
 
 def test_a_compressed_ply_named_ply_reads_as_one(tmp_path, sh3):
@@ -222,8 +245,8 @@ def test_splat_transform_reads_our_files_back_within_quantisation(converted, sh3
     g = sh3 if back.startswith("sh3") else bear
     theirs = read_their_ply(converted / back)
     assert_within_quantisation(fmt, theirs, g[stored_order(fmt, g)])
-    ours = load_splats(converted / back.replace(".spz.back.ply", ".ours.spz").replace(".cply.back.ply",
-                                                                                         ".ours.compressed.ply"))
+    ours = SPLAT_FORMATS[fmt].read(converted / back.replace(".spz.back.ply", ".ours.spz").replace(
+        ".cply.back.ply", ".ours.compressed.ply"))                    # the file's own coordinates, as theirs
     np.testing.assert_allclose(ours.means, theirs.means, atol=1e-6)   # both decode the same bytes alike
 
 

@@ -34,8 +34,11 @@ def _ply_xyz(path) -> np.ndarray:
 
 def _write_and_die(root: str, sample, samples_before_death: int) -> None:
     """Child process: start a run, write some samples, then die as a crash does (no clean-up)."""
+    import torch
+
     from splatgen.core.runs import Runs
 
+    torch.set_num_threads(1)  # a forked child must not wait on the parent's OpenMP pool
     run = Runs(root).create(name="doomed", generator="diffusion", settings=sample.settings,
                             photo=str(EXAMPLES / "sofa.png"))
     for i in range(samples_before_death):
@@ -66,7 +69,8 @@ def test_a_run_killed_half_way_leaves_no_broken_entry(generated_samples, tmp_pat
     assert [r.name for r in runs] == ["doomed", "armchair"] and not any(root.glob(".*.partial"))
     doomed = Runs(root).open(runs[0].id)
     assert runs[0].status == "interrupted" and len(doomed.samples()) == 1       # its whole sample is kept
-    np.testing.assert_array_equal(_ply_xyz(doomed.file(doomed.samples()[0]["file"])), a.gaussians.means.numpy())
+    np.testing.assert_array_equal(_ply_xyz(doomed.file(doomed.samples()[0]["file"])),   # stored in the PLY frame
+                                  a.gaussians.means.numpy() * [-1, -1, 1])
     assert {p.name: p.read_bytes() for p in kept.folder.iterdir()} == before    # the earlier run untouched
     # every listed run opens, and its samples load
     for info in runs:
@@ -175,7 +179,7 @@ def test_history_three_runs_restart_compare_delete(qapp, qtbot, tmp_path):
         assert iio.imread(info.folder / "mask.png").shape == rgba.shape[:2]
         rec = meta["samples"][0]
         assert rec["seed"] == sample.seed and meta["timings"]["generate_s"] > 0
-        np.testing.assert_array_equal(_ply_xyz(info.folder / rec["file"]), sample.gaussians.means.numpy())
+        np.testing.assert_array_equal(_ply_xyz(info.folder / rec["file"]), sample.gaussians.means.numpy() * [-1, -1, 1])
 
     w = _window(root, settings_path)               # the app again: the history comes from disk
     try:
@@ -194,7 +198,7 @@ def test_history_three_runs_restart_compare_delete(qapp, qtbot, tmp_path):
         assert w.view_stack.currentWidget() is tiles and len(tiles.entries) == 2
         for (_, s), info in zip(tiles.entries, [infos[0], infos[2]]):
             rec = Runs(root).open(info.id).samples()[0]
-            np.testing.assert_array_equal(s.gaussians.means.numpy(), _ply_xyz(info.folder / rec["file"]))
+            np.testing.assert_array_equal(s.gaussians.means.numpy() * [-1, -1, 1], _ply_xyz(info.folder / rec["file"]))
         np.testing.assert_allclose(tiles.camera.viewmat(), tiles.entries[0][1].input_viewmat.double().numpy(),
                                    atol=1e-5)
         qtbot.wait(50)

@@ -20,6 +20,10 @@ compressed PLY's reads as one.
 * ``spz``: version 4 (zstd), about 14 bytes a splat at degree 0, :mod:`.spz`;
 * ``glb``: float attributes, any SH degree, :mod:`.gltf`;
 * ``splat``: 32 bytes a splat, degree 0, sorted by importance, :mod:`.splat`.
+
+:func:`save_splats` / :func:`load_splats` store the PLY family in the frame the ecosystem's readers
+expect (180° about Z from splatgen's Y-up frame; :mod:`.frames`); the per-format ``read_*`` /
+``write_*`` functions take the file's own coordinates as they are.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from splatgen.core.errors import SplatFileError, SplatgenWarning
 from splatgen.core.gaussians import Gaussians
 from splatgen.core.io.compressed_ply import is_compressed_ply, read_compressed_ply, write_compressed_ply
 from splatgen.core.io.gltf import read_glb, write_glb
-from splatgen.core.io.ply import MAX_HEADER_BYTES, read_ply, write_ply
+from splatgen.core.io.frames import FRAME_KEY, MARKED, PLY_FAMILY, PLY_FRAME, turn_about_z
+from splatgen.core.io.ply import MAX_HEADER_BYTES, read_ply, read_ply_metadata, write_ply
 from splatgen.core.io.splat import read_splat, splat_order, write_splat
 from splatgen.core.io.spz import read_spz, write_spz
 
@@ -124,6 +129,8 @@ def load_splats(path) -> Gaussians:
     if fmt.name == "ply" and is_compressed_ply(path):
         fmt = SPLAT_FORMATS["compressed-ply"]
     gaussians = fmt.read(path)
+    if fmt.name in PLY_FAMILY and (fmt.name not in MARKED or read_ply_metadata(path).get(FRAME_KEY) == PLY_FRAME):
+        gaussians = turn_about_z(gaussians, back=True)  # the PLY frame → splatgen's (see .frames)
     problem = oversized_splats(gaussians)
     if problem:
         warnings.warn(f"{os.fspath(path)}: {problem}", SplatgenWarning, stacklevel=2)
@@ -138,6 +145,10 @@ def save_splats(path, gaussians: Gaussians, metadata: dict | None = None, format
     (name → ``(N,)`` values, e.g. :mod:`splatgen.core.provenance`'s) go per splat into the formats that
     keep them (``.ply`` properties, ``.glb`` ``_NAME`` attributes) and are left out of the others."""
     fmt = splat_format(path) if format is None else SPLAT_FORMATS[format]
+    if fmt.name in PLY_FAMILY:  # stored as the ecosystem's readers expect them (see .frames)
+        gaussians = turn_about_z(gaussians)
+        if fmt.name in MARKED:
+            metadata = {**(metadata or {}), FRAME_KEY: PLY_FRAME}
     if extras and fmt.per_splat_extras:
         fmt.write(path, gaussians, metadata, extras=extras)
     else:

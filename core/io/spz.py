@@ -27,8 +27,8 @@ Layout (N splats, degree d, K = (d+1)² - 1 higher SH coefficients per channel):
     sh         N × K × 3 × uint8   round(c · 128) + 128, snapped to buckets of 8 (degree 1) or 16
                                (higher), channel fastest; absent for degree 0
 
-Coordinates are written as they are: splatgen's object frame is x right, y up, z toward the input
-camera, which is SPZ's default RUB frame. Splats are stored in their own order or in a Morton order
+Coordinates are written as they are given; :func:`~splatgen.core.io.save_splats` gives them in the PLY
+frame (:mod:`.frames`), which is how splat-transform and SuperSplat read ``.spz``. Splats are stored in their own order or in a Morton order
 over space, whichever compresses smaller (:func:`spz_order`): a generated sample's slot order keeps
 neighbours in the image together, which beats Morton on colours and scales; a file in no
 particular order gains 5-10 % from Morton. Each stream is compressed at the zstd level of
