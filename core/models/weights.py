@@ -1,7 +1,9 @@
 """Loading a network from its folder strictly: JSON config, safetensors weights, nothing unpickled.
 
 A network folder (what diffusers' ``save_pretrained`` writes) holds ``config.json`` and
-``diffusion_pytorch_model.safetensors`` (or several ``*.safetensors`` shards). :func:`load_network`
+``diffusion_pytorch_model.safetensors`` (or several ``*.safetensors`` shards). A tensor may be stored
+int8 (:func:`quantize_int8`, half the bytes of fp16): ``NAME::int8`` (int8) and ``NAME::scale``
+(fp16, one per output channel), read back as ``NAME`` = int8 × scale. :func:`load_network`
 builds the network from the config alone (first on PyTorch's meta device, so a config that does not
 fit the weights files' headers is refused before any memory is taken) and copies the weights in with
 :func:`load_strict`: every tensor the network has must be in the files, with its shape, nothing else
@@ -42,7 +44,46 @@ def read_weights(folder: str | os.PathLike, *, error: type[SplatgenError] = Mode
         if twice:
             raise error(f"{folder}: tensor {twice[0]} is in more than one weights file")
         weights.update(part)
-    return weights
+    return _dequantize(weights, folder, error)
+
+
+#: Suffixes of an int8-stored tensor's two parts (see the module docstring).
+INT8, SCALE = "::int8", "::scale"
+#: Tensors smaller than this stay fp16 (biases, norms: few bytes, and the most sensitive).
+INT8_MIN_ELEMENTS = 4096
+
+
+def quantize_int8(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` for storage: each floating tensor of ≥ 2 dimensions and ≥ :data:`INT8_MIN_ELEMENTS`
+    values as symmetric int8 per output channel (dim 0; error ≤ half a step, max|row| / 254), the
+    others as fp16. Hand-written: the safetensors layout of diffusers has no quantised form."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in weights.items():
+        if t.is_floating_point() and t.dim() >= 2 and t.numel() >= INT8_MIN_ELEMENTS:
+            t = t.float()
+            scale = t.abs().amax(dim=tuple(range(1, t.dim())), keepdim=True).clamp_min(1e-12) / 127
+            scale = scale.half().float()                        # the scale as stored
+            out[name + INT8] = torch.round(t / scale).clamp(-127, 127).to(torch.int8).contiguous()
+            out[name + SCALE] = scale.half().contiguous()
+        else:
+            out[name] = t.half().contiguous() if t.is_floating_point() else t.contiguous()
+    return out
+
+
+def _dequantize(weights: dict[str, torch.Tensor], source, error) -> dict[str, torch.Tensor]:
+    """int8 parts (``NAME::int8`` / ``NAME::scale``) joined back into float32 ``NAME``."""
+    out = {k: v for k, v in weights.items() if not k.endswith((INT8, SCALE))}
+    for key in [k for k in weights if k.endswith(INT8)]:
+        name = key[: -len(INT8)]
+        q, scale = weights[key], weights.get(name + SCALE)
+        if q.dtype != torch.int8 or scale is None or scale.dim() != q.dim() or scale.shape[0] != q.shape[0] \
+                or any(n != 1 for n in scale.shape[1:]) or name in out:
+            raise error(f"{source}: int8 tensor {name} is malformed (needs an int8 {INT8} and a per-row {SCALE})")
+        out[name] = q.float() * scale.float()
+    orphans = [k for k in weights if k.endswith(SCALE) and k[: -len(SCALE)] + INT8 not in weights]
+    if orphans:
+        raise error(f"{source}: {orphans[0]} has no int8 tensor beside it")
+    return out
 
 
 def read_shapes(folder: str | os.PathLike, *, error: type[SplatgenError] = ModelError) -> dict[str, tuple]:
@@ -58,7 +99,8 @@ def read_shapes(folder: str | os.PathLike, *, error: type[SplatgenError] = Model
         try:
             with safe_open(str(f), "pt") as handle:
                 for key in handle.keys():
-                    shapes[key] = tuple(handle.get_slice(key).get_shape())
+                    if not key.endswith(SCALE):  # an int8 tensor's shape is its own
+                        shapes[key.removesuffix(INT8)] = tuple(handle.get_slice(key).get_shape())
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types on corrupt files
             raise error(f"{f}: corrupted or unreadable weights ({_first_line(exc)})") from None
     return shapes
@@ -137,4 +179,4 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
-__all__ = ["CONFIG", "load_network", "load_strict", "read_config", "read_shapes", "read_weights"]
+__all__ = ["CONFIG", "load_network", "load_strict", "quantize_int8", "read_config", "read_shapes", "read_weights"]
