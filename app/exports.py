@@ -99,8 +99,12 @@ class Exports:
         path = path or self._save_path("Export turntable video", self._suggest(entry, ".mp4"),
                                        "MP4 video (*.mp4);;GIF animation (*.gif)")
         if path:
+            from splatgen.core.turntable import TurntableSettings
+
+            settings = TurntableSettings(frames=frames, seconds=frames / 30, width=size, height=size,
+                                         background=w.viewport.background)
             self._export_job(f"Rendering the turntable {Path(path).name}",
-                             tasks.save_turntable(path, entry.sample, frames, size, w.viewport.background))
+                             tasks.save_turntable(path, [entry.sample], settings))
 
     def export_contact_sheet(self, path: str | None = None) -> None:
         """A PNG grid of the selected samples (two or more), else the tiled ones, else all."""

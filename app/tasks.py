@@ -346,14 +346,24 @@ def save_sample(path: str, sample):
     return run
 
 
-def save_turntable(path: str, sample, frames: int = 90, size: int = 512, background=(1.0, 1.0, 1.0)):
+def save_turntable(path: str, samples, settings):
+    """Job body: the turntable of ``samples`` (one or several, tiled) with ``settings``
+    (:class:`splatgen.core.turntable.TurntableSettings`) → ``path``. Progress is reported per batch
+    of frames; a cancel is honoured before the next batch, and leaves no file."""
     def run(ctx):
-        from splatgen.core.export import save_turntable as _save
+        from splatgen.core.turntable import container_alpha, frames_of, save_turntable as _save
 
-        ctx.progress(0, 1, "rendering the turntable")
-        written = _save(path, sample, frames=frames, size=size, background=background)
-        note = "" if Path(written) == Path(path) else " (no ffmpeg here: written as GIF)"
-        return f"Saved a {frames}-frame turntable to {written}{note}"
+        ctx.progress(0, settings.frames, f"turntable: frame 0 of {settings.frames}")
+        written = _save(path, samples, settings, cancelled=ctx.cancel.is_set,
+                        progress=lambda done, total: ctx.progress(done, total, f"turntable: frame {done} of {total}"))
+        if Path(written) != Path(path):
+            note = " (no ffmpeg here: written as GIF)"
+        elif settings.transparent and not container_alpha(path):
+            note = " (MP4 has no alpha: filled with the background colour)"
+        else:
+            note = ""
+        shown = settings.replace(transparent=settings.transparent and container_alpha(written))
+        return f"Saved a turntable ({frames_of(samples, shown)}) to {written}{note}"
     return run
 
 
