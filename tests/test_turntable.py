@@ -180,3 +180,23 @@ def test_settings_are_checked_with_a_reason(tmp_path):
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(SplatgenError, match="not empty"):
         check_turntable_path(tmp_path / "full", odd)
+
+
+def test_render_makes_turntables_and_transparent_stills(tmp_path, run_splatgen):
+    r = run_splatgen("render", EXAMPLE, EXAMPLE, "--turntable", tmp_path / "two.mp4", "--frames", 6, "--seconds", 1,
+                     "--size", "192x96", "--elevation", 30, "--background", "0,0,0", "-o", tmp_path / "first.png",
+                     "--transparent")
+    assert r.returncode == 0, r.stderr
+    assert "two.mp4 (6 frames, 192x96, 6 fps, 2 tiles" in r.stdout
+    assert "no alpha" in r.stderr                                       # --transparent and MP4: said, then filled
+    frames, meta = read_mp4(tmp_path / "two.mp4")
+    assert len(frames) == 6 and frames[0].shape == (96, 192, 3) and frames[0][0, 0].max() <= 3
+    # frame 0 is the still's view: the same two tiles
+    still = np.asarray(Image.open(tmp_path / "first.png"))
+    assert still.shape == (96, 192, 4) and still[0, 0, 3] == 0
+    a = still[..., 3:] / 255.0
+    assert psnr((still[..., :3] * a + 0.5).astype(np.uint8), frames[0]) >= 30
+    r = run_splatgen("render", EXAMPLE, "--turntable", tmp_path / "odd.mp4", "--size", 65, 64)
+    assert r.returncode == 2 and "even" in r.stderr and not (tmp_path / "odd.mp4").exists()
+    r = run_splatgen("render", EXAMPLE, "--size", 64, 64, "--transparent", "-o", tmp_path / "x.jpg")
+    assert r.returncode == 2 and "alpha" in r.stderr
