@@ -367,6 +367,27 @@ def save_turntable(path: str, samples, settings):
     return run
 
 
+def save_still(path: str, samples, viewmat, width: int, height: int, *, fov_deg: float, background,
+               transparent: bool):
+    """Job body: the samples (Gaussians or samples; several are a grid of tiles) from ``viewmat``
+    ``(4, 4)`` OpenCV world-to-camera at ``width``×``height`` pixels, the field of view ``fov_deg``
+    across each tile's shorter side → an image file (RGBA with the render's alpha when
+    ``transparent``; :func:`splatgen.core.turntable.render_still`)."""
+    def run(ctx):
+        from splatgen.core.export import write_image
+        from splatgen.core.turntable import render_still
+
+        ctx.progress(0, 1, f"rendering {width}×{height}")
+        image = render_still(samples, torch.as_tensor(viewmat, dtype=torch.float32), width, height, fov_deg=fov_deg,
+                             background=background, transparent=transparent)
+        ctx.check()
+        ctx.progress(1, 1, "writing")
+        write_image(path, image)
+        alpha = ", transparent" if transparent else ""
+        return f"Saved a {width}×{height} screenshot{alpha} to {path}"
+    return run
+
+
 def save_contact_sheet(path: str, samples: list, views: int = 6, size: int = 128, background=(1.0, 1.0, 1.0)):
     def run(ctx):
         from splatgen.core.export import contact_sheet, write_image
