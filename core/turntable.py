@@ -17,7 +17,8 @@ build one.
   (:data:`CONTAINERS`): ``.mp4`` (H.264, no alpha: a transparent request is filled with the
   background colour, and :func:`container_alpha` says so), ``.webm`` (VP9, with alpha when
   transparent), ``.gif`` (256 colours a frame, 1-bit transparency, delays in 10 ms steps; its frames
-  are held in memory until written), or a path without a suffix: a folder of ``frame_0000.png`` …
+  are held in memory until written, and Pillow merges consecutive identical frames into one longer
+  one), or a path without a suffix: a folder of ``frame_0000.png`` …
   (RGBA when transparent). MP4 and WebM go through imageio-ffmpeg and need even sizes (4:2:0 chroma);
   without imageio-ffmpeg, a ``.gif`` is written beside the requested name instead.
 * :func:`render_still` draws the same grid from any one camera at any size (the GUI's screenshot,
@@ -27,9 +28,11 @@ Pixels: a transparent frame holds **straight** colour and alpha from the rendere
 nothing covers: alpha 0, the background colour); an opaque one is the premultiplied render
 composited once on the background (:func:`splatgen.core.images.compose`).
 
-Speed on the 2-core CPU machine (OpenGL renderer in software, a 20k-splat object; measured
-2026-12-06): ~25 ms a 256² frame, ~0.3 s a 1920×1080 frame, ~2 s a 4096² still; a 60-frame 1080p
-turntable takes about 20 s, plus encoding. With CUDA (gsplat) frames take milliseconds.
+Speed on the 2-core CPU machine (OpenGL renderer in software, the 20k-splat example bear; measured
+2026-12-07): ~37 ms a 256² frame, ~0.27 s a 1920×1080 frame (0.30 s with H.264 or VP9 encoding); a
+60-frame 1080p turntable is ~20 s of one sample, ~32 s of three tiles; a 4096×4096 still ~2 s to
+render (12 s for ``splatgen render``, start-up and PNG encoding included). A 1080p turntable holds
+2 frames a batch (~1.1 GB peak for the whole command). With CUDA (gsplat) frames take milliseconds.
 """
 
 from __future__ import annotations
@@ -282,6 +285,9 @@ def render_grid(samples, viewmats: torch.Tensor, width: int, height: int, *, fov
     canvas = np.zeros((c, height, width, 4 if transparent else 3), np.uint8)   # bytes: 4 a pixel at most
     canvas[..., :3] = to_uint8(bg.numpy())
     boxes = tile_boxes(len(items), width, height)
+    if min(boxes[0][2], boxes[0][3]) < 8:
+        raise SettingsError(f"{len(items)} samples in {width}x{height} pixels make tiles of "
+                            f"{boxes[0][2]}x{boxes[0][3]}; choose a larger size or fewer samples")
     K = fit_intrinsics(fov_deg, boxes[0][2], boxes[0][3])
     for item, (x, y, tw, th) in zip(items, boxes):
         _check_cancel(cancelled)
