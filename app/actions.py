@@ -79,9 +79,11 @@ class WindowActions:
         A("export_splat", "Export sample as .&splat…", lambda: ex.export_sample(suffix=".splat"), None,
           "Save the current sample as a .splat file (32 bytes a splat)")
         A("export_turntable", "Export &turntable video…", lambda: ex.export_turntable(), None,
-          "Render an orbit around the current sample to an MP4 video")
+          "An orbit around the current sample, or several side by side on one orbit: MP4, WebM, GIF or PNG "
+          "frames, up to 3840×2160, transparent where the format allows")
         A("screenshot", "Save &screenshot…", lambda: ex.save_screenshot(), "Ctrl+Shift+S",
-          "Save the view as a PNG image (full resolution, without the overlay)")
+          "Render the view from its camera at any size (e.g. 3840×2160), with a transparent background if "
+          "wanted (PNG)")
         A("contact_sheet", "Export &contact sheet…", lambda: ex.export_contact_sheet(), None,
           "A PNG grid: one row per sample (the selected ones, else the latest run), six views each")
         A("browser", "Show in &browser", lambda: ex.show_in_browser(), None,

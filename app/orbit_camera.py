@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from splatgen.core import framing
-from splatgen.core.cameras import intrinsics_from_fov, orbit_viewmat
+from splatgen.core.cameras import fit_intrinsics, orbit_viewmat
 
 #: Degrees of orbit for a drag across the view's shorter side (rotation per pixel follows the view's
 #: size: a drag of a third of the view turns the object 40°, from the input view to well short of
@@ -59,8 +59,7 @@ class OrbitCamera:
     def intrinsics(self, width: int, height: int) -> np.ndarray:
         """Pixel intrinsics ``(3, 3)`` float64 for a ``width``×``height`` image; the field of view
         spans the shorter side."""
-        axis = "x" if width <= height else "y"
-        return intrinsics_from_fov(self.fov_deg, int(width), int(height), fov_axis=axis).double().numpy()
+        return fit_intrinsics(self.fov_deg, int(width), int(height)).double().numpy()
 
     def world_per_pixel(self, width: int, height: int) -> float:
         """World units per pixel at the target's depth."""

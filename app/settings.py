@@ -9,8 +9,9 @@ last-used :class:`~splatgen.core.generator.GenerationSettings` per model), ``inp
 ``input/remove_background``, ``view/background`` (``#rrggbb``), ``view/mode``, ``view/tiled``,
 ``view/heatmap``, ``undo/limit_mb`` (memory bound of the undo history, MB of samples),
 ``history/keep_runs`` (runs the history keeps), ``demo/attract_after_s``, ``demo/cycle_s``,
-``demo/watchdog_s``, ``demo/keep_visitors`` (demo mode), ``dirs/open``, ``dirs/export``, ``window/geometry``,
-``window/state``.
+``demo/watchdog_s``, ``demo/keep_visitors`` (demo mode), ``turntable/<field>`` and
+``screenshot/<field>`` (the export dialogs' last choices), ``dirs/open``, ``dirs/export``,
+``window/geometry``, ``window/state``.
 """
 
 from __future__ import annotations
@@ -198,6 +199,16 @@ class Settings:
         self.q.setValue("demo/keep_visitors", bool(value))
 
     # ------------------------------------------------------------------ folders and window
+    # ------------------------------------------------------------------ export dialogs
+    def export_options(self, dialog: str, defaults: dict) -> dict:
+        """What the export dialog ``dialog`` ("turntable", "screenshot") was last used with:
+        ``defaults`` with the stored values in their place (each read as its default's type)."""
+        return {k: self._get(f"{dialog}/{k}", v, type(v)) for k, v in defaults.items()}
+
+    def set_export_options(self, dialog: str, values: dict) -> None:
+        for k, v in values.items():
+            self.q.setValue(f"{dialog}/{k}", v)
+
     def folder(self, which: str) -> str:
         d = self._get(f"dirs/{which}", "")
         return d if d and Path(d).is_dir() else str(Path.home())

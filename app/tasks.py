@@ -346,14 +346,45 @@ def save_sample(path: str, sample):
     return run
 
 
-def save_turntable(path: str, sample, frames: int = 90, size: int = 512, background=(1.0, 1.0, 1.0)):
+def save_turntable(path: str, samples, settings):
+    """Job body: the turntable of ``samples`` (one or several, tiled) with ``settings``
+    (:class:`splatgen.core.turntable.TurntableSettings`) → ``path``. Progress is reported per batch
+    of frames; a cancel is honoured before the next batch, and leaves no file."""
     def run(ctx):
-        from splatgen.core.export import save_turntable as _save
+        from splatgen.core.turntable import container_alpha, frames_of, save_turntable as _save
 
-        ctx.progress(0, 1, "rendering the turntable")
-        written = _save(path, sample, frames=frames, size=size, background=background)
-        note = "" if Path(written) == Path(path) else " (no ffmpeg here: written as GIF)"
-        return f"Saved a {frames}-frame turntable to {written}{note}"
+        ctx.progress(0, settings.frames, f"turntable: frame 0 of {settings.frames}")
+        written = _save(path, samples, settings, cancelled=ctx.cancel.is_set,
+                        progress=lambda done, total: ctx.progress(done, total, f"turntable: frame {done} of {total}"))
+        if Path(written) != Path(path):
+            note = " (no ffmpeg here: written as GIF)"
+        elif settings.transparent and not container_alpha(path):
+            note = " (MP4 has no alpha: filled with the background colour)"
+        else:
+            note = ""
+        shown = settings.replace(transparent=settings.transparent and container_alpha(written))
+        return f"Saved a turntable ({frames_of(samples, shown)}) to {written}{note}"
+    return run
+
+
+def save_still(path: str, samples, viewmat, width: int, height: int, *, fov_deg: float, background,
+               transparent: bool):
+    """Job body: the samples (Gaussians or samples; several are a grid of tiles) from ``viewmat``
+    ``(4, 4)`` OpenCV world-to-camera at ``width``×``height`` pixels, the field of view ``fov_deg``
+    across each tile's shorter side → an image file (RGBA with the render's alpha when
+    ``transparent``; :func:`splatgen.core.turntable.render_still`)."""
+    def run(ctx):
+        from splatgen.core.export import write_image
+        from splatgen.core.turntable import render_still
+
+        ctx.progress(0, 1, f"rendering {width}×{height}")
+        image = render_still(samples, torch.as_tensor(viewmat, dtype=torch.float32), width, height, fov_deg=fov_deg,
+                             background=background, transparent=transparent)
+        ctx.check()
+        ctx.progress(1, 1, "writing")
+        write_image(path, image)
+        alpha = ", transparent" if transparent else ""
+        return f"Saved a {width}×{height} screenshot{alpha} to {path}"
     return run
 
 

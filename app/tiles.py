@@ -9,13 +9,12 @@ it is recomputed whenever the camera stops, at ≤ :data:`HEAT_SIDE` px a side, 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QPainter
 
 from splatgen.core.images import to_uint8
+from splatgen.core.turntable import grid_shape
 
 from .orbit_camera import OrbitCamera
 from .splat_view import SplatView
@@ -31,13 +30,7 @@ def tile_grid(n: int, width: int, height: int) -> list[tuple[int, int, int, int]
     large and as square as possible."""
     if n <= 0:
         return []
-    best = None
-    for cols in range(1, n + 1):
-        rows = math.ceil(n / cols)
-        side = min(width / cols, height / rows)
-        if best is None or side > best[0] + 1e-9:
-            best = (side, cols, rows)
-    _, cols, rows = best
+    cols, rows = grid_shape(n, width, height)   # the turntables' and screenshots' grid too
     tw, th = width // cols, height // rows
     out = []
     for i in range(n):

@@ -77,6 +77,11 @@ class Viewport(SplatView):
         self._upload()
         self.update()
 
+    def shown_gaussians(self):
+        """The Gaussians the view draws ``(N,)``: an edit's preview, else the sample's (recoloured in
+        a value mode), else None (screenshots at any size render these)."""
+        return self._shown()
+
     def _shown(self):
         """The Gaussians on screen: the preview's, else the sample's (recoloured in a value mode), else None."""
         if self.preview is not None:

@@ -71,6 +71,13 @@ def intrinsics_from_fov(fov_deg: float, width: int, height: int, *, fov_axis: st
     return torch.tensor([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
 
 
+def fit_intrinsics(fov_deg: float, width: int, height: int) -> torch.Tensor:
+    """Pinhole intrinsics ``(3, 3)`` whose field of view ``fov_deg`` (degrees) spans the *shorter*
+    side of a ``width``×``height`` image, so an object framed for ``fov_deg`` stays whole in any
+    aspect (the viewport's, the turntables' and the orbit stills' camera)."""
+    return intrinsics_from_fov(fov_deg, width, height, fov_axis="x" if width <= height else "y")
+
+
 def canonical_intrinsics(size: int = framing.IMAGE_SIZE) -> torch.Tensor:
     """Intrinsics ``(3, 3)`` of the canonical square camera at ``size``×``size`` pixels."""
     return intrinsics_from_fov(framing.FOV_DEG, size, size)
@@ -291,6 +298,14 @@ def save_transforms(path: str | os.PathLike, *args, **kwargs) -> None:
 def framing_viewmat(means: torch.Tensor, fov_deg: float = framing.FOV_DEG,
                     azimuth_deg: float = 30.0, elevation_deg: float = 20.0) -> torch.Tensor:
     """An orbit camera ``(4, 4)`` that frames a point cloud ``(N, 3)``: it sees the whole bounding sphere."""
+    center, distance = framing_orbit(means, fov_deg)
+    return orbit_viewmat(azimuth_deg, elevation_deg, distance, center)
+
+
+def framing_orbit(means: torch.Tensor, fov_deg: float = framing.FOV_DEG) -> tuple[list[float], float]:
+    """The orbit that frames a point cloud ``(N, 3)`` from any direction: its centre ``[x, y, z]``
+    and the camera distance (world units) at which a ``fov_deg`` view holds the whole bounding
+    sphere (of the 1st–99th percentile box, so stray outliers do not count), with a 10% margin."""
     pts = means.detach().reshape(-1, 3).double()
     if pts.shape[0] > 20:  # ignore stray outliers
         sample = pts[torch.randperm(pts.shape[0], generator=torch.Generator().manual_seed(0))[:100_000]]
@@ -300,4 +315,4 @@ def framing_viewmat(means: torch.Tensor, fov_deg: float = framing.FOV_DEG,
     center = (lo + hi) / 2
     radius = max(float((hi - lo).norm() / 2), 1e-3)
     distance = radius / math.sin(math.radians(fov_deg) / 2) * 1.1
-    return orbit_viewmat(azimuth_deg, elevation_deg, distance, center.tolist())
+    return center.tolist(), distance

@@ -13,8 +13,10 @@ folder, then a rename), so an interrupted export never leaves a half-written fil
   (:mod:`splatgen.core.mesh`); the items written are faces.
 * ``cameras.json`` — the input camera in the ``transforms.json`` convention, so any tool can render
   the input view of a sample.
-* turntable — an orbit around the object rendered by the fastest renderer at hand (gsplat on CUDA,
-  the OpenGL renderer headless otherwise), MP4 through imageio-ffmpeg (GIF when ffmpeg is missing).
+* turntable — an orbit around one sample or a grid of several, rendered by the fastest renderer at
+  hand (gsplat on CUDA, the OpenGL renderer headless otherwise) and streamed into MP4, WebM, GIF or
+  a folder of PNG frames: :func:`save_turntable` is :func:`splatgen.core.turntable.save_turntable`,
+  its settings a :class:`~splatgen.core.turntable.TurntableSettings`.
 * contact sheet — PNG grid: one row per sample, one column per view (for comparing diversity).
 """
 
@@ -37,6 +39,7 @@ from .images import to_uint8
 
 log = logging.getLogger("splatgen.export")
 from .render import render
+from .turntable import TurntableSettings, save_turntable  # noqa: F401 - the export API's turntable
 
 #: Splats below this opacity never change a pixel by a full 8-bit step; files leave them out.
 MIN_EXPORT_OPACITY = 1.0 / 255.0
@@ -164,7 +167,7 @@ def cameras_json(sample: Sample) -> dict:
                            splatgen_settings=sample.settings.as_dict())
 
 
-def turntable_cameras(frames: int = 60, size: int = 256, elevation_deg: float = framing.INPUT_ELEVATION_DEG,
+def sheet_cameras(frames: int = 60, size: int = 256, elevation_deg: float = framing.INPUT_ELEVATION_DEG,
                       start_azimuth_deg: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``frames`` orbit cameras ``(F, 4, 4)`` starting at the input view, and ``K`` for ``size``²."""
     az = [start_azimuth_deg + 360.0 * i / frames for i in range(frames)]
@@ -183,35 +186,10 @@ def render_views(gaussians: Gaussians, viewmats: torch.Tensor, K: torch.Tensor, 
     return np.concatenate(out)
 
 
-def save_turntable(path: str | os.PathLike, sample: Sample | Gaussians, frames: int = 60, size: int = 256,
-                   fps: int = 30, background=framing.BACKGROUND, backend: str = "auto") -> Path:
-    """Write an orbit video. ``.mp4`` needs imageio-ffmpeg; without it a ``.gif`` is written next to
-    the requested name instead (the returned path says which)."""
-    import imageio.v3 as iio
-
-    g = sample.gaussians if isinstance(sample, Sample) else sample
-    vm, K = turntable_cameras(frames, size)
-    video = render_views(g, vm, K, size, background, backend)
-    path = Path(path)
-    if path.suffix.lower() == ".mp4":
-        try:
-            import imageio_ffmpeg  # noqa: F401
-
-            with atomic_path(path, keep_suffix=True) as tmp:
-                iio.imwrite(tmp, video, fps=fps, codec="libx264", quality=8, macro_block_size=16,
-                            plugin="FFMPEG")
-            return path
-        except ImportError:
-            path = path.with_suffix(".gif")
-    with atomic_path(path, keep_suffix=True) as tmp:
-        iio.imwrite(tmp, video, duration=1000 / fps, loop=0, extension=".gif")
-    return path
-
-
 def contact_sheet(samples: Sequence[Sample | Gaussians], views: int = 6, size: int = 128,
                   background=framing.BACKGROUND, backend: str = "auto") -> np.ndarray:
     """``(N·size, views·size, 3)`` uint8: one row per sample, ``views`` azimuths from the input view."""
-    vm, K = turntable_cameras(views, size)
+    vm, K = sheet_cameras(views, size)
     rows = [np.concatenate(list(render_views(s.gaussians if isinstance(s, Sample) else s, vm, K, size,
                                              background, backend)), axis=1) for s in samples]
     return np.concatenate(rows, axis=0)

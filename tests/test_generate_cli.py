@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from splatgen.core.cameras import load_transforms, save_transforms
-from splatgen.core.export import contact_sheet, save_sample, save_turntable
+from splatgen.core.export import TurntableSettings, contact_sheet, save_sample, save_turntable
 from splatgen.core.io import load_splats
 from splatgen.core.render import render
 
@@ -46,7 +46,7 @@ def test_exports_read_back(tmp_path, sample):
     torch.testing.assert_close(g.means, sample.gaussians.means[keep])
     assert save_sample(tmp_path / "s.splat", sample) == n
     assert load_splats(tmp_path / "s.splat").num_gaussians == n
-    video = save_turntable(tmp_path / "t.mp4", sample, frames=8, size=64)
+    video = save_turntable(tmp_path / "t.mp4", sample, TurntableSettings(frames=8, width=64, height=64))
     frames = iio.imread(video)
     assert frames.shape[0] == 8 and frames.shape[1:3] == (64, 64)
     assert frames.mean() < 250  # something other than the white background

@@ -460,6 +460,102 @@ def test_exports_read_back(generated, tmp_path):
     assert any("Saved" in m for m in w.messages[-5:])
 
 
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_turntable_dialog_tiles_the_selected_samples_and_a_cancel_leaves_nothing(generated, qtbot, tmp_path):
+    import imageio_ffmpeg
+    import torch
+
+    from splatgen.app.render_export import NO_ALPHA_NOTE, TurntableDialog
+    from splatgen.core.cameras import canonical_intrinsics, orbit_viewmat
+    from splatgen.core.render import render
+
+    w = generated
+    w.gallery.clearSelection()
+    entries = [w.gallery.entry(w.gallery.item(i)) for i in range(3)]
+    for i in range(3):
+        w.gallery.item(i).setSelected(True)
+    w.acts["export_turntable"].trigger()
+    d = w.exports.dialog
+    assert isinstance(d, TurntableDialog) and d.isVisible()
+    assert d.samples.currentText() == "The selected samples (3)"
+    d.frames.setValue(6)
+    d.seconds.setValue(1.5)
+    assert d.fps.text() == "= 4 fps"
+    d.elevation.setValue(30.0)
+    d.set_size(192, 64)
+    d.format_box.setCurrentIndex(d.format_box.findData(".mp4"))
+    assert not d.transparent.isEnabled() and d.alpha_note.text() == NO_ALPHA_NOTE    # MP4: said, not offered
+    d.path_edit.setText(str(tmp_path / "three"))
+    assert d.path() == str(tmp_path / "three.mp4")
+    d.export_button.click()
+    _wait(w)
+    assert not d.isVisible() and "Saved a turntable (6 frames, 192x64, 4 fps, 3 tiles)" in w.messages[-1]
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "three.mp4"))
+    next(reader)
+    frames = [np.frombuffer(b, np.uint8).reshape(64, 192, 3) for b in reader]
+    assert len(frames) == 6
+    vm = orbit_viewmat(0.0, 30.0, 2.0)
+    for k, e in enumerate(entries):                  # tile k: sample k at the orbit's first camera
+        with torch.no_grad():
+            ref = render(e.sample.gaussians, vm[None], canonical_intrinsics(64), 64, 64,
+                         background=w.viewport.background).rgb[0]
+        ref = (ref.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+        got = frames[0][:, 64 * k:64 * (k + 1)]
+        assert _psnr(got, ref) >= 28, k
+        assert _psnr(frames[3][:, 64 * k:64 * (k + 1)], got) < _psnr(got, ref) - 3, k   # half-way: another side
+    # a long one, cancelled once it has started: nothing is written, the dialog says so and stays
+    w.acts["export_turntable"].trigger()
+    d = w.exports.dialog
+    assert d.frames.value() == 6 and d.chosen_size() == (192, 64)        # the last choices
+    d.frames.setValue(400)
+    d.seconds.setValue(20.0)
+    d.set_size(384, 128)
+    d.format_box.setCurrentIndex(d.format_box.findData(".webm"))
+    assert d.transparent.isEnabled()
+    d.transparent.setChecked(True)
+    d.path_edit.setText(str(tmp_path / "long.webm"))
+    d.export_button.click()
+    qtbot.waitUntil(lambda: d.progress.value() > 0, timeout=30000)
+    assert d.cancel_button.text() == "Cancel" and not d.export_button.isEnabled()
+    d.cancel_button.click()
+    _wait(w)
+    assert d.isVisible() and "Cancelled" in d.message.text() and "Cancelled the turntable" in w.messages[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.mp4"]          # no file, no temporary file
+    d.close()
+    w.gallery.clearSelection()
+
+
+def test_screenshot_dialog_renders_the_view_at_any_size_with_alpha(generated, qtbot, tmp_path):
+    from PIL import Image
+
+    from splatgen.app.render_export import ScreenshotDialog
+
+    w = generated
+    w.gallery.setCurrentRow(0)
+    w.viewport.reset_camera()
+    w.acts["screenshot"].trigger()
+    d = w.exports.dialog
+    assert isinstance(d, ScreenshotDialog) and d.preset.currentText().startswith("The view (")
+    d.format_box.setCurrentIndex(d.format_box.findData(".jpg"))
+    assert not d.transparent.isEnabled()                                  # JPEG keeps no alpha
+    d.format_box.setCurrentIndex(d.format_box.findData(".png"))
+    d.set_size(640, 360)
+    d.transparent.setChecked(True)
+    d.path_edit.setText(str(tmp_path / "shot.png"))
+    d.export_button.click()
+    _wait(w)
+    assert not d.isVisible() and "640×360 screenshot, transparent" in w.messages[-1]
+    im = Image.open(tmp_path / "shot.png")
+    assert im.mode == "RGBA" and im.size == (640, 360)
+    px = np.asarray(im)
+    assert all(px[y, x, 3] == 0 for y in (0, -1) for x in (0, -1))        # nothing in the corners
+    assert px[150:210, 290:350, 3].max() > 200 and 0.02 < (px[..., 3] > 0).mean() < 0.9   # the object
+
+
 def test_bad_file_dropped_gives_a_message_and_the_app_goes_on(generated, qtbot, tmp_path):
     from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
     from PyQt6.QtGui import QDragEnterEvent, QDropEvent
