@@ -55,3 +55,18 @@ def test_malformed_int8_tensors_are_refused(int8_regressor, tmp_path):
     save_file(stored, str(bad / WEIGHTS))
     with pytest.raises(ModelError, match="malformed"):
         read_weights(bad)
+
+
+def test_an_int8_folder_with_an_oversized_scale_is_refused_before_loading(int8_regressor, tmp_path):
+    from splatgen.core.models.weights import read_shapes
+
+    bad = tmp_path / "bad"
+    shutil.copytree(int8_regressor, bad)
+    stored = load_file(str(bad / WEIGHTS))
+    key = next(k for k in stored if k.endswith(INT8))
+    stored[key[: -len(INT8)] + SCALE] = torch.ones(stored[key].shape[0], 4096, dtype=torch.float16)
+    save_file(stored, str(bad / WEIGHTS))
+    with pytest.raises(ModelError, match="malformed"):
+        read_shapes(bad)                                    # from the headers alone
+    with pytest.raises(ModelError, match="malformed"):
+        load_generator(str(bad), "cpu")

@@ -33,8 +33,8 @@ PLY_FAMILY = ("ply", "compressed-ply", "spz", "splat")
 #: Of those, the ones whose header says so (the others always are).
 MARKED = ("ply", "compressed-ply")
 
-#: The turn 180° about Z, a 4×4 rigid transform (its own inverse).
-TURN_ABOUT_Z = torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0]))
+#: What the turn 180° about Z does to a position ``(x, y, z)``: x and y change sign.
+POSITION_SIGNS = torch.tensor([-1.0, -1.0, 1.0])
 
 
 def sh_signs(num_coefficients: int) -> torch.Tensor:
@@ -57,5 +57,5 @@ def turn_about_z(gaussians: Gaussians, back: bool = False) -> Gaussians:
     quats = torch.stack([-z, -y, x, w], -1)          # r ⊗ q (w, x, y, z order)
     if not back:
         quats = -quats                               # r⁻¹ ⊗ q = -(r ⊗ q)
-    return replace(gaussians, means=gaussians.means * TURN_ABOUT_Z.diagonal()[:3].to(gaussians.means),
+    return replace(gaussians, means=gaussians.means * POSITION_SIGNS.to(gaussians.means),
                    quats=quats, sh=gaussians.sh * signs[:, None])

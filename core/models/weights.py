@@ -72,17 +72,13 @@ def quantize_int8(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _dequantize(weights: dict[str, torch.Tensor], source, error) -> dict[str, torch.Tensor]:
     """int8 parts (``NAME::int8`` / ``NAME::scale``) joined back into float32 ``NAME``."""
+    _int8_shapes({k: tuple(v.shape) for k, v in weights.items()}, source, error)   # the pairs are well formed
     out = {k: v for k, v in weights.items() if not k.endswith((INT8, SCALE))}
     for key in [k for k in weights if k.endswith(INT8)]:
         name = key[: -len(INT8)]
-        q, scale = weights[key], weights.get(name + SCALE)
-        if q.dtype != torch.int8 or scale is None or scale.dim() != q.dim() or scale.shape[0] != q.shape[0] \
-                or any(n != 1 for n in scale.shape[1:]) or name in out:
-            raise error(f"{source}: int8 tensor {name} is malformed (needs an int8 {INT8} and a per-row {SCALE})")
-        out[name] = q.float() * scale.float()
-    orphans = [k for k in weights if k.endswith(SCALE) and k[: -len(SCALE)] + INT8 not in weights]
-    if orphans:
-        raise error(f"{source}: {orphans[0]} has no int8 tensor beside it")
+        if weights[key].dtype != torch.int8:
+            raise error(f"{source}: int8 tensor {name} is malformed (stored as {weights[key].dtype})")
+        out[name] = weights[key].float() * weights[name + SCALE].float()
     return out
 
 
@@ -99,11 +95,26 @@ def read_shapes(folder: str | os.PathLike, *, error: type[SplatgenError] = Model
         try:
             with safe_open(str(f), "pt") as handle:
                 for key in handle.keys():
-                    if not key.endswith(SCALE):  # an int8 tensor's shape is its own
-                        shapes[key.removesuffix(INT8)] = tuple(handle.get_slice(key).get_shape())
+                    shapes[key] = tuple(handle.get_slice(key).get_shape())
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types on corrupt files
             raise error(f"{f}: corrupted or unreadable weights ({_first_line(exc)})") from None
-    return shapes
+    return _int8_shapes(shapes, folder, error)
+
+
+def _int8_shapes(shapes: dict[str, tuple], source, error) -> dict[str, tuple]:
+    """Header shapes with each int8 pair as its one tensor (the int8 part's shape); a scale that is
+    not one value per row of its int8 tensor is refused here, before any weight is read."""
+    out = {k: v for k, v in shapes.items() if not k.endswith((INT8, SCALE))}
+    for key, shape in shapes.items():
+        if key.endswith(INT8):
+            name, scale = key[: -len(INT8)], shapes.get(key[: -len(INT8)] + SCALE)
+            if scale is None or len(scale) != len(shape) or not shape or scale[0] != shape[0] \
+                    or any(n != 1 for n in scale[1:]) or name in out:
+                raise error(f"{source}: int8 tensor {name} is malformed (needs an int8 {INT8} and a per-row {SCALE})")
+            out[name] = shape
+        elif key.endswith(SCALE) and key[: -len(SCALE)] + INT8 not in shapes:
+            raise error(f"{source}: {key} has no int8 tensor beside it")
+    return out
 
 
 def _compare(own: dict[str, tuple], theirs: dict[str, tuple], source, error) -> None:
