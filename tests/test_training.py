@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from splatgen.core.cli import main
 from splatgen.core.data.build import build_dataset
@@ -244,6 +245,19 @@ def test_a_teacher_joins_a_denoiser_without_changing_what_it_computes(dataset, t
     assert code != 0 and "must be a regressor" in err and "Traceback" not in err
     code, err = train_command(*base, "--out", tmp_path / "r0", "--resume", "--teacher", regressor, "--max-steps", 2)
     assert code != 0 and "trained without a teacher" in err and "Traceback" not in err
+    # another regressor of the same width: allowed from weights (the digest follows), not when resuming
+    other = tmp_path / "other-regressor"
+    shutil.copytree(regressor, other)
+    w = load_file(str(other / "diffusion_pytorch_model.safetensors"))
+    w = {k: (v + 1e-3 if v.is_floating_point() else v) for k, v in w.items()}
+    save_file(w, str(other / "diffusion_pytorch_model.safetensors"))
+    moved = tmp_path / "moved"
+    code, err = train_command(*base, "--out", tmp_path / "r3", "--init-from", grown, "--teacher", other,
+                              "--max-steps", 2, "--export", moved)
+    assert code == 0, err
+    assert json.loads((moved / "config.json").read_text())["teacher_sha256"] == weights_sha256(other)
+    code, err = train_command(*base, "--out", tmp_path / "r3", "--resume", "--teacher", regressor, "--max-steps", 3)
+    assert code != 0 and "checkpoint to resume was trained with" in err and "Traceback" not in err
 
 
 def test_render_items_supervise_the_denoiser_through_the_decoder(dataset, tmp_path, capsys, train_command):
@@ -388,3 +402,26 @@ def test_the_teachers_latent_joins_the_condition(dataset, tmp_path, capsys, trai
     code, err = train_command("diffusion", "--var", var_dir, "--data", dataset, *FAST, "--teacher-latent",
                               "--out", tmp_path / "r3", "--max-steps", 1)
     assert code != 0 and "needs --teacher" in err and "Traceback" not in err
+
+
+def test_the_learning_rate_warms_up_then_follows_a_cosine_to_lr_final():
+    from splatgen.core.training.trainer import LoopClock, scheduled_lr
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    clock = LoopClock(max_steps=1010, max_minutes=None)
+    lrs = [scheduled_lr(opt, 1e-3, step, 10, 100, clock, lr_final=1e-5) for step in range(10, 1011)]
+    assert lrs[0] == pytest.approx(1e-5) and lrs[99] == pytest.approx(1e-3)   # linear warm-up from step 10
+    assert opt.param_groups[0]["lr"] == lrs[-1] == pytest.approx(1e-5)          # the end of the budget
+    mid = 10 + 100 + (1000 - 100) // 2                                            # half-way through the decay
+    assert 1e-5 < lrs[mid - 10] < 1e-3
+    assert all(a >= b for a, b in zip(lrs[100:], lrs[101:])), "the decay is not monotone"
+    # without lr_final the rate stays at base after the warm-up; a time budget sets the progress too
+    assert scheduled_lr(opt, 1e-3, 900, 10, 100, clock) == pytest.approx(1e-3)
+    timed = LoopClock(max_steps=None, max_minutes=1e-9)
+    assert scheduled_lr(opt, 1e-3, 900, 10, 100, timed, lr_final=2e-5) == pytest.approx(2e-5)
+
+
+def test_lr_final_above_lr_is_refused(tmp_path):
+    from splatgen.core.errors import SplatgenError
+    from splatgen.core.training.config import TrainConfig
+    with pytest.raises(SplatgenError, match="lr-final"):
+        TrainConfig(model="regressor", data=tmp_path, out=tmp_path, lr=1e-4, lr_final=1e-3)

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="var: target views the encoder also sees (the others test 3D consistency)")
     p.add_argument("--lr", type=float, default=TrainConfig.default("lr"))
     p.add_argument("--warmup", type=int, default=TrainConfig.default("warmup"))
+    p.add_argument("--lr-final", type=float, default=TrainConfig.default("lr_final"), metavar="LR",
+                   help="after the warm-up, decay the learning rate along a cosine to LR by the end of this run "
+                        "(--max-steps or --max-minutes, whichever ends first); default: constant")
     p.add_argument("--grad-clip", type=float, default=TrainConfig.default("grad_clip"))
     p.add_argument("--ema-decay", type=float, default=TrainConfig.default("ema_decay"))
     p.add_argument("--log-every", type=int, default=TrainConfig.default("log_every"))

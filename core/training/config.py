@@ -23,7 +23,7 @@ MODELS = ("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-
 RANGES = {
     "max_minutes": (0, None, False), "max_steps": (0, None, True), "checkpoint_minutes": (0, None, False),
     "seed": (0, None, True), "batch_size": (1, None, True), "num_targets": (1, None, True),
-    "num_context": (0, None, True), "lr": (0, 1, False), "warmup": (0, None, True), "grad_clip": (0, None, False),
+    "num_context": (0, None, True), "lr": (0, 1, False), "lr_final": (0, 1, True), "warmup": (0, None, True), "grad_clip": (0, None, False),
     "ema_decay": (0, 1, True), "log_every": (1, None, True), "gaussians_per_pixel": (1, 16, True),
     "ssim_weight": (0, None, True), "alpha_weight": (0, None, True), "kl_weight": (0, None, True),
     "render_items": (0, None, True), "render_weight": (0, None, True), "cond_dropout": (0, 1, True),
@@ -51,6 +51,7 @@ class TrainConfig:
     num_context: int = 2                         # var / diffusion: target views the VAR encoder also sees
     lr: float = 2e-4
     warmup: int = 300                            # linear learning-rate warm-up, steps
+    lr_final: float | None = None                # cosine decay of lr to this over the run's budget (None: constant)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     log_every: int = 50
@@ -111,6 +112,9 @@ class TrainConfig:
             raise SplatgenError("--splat-channels takes two or more multiples of 8")
         if self.max_minutes is None and self.max_steps is None:
             self.max_steps = 100_000
+        if self.lr_final is not None and self.lr_final > self.lr:
+            raise SplatgenError(f"--lr-final ({self.lr_final:g}) is where the learning rate decays to: at most --lr "
+                                f"({self.lr:g})")
 
     @classmethod
     def field_names(cls) -> set[str]:

@@ -40,7 +40,7 @@ from .checkpoint import load_into, load_weights, unwrap
 from .latent_pool import LatentPool, var_posterior
 from .recon import export_model, reconstruction_loss
 from .trainer import (bf16_autocast, trained_steps, EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
-                      save_checkpoint, setup_run, warmup_lr, wrap_ddp)
+                      save_checkpoint, setup_run, scheduled_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
 
@@ -78,9 +78,10 @@ WEIGHT_KEYS = ("block_out_channels", "layers_per_block", "condition_projection",
 
 def teacher_config(start: dict, teacher_channels: int, digest: str, resuming: bool,
                    teacher_latent: bool = False) -> dict:
-    """The teacher keys of the denoiser to build, checked against the weights it starts from: a run
-    keeps their teacher (and its latent); weights trained without one may gain one (its projection
-    starts at zero) unless the run resumes (the optimiser state has no such parameters)."""
+    """The teacher keys of the denoiser to build, checked against the weights it starts from: a resumed
+    run keeps its teacher (and its latent); a run from weights (``--init-from``) may take another
+    regressor of the same width; weights trained without one may gain one (its projection starts at
+    zero) unless the run resumes (the optimiser state has no such parameters)."""
     if teacher_latent and not teacher_channels:
         raise SplatgenError("--teacher-latent needs --teacher: the latent is that regressor's object")
     had_latent = bool(start.get("teacher_latent", False))
@@ -93,9 +94,14 @@ def teacher_config(start: dict, teacher_channels: int, digest: str, resuming: bo
     if had and not teacher_channels:
         raise SplatgenError("these denoiser weights were trained with a teacher regressor's features: pass "
                             "--teacher with the same regressor")
-    if had and (had != teacher_channels or start.get("teacher_sha256", digest) != digest):
-        raise SplatgenError("--teacher is not the regressor these denoiser weights were trained with "
-                            "(another width or other weights)")
+    if had and had != teacher_channels:
+        raise SplatgenError(f"--teacher has {teacher_channels} feature channels; these denoiser weights were trained "
+                            f"with a regressor of {had}")
+    if had and resuming and start.get("teacher_sha256", digest) != digest:
+        raise SplatgenError("--teacher is not the regressor the checkpoint to resume was trained with; start a new "
+                            "run with --init-from to move the denoiser onto another regressor")
+    # Starting from weights (--init-from) with another regressor of the same width is allowed: a
+    # denoiser moves onto a fine-tuned teacher far faster than it trains anew; the new digest pins it.
     if teacher_channels and not had and resuming:
         raise SplatgenError("the checkpoint to resume was trained without a teacher; start a new run with "
                             "--init-from to add one")
@@ -195,7 +201,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
                         {"args": config.to_json(), "warmup_start": warmup_start})
 
     while not clock.done(step, steps_this_run):
-        warmup_lr(optimizer, config.lr, step - warmup_start, config.warmup)
+        scheduled_lr(optimizer, config.lr, step, warmup_start, config.warmup, clock, config.lr_final)
         if pool is not None:
             pool.advance(step)
             idx = pool.indices(config.batch_size, generator)

@@ -35,7 +35,7 @@ from .checkpoint import unwrap
 from .config import TrainConfig
 from .recon import export_model
 from .trainer import (bf16_autocast, weights_init, EMA, LoopClock, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
-                      save_checkpoint, setup_run, warmup_lr)
+                      save_checkpoint, setup_run, scheduled_lr)
 from .viewbank import ViewBank, ViewBatch
 
 
@@ -216,7 +216,7 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
         result.update({f"{k}_before": v for k, v in stage.report(model, bank, generator).items()})
         log.write({"step": step, **result})
     while not clock.done(step, steps_this_run):
-        warmup_lr(optimizer, config.lr, step - warmup_start, config.warmup)
+        scheduled_lr(optimizer, config.lr, step, warmup_start, config.warmup, clock, config.lr_final)
         batch = draw_views(bank, config, stage.extra_views, generator)
         with amp:
             loss, metrics = stage.step(batch, generator)

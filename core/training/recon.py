@@ -25,7 +25,7 @@ from .config import TrainConfig
 from .checkpoint import unwrap
 from ..metrics import psnr, ssim
 from .trainer import (bf16_autocast, weights_init, EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
-                      save_checkpoint, setup_run, warmup_lr, wrap_ddp)
+                      save_checkpoint, setup_run, scheduled_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
 
@@ -156,7 +156,7 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
                         {"args": config.to_json(), "warmup_start": warmup_start})
 
     while not clock.done(step, steps_this_run):
-        warmup_lr(optimizer, config.lr, step - warmup_start, config.warmup)
+        scheduled_lr(optimizer, config.lr, step, warmup_start, config.warmup, clock, config.lr_final)
         batch = bank.sample(config.batch_size, config.num_targets, generator, config.mirror)
         with amp:
             model_out = forward(batch.input, **encoder_views(batch, config.num_context)) if variational \

@@ -35,7 +35,7 @@ from .checkpoint import unwrap
 from .config import TrainConfig
 from .recon import export_model, reconstruction_loss
 from .trainer import (bf16_autocast, weights_init, EMA, LoopClock, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
-                      save_checkpoint, setup_run, warmup_lr, wrap_ddp)
+                      save_checkpoint, setup_run, scheduled_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
 #: Batches of teacher outputs a new run measures the normalisation on.
@@ -165,7 +165,7 @@ def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
                         {"args": config.to_json(), "warmup_start": warmup_start})
 
     while not clock.done(step, steps_this_run):
-        warmup_lr(optimizer, config.lr, step - warmup_start, config.warmup)
+        scheduled_lr(optimizer, config.lr, step, warmup_start, config.warmup, clock, config.lr_final)
         batch = bank.sample(config.batch_size, config.num_targets, generator, config.mirror)
         loss, metrics = training_loss(forward, model, teacher, batch, config, generator, backend, amp)
         grad_norm = optimise(loss, model, optimizer, ema, step, config.grad_clip)

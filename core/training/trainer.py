@@ -128,18 +128,36 @@ class LoopClock:
             return True
         return False
 
+    def progress(self, step: int, first_step: int) -> float:
+        """How much of the budget is spent, 0 to 1: steps from ``first_step`` towards ``max_steps`` or
+        minutes towards ``max_minutes``, whichever is further along."""
+        spent = 0.0
+        if self.max_steps is not None and self.max_steps > first_step:
+            spent = (step - first_step) / (self.max_steps - first_step)
+        if self.max_minutes is not None:
+            spent = max(spent, self.minutes / self.max_minutes)
+        return min(1.0, max(0.0, spent))
+
     @property
     def minutes(self) -> float:
         return (time.monotonic() - self.start) / 60
 
 
-def warmup_lr(optimizer: torch.optim.Optimizer, base_lr: float, steps_since_start: int, warmup: int) -> None:
-    """Linear warm-up over the first ``warmup`` steps after the weights were initialised (Adam's
-    moments start from zero then, also when a run starts from shipped weights). Counted from the
-    run's first step and kept in the checkpoint, so a resumed run continues the same schedule."""
-    scale = min(1.0, (steps_since_start + 1) / max(1, warmup))
+def scheduled_lr(optimizer: torch.optim.Optimizer, base_lr: float, step: int, warmup_start: int, warmup: int,
+                 clock: "LoopClock", lr_final: float | None = None) -> float:
+    """Set and return the learning rate of global step ``step``: a linear warm-up over the first
+    ``warmup`` steps after the weights were initialised at ``warmup_start`` (Adam's moments start from
+    zero then, also when a run starts from shipped weights; kept in the checkpoint, so a resumed run
+    continues it), then, with ``lr_final``, a cosine decay from ``base_lr`` to ``lr_final`` over the
+    run's budget (:meth:`LoopClock.progress`: the steps to ``max_steps`` or the minutes of ``max_minutes``,
+    whichever ends first). Device calls are bounded by minutes, so a time-bounded decay spans one call;
+    a run resumed by the next call decays again from ``base_lr``."""
+    lr = base_lr * min(1.0, (step - warmup_start + 1) / max(1, warmup))
+    if lr_final is not None and step - warmup_start >= warmup:
+        lr = lr_final + (base_lr - lr_final) * 0.5 * (1.0 + math.cos(math.pi * clock.progress(step, warmup_start)))
     for g in optimizer.param_groups:
-        g["lr"] = base_lr * scale
+        g["lr"] = lr
+    return lr
 
 
 class RunLog:
@@ -244,5 +262,5 @@ def after_step(step: int, metrics: dict[str, torch.Tensor], running: RunningMetr
         save()
 
 
-__all__ = ["RunContext", "setup_run", "make_optimizer", "bf16_autocast", "trained_steps", "weights_init", "wrap_ddp", "EMA", "LoopClock", "warmup_lr", "RunLog", "resume_or_init",
+__all__ = ["RunContext", "setup_run", "make_optimizer", "bf16_autocast", "trained_steps", "weights_init", "wrap_ddp", "EMA", "LoopClock", "scheduled_lr", "RunLog", "resume_or_init",
            "save_checkpoint", "finite_or_raise", "optimise", "RunningMetrics", "after_step"]

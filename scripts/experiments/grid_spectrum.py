@@ -1,6 +1,6 @@
 """How strongly a model's renders show the Splatter Image's pixel grid ("waffle") when zoomed.
 
-    python3 scripts/experiments/grid_spectrum.py --data data/games --split val -m MODEL [--objects 40] [-o OUT.json]
+    python3 scripts/experiments/grid_spectrum.py --data data/games --split val -m MODEL [--objects 40] [--device cuda] [-o OUT.json]
 
 Each object's input view is regenerated and rendered at 512² from the input camera (4× the 128²
 grid of splats, so the grid repeats every 4 pixels: 128 cycles per image). Of the luminance inside
@@ -51,24 +51,26 @@ def main() -> None:
     ap.add_argument("--split", default="val")
     ap.add_argument("-m", "--model", required=True)
     ap.add_argument("--objects", type=int, default=40)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (gsplat there)")
     ap.add_argument("-o", "--out", type=Path)
     a = ap.parse_args()
-    gen = load_generator(a.model, device="cpu")
+    gen = load_generator(a.model, device=a.device)
     objects = find_objects(a.data, a.split)[: a.objects]
     scale = SIZE / framing.IMAGE_SIZE
     rows = []
     for obj in objects:
         images, alphas, _ = load_object(obj)
-        sample = gen.generate(torch.cat([images[0], alphas[0]], -1).permute(2, 0, 1), GenerationSettings(seed=0))[0]
+        image = torch.cat([images[0], alphas[0]], -1).permute(2, 0, 1).to(a.device)
+        sample = gen.generate(image, GenerationSettings(seed=0))[0]
         K = sample.K.clone().float()
         K[..., :2, :] *= scale
         with torch.no_grad():
             out = render(sample.gaussians, sample.input_viewmat[None].float(), K[None] if K.dim() == 2 else K, SIZE, SIZE)
-        rgb, alpha = out.rgb[0].clamp(0, 1).numpy(), out.alpha[0, ..., 0].numpy()
+        rgb, alpha = out.rgb[0].clamp(0, 1).float().cpu().numpy(), out.alpha[0, ..., 0].float().cpu().numpy()
         rows.append({"object": obj.name, "grid_peak": grid_peak(rgb, alpha, framing.IMAGE_SIZE)})
     values = [r["grid_peak"] for r in rows if np.isfinite(r["grid_peak"])]
     result = {"benchmark": "grid-spectrum", "machine": machine_info(), "model": a.model, "data": a.data,
-              "split": a.split, "objects": len(values), "size": SIZE, "grid_peak_mean": float(np.mean(values)),
+              "split": a.split, "device": a.device, "objects": len(values), "size": SIZE, "grid_peak_mean": float(np.mean(values)),
               "grid_peak_median": float(np.median(values)), "per_object": rows,
               "command": "python3 scripts/experiments/grid_spectrum.py " + " ".join(
                   f"--{k.replace('_', '-')} {v}" for k, v in (("data", a.data), ("split", a.split), ("model", a.model),
