@@ -74,7 +74,8 @@ def test_regressor_steps_log_finite_losses_and_resume_exactly(dataset, tmp_path,
     first = json.loads((shipped / "config.json").read_text())["trained_steps"]
     common = ["--init-from", shipped, "--data", dataset, *FAST, "--batch-size", 1, "--num-targets", 1]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert train(capsys, "regressor", "--out", straight, "--max-steps", first + 2, *common)[0] == 0
+    assert train(capsys, "regressor", "--out", straight, "--max-steps", first + 2, "--export", straight / "export",
+                 *common)[0] == 0
     assert train(capsys, "regressor", "--out", split, "--max-steps", first + 1, *common)[0] == 0
     assert train(capsys, "regressor", "--out", split, "--max-steps", first + 2, "--resume", *common)[0] == 0
 
@@ -92,6 +93,12 @@ def test_regressor_steps_log_finite_losses_and_resume_exactly(dataset, tmp_path,
     assert all(torch.equal(a[k], b[k]) for k in a), "resuming changed the result"
     assert json.loads((split / "checkpoint" / "trainer.json").read_text())["step"] == first + 2
     assert list(split.glob("samples_*.png")), "no sample grid written"
+    # the export is a model folder of its own: it loads as a generator and makes an object
+    from splatgen.core.generator import GenerationSettings, load_generator
+    gen = load_generator(straight / "export", device="cpu")
+    assert gen.kind == "regressor"
+    sample = gen.generate(torch.rand(4, 128, 128), GenerationSettings(seed=0))[0]
+    assert sample.gaussians.means.shape[-2] > 1000
 
 
 def test_var_decoder_only_keeps_the_latent_space(dataset, tmp_path, capsys):

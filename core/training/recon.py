@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SplatgenError
+from ..generator.model_folder import MANIFEST
 from ..gaussians import Gaussians
 from ..images import to_uint8
 from ..models.splatter_net import SplatterNet
@@ -176,6 +177,8 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
             save_samples(out_dir / f"samples_{step:07d}.png", ema.model, batch, backend, config.num_context)
         if config.export:
             export_model(ema.model, Path(config.export))
+            if not variational:  # a regressor is a generator on its own: its export loads as a model folder
+                write_regressor_manifest(Path(config.export), step)
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
 
 
@@ -205,6 +208,13 @@ def freeze_latent_space(model: SplatterNet) -> None:
         raise SplatgenError("--decoder-only applies to the VAR (splatgen train var), not the regressor")
     for part in (model.encoder, model.view_encoder, model.to_latent):
         part.requires_grad_(False)
+
+
+def write_regressor_manifest(folder: Path, step: int) -> None:
+    """``splatgen.json`` of a regressor model folder whose network lies in the folder itself."""
+    manifest = {"format": 1, "kind": "regressor", "name": f"Splatter-Image regressor (deterministic), step {step:,}",
+                "components": {"net": "."}}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def export_model(model, folder: Path) -> None:
