@@ -230,6 +230,63 @@ def test_batched_scenes_and_several_cameras():
     assert (out.rgb[0, 0] - out.rgb[0, 1]).abs().max() > 0.1
 
 
+def test_a_batch_in_tiles_draws_each_scene_in_its_box():
+    """Scenes of different sizes, batched (padded with invisible splats), drawn by one renderer into
+    the boxes of one frame from one camera: each box holds what that scene renders alone."""
+    from splatgen.core.render import batch_scenes
+
+    scenes = [random_gaussians(n, seed=s) for n, s in ((300, 1), (120, 2), (500, 3))]
+    batch = batch_scenes(scenes)
+    assert batch.shape == (3, 500)
+    vm, K = orbit_viewmat(40.0, 20.0).numpy(), canonical_intrinsics(40).numpy()
+    tiles = [(0, 0, 40, 40), (45, 0, 40, 40), (10, 44, 40, 40)]   # any boxes of one size
+    r = gl_backend.GLSplatRenderer()
+    try:
+        r.set_gaussians(batch)
+        rgb, depth = r.render_many(vm[None], K[None], 90, 90, background=(0.2, 0.3, 0.4), outputs=("rgb", "depth"),
+                                   tiles=tiles)
+        for g, (x, y, w, h) in zip(scenes, tiles):
+            one = render(g, torch.from_numpy(vm), torch.from_numpy(K), 40, 40, backend="gl", background=(0.2, 0.3, 0.4))
+            assert np.abs(rgb[0, y:y + h, x:x + w] - one.rgb[0].numpy()).max() < 1e-4
+            assert np.abs(depth[0, y:y + h, x:x + w] - one.depth[0].numpy()).max() < 1e-4
+        assert np.allclose(rgb[0, 85:, :], (0.2, 0.3, 0.4)) and np.allclose(rgb[0, :44, 85:], (0.2, 0.3, 0.4))
+        with pytest.raises(gl_backend.RenderError, match="tiles"):
+            r.render_many(vm[None], K[None], 90, 90)                       # a batch needs its boxes
+        with pytest.raises(gl_backend.RenderError, match="one size"):
+            r.render_many(vm[None], K[None], 90, 90, tiles=[(0, 0, 40, 40), (45, 0, 40, 40), (0, 44, 30, 40)])
+    finally:
+        r.release()
+
+
+def test_a_batch_in_tiles_draws_only_its_boxes_into_a_framebuffer():
+    import moderngl
+
+    from splatgen.core.render import batch_scenes
+
+    scenes = [random_gaussians(400, seed=s) for s in (4, 5)]
+    vm, K = orbit_viewmat(-30.0, 10.0).numpy(), canonical_intrinsics(32).numpy()
+    tiles = [(0, 0, 32, 32), (34, 0, 32, 32)]
+    ctx = moderngl.create_context(standalone=True, backend="egl")
+    try:
+        with ctx:
+            r = gl_backend.GLSplatRenderer(ctx)
+            r.set_gaussians(batch_scenes(scenes))
+            fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((70, 40), 4)])
+            fbo.use()
+            fbo.clear(1.0, 0.0, 0.0, 1.0)
+            r.render(vm, K, 66, 32, background=(1, 1, 1), fbo=fbo, viewport_origin=(2, 4), tiles=tiles)
+            img = np.frombuffer(fbo.read((0, 0, 70, 40), components=3), np.uint8).reshape(40, 70, 3)[::-1]
+            rows = img[40 - 4 - 32: 40 - 4]                                 # the drawn area, top row first
+            for g, (x, _, w, h) in zip(scenes, tiles):
+                one = render(g, torch.from_numpy(vm), torch.from_numpy(K), 32, 32, backend="gl", background=(1, 1, 1))
+                assert np.abs(rows[:, 2 + x: 2 + x + w] / 255.0 - one.rgb[0].numpy()).max() <= 0.5 / 255 + 1e-4
+            assert (rows[:, 2 + 32: 2 + 34] == [255, 0, 0]).all()           # between the boxes: left as it was
+            assert (img[:40 - 4 - 32] == [255, 0, 0]).all() and (img[:, :2] == [255, 0, 0]).all()
+            r.release()
+    finally:
+        ctx.release()
+
+
 def test_scene_is_uploaded_once_and_again_when_changed(monkeypatch):
     g = random_gaussians(500, seed=5)
     vm, K = orbit_viewmat(10.0, 10.0), canonical_intrinsics(32)

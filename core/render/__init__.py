@@ -24,6 +24,8 @@ All three follow the same image model, so they draw the same picture:
    before its transmittance would fall below 1e-4 (gsplat's early stop; the GL renderer cannot stop
    single pixels: it skips only what lies wholly behind pixels past that point, see its module);
 5. depth is the expected depth ``Σ_k T_k α_k z_k / Σ_k T_k α_k`` (0 where nothing is drawn).
+
+Scenes of different sizes render in one call as a batch: :func:`batch_scenes` pads them to one size.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import torch
 from .. import framing
 from ..errors import SplatgenError
 from ..gaussians import Gaussians
+from .gl_shaders import ALPHA_MIN
 
 log = logging.getLogger("splatgen.render")
 
@@ -138,6 +141,38 @@ def _as_background(background, device, dtype) -> torch.Tensor:
     if background is None:
         background = framing.BACKGROUND
     return torch.as_tensor(background, device=device, dtype=dtype).reshape(3)
+
+
+#: The opacity logit of the splats :func:`batch_scenes` pads with (opacity 1e-13: never drawn).
+PAD_OPACITY_LOGIT = -30.0
+
+
+def batch_scenes(scenes: Sequence[Gaussians]) -> Gaussians:
+    """Scenes ``(N_b,)`` of any sizes as one batch ``(B, N)`` for :func:`render`.
+
+    Each scene keeps only the splats a renderer can draw (opacity ≥ 1/255, step 3 of the image model)
+    and is padded up to the longest one with splats that are never drawn (at the origin, σ = e⁻¹⁰,
+    opacity logit :data:`PAD_OPACITY_LOGIT`); SH degrees are padded to the highest. On the scenes' device.
+    """
+    if not scenes:
+        raise RenderError("no scenes to batch")
+    kept = [g[g.opacities >= ALPHA_MIN] for g in scenes]
+    degree = max(g.sh_degree for g in kept)
+    n = max(1, max(g.num_gaussians for g in kept))
+
+    def padded(g: Gaussians) -> Gaussians:
+        g = g.with_sh_degree(degree)
+        pad = n - g.num_gaussians
+        if pad == 0:
+            return g
+        quats = g.quats.new_zeros((pad, 4))
+        quats[:, 0] = 1.0
+        filler = Gaussians(means=g.means.new_zeros((pad, 3)), quats=quats, log_scales=g.log_scales.new_full((pad, 3), -10.0),
+                           opacity_logits=g.opacity_logits.new_full((pad,), PAD_OPACITY_LOGIT),
+                           sh=g.sh.new_zeros((pad, *g.sh.shape[1:])))
+        return Gaussians.concat([g, filler])
+
+    return Gaussians.stack([padded(g) for g in kept])
 
 
 def render(

@@ -32,6 +32,11 @@ shaders are files under ``shaders/`` (:mod:`.gl_shaders`); occlusion culling is 
   renderer (the GUI viewport, the frames ``splatgen view`` streams): RGBA8, as the web splat viewers
   blend. Every blend step then rounds to 1/255 and a contribution below half a step is lost, for a
   faster frame on llvmpipe (the measured difference: benchmarks/README.md, "8-bit display frames").
+* **Tiles** (a batch of scenes ``(B, N)``, one camera): scene ``b`` is drawn in box ``b`` of the
+  frame, all boxes one size (a grid of samples side by side). The order is sorted by scene, then
+  near → far, in one pass over every splat; pass 1 runs once for all of them (the projection into a
+  tile does not depend on which tile), and pass 2 draws each scene's range of that order in its
+  box's viewport and scissor. No occlusion culling here.
 * **Resolve**: a full-screen pass finishes ``rgb = C + (1 - A)·bg``, ``depth = D / A`` (0 where
   ``A = 0``): into float32 images that are read back (offscreen, ``resolve.frag``), into the
   caller's framebuffer (mode ``"rgb"``, ``"alpha"`` or ``"depth"``, optionally flipped for a
@@ -136,8 +141,9 @@ class GLSplatRenderer:
             float images (:meth:`render_many`, :meth:`render` without ``fbo``) are accumulated in
             float32 whatever this says.
 
-    Usage: :meth:`set_gaussians` once per scene, then :meth:`render` (or :meth:`render_many`, or
-    :meth:`render_rgb8` for a viewer's 8-bit frame) per frame. The renderer sets the GL state it
+    Usage: :meth:`set_gaussians` once per scene (or batch of scenes, drawn in tiles), then
+    :meth:`render` (or :meth:`render_many`, or :meth:`render_rgb8` for a viewer's 8-bit frame) per
+    frame. The renderer sets the GL state it
     needs (blending, viewport, scissor, no depth test or face culling) and does not restore it; drawing into a caller's framebuffer leaves that
     framebuffer bound. Not thread-safe.
     """
@@ -213,6 +219,9 @@ class GLSplatRenderer:
         self._color_key = None      # what the uploaded colours were evaluated for
         self._valid = np.zeros(0, np.uint32)
         self._means = np.zeros((0, 3), np.float32)
+        self._scenes = 0            # scenes of an uploaded batch (0: one scene, not a batch)
+        self._scene = np.zeros(0, np.uint16)    # per valid splat: its scene in the batch
+        self._ranges = np.zeros(1, np.int64)    # the sorted order's start of each scene, and its end
         self._bounds = (np.zeros(3), 0.0)   # centre and radius of the means
         self._view_area = self._opacity_int = np.zeros(0)   # per valid splat, for optical_depth
         #: Whether the last camera drawn was occlusion-culled (see ``occlusion_culling``).
@@ -259,14 +268,20 @@ class GLSplatRenderer:
         return self._n
 
     def set_gaussians(self, gaussians: Gaussians) -> None:
-        """Upload one scene (shape ``(N,)``): the static data goes to the GPU here, once.
-
-        CPU copies are kept of the means (for sorting) and, for SH degree ≥ 1, of the coefficients.
+        """Upload one scene (shape ``(N,)``), or a batch of scenes ``(B, N)`` drawn in tiles (``tiles``
+        of :meth:`render` / :meth:`render_many`; scenes of other sizes: pad them with splats below
+        opacity 1/255, :func:`splatgen.core.render.batch_scenes`). The static data goes to the GPU
+        here, once. CPU copies are kept of the means (for sorting) and, for SH degree ≥ 1, of the
+        coefficients.
         """
-        if len(gaussians.shape) != 1:
-            raise RenderError("GLSplatRenderer renders one scene, got Gaussians of shape "
+        if len(gaussians.shape) not in (1, 2):
+            raise RenderError("GLSplatRenderer renders one scene (N,) or a batch (B, N), got Gaussians of shape "
                               f"{tuple(gaussians.shape)}")
         g = gaussians.detach().to("cpu", torch.float32)
+        scenes, per_scene = (g.shape[0], g.shape[1]) if len(g.shape) == 2 else (0, g.num_gaussians)
+        if scenes > np.iinfo(np.uint16).max:
+            raise RenderError(f"at most {np.iinfo(np.uint16).max} scenes a batch, got {scenes}")
+        g = g.map(lambda t: t.reshape(-1, *t.shape[len(g.shape):]))
         n = g.num_gaussians
         means = g.means.numpy()
         opac = g.opacities.numpy()
@@ -289,6 +304,8 @@ class GLSplatRenderer:
         # Splats whose α can never reach 1/255 are never sorted nor drawn.
         self._valid = np.flatnonzero(opac * 255.0 >= 1.0).astype(np.uint32)
         self._means = np.ascontiguousarray(means[self._valid])
+        self._scenes = scenes
+        self._scene = (self._valid // max(1, per_scene)).astype(np.uint16)
         self._view_area = gl_culling.view_averaged_area(g.scales.numpy()[self._valid])
         self._opacity_int = gl_culling.opacity_integral(opac[self._valid])
         self._bounds = depth_shading.scene_bounds(self._means)
@@ -378,6 +395,8 @@ class GLSplatRenderer:
     # ------------------------------------------------------------------ per frame
     def _sort(self, viewmat: np.ndarray, near: float, far: float) -> int:
         """Front-to-back order of the splats with near < z < far → index buffer; returns the count.
+        For a batch, the order is by scene first (stable, so near → far within each), and
+        :attr:`_ranges` says where each scene's part starts.
 
         The order depends only on the camera's z axis (third row of the view matrix), near and far:
         when those did not change since the last call, nothing is sorted nor uploaded.
@@ -387,7 +406,12 @@ class GLSplatRenderer:
             return self._order_count
         z = camera_coordinate(self._means, viewmat[2])
         keep = np.flatnonzero((z > near) & (z < far))
-        idx = self._valid[keep[_argsort_positive(z[keep])]]
+        order = keep[_argsort_positive(z[keep])]
+        if self._scenes:
+            scene = self._scene[order]
+            order = order[np.argsort(scene, kind="stable")]
+            self._ranges = np.concatenate([[0], np.cumsum(np.bincount(scene, minlength=self._scenes))])
+        idx = self._valid[order]
         if idx.shape[0]:
             self._index_buf.write(idx.tobytes())
         self._order_key, self._order_count = key, idx.shape[0]
@@ -410,8 +434,9 @@ class GLSplatRenderer:
         p["u_image"].value = (width, height)
 
     def _draw(self, accum: str, with_depth: bool, viewmat, K, width: int, height: int, origin_y: int, *,
-              near, far, sh_degree) -> None:
-        """Sort, project and splat one camera into rows ``origin_y…`` of the accumulation target ``accum``."""
+              near, far, sh_degree, tiles=None) -> None:
+        """Sort, project and splat one camera into rows ``origin_y…`` of the accumulation target ``accum``;
+        with ``tiles`` (a batch), scene ``b`` into box ``tiles[b]`` of those rows, ``K`` a box's intrinsics."""
         self.last_culled = False
         if self._n == 0:
             return
@@ -421,14 +446,28 @@ class GLSplatRenderer:
         if self._sh_degree > 0:
             R, t = viewmat[:3, :3], viewmat[:3, 3]
             self._set_colors(-(R.T @ t), sh_degree)
+        if tiles is not None:
+            width, height = tiles[0][2:]
         self._set_camera(viewmat, K, width, height)
         fbo, color_tex = self._targets[accum][:2]
         prog, vao, locs = self._splat_progs[with_depth], self._splat_vaos[with_depth], self._splat_locs[with_depth]
         for unit, tex in enumerate(self._textures):
             tex.use(unit)
-        mgl = self._mgl
         vp = (0, origin_y, width, height)
         prog["u_size"].value = (float(width), float(height))
+        t_min = self.min_transmittance
+        if accum == "accum8":
+            # An 8-bit alpha of 254 holds any T in [0.5/255, 1.5/255), and splats with α < 0.5 add
+            # nothing there (their share rounds away): such pixels count as done.
+            t_min = max(t_min, 1.5 / 255.0)
+        self._project_prog["u_t_min"].value = t_min
+        if tiles is not None:
+            self._project_prog["u_hiz_levels"].value = 0
+            self._project(fbo, vp, 0, count)
+            for (x, y, w, h), start, stop in zip(tiles, self._ranges[:-1], self._ranges[1:]):
+                if stop > start:
+                    self._splat(vao, locs, (x, origin_y + y, w, h), int(start), int(stop))
+            return
         cull = (self.occlusion_culling is not False and self._pyramid is not None and width >= 2
                 and height >= 2 and count >= MIN_BATCHED)
         if cull and self.occlusion_culling == "auto":
@@ -436,30 +475,34 @@ class GLSplatRenderer:
             cull = bool(depth >= CULLING_DEPTH * -np.log(self.min_transmittance))
         self.last_culled = cull
         batches = gl_culling.batches(count) if cull else [(0, count)]
-        t_min = self.min_transmittance
-        if accum == "accum8":
-            # An 8-bit alpha of 254 holds any T in [0.5/255, 1.5/255), and splats with α < 0.5 add
-            # nothing there (their share rounds away): such pixels count as done.
-            t_min = max(t_min, 1.5 / 255.0)
         for b, (start, stop) in enumerate(batches):
             levels = 0
             if b > 0:
                 levels, rects = self._pyramid.build(color_tex, origin_y, width, height)
                 self._project_prog["u_hiz_rect"].write(rects)
             self._project_prog["u_hiz_levels"].value = levels
-            self._project_prog["u_t_min"].value = t_min
-            # Pass 1 samples the pyramid atlases; the splat target is bound (draws need a complete
-            # framebuffer even with rasterizer discard) but not read.
-            fbo.use()
-            self.ctx.viewport = vp
-            self.ctx.scissor = vp   # keep guard-band fragments out of the cameras stacked beside
-            self._project_vao.transform(self._proj_buf, mgl.POINTS, vertices=stop - start, first=start,
-                                        buffer_offset=start * _PROJ_STRIDE)
-            for i, loc in enumerate(locs):
-                vao.bind(loc, "f", self._proj_buf, "4f", offset=start * _PROJ_STRIDE + 16 * i,
-                         stride=_PROJ_STRIDE, divisor=1)
-            self.ctx.enable(mgl.BLEND)
-            vao.render(mgl.TRIANGLE_STRIP, vertices=4, instances=stop - start)
+            self._project(fbo, vp, start, stop)
+            self._splat(vao, locs, vp, start, stop)
+
+    def _project(self, fbo, viewport, start: int, stop: int) -> None:
+        """Pass 1 over the sorted splats ``start…stop`` (their results at the same place in the projected buffer)."""
+        # Pass 1 samples the pyramid atlases; the splat target is bound (draws need a complete
+        # framebuffer even with rasterizer discard) but not read.
+        fbo.use()
+        self.ctx.viewport = viewport
+        self.ctx.scissor = viewport
+        self._project_vao.transform(self._proj_buf, self._mgl.POINTS, vertices=stop - start, first=start,
+                                    buffer_offset=start * _PROJ_STRIDE)
+
+    def _splat(self, vao, locs, viewport, start: int, stop: int) -> None:
+        """Pass 2: the projected splats ``start…stop`` blended into ``viewport`` of the bound target."""
+        self.ctx.viewport = viewport
+        self.ctx.scissor = viewport   # keep guard-band fragments out of the cameras (and tiles) beside
+        for i, loc in enumerate(locs):
+            vao.bind(loc, "f", self._proj_buf, "4f", offset=start * _PROJ_STRIDE + 16 * i,
+                     stride=_PROJ_STRIDE, divisor=1)
+        self.ctx.enable(self._mgl.BLEND)
+        vao.render(self._mgl.TRIANGLE_STRIP, vertices=4, instances=stop - start)
 
     def _set_state(self) -> None:
         mgl = self._mgl
@@ -469,7 +512,7 @@ class GLSplatRenderer:
         self.ctx.blend_equation = mgl.FUNC_ADD
 
     def _accumulate(self, with_depth: bool, viewmats, Ks, width, height, *, near, far, sh_degree,
-                    display: bool = False):
+                    display: bool = False, tiles=None):
         """Render cameras stacked vertically (camera c at rows ``c·H…``) into the accumulation target
         (the 8-bit one for a ``display`` frame of a ``display_8bit`` renderer) and bind its textures."""
         if not near > 0:
@@ -482,7 +525,7 @@ class GLSplatRenderer:
         self._set_state()
         for c in range(len(viewmats)):
             self._draw(accum, with_depth, viewmats[c], Ks[c], width, height, c * height, near=near, far=far,
-                       sh_degree=sh_degree)
+                       sh_degree=sh_degree, tiles=tiles)
         self.ctx.scissor = None
         textures = self._targets[accum]
         textures[1].use(_UNIT_ACCUM)
@@ -492,6 +535,22 @@ class GLSplatRenderer:
     def _check_size(self, width: int, height: int) -> None:
         if not (0 < width <= self._max_size and 0 < height <= self._max_size):
             raise RenderError(f"image size {width}x{height} outside the GL limit of 1..{self._max_size} pixels")
+
+    def _check_tiles(self, tiles, width: int, height: int):
+        """``tiles`` as a tuple of ``(x, y, w, h)`` int boxes: one per scene of the uploaded batch, all
+        of one size, inside the ``width × height`` frame (``None`` for one scene)."""
+        if tiles is None:
+            if self._scenes:
+                raise RenderError(f"a batch of {self._scenes} scenes is drawn in tiles: pass one box per scene")
+            return None
+        boxes = tuple(tuple(int(v) for v in box) for box in tiles)
+        if len(boxes) != self._scenes:
+            raise RenderError(f"{len(boxes)} tiles for a batch of {self._scenes} scenes")
+        for x, y, w, h in boxes:
+            if (w, h) != boxes[0][2:] or w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+                raise RenderError(f"tile {(x, y, w, h)}: tiles must be boxes of one size inside the "
+                                  f"{width}x{height} frame")
+        return boxes
 
     def render_many(
         self,
@@ -505,18 +564,22 @@ class GLSplatRenderer:
         far: float = framing.FAR,
         sh_degree: int | None = None,
         outputs: Sequence[str] = ("rgb", "alpha", "depth"),
+        tiles: Sequence[tuple[int, int, int, int]] | None = None,
     ) -> tuple[np.ndarray, ...]:
         """Render ``C`` cameras offscreen (float32 throughout) and read them back.
 
         Args:
             viewmats: world-to-camera ``(C, 4, 4)``, OpenCV axes.
-            Ks: pixel intrinsics ``(C, 3, 3)`` (or one ``(3, 3)`` for all).
+            Ks: pixel intrinsics ``(C, 3, 3)`` (or one ``(3, 3)`` for all); with ``tiles``, of one tile.
             width, height: image size in pixels.
             background: RGB in [0, 1].
             near, far: clipping distances along the camera z axis, world units.
             sh_degree: SH degree for colour (default: all the Gaussians hold).
             outputs: which of ``"rgb"``, ``"alpha"``, ``"depth"`` to read back, in this order;
                 depth is only accumulated when asked for.
+            tiles: for a batch of ``B`` scenes (:meth:`set_gaussians`), where each is drawn in every
+                image: ``B`` boxes ``(x, y, w, h)``, pixels from the top left, all of one size; the
+                rest of the image is background. ``None`` (one scene).
 
         Returns:
             A tuple with one numpy float32 array per entry of ``outputs``: ``rgb (C, H, W, 3)``
@@ -533,6 +596,7 @@ class GLSplatRenderer:
         if Ks.shape[0] != C:
             raise RenderError(f"{C} viewmats but {Ks.shape[0]} intrinsics")
         self._check_size(width, height)
+        tiles = self._check_tiles(tiles, width, height)
         with_depth = "depth" in outputs
         bg = tuple(float(x) for x in np.asarray(background, np.float64).reshape(3))
         result = {name: np.empty((C, height, width, 3 if name == "rgb" else 1), np.float32) for name in outputs}
@@ -544,7 +608,7 @@ class GLSplatRenderer:
             for start in range(0, C, per_chunk):
                 stop = min(C, start + per_chunk)
                 self._accumulate(with_depth, viewmats[start:stop], Ks[start:stop], width, height,
-                                 near=near, far=far, sh_degree=sh_degree)
+                                 near=near, far=far, sh_degree=sh_degree, tiles=tiles)
                 rows = (stop - start) * height
                 target = self._target("resolve_depth" if with_depth else "resolve", width, rows)
                 target[0].use()
@@ -574,11 +638,13 @@ class GLSplatRenderer:
         far: float = framing.FAR,
         sh_degree: int | None = None,
         depth_range: tuple[float, float] | None = None,
+        tiles: Sequence[tuple[int, int, int, int]] | None = None,
     ):
         """Render one camera, offscreen (read back) or into the caller's framebuffer.
 
         Args:
-            viewmat: world-to-camera ``(4, 4)``, OpenCV axes. K: pixel intrinsics ``(3, 3)``.
+            viewmat: world-to-camera ``(4, 4)``, OpenCV axes. K: pixel intrinsics ``(3, 3)`` (with
+                ``tiles``: of one tile).
             width, height: image size in pixels (device pixels of the framebuffer).
             background: RGB in [0, 1].
             mode: ``"rgb"`` (colour over the background), ``"alpha"`` or ``"depth"``.
@@ -597,6 +663,8 @@ class GLSplatRenderer:
             depth_range: with ``fbo`` and ``mode="depth"``: the depths shown white and black
                 (default: :func:`~.depth_shading.depth_range`, the nearest and farthest the scene's
                 bounding sphere can be).
+            tiles: a batch's boxes, one per scene, as in :meth:`render_many`; with ``fbo``, only the
+                boxes are drawn into it (the rest of its area is left as it is).
 
         Re-rendering is cheap when the camera did not move: the splat order is kept (see
         :meth:`_sort`), and only the projection and the fragments are redone.
@@ -606,16 +674,17 @@ class GLSplatRenderer:
         K = np.asarray(K, np.float64).reshape(3, 3)
         if fbo is None:
             return self.render_many(viewmat[None], K[None], width, height, background=background, near=near,
-                                    far=far, sh_degree=sh_degree, outputs=(mode,))[0][0]
+                                    far=far, sh_degree=sh_degree, outputs=(mode,), tiles=tiles)[0][0]
         self._check_size(width, height)
+        tiles = self._check_tiles(tiles, width, height)
         with_depth = mode == "depth"
         if depth_range is None:
             depth_range = depth_shading.depth_range(self._bounds, viewmat, near, far)
         with self._current():
             self._accumulate(with_depth, viewmat[None], K[None], width, height, near=near, far=far,
-                             sh_degree=sh_degree, display=True)
+                             sh_degree=sh_degree, display=True, tiles=tiles)
             self._show(fbo, (int(viewport_origin[0]), int(viewport_origin[1]), width, height), mode_id,
-                       background, flip_y, depth_range)
+                       background, flip_y, depth_range, tiles)
         return None
 
     def render_rgb8(
@@ -637,6 +706,7 @@ class GLSplatRenderer:
         viewmat = np.asarray(viewmat, np.float64).reshape(4, 4)
         K = np.asarray(K, np.float64).reshape(3, 3)
         self._check_size(width, height)
+        self._check_tiles(None, width, height)
         image = np.empty((height, width, 3), np.uint8)
         with self._current():
             self._accumulate(False, viewmat[None], K[None], width, height, near=near, far=far,
@@ -647,12 +717,12 @@ class GLSplatRenderer:
         return image
 
     def _show(self, fbo, viewport: tuple[int, int, int, int], mode_id: int, background, flip_y: bool,
-              depth_range) -> None:
+              depth_range, tiles=None) -> None:
         """Draw the accumulated frame (mode ``MODES[mode_id]``) over ``background`` into the
-        ``viewport`` (x, y, W, H) of ``fbo``; leaves ``fbo`` bound. Needs the context current."""
+        ``viewport`` (x, y, W, H) of ``fbo``, or only its ``tiles`` (image boxes, top-left origin);
+        leaves ``fbo`` bound. Needs the context current."""
         fbo.use()
         self.ctx.viewport = viewport
-        self.ctx.scissor = viewport
         self.ctx.disable(self._mgl.BLEND)
         p = self._display_prog
         p["u_viewport"].value = viewport
@@ -661,6 +731,9 @@ class GLSplatRenderer:
         p["u_mode"].value = mode_id
         lo, hi = (0.0, 1.0) if depth_range is None else (float(depth_range[0]), float(depth_range[1]))
         p["u_depth_range"].value = (lo, hi if hi > lo else lo + 1e-6)
-        self._fullscreen(p)
+        vx, vy, _, vh = viewport
+        for x, y, w, h in tiles or [(0, 0, viewport[2], vh)]:
+            self.ctx.scissor = (vx + x, vy + (vh - y - h if flip_y else y), w, h)
+            self._fullscreen(p)
         self.ctx.scissor = None
 
