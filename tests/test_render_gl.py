@@ -258,6 +258,20 @@ def test_a_batch_in_tiles_draws_each_scene_in_its_box():
         r.release()
 
 
+def test_render_draws_a_batch_seen_by_the_same_cameras_in_frames_of_tiles(monkeypatch):
+    from splatgen.core.render import batch_scenes
+
+    monkeypatch.setattr(gl_backend, "TILED_FRAME_PIXELS", 2 * 36 * 36)      # two tiles a frame: 3 frames
+    scenes = [random_gaussians(150 + 50 * s, seed=10 + s) for s in range(5)]
+    vms, K = orbit_viewmats([0.0, 120.0], 10.0), canonical_intrinsics(36)
+    out = render(batch_scenes(scenes), vms, K, 36, 36, backend="gl")
+    assert out.rgb.shape == (5, 2, 36, 36, 3) and out.alpha.shape == (5, 2, 36, 36, 1)
+    for i, g in enumerate(scenes):
+        one = render(g, vms, K, 36, 36, backend="gl")
+        for name in ("rgb", "alpha", "depth"):
+            assert torch.allclose(getattr(out, name)[i], getattr(one, name), atol=1e-4), (i, name)
+
+
 def test_a_batch_in_tiles_draws_only_its_boxes_into_a_framebuffer():
     import moderngl
 

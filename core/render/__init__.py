@@ -8,7 +8,8 @@ alpha and expected depth. The backend is picked automatically (:func:`choose_bac
 * ``"torch"`` — a pure-PyTorch differentiable rasterizer on sparse pixel/Gaussian pair lists; the
   reference, used for tests and CPU training steps.
 * ``"gl"`` — an OpenGL splat renderer (depth-sorted instanced quads, as web splat viewers draw),
-  headless through EGL; fast viewing without CUDA, not differentiable. Its
+  headless through EGL; fast viewing without CUDA, not differentiable; a batch seen by the same
+  cameras is drawn side by side in the tiles of one frame. Its
   :class:`~splatgen.core.render.gl_backend.GLSplatRenderer` also draws into a caller's moderngl
   context and framebuffer (a Qt ``QOpenGLWidget``).
 
@@ -210,6 +211,7 @@ def render(
         viewmats = viewmats[None]
     if viewmats.shape[-2:] != (4, 4):
         raise RenderError(f"viewmats must be (..., 4, 4), got {tuple(viewmats.shape)}")
+    shared = viewmats.dim() == 3 and Ks.dim() <= 3        # every scene seen by the same cameras
     viewmats = viewmats.expand(*batch, *viewmats.shape[-3:]) if viewmats.dim() == 3 else viewmats
     if Ks.dim() == 2:
         Ks = Ks.expand(*viewmats.shape[:-2], 3, 3)
@@ -227,7 +229,12 @@ def render(
         from .gsplat_backend import render_gsplat
 
         return render_gsplat(gaussians, viewmats, Ks, width, height, **kwargs)
-    # The torch and GL backends render one scene at a time.
+    # The GL backend draws a batch seen by the same cameras side by side in one frame; otherwise the
+    # torch and GL backends render one scene at a time.
+    if name == "gl" and len(batch) == 1 and shared:
+        from .gl_backend import render_gl
+
+        return render_gl(gaussians, viewmats[0], Ks[0], width, height, **kwargs)
     if batch:
         outs = [render(gaussians[i], viewmats[i], Ks[i], width, height, background=bg, backend=name,
                        near=near, far=far, sh_degree=sh_degree) for i in range(batch[0])]

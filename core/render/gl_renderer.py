@@ -267,6 +267,11 @@ class GLSplatRenderer:
     def num_gaussians(self) -> int:
         return self._n
 
+    @property
+    def max_size(self) -> int:
+        """The longest image side this context can render, pixels."""
+        return self._max_size
+
     def set_gaussians(self, gaussians: Gaussians) -> None:
         """Upload one scene (shape ``(N,)``), or a batch of scenes ``(B, N)`` drawn in tiles (``tiles``
         of :meth:`render` / :meth:`render_many`; scenes of other sizes: pad them with splats below
