@@ -459,7 +459,7 @@ class MainWindow(QMainWindow):
         self._update_tiles()
 
     def tile_entries(self) -> list[SampleEntry]:
-        """The selected samples when two or more are selected, else those of the latest run (≤ 8)."""
+        """The selected samples when two or more are selected, else those of the latest run (≤ :data:`MAX_TILES`)."""
         sel = self.gallery.selected_entries()
         if len(sel) >= 2:
             return sel[:MAX_TILES]

@@ -1,9 +1,15 @@
-"""The tiled view: 2–8 samples side by side under one shared camera, plus a per-pixel variance
+"""The tiled view: up to 64 samples side by side under one shared camera, plus a per-pixel variance
 heat-map across them for the current view (where the samples disagree: how diverse they are).
+
+The tiles are :func:`splatgen.core.turntable.tile_boxes` (the turntables' and stills' grid), in the
+order of :attr:`TiledView.entries`. The samples are one batch (:func:`splatgen.core.render.batch_scenes`)
+in one :class:`~splatgen.app.viewport_renderer.ViewportRenderer`, so a frame of the whole grid is one
+render call; while the camera moves it renders at reduced resolution, and at full resolution once the
+camera stops (:class:`~splatgen.app.splat_view.SplatView`).
 
 The heat-map is ``Var_s[rgb_s(p)]`` averaged over the three channels, ``rgb_s`` the sample ``s``
 rendered from the shared camera over the view's background (so silhouettes that differ count too);
-it is recomputed whenever the camera stops, at ≤ :data:`HEAT_SIDE` px a side, and shown with the
+it is recomputed whenever the camera stops, at ≤ :data:`HEAT_SIDE` px a tile side, and shown with the
 *inferno* colour map from 0 to the view's 99.5th percentile (written in the tile).
 """
 
@@ -14,29 +20,19 @@ from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QPainter
 
 from splatgen.core.images import to_uint8
-from splatgen.core.turntable import grid_shape
+from splatgen.core.render import batch_scenes
+from splatgen.core.turntable import tile_boxes
 
 from .orbit_camera import OrbitCamera
 from .splat_view import SplatView
+from .viewport_renderer import scaled_camera
 
-MAX_TILES = 8
-#: Longest side, pixels, of the images the variance is computed from.
+MAX_TILES = 64
+#: Longest side, pixels, of the tiles the variance is computed from.
 HEAT_SIDE = 256
-
-
-def tile_grid(n: int, width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """``n`` tiles over a ``width``×``height`` framebuffer, row-major from the top left, as
-    ``(x, y, w, h)`` with a bottom-left origin (GL viewports). Columns are chosen so tiles are as
-    large and as square as possible."""
-    if n <= 0:
-        return []
-    cols, rows = grid_shape(n, width, height)   # the turntables' and screenshots' grid too
-    tw, th = width // cols, height // rows
-    out = []
-    for i in range(n):
-        r, c = divmod(i, cols)
-        out.append((c * tw, height - (r + 1) * th, tw, th))
-    return out
+#: Pixels between tiles (right and bottom of each), and the grey there and around the grid.
+GAP = 2
+GAP_GREY = 0.16
 
 
 def variance_map(images: np.ndarray) -> np.ndarray:
@@ -76,47 +72,50 @@ def heat_colors(values: np.ndarray, vmax: float | None = None) -> tuple[np.ndarr
 
 
 class TiledView(SplatView):
-    """Several samples under one camera, and their variance heat-map in the last tile."""
+    """Several samples under one camera, and their variance heat-map in the last tile.
+
+    :attr:`rects` holds where each tile was last drawn: ``(x, y, w, h)`` framebuffer pixels from the
+    top left, the samples' in :attr:`entries` order, then the heat-map's; :attr:`entries` shows at most
+    :data:`MAX_TILES` samples.
+    """
 
     def __init__(self, camera: OrbitCamera | None = None, parent=None, backend: str = "auto"):
         super().__init__(camera, parent, backend)
         self.entries: list[tuple[str, object]] = []      # (label, sample)
         self.heatmap = True
-        self._renderers: list = []
-        self._uploaded: list = []                         # sample object uploaded per renderer
+        self._renderer = None
         self._heat_tex = None
         self._heat_key = None
         self.heat_vmax = 0.0
         self.heat_mean = 0.0
         self.heat_values: np.ndarray | None = None
-        self._rects: list[tuple[int, int, int, int]] = []
+        self.rects: list[tuple[int, int, int, int]] = []
         self.setObjectName("tiledView")
 
     def set_entries(self, entries: list[tuple[str, object]]) -> None:
-        """Show ``(label, sample)`` pairs (at most :data:`MAX_TILES`)."""
-        self.entries = list(entries)[:MAX_TILES]
-        self._heat_key = None
-        self._release_unused()
+        """Show ``(label, sample)`` pairs (at most :data:`MAX_TILES`), in this order."""
+        entries = list(entries)[:MAX_TILES]
+        changed = len(entries) != len(self.entries) or any(a is not b for (_, a), (_, b) in zip(entries, self.entries))
+        self.entries = entries
+        if changed:
+            self._heat_key = None
+            self._upload()
         self.update()
 
-    def _release_unused(self) -> None:
-        """Free the renderers beyond the tiles shown and empty those whose sample is no longer shown
-        (a renderer holds its sample's splats), so samples taken out of the gallery are not kept
-        alive by a hidden tiled view."""
-        keep, shown = len(self.entries), {id(s) for _, s in self.entries}
-        stale = [i for i, u in enumerate(self._uploaded[:keep]) if u is not None and id(u) not in shown]
-        if self.ctx is None or (len(self._renderers) <= keep and not stale):
+    def _batch(self):
+        """The entries' samples as one batch ``(B, N)``, or None without entries."""
+        return batch_scenes([s.gaussians for _, s in self.entries]) if self.entries else None
+
+    def _upload(self) -> None:
+        """The entries' batch into the renderer (none: the renderer emptied, so that it holds no splats
+        of samples no longer shown)."""
+        if self._renderer is None or self.ctx is None:
             return
         self.makeCurrent()
         try:
-            for r in self._renderers[keep:]:
-                r.release()
-            for i in stale:
-                self._renderers[i].set_gaussians(None)
-                self._uploaded[i] = None
+            self._renderer.set_gaussians(self._batch())
         finally:
             self.doneCurrent()
-        del self._renderers[keep:], self._uploaded[keep:]
 
     def set_heatmap(self, on: bool) -> None:
         self.heatmap = bool(on)
@@ -127,22 +126,17 @@ class TiledView(SplatView):
         self._heat_key = None
         super().set_background(rgb)
 
+    def init_scene(self) -> None:
+        self._renderer = self.make_renderer()
+        self._renderer.set_gaussians(self._batch())
+
     def release_scene(self) -> None:
-        for r in self._renderers:
-            r.release()
-        self._renderers, self._uploaded = [], []
+        if self._renderer is not None:
+            self._renderer.release()
+            self._renderer = None
         if self._heat_tex is not None:
             self._heat_tex.release()
             self._heat_tex = None
-
-    def _sync_renderers(self) -> None:
-        while len(self._renderers) < len(self.entries):
-            self._renderers.append(self.make_renderer())
-            self._uploaded.append(None)
-        for i, (_, sample) in enumerate(self.entries):
-            if self._uploaded[i] is not sample:
-                self._renderers[i].set_gaussians(sample.gaussians)
-                self._uploaded[i] = sample
 
     def show_heat(self) -> bool:
         return self.heatmap and len(self.entries) >= 2
@@ -150,46 +144,43 @@ class TiledView(SplatView):
     def draw_scene(self, fbo, width, height, scale):
         fbo.use()
         self.ctx.scissor = None
-        fbo.clear(0.16, 0.16, 0.16, 1.0)
-        if not self.entries:
+        fbo.clear(GAP_GREY, GAP_GREY, GAP_GREY, 1.0)
+        if not self.entries or self._renderer is None:
+            self.rects = []
             return width, height
-        self._sync_renderers()
-        n = len(self.entries) + (1 if self.show_heat() else 0)
-        self._rects = tile_grid(n, width, height)
-        gap = 2
+        self.rects = [(x, y, max(1, w - GAP), max(1, h - GAP))
+                      for x, y, w, h in tile_boxes(len(self.entries) + (1 if self.show_heat() else 0), width, height)]
+        samples = self.rects[: len(self.entries)]
         vm = self.camera.viewmat()
-        first = None
-        for i, (_, _sample) in enumerate(self.entries):
-            x, y, w, h = self._rects[i]
-            w2, h2 = max(1, w - gap), max(1, h - gap)
-            res = self._renderers[i].draw(fbo, vm, self.camera.intrinsics(w2, h2), w2, h2, scale=scale,
-                                          mode=self.mode, background=self.background, origin=(x, y + gap))
-            first = first or res
+        K = self.camera.intrinsics(*samples[0][2:])
+        res = self._renderer.draw(fbo, vm, K, width, height, scale=scale, mode=self.mode,
+                                  background=self.background, tiles=samples)
         if self.show_heat():
-            x, y, w, h = self._rects[-1]
-            w2, h2 = max(1, w - gap), max(1, h - gap)
-            key = (self.camera.state(), w2, h2, tuple(id(s) for _, s in self.entries), self.background)
+            x, y, w, h = self.rects[-1]
+            key = (self.camera.state(), w, h, self.background)   # new entries clear it (set_entries)
             if key != self._heat_key and not self.moving:
-                self._compute_heat(vm, w2, h2)
+                self._compute_heat(vm, K, width, height, samples)
                 self._heat_key = key
             if self._heat_tex is not None:
                 fbo.use()
-                self.blitter.draw(self._heat_tex, (x, y + gap, w2, h2), flip=True,
+                self.blitter.draw(self._heat_tex, (x, height - y - h, w, h), flip=True,
                                   dim=0.45 if key != self._heat_key else 1.0)
-        return first or (width, height)
+        return res
 
-    def _compute_heat(self, vm, w: int, h: int) -> None:
+    def _compute_heat(self, vm, K, width: int, height: int, tiles) -> None:
+        """The variance map of the samples' tiles, rendered at ≤ :data:`HEAT_SIDE` px a side."""
         import moderngl
 
-        s = min(1.0, HEAT_SIDE / max(w, h))
-        hw, hh = max(1, round(w * s)), max(1, round(h * s))
-        K = self.camera.intrinsics(hw, hh)
-        images = np.stack([r.image(vm, K, hw, hh, self.background)
-                           for r in self._renderers[: len(self.entries)]])
-        values = variance_map(images)
+        tw, th = tiles[0][2:]
+        s = min(1.0, HEAT_SIDE / max(tw, th))
+        sw, sh = max(1, round(width * s)), max(1, round(height * s))
+        Ks, small = scaled_camera(K, width, height, sw, sh, tiles)
+        frame = self._renderer.image(vm, Ks, sw, sh, self.background, tiles=small)
+        values = variance_map(np.stack([frame[y:y + h, x:x + w] for x, y, w, h in small]))
         colors, self.heat_vmax = heat_colors(values)
         self.heat_values = values
         self.heat_mean = float(values.mean())
+        hh, hw = values.shape
         if self._heat_tex is None or self._heat_tex.size != (hw, hh):
             if self._heat_tex is not None:
                 self._heat_tex.release()
@@ -200,19 +191,21 @@ class TiledView(SplatView):
     def overlay_lines(self) -> list[str]:
         if not self.entries:
             return ["no samples to tile — generate 2 or more (or select them in the gallery)"]
-        splats = sum(r.num_splats for r in self._renderers[: len(self.entries)])
-        return [f"{self.fps():.0f} FPS · {len(self.entries)} samples · {splats:,} splats"]
+        splats = sum(s.gaussians.num_gaussians for _, s in self.entries)
+        w, h = self.last_resolution
+        fw, fh = self.device_size()
+        moving = "" if (w, h) == (fw, fh) or not w else f" · {w}×{h} of {fw}×{fh} (moving)"
+        return [f"{self.fps():.0f} FPS · {len(self.entries)} samples · {splats:,} splats{moving}"]
 
     def draw_overlay(self, painter: QPainter) -> None:
         dpr = self.devicePixelRatioF()
-        fh = self.height()
         fm = painter.fontMetrics()
         labels = [label for label, _ in self.entries]
         if self.show_heat():
             labels.append(f"variance (0 – {self.heat_vmax:.3g}; mean {self.heat_mean:.2g})")
-        for (x, y, w, h), text in zip(self._rects, labels):
-            top = fh - (y + h) / dpr
-            rect = QRectF(x / dpr + 4, top + 4, fm.horizontalAdvance(text) + 10, fm.height() + 4)
+        for (x, y, w, h), text in zip(self.rects, labels):
+            text = fm.elidedText(text, Qt.TextElideMode.ElideRight, max(0, round(w / dpr) - 18))
+            rect = QRectF(x / dpr + 4, y / dpr + 4, fm.horizontalAdvance(text) + 10, fm.height() + 4)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(0, 0, 0, 120))
             painter.drawRoundedRect(rect, 3, 3)

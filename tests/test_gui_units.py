@@ -16,7 +16,7 @@ if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from splatgen.app.orbit_camera import OrbitCamera  # noqa: E402
-from splatgen.app.tiles import heat_colors, tile_grid, variance_map  # noqa: E402
+from splatgen.app.tiles import heat_colors, variance_map  # noqa: E402
 from splatgen.core import framing  # noqa: E402
 from splatgen.core.cameras import camera_centers, orbit_viewmat  # noqa: E402
 from splatgen.core.generator import input_camera  # noqa: E402
@@ -141,17 +141,19 @@ def test_zoom_and_frame():
 
 
 # ---------------------------------------------------------------------- tiles
-def test_tile_grid_covers_the_view_without_overlap():
-    for n in range(1, 10):
-        rects = tile_grid(n, 900, 600)
+def test_the_tiled_views_grid_covers_the_view_without_overlap():
+    from splatgen.core.turntable import tile_boxes
+
+    for n in range(1, 66):
+        rects = tile_boxes(n, 900, 600)
         assert len(rects) == n
         area = sum(w * h for _, _, w, h in rects)
         assert area <= 900 * 600
         for x, y, w, h in rects:
             assert x >= 0 and y >= 0 and x + w <= 900 and y + h <= 600
-    assert tile_grid(2, 1000, 400)[0][2] == 500      # side by side in a wide view
-    assert tile_grid(2, 400, 1000)[0][3] == 500      # stacked in a tall one
-    assert tile_grid(0, 10, 10) == []
+    assert tile_boxes(2, 1000, 400)[0][2] == 500      # side by side in a wide view
+    assert tile_boxes(2, 400, 1000)[0][3] == 500      # stacked in a tall one
+    assert tile_boxes(0, 10, 10) == []
 
 
 def test_variance_map_and_colours():
@@ -317,6 +319,49 @@ def test_viewport_renderer_full_scaled_modes_and_empty(headless_ctx):
     ref = (r.image(cam.viewmat(), cam.intrinsics(W, H), W, H) * 255 + 0.5).astype(int)
     assert np.abs(ref - full).mean() < 1.0 and np.abs(ref - full).max() <= 16
     assert fit_scale(10.0) == 1.0 and fit_scale(60.0) == 0.5 and fit_scale(1000.0) == 0.25
+    r.release()
+    fbo.release()
+
+
+def test_viewport_renderer_draws_a_batch_in_its_tiles_and_only_there(headless_ctx):
+    from splatgen.app.viewport_renderer import ViewportRenderer
+    from splatgen.core.gaussians import random_gaussians
+    from splatgen.core.render import batch_scenes
+
+    ctx = headless_ctx
+    scenes = [random_gaussians(200 + 100 * k, seed=k) for k in range(3)]
+    r = ViewportRenderer(ctx, "gl")
+    r.set_gaussians(batch_scenes(scenes))
+    W, H = 130, 60
+    tiles = [(0, 0, 40, 40), (42, 0, 40, 40), (84, 10, 40, 40)]
+    fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((W, H), 4)])
+    cam = OrbitCamera(azimuth=50.0, elevation=10.0)
+    K = cam.intrinsics(40, 40)
+
+    def draw(scale):
+        fbo.use()
+        fbo.clear(0.0, 1.0, 0.0, 1.0)
+        r.draw(fbo, cam.viewmat(), K, W, H, scale=scale, tiles=tiles)
+        return np.frombuffer(fbo.read(components=3), np.uint8).reshape(H, W, 3)[::-1].astype(int)
+
+    def centroid(img):
+        """Where the object is: the mean pixel position weighted by how far each is from white."""
+        wgt = (255 - img).sum(-1).astype(float)
+        ys, xs = np.mgrid[: img.shape[0], : img.shape[1]]
+        return np.array([(wgt * xs).sum(), (wgt * ys).sum()]) / wgt.sum()
+
+    full, half = draw(1.0), draw(0.5)
+    frame = r.image(cam.viewmat(), K, W, H, tiles=tiles)            # the batch offscreen: the same tiles
+    for g, (x, y, w, h) in zip(scenes, tiles):
+        one = ViewportRenderer(ctx, "gl")
+        one.set_gaussians(g)
+        alone = (one.image(cam.viewmat(), K, w, h) * 255 + 0.5).astype(int)
+        one.release()
+        assert np.abs(full[y:y + h, x:x + w] - alone).mean() < 1.0          # the 8-bit blending's rounding
+        assert np.abs((frame[y:y + h, x:x + w] * 255 + 0.5).astype(int) - alone).max() <= 1
+        assert np.abs(centroid(half[y:y + h, x:x + w]) - centroid(alone)).max() < 0.5   # moving: blurrier, in place
+    for img in (full, half):
+        assert (img[:, 40:42] == [0, 255, 0]).all() and (img[50:, :84] == [0, 255, 0]).all()   # left as it was
     r.release()
     fbo.release()
 

@@ -204,8 +204,8 @@ def test_history_three_runs_restart_compare_delete(qapp, qtbot, tmp_path):
         qtbot.wait(50)
         img = tiles.grab_array()
         drawn = []
-        for x, y, tw, th in tiles._rects[:2]:                  # GL rects: origin bottom left
-            tile = img[img.shape[0] - (y + th): img.shape[0] - y, x: x + tw].astype(int)
+        for x, y, tw, th in tiles.rects[:2]:                   # origin top left
+            tile = img[y: y + th, x: x + tw].astype(int)
             drawn.append(tile)
             assert (np.abs(tile - np.array([255, 255, 255])).max(-1) > 30).mean() > 0.01   # an object drawn
         assert np.abs(drawn[0] - drawn[1]).max(-1).__gt__(40).mean() > 0.01      # two different objects
