@@ -24,7 +24,7 @@ MENUS = (
     ("&File", ("open", "take_photo", "phone", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
     ("&Edit", ("undo", "redo", None, "cleanup", None, "remove", "clear")),
     ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
-    ("&View", ("frame", "reset", None, "tiled", "heatmap", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
+    ("&View", ("frame", "reset", None, "tiled", "heatmap", "order", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
                "overlay", None, "history", "fullscreen", "demo")),
     ("&Help", ("open_log", "open_autosave", "about")),
 )
@@ -121,6 +121,9 @@ class WindowActions:
           "Show several samples side by side under one camera, with their variance heat-map", checkable=True)
         A("heatmap", "Variance &heat-map", w.heatmap_toggled, None,
           "Show the per-pixel variance across the tiled samples", checkable=True)
+        A("order", "&Order by disagreement", w.order_toggled, None,
+          "Sort the tiles by how much each sample's renders differ from the other tiled samples' (Δ: the mean "
+          "squared difference over four views), most unusual first", checkable=True)
         A("background", "&Background colour…", lambda: w.choose_background(), None, "Colour behind the splats")
         A("overlay", "&Overlay", w.overlay_toggled, None, "FPS, splat count and resolution", checkable=True)
         self.acts["overlay"].setChecked(True)

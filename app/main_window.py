@@ -39,6 +39,7 @@ from .input_panel import IMAGE_SUFFIXES, InputPanel
 from .orbit_camera import OrbitCamera
 from .samples import InputRecord, RemoveCommand, SampleEntry, SampleStore
 from .settings import Settings
+from .tile_order import TileOrder
 from .tiles import MAX_TILES, TiledView
 from .undo_history import UndoHistory
 from .viewport import VALUE_MODES, Viewport
@@ -78,7 +79,8 @@ class MainWindow(QMainWindow):
     Pieces: ``generation`` (:class:`~.generation.Generation`), ``exports``
     (:class:`~.exports.Exports`), ``history`` (:class:`~.history.History`), ``captures``
     (:class:`~.camera.Captures`: *Take photo*, ``camera_source``), ``phone``
-    (:class:`~.phone_upload.PhoneUploads`), ``cleanup`` (:class:`~.cleanup.Cleanup`: *Clean up…*), ``action_set``
+    (:class:`~.phone_upload.PhoneUploads`), ``cleanup`` (:class:`~.cleanup.Cleanup`: *Clean up…*), ``tile_order``
+    (:class:`~.tile_order.TileOrder`: *Order by disagreement*), ``action_set``
     (:class:`~.actions.WindowActions`; ``acts`` maps names to its ``QAction`` objects).
     Signals ``run_started(int run)`` and ``run_finished(int run, bool ok)``: a generation started /
     ended (ok: it finished; else it was cancelled or failed). ``demo``: the
@@ -116,6 +118,7 @@ class MainWindow(QMainWindow):
         self._prep_timer = QTimer(self, singleShot=True, interval=300)
         self._prep_timer.timeout.connect(self._reprepare)
         self.demo = None
+        self.tile_order = TileOrder(self)
         self.camera_source: str | int | None = None   # --camera-source: a device index or a video file
 
         self._build_widgets(backend)
@@ -222,6 +225,7 @@ class MainWindow(QMainWindow):
         self.set_mode(s.mode)
         self.acts["heatmap"].setChecked(s.heatmap)
         self.tiles.set_heatmap(s.heatmap)
+        self.acts["order"].setChecked(s.order_tiles)
 
     # ================================================================== helpers
     def status(self, text: str, *, error: bool = False, timeout_ms: int = 0) -> None:
@@ -468,7 +472,7 @@ class MainWindow(QMainWindow):
         return self.store.of_run(run)[:MAX_TILES] if run is not None else []
 
     def _update_tiles(self) -> None:
-        self.tiles.set_entries([(e.label.replace("\n", " · "), e.sample) for e in self.tile_entries()])
+        self.tiles.set_entries(self.tile_order.arrange(self.tile_entries()))
 
     def brush_toggled(self, on: bool) -> None:
         if on and self.view_stack.currentWidget() is not self.viewport:
@@ -490,6 +494,12 @@ class MainWindow(QMainWindow):
     def heatmap_toggled(self, on: bool) -> None:
         self.settings.heatmap = on
         self.tiles.set_heatmap(on)
+
+    def order_toggled(self, on: bool) -> None:
+        """*Order by disagreement* (:mod:`.tile_order`) on or off."""
+        self.settings.order_tiles = on
+        self.tile_order.set_on(on)
+        self._update_tiles()
 
     def overlay_toggled(self, on: bool) -> None:
         for v in (self.viewport, self.tiles):

@@ -45,10 +45,15 @@ class SampleEntry:
 
     @property
     def label(self) -> str:
-        """Two lines under the thumbnail: the photo, then the seed (and how often it was resampled);
-        the gallery elides what does not fit, the :attr:`tooltip` has it whole."""
+        """Two lines under the thumbnail: the photo, then :attr:`seed_text`; the gallery elides what
+        does not fit, the :attr:`tooltip` has it whole."""
+        return f"{self.source.name}\n{self.seed_text}"
+
+    @property
+    def seed_text(self) -> str:
+        """The seed and how often the sample was resampled: ``"seed 5"``, ``"seed 5 ↻2"``."""
         mark = f" ↻{self.resampled}" if self.resampled else ""
-        return f"{self.source.name}\nseed {self.sample.seed}{mark}"
+        return f"seed {self.sample.seed}{mark}"
 
     @property
     def tooltip(self) -> str:

@@ -148,6 +148,16 @@ def thumbnail(sample, size: int = THUMB_SIZE, background=(1.0, 1.0, 1.0)) -> np.
     return sample_thumbnail(sample, size, background)
 
 
+def disagreement(samples):
+    """Job body: each sample's mean disagreement with the others, ``(S,)`` float64
+    (:func:`splatgen.core.disagreement.sample_disagreement`)."""
+    def run(ctx):
+        from splatgen.core.disagreement import sample_disagreement
+
+        return sample_disagreement([s.gaussians for s in samples])
+    return run
+
+
 def load_splat_file(path: str):
     """Job body: a splat file (any format of :mod:`splatgen.core.io`) → ``(sample, thumbnail)``; the
     sample sits at the canonical input camera, as the app's own samples do."""

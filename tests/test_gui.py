@@ -356,6 +356,69 @@ def test_tiles_and_variance_heatmap(generated, qtbot):
     assert w.view_stack.currentWidget() is w.viewport
 
 
+def test_sixteen_tiles_match_direct_renders_and_order_by_disagreement(generated, qtbot):
+    """16 small made-up samples selected in the gallery: each tile of the view holds its sample's own
+    render from the shared camera; *Order by disagreement* puts the deliberately different one first,
+    every label giving its seed and score; off again, the gallery's order comes back."""
+    import dataclasses
+
+    import torch
+
+    from splatgen.app.samples import InputRecord, SampleEntry
+    from splatgen.core.gaussians import random_gaussians
+    from splatgen.core.generator.base import GenerationSettings, Sample, input_camera
+    from splatgen.core.render import render
+
+    w, tiles = generated, generated.tiles
+    base = random_gaussians(300, seed=0)
+    balls = [dataclasses.replace(base, sh=base.sh + 0.05 * torch.randn(base.sh.shape, generator=torch.Generator()
+                                                                        .manual_seed(k))) for k in range(16)]
+    balls[9] = random_gaussians(200, seed=7, radius=0.3, center=(0.15, 0.1, 0.0))     # the odd one
+    vm, K = input_camera()
+    entries = [SampleEntry(Sample(g, vm, K, 100 + k, GenerationSettings(seed=100 + k), "test"),
+                           np.zeros((8, 8, 3), np.uint8), InputRecord(None, "balls"), "test", stochastic=False, run=999)
+               for k, g in enumerate(balls)]
+    for e in entries:
+        w.store.insert(e)
+    try:
+        w.gallery.clearSelection()
+        for e in entries:
+            w.gallery.item_of(e).setSelected(True)
+        w.acts["tiled"].setChecked(True)
+        w.acts["overlay"].setChecked(False)               # the labels and FPS line off the pixels compared
+        assert [s for _, s in tiles.entries] == [e.sample for e in entries]
+        tiles.reset_camera()
+        tiles.camera.orbit_degrees(35.0, 10.0)
+        tiles.camera_moved(settle=False)
+        qtbot.wait(30)
+        img = tiles.grab_array().astype(np.float64) / 255.0
+        assert len(tiles.rects) == 17                      # 16 samples and the variance map
+        view = torch.from_numpy(tiles.camera.viewmat()).float()
+        for e, (x, y, tw, th) in zip(entries, tiles.rects):
+            own = render(e.sample.gaussians, view, torch.from_numpy(tiles.camera.intrinsics(tw, th)).float(), tw, th,
+                         backend="gl", background=tiles.background).rgb[0].numpy()
+            assert 10 * np.log10(1.0 / ((img[y:y + th, x:x + tw] - own) ** 2).mean()) >= 35, e.sample.seed
+        w.acts["order"].setChecked(True)
+        _wait(w)                                           # scored on the io worker
+        labels = [label for label, _ in tiles.entries]
+        assert tiles.entries[0][1] is entries[9].sample and labels[0].startswith("seed 109 · Δ ")
+        assert sorted(int(label.split()[1]) for label in labels) == list(range(100, 116))
+        scores = [float(label.split("Δ ")[1]) for label in labels]
+        assert scores == sorted(scores, reverse=True) and scores[0] > 2 * scores[1]
+        assert "most unusual first: seed 109" in w.messages[-1]
+        w.acts["order"].setChecked(False)
+        assert [s for _, s in tiles.entries] == [e.sample for e in entries]
+    finally:
+        w.acts["order"].setChecked(False)
+        w.acts["overlay"].setChecked(True)
+        for e in entries:
+            w.store.remove(e)
+        w.gallery.clearSelection()
+        w.gallery.setCurrentRow(0)
+        w.acts["tiled"].setChecked(False)
+        tiles.reset_camera()
+
+
 def test_resample_occluded_with_undo_and_redo(generated, qtbot):
     w = generated
     w.gallery.setCurrentRow(0)
