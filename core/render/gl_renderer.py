@@ -33,10 +33,11 @@ shaders are files under ``shaders/`` (:mod:`.gl_shaders`); occlusion culling is 
   blend. Every blend step then rounds to 1/255 and a contribution below half a step is lost, for a
   faster frame on llvmpipe (the measured difference: benchmarks/README.md, "8-bit display frames").
 * **Tiles** (a batch of scenes ``(B, N)``, one camera): scene ``b`` is drawn in box ``b`` of the
-  frame, all boxes one size (a grid of samples side by side). The order is sorted by scene, then
-  near → far, in one pass over every splat; pass 1 runs once for all of them (the projection into a
-  tile does not depend on which tile), and pass 2 draws each scene's range of that order in its
-  box's viewport and scissor. No occlusion culling here.
+  frame, all boxes one size (a grid of samples side by side). One sort orders every splat by scene,
+  then near → far; then passes 1 and 2 run scene by scene over its range of that order, pass 2 in
+  its box's viewport and scissor (the projection into a box does not depend on which box; a
+  scene's projected splats are drawn while they are still in the CPU's caches, which llvmpipe
+  needs). No occlusion culling here.
 * **Resolve**: a full-screen pass finishes ``rgb = C + (1 - A)·bg``, ``depth = D / A`` (0 where
   ``A = 0``): into float32 images that are read back (offscreen, ``resolve.frag``), into the
   caller's framebuffer (mode ``"rgb"``, ``"alpha"`` or ``"depth"``, optionally flipped for a
@@ -468,9 +469,9 @@ class GLSplatRenderer:
         self._project_prog["u_t_min"].value = t_min
         if tiles is not None:
             self._project_prog["u_hiz_levels"].value = 0
-            self._project(fbo, vp, 0, count)
             for (x, y, w, h), start, stop in zip(tiles, self._ranges[:-1], self._ranges[1:]):
                 if stop > start:
+                    self._project(fbo, vp, int(start), int(stop))
                     self._splat(vao, locs, (x, origin_y + y, w, h), int(start), int(stop))
             return
         cull = (self.occlusion_culling is not False and self._pyramid is not None and width >= 2
