@@ -24,8 +24,8 @@ MENUS = (
     ("&File", ("open", "take_photo", "phone", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
     ("&Edit", ("undo", "redo", None, "cleanup", None, "remove", "clear")),
     ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
-    ("&View", ("frame", "reset", None, "tiled", "heatmap", "order", None, *(f"mode_{m}" for m, _ in VIEW_MODES), "background",
-               "overlay", None, "history", "fullscreen", "demo")),
+    ("&View", ("frame", "reset", None, "tiled", "heatmap", "order", None, *(f"mode_{m}" for m, _ in VIEW_MODES),
+               "background", "overlay", None, "history", "fullscreen", "demo")),
     ("&Help", ("open_log", "open_autosave", "about")),
 )
 

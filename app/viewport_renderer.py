@@ -11,8 +11,8 @@ OpenGL context, so without CUDA it is always ``"gl"``; ``backend="gl"`` keeps it
 
 A renderer holds one scene, or a batch of scenes ``(B, N)`` (the tiled view's samples, padded to
 one size by :func:`splatgen.core.render.batch_scenes`) drawn side by side in the tiles of one frame,
-all from one camera, in one call: one sort, projection and splat pass of the OpenGL renderer (its
-"tiles"), one batched gsplat render.
+all from one camera, in one call: the OpenGL renderer's tiles (one sort for all of them), or one
+batched gsplat render.
 
 At ``scale < 1`` (the viewport uses it while the camera moves) the frame is rendered at
 ``scale``× the pixels into an intermediate texture and drawn stretched (bilinear) into the target
@@ -175,7 +175,8 @@ class ViewportRenderer:
                                 flip_y=True, depth_range=self.depth_range(vm), tiles=tiles)
                 return sw, sh
             inter_fbo, tex = self._intermediate(sw, sh)
-            inter_fbo.clear(*bg, 1.0)    # what the stretched tiles' edges sample beyond them
+            if tiles is not None:
+                inter_fbo.clear(*bg, 1.0)    # what the stretched tiles' edges sample beyond them
             self._gl.render(vm, Ks, sw, sh, background=bg, mode=mode, fbo=inter_fbo, flip_y=True,
                             depth_range=self.depth_range(vm), tiles=scaled_tiles)
             flip = False

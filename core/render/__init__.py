@@ -168,7 +168,8 @@ def batch_scenes(scenes: Sequence[Gaussians]) -> Gaussians:
             return g
         quats = g.quats.new_zeros((pad, 4))
         quats[:, 0] = 1.0
-        filler = Gaussians(means=g.means.new_zeros((pad, 3)), quats=quats, log_scales=g.log_scales.new_full((pad, 3), -10.0),
+        filler = Gaussians(means=g.means.new_zeros((pad, 3)), quats=quats,
+                           log_scales=g.log_scales.new_full((pad, 3), -10.0),
                            opacity_logits=g.opacity_logits.new_full((pad,), PAD_OPACITY_LOGIT),
                            sh=g.sh.new_zeros((pad, *g.sh.shape[1:])))
         return Gaussians.concat([g, filler])

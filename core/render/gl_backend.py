@@ -34,7 +34,6 @@ import math
 import threading
 
 import numpy as np
-
 import torch
 
 from .. import framing

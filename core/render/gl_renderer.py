@@ -144,8 +144,8 @@ class GLSplatRenderer:
 
     Usage: :meth:`set_gaussians` once per scene (or batch of scenes, drawn in tiles), then
     :meth:`render` (or :meth:`render_many`, or :meth:`render_rgb8` for a viewer's 8-bit frame) per
-    frame. The renderer sets the GL state it
-    needs (blending, viewport, scissor, no depth test or face culling) and does not restore it; drawing into a caller's framebuffer leaves that
+    frame. The renderer sets the GL state it needs (blending, viewport, scissor, no depth test or
+    face culling) and does not restore it; drawing into a caller's framebuffer leaves that
     framebuffer bound. Not thread-safe.
     """
 
