@@ -1,7 +1,7 @@
 """Judge regressor checkpoints on a split they were not trained on, and copy the one a fixed rule picks.
 
     python3 scripts/device/pick_regressor.py --data /tmp/splatgen-data/games_packed_eval --split val \
-        --copy-to runs/frozen/regressor -o $OUT/pick.json start=checkpoints/v2/regressor new=runs/rsa/export
+        --copy-to runs/frozen/regressor -o $OUT/pick.json start=assets/models/regressor new=runs/rs/export
 
 Each candidate is evaluated (`splatgen eval`: input / novel PSNR, saturation ratio) and its pixel grid
 measured (`scripts/experiments/grid_spectrum.py`, 40 objects), all side by side on one device. The rule,

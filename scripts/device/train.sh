@@ -9,7 +9,7 @@
 #   JOB: MODEL, or NAME=MODEL to run one model twice with different arguments; MODEL is one of
 #        regressor var diffusion mv-autoencoder mv-denoiser mv-decoder mv-distill teacher-guided
 #   env NAME_ARGS (NAME upper-cased, - as _): extra arguments of that job, e.g.
-#       RS2_ARGS="--batch-size 64 --compile --loss-scale 2"  INIT_RS2=checkpoints/v2/regressor
+#       RS2_ARGS="--batch-size 64 --compile --loss-scale 2"  INIT_RS2=assets/models/regressor
 #   env FRESH: jobs that start new weights instead of the shipped ones, e.g. FRESH="diffusion"
 #   env DATA: the packed train split (default data/packed_train)
 # With more than one job the split is decoded once into the view cache before they start.
