@@ -26,13 +26,8 @@ build one.
 
 Pixels: a transparent frame holds **straight** colour and alpha from the renderer's alpha (pixels
 nothing covers: alpha 0, the background colour); an opaque one is the premultiplied render
-composited once on the background (:func:`splatgen.core.images.compose`).
-
-Speed on the 2-core CPU machine (OpenGL renderer in software, the 20k-splat example bear; measured
-2026-12-07): ~37 ms a 256² frame, ~0.27 s a 1920×1080 frame (0.30 s with H.264 or VP9 encoding); a
-60-frame 1080p turntable is ~20 s of one sample, ~32 s of three tiles; a 4096×4096 still ~2 s to
-render (12 s for ``splatgen render``, start-up and PNG encoding included). A 1080p turntable holds
-2 frames a batch (~1.1 GB peak for the whole command). With CUDA (gsplat) frames take milliseconds.
+composited once on the background (:func:`splatgen.core.images.compose`). How fast it is:
+``benchmarks/README.md``, *Turntables and stills*.
 """
 
 from __future__ import annotations
@@ -198,6 +193,17 @@ class TurntableSettings:
 
 
 # ---------------------------------------------------------------------- layout and cameras
+def grid_frame_size(n: int, tile: int = 256) -> tuple[int, int]:
+    """``(width, height)`` of a frame holding ``n`` square tiles of ``tile`` pixels, ⌈√n⌉ columns (the
+    grid :func:`grid_shape` lays out in that frame), the tiles shrunk (to even sides) where the frame
+    would pass :data:`MAX_SIDE` or :data:`MAX_PIXELS`; e.g. 2 samples → 512×256, 5 → 768×512."""
+    cols = math.ceil(math.sqrt(max(1, n)))
+    rows = math.ceil(max(1, n) / cols)
+    tile = min(tile, MAX_SIDE // cols, MAX_SIDE // rows, int(math.sqrt(MAX_PIXELS / (cols * rows))))
+    tile -= tile % 2
+    return cols * tile, rows * tile
+
+
 def grid_shape(n: int, width: int, height: int) -> tuple[int, int]:
     """``(columns, rows)`` of a grid of ``n`` tiles over ``width``×``height`` pixels whose tiles are
     as large and as square as they can be (the first column count that gives the largest square)."""

@@ -65,6 +65,11 @@ def test_generate_writes_the_output_folder(tmp_path, photo, run_cli):
                      "sample_00.splat.json", "sample_01.ply", "sample_01.splat", "sample_01.splat.json", "sheet.png",
                      "turntable.mp4"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # the turntable holds both samples side by side, 256² each, decoded by ffmpeg
+    import imageio_ffmpeg
+    reader = imageio_ffmpeg.read_frames(str(folder / "turntable.mp4"))
+    assert next(reader)["size"] == (512, 256)
+    reader.close()
     inp = iio.imread(folder / "input.png")
     assert inp.shape == (128, 128, 4) and inp[..., 3].max() == 255 and inp[0, 0, 3] == 0
     # the input camera renders the sample onto the input's silhouette

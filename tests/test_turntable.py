@@ -200,3 +200,14 @@ def test_render_makes_turntables_and_transparent_stills(tmp_path, run_splatgen):
     assert r.returncode == 2 and "even" in r.stderr and not (tmp_path / "odd.mp4").exists()
     r = run_splatgen("render", EXAMPLE, "--size", 64, 64, "--transparent", "-o", tmp_path / "x.jpg")
     assert r.returncode == 2 and "alpha" in r.stderr
+
+
+def test_grid_frame_size_fits_every_sample_a_tile_within_the_limits():
+    from splatgen.core.turntable import MAX_PIXELS, MAX_SIDE, grid_frame_size, grid_shape
+    assert grid_frame_size(1) == (256, 256) and grid_frame_size(2) == (512, 256)
+    assert grid_frame_size(4) == (512, 512) and grid_frame_size(5) == (768, 512)
+    for n in (16, 64, 256, 1000):
+        w, h = grid_frame_size(n)
+        cols, rows = grid_shape(n, w, h)                      # the layout the frame gets
+        assert w <= MAX_SIDE and h <= MAX_SIDE and w * h <= MAX_PIXELS and cols * rows >= n
+        assert w % cols == 0 and h % rows == 0 and (w // cols) % 2 == 0 and w // cols == h // rows

@@ -58,8 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="splat file format, or several comma-separated: ply (INRIA 3DGS), compressed-ply "
                         "(PlayCanvas), spz (Niantic SPZ v4), glb (glTF KHR_gaussian_splatting), splat; meshes: "
                         "glb-mesh (.mesh.glb), obj; both = ply,splat (default ply)")
-    p.add_argument("--video", action="store_true", help="write turntable.mp4 of sample 0 (60 frames, 256², 2 s; for other settings or "
-                        "a grid of all samples: splatgen render OUT/NAME/sample_*.ply --turntable FILE)")
+    p.add_argument("--video", action="store_true", help="write turntable.mp4: every sample a 256² tile of one grid, 60 frames, 2 s (other "
+                        "settings: splatgen render OUT/NAME/sample_*.ply --turntable FILE)")
     p.add_argument("--sheet", action="store_true", help="write sheet.png: one row per sample, 6 views")
     p.add_argument("--foreground-ratio", type=float, default=None, help="object size / image size (default: as in training)")
     p.add_argument("--keep-background", action="store_true", help="do not cut the object out (use alpha or the whole image)")
@@ -298,6 +298,7 @@ def _generate_one(gen, prepared, settings, args, final: Path, photo: Path | None
     from ..errors import SplatgenError
     from ..export import (EXPORT_FORMATS, TurntableSettings, cameras_json, contact_sheet, save_sample, save_turntable,
                           write_image)
+    from ..turntable import grid_frame_size
     from .common import make_output_dir
 
     make_output_dir(final.parent)
@@ -355,7 +356,8 @@ def _generate_one(gen, prepared, settings, args, final: Path, photo: Path | None
                     bar.advance(task2)
         atomic_write(work / "cameras.json", (json.dumps(cameras_json(samples[0]), indent=2) + "\n").encode())
         if args.video:
-            save_turntable(work / "turntable.mp4", samples[0], TurntableSettings())  # 60 frames, 256², 2 s
+            width, height = grid_frame_size(len(samples))   # every sample a 256² tile (smaller past 4096 px)
+            save_turntable(work / "turntable.mp4", samples, TurntableSettings(width=width, height=height))
         if args.sheet:
             write_image(work / "sheet.png", contact_sheet(samples))
         _write_marker(work, sorted(p.name for p in work.iterdir() if p.name != MARKER))
