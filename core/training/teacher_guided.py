@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SplatgenError
+from ..generator.model_folder import MANIFEST
 from ..models.splatter_denoiser import SplatterDenoiser
 from ..models.splatter_image import CHANNELS_PER_GAUSSIAN, raw_to_gaussians
 from ..models.splatter_net import SplatterNet, SplatterOutput
@@ -119,7 +120,7 @@ def write_model_folder(ema_model: SplatterDenoiser, folder: Path, teacher: Path)
     manifest = {"format": 1, "kind": "teacher-guided", "name": folder.name,
                 "components": {"denoiser": "denoiser",
                                "teacher": os.path.relpath(teacher.resolve(), folder.resolve())}}
-    (folder / "splatgen.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
