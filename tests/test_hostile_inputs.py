@@ -471,7 +471,8 @@ def test_train_with_a_missing_dataset_leaves_no_run_folder(tmp_path, cli):
 
 
 @pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--lr", "-1"), ("--max-minutes", "0"),
-                                           ("--ema-decay", "1.5"), ("--cond-dropout", "2"), ("--seed", "-3")])
+                                           ("--ema-decay", "1.5"), ("--cond-dropout", "2"), ("--seed", "-3"),
+                                           ("--lr-final", "-1"), ("--lr-final", "0.5")])   # 0.5 > the default --lr
 def test_train_refuses_out_of_range_settings_before_anything(tmp_path, option, value):
     from splatgen.core.cli import main
 
