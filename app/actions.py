@@ -24,7 +24,8 @@ MENUS = (
     ("&File", ("open", "take_photo", "phone", "recent", "examples", None, *_EXPORTS, None, "browser", None, "quit")),
     ("&Edit", ("undo", "redo", None, "cleanup", None, "remove", "clear")),
     ("&Generate", ("generate", "cancel", "randomise", None, "resample", "brush", "resample_brush")),
-    ("&View", ("frame", "reset", None, "tiled", "heatmap", "order", None, *(f"mode_{m}" for m, _ in VIEW_MODES),
+    ("&View", ("frame", "reset", None, "tiled", "heatmap", "order", "views", None,
+               *(f"mode_{m}" for m, _ in VIEW_MODES),
                "background", "overlay", None, "history", "fullscreen", "demo")),
     ("&Help", ("open_log", "open_autosave", "about")),
 )
@@ -124,6 +125,9 @@ class WindowActions:
         A("order", "&Order by disagreement", w.order_toggled, None,
           "Sort the tiles by how much each sample's renders differ from the other tiled samples' (Δ: the mean "
           "squared difference over four views), most unusual first", checkable=True)
+        A("views", "&Generated views", w.views_toggled, None,
+          "Show the views the multi-view model generated, under the view; click one to see the splats from its camera",
+          checkable=True)
         A("background", "&Background colour…", lambda: w.choose_background(), None, "Colour behind the splats")
         A("overlay", "&Overlay", w.overlay_toggled, None, "FPS, splat count and resolution", checkable=True)
         self.acts["overlay"].setChecked(True)
@@ -227,6 +231,7 @@ class WindowActions:
         acts["remove"].setEnabled(has)
         acts["cleanup"].setEnabled(has)
         acts["clear"].setEnabled(len(w.store) > 0)
+        acts["views"].setEnabled(w.generated_views.has_views)
         can_resample = has and e.stochastic and not busy
         acts["resample"].setEnabled(can_resample)
         acts["brush"].setEnabled(has and e.stochastic)

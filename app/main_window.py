@@ -33,6 +33,7 @@ from .phone_upload import PhoneUploads
 from .errors import describe, show_error
 from .exports import Exports
 from .gallery import Gallery
+from .generated_views import GeneratedViews
 from .generation import Generation
 from .history import History
 from .input_panel import IMAGE_SUFFIXES, InputPanel
@@ -170,6 +171,9 @@ class MainWindow(QMainWindow):
         self.view_toolbar = QToolBar("View")
         rv.addWidget(self.view_toolbar)
         rv.addWidget(self.view_stack, 1)
+        self.generated_views = GeneratedViews()   # a multi-view sample's generated views (View ▸ Generated views)
+        self.generated_views.hide()
+        rv.addWidget(self.generated_views)
         rv.addWidget(self.gallery)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -206,6 +210,7 @@ class MainWindow(QMainWindow):
         self.viewport.brush_changed.connect(lambda _: self.action_set.update_enabled())
         self.viewport.brush_exit_requested.connect(lambda: self.acts["brush"].setChecked(False))
         self.viewport.brush_apply_requested.connect(lambda: gen.resample_painted())
+        self.generated_views.view_chosen.connect(self._view_chosen)
         for view in (self.viewport, self.tiles):
             view.gl_failed.connect(lambda msg: self.status(msg, error=True))
 
@@ -222,6 +227,8 @@ class MainWindow(QMainWindow):
         bg = _rgb(s.background)
         self.viewport.set_background(bg)
         self.tiles.set_background(bg)
+        self.generated_views.set_background(bg)
+        self.acts["views"].setChecked(s.generated_views)
         self.set_mode(s.mode)
         self.acts["heatmap"].setChecked(s.heatmap)
         self.tiles.set_heatmap(s.heatmap)
@@ -456,6 +463,8 @@ class MainWindow(QMainWindow):
         photo = None if entry is None else (entry.source.path or entry.source.name)
         other_photo = entry is not None and photo != self._shown_photo
         self.viewport.set_sample(None if entry is None else entry.sample, reset_camera=other_photo)
+        self.generated_views.set_sample(None if entry is None else entry.sample)
+        self.views_toggled(self.acts["views"].isChecked(), remember=False)
         if entry is not None:
             self._shown_photo = photo
         self.exports.follow(entry)
@@ -500,6 +509,22 @@ class MainWindow(QMainWindow):
         self.settings.order_tiles = on
         self.tile_order.set_on(on)
         self._update_tiles()
+
+    def views_toggled(self, on: bool, *, remember: bool = True) -> None:
+        """*Generated views* on or off: the strip shows when it is on and the sample has views."""
+        if remember:
+            self.settings.generated_views = on
+        self.generated_views.setVisible(on and self.generated_views.has_views)
+
+    def _view_chosen(self, k: int, viewmat) -> None:
+        """A generated view was clicked: the orbit camera goes to its camera (its azimuth)."""
+        if viewmat is not None:
+            self.camera.reset(viewmat)
+        self.camera.azimuth = self.generated_views.azimuths[k]
+        for view in (self.viewport, self.tiles):
+            view.camera_moved(settle=False)
+        self.status(f"Generated view {k + 1}: the splats from its camera (azimuth {self.camera.azimuth:.0f}°).",
+                    timeout_ms=6000)
 
     def overlay_toggled(self, on: bool) -> None:
         for v in (self.viewport, self.tiles):
@@ -551,6 +576,7 @@ class MainWindow(QMainWindow):
         self.settings.background = _hex(rgb)
         self.viewport.set_background(rgb)
         self.tiles.set_background(rgb)
+        self.generated_views.set_background(rgb)
 
     # ================================================================== misc
     def open_log(self) -> None:

@@ -7,7 +7,8 @@ own file (:meth:`Settings.from_file`, ``splatgen-gui --settings FILE``) so they 
 Keys: ``recent`` (list of paths, newest first), ``model``, ``generation/<model>/<field>`` (the
 last-used :class:`~splatgen.core.generator.GenerationSettings` per model), ``input/foreground_ratio``,
 ``input/remove_background``, ``view/background`` (``#rrggbb``), ``view/mode``, ``view/tiled``,
-``view/heatmap``, ``view/order_tiles`` (*Order by disagreement*), ``undo/limit_mb`` (memory bound
+``view/heatmap``, ``view/order_tiles`` (*Order by disagreement*), ``view/generated_views`` (the strip of
+a multi-view sample's generated views), ``undo/limit_mb`` (memory bound
 of the undo history, MB of samples), ``history/keep_runs`` (runs the history keeps), ``demo/attract_after_s``, ``demo/cycle_s``,
 ``demo/watchdog_s``, ``demo/keep_visitors`` (demo mode), ``turntable/<field>`` and
 ``screenshot/<field>`` (the export dialogs' last choices), ``dirs/open``, ``dirs/export``,
@@ -148,6 +149,14 @@ class Settings:
     @order_tiles.setter
     def order_tiles(self, value: bool) -> None:
         self.q.setValue("view/order_tiles", bool(value))
+
+    @property
+    def generated_views(self) -> bool:
+        return self._get("view/generated_views", True, bool)
+
+    @generated_views.setter
+    def generated_views(self, value: bool) -> None:
+        self.q.setValue("view/generated_views", bool(value))
 
     # ------------------------------------------------------------------ undo
     @property

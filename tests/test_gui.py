@@ -777,6 +777,75 @@ def test_file_names_that_look_like_html_are_shown_as_written(generated, tmp_path
     _wait(w)
 
 
+def test_generated_views_strip_shows_a_multi_view_samples_views_and_turns_the_camera(window, qtbot, tmp_path):
+    """A tiny multi-view generator's sample (as in test_multiview.py): the strip under the viewport shows
+    its N views composited over the background, labelled with their azimuths; clicking view k turns the
+    camera to its camera; a sample without views hides the strip and disables *Generated views*."""
+    from dataclasses import replace
+
+    from PyQt6.QtCore import Qt
+    from PyQt6.QtGui import QImage
+    from test_multiview import write_model_folder
+
+    from splatgen.app.samples import InputRecord, SampleEntry
+    from splatgen.core.generator import GenerationSettings, load_generator
+
+    w, strip = window, window.generated_views
+    gen = load_generator(write_model_folder(tmp_path / "model"), device="cpu")
+    image = torch_rand_image()
+    sample = gen.generate(image, GenerationSettings(num_samples=1, seed=7))[0]
+    views, vms = sample.info["views"].numpy(), sample.info["view_viewmats"].numpy()
+    n = len(views)
+    plain = replace(sample, info={})                    # what the regressor's samples look like: no views
+    thumb = np.zeros((32, 32, 3), np.uint8)
+    entries = [SampleEntry(s, thumb, InputRecord(image, "mv-test"), "multi-view", run=w.generation.new_run())
+               for s in (sample, plain)]
+    old_background = w.settings.background
+    try:
+        w.choose_background("#3366cc")
+        for e in entries:
+            w.store.insert(e)
+        w.gallery.show_entry(entries[0])
+        QApplication.processEvents()
+        assert w.acts["views"].isEnabled() and w.acts["views"].isChecked()
+        assert strip.isVisible() and len(strip.buttons) == n == 3
+        bg = np.array([0x33, 0x66, 0xcc]) / 255.0
+        expected = views[:, :3] * views[:, 3:] + bg[None, :, None, None] * (1 - views[:, 3:])
+        expected = expected.transpose(0, 2, 3, 1) * 255.0
+        for k, b in enumerate(strip.buttons):
+            assert b.isVisible() and b.text() == f"{360 * k / n:.0f}°"
+            size = views.shape[-1]
+            img = b.icon().pixmap(size, size).toImage().convertToFormat(QImage.Format.Format_RGB888)
+            assert (img.width(), img.height()) == (size, size)
+            got = np.frombuffer(img.constBits().asstring(img.sizeInBytes()), np.uint8)
+            got = got.reshape(size, img.bytesPerLine())[:, : size * 3].reshape(size, size, 3)
+            assert np.abs(got - expected[k]).mean() < 2.0, k
+        for k in (2, 1, 0):
+            qtbot.mouseClick(strip.buttons[k], Qt.MouseButton.LeftButton)
+            d = (w.camera.azimuth - 360.0 * k / n + 180.0) % 360.0 - 180.0
+            assert abs(d) < 1e-3, (k, w.camera.azimuth)
+            np.testing.assert_allclose(w.camera.viewmat(), vms[k], atol=1e-4)   # the view's own camera
+        w.acts["views"].setChecked(False)                # the toggle hides it and is remembered
+        assert not strip.isVisible() and not w.settings.generated_views
+        w.acts["views"].setChecked(True)
+        assert strip.isVisible() and w.settings.generated_views
+        w.gallery.show_entry(entries[1])                 # no views: hidden, toggle disabled
+        QApplication.processEvents()
+        assert not strip.isVisible() and not w.acts["views"].isEnabled() and not strip.buttons
+    finally:
+        for e in entries:
+            w.store.remove(e)
+        w.choose_background(old_background)
+        QApplication.processEvents()
+
+
+def torch_rand_image():
+    """A (4, 128, 128) RGBA input for the tiny generator."""
+    import torch
+
+    return torch.rand(4, 128, 128, generator=torch.Generator().manual_seed(0))
+
+
 def test_settings_are_remembered_by_the_next_window(generated, qtbot):
     from splatgen.app.main_window import MainWindow
     from splatgen.app.settings import Settings
