@@ -434,6 +434,24 @@ def test_the_learning_rate_warms_up_then_follows_a_cosine_to_lr_final():
     assert scheduled_lr(opt, 1e-3, 900, 10, 100, timed, lr_final=2e-5) == pytest.approx(2e-5)
 
 
+def test_step_minutes_count_steady_steps_only(monkeypatch):
+    """The first step (compilation) and the time after a checkpoint are not optimiser-step time."""
+    from splatgen.core.training import trainer
+    now = [100.0]
+    monkeypatch.setattr(trainer.time, "monotonic", lambda: now[0])
+    clock = trainer.LoopClock(max_steps=None, max_minutes=None)
+    for dt in (50.0, 1.0, 1.0, 1.0):   # a 50 s first step (compiling), then three 1 s steps
+        now[0] += dt
+        clock.count_step()
+    assert clock.step_seconds == pytest.approx(3.0)
+    clock.pause()
+    now[0] += 20.0                     # a checkpoint and the step after it
+    clock.count_step()
+    now[0] += 2.0
+    clock.count_step()
+    assert clock.step_minutes == pytest.approx(5.0 / 60)
+
+
 def test_lr_final_above_lr_is_refused(tmp_path):
     from splatgen.core.errors import SplatgenError
     from splatgen.core.training.config import TrainConfig

@@ -136,5 +136,6 @@ def run(args: argparse.Namespace) -> int:
         from ..training.diffusion import train_diffusion
 
         result = train_diffusion(config, lambda device: load_view_bank(config.data, device))
-    print(f"done: step {result['step']} ({result['steps_this_run']} this run, {result['minutes']:.1f} min)")
+    print(f"done: step {result['step']} ({result['steps_this_run']} this run, {result['minutes']:.1f} min, "
+          f"{result['step_minutes']:.2f} of them in optimiser steps)")
     return 0

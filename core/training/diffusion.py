@@ -245,7 +245,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
         after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, config.log_every, ctx.is_main,
                    checkpoint)
     running.check_finite(step)
-    result = {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
+    result = {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, "step_minutes": clock.step_minutes}
     if ctx.is_main:
         ema.model.register_to_config(trained_steps=step)
         denoiser.register_to_config(trained_steps=step)

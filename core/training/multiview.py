@@ -237,7 +237,7 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
         log.write({"step": step, **after})
     if config.export:
         stage.export(ema.model, Path(config.export))
-    return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, **result}
+    return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, "step_minutes": clock.step_minutes, **result}
 
 
 __all__ = ["run_stage", "Stage", "render_loss", "rgba", "draw_views", "load_frozen", "full_precision"]

@@ -179,7 +179,7 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
             export_model(ema.model, Path(config.export))
             if not variational:  # a regressor is a generator on its own: its export loads as a model folder
                 write_regressor_manifest(Path(config.export), step)
-    return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
+    return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, "step_minutes": clock.step_minutes}
 
 
 def check_resume_settings(out_dir: Path, config) -> None:

@@ -181,7 +181,7 @@ def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
         checkpoint()
         if config.export:
             write_model_folder(ema.model, Path(config.export), tfolder)
-    return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes}
+    return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, "step_minutes": clock.step_minutes}
 
 
 __all__ = ["train_teacher_guided", "training_loss", "write_model_folder", "measure_stats", "load_teacher"]

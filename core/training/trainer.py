@@ -109,13 +109,34 @@ class EMA:
 
 @dataclass
 class LoopClock:
-    """Stops a loop after ``max_steps`` or ``max_minutes`` (whichever first), and times checkpoints."""
+    """Stops a loop after ``max_steps`` or ``max_minutes`` (whichever first), times checkpoints, and
+    counts the wall time spent in optimiser steps (:meth:`count_step`; ``step_minutes``)."""
 
     max_steps: int | None
     max_minutes: float | None
     checkpoint_minutes: float = 10.0
     start: float = field(default_factory=time.monotonic)
     last_checkpoint: float = field(default_factory=time.monotonic)
+    step_seconds: float = 0.0
+    last_step_end: float | None = None
+
+    def count_step(self) -> None:
+        """Called at the end of every optimiser step: adds the time since the previous step ended.
+        The first step of a run is not counted (it holds ``torch.compile``'s compilation and the first
+        fill of caches), nor is time after :meth:`pause` (checkpoints), so ``step_minutes`` is the
+        steady training a device call bought."""
+        now = time.monotonic()
+        if self.last_step_end is not None:
+            self.step_seconds += now - self.last_step_end
+        self.last_step_end = now
+
+    def pause(self) -> None:
+        """What follows until the next step's end (a checkpoint, a preview) is not step time."""
+        self.last_step_end = None
+
+    @property
+    def step_minutes(self) -> float:
+        return self.step_seconds / 60
 
     def done(self, step: int, steps_this_run: int) -> bool:
         if self.max_steps is not None and step >= self.max_steps:
@@ -251,15 +272,17 @@ def after_step(step: int, metrics: dict[str, torch.Tensor], running: RunningMetr
     """The bookkeeping every training loop does after an optimiser step: accumulate the metrics,
     log their means every ``log_every`` steps, and call ``save()`` (rank 0) when a checkpoint is due,
     each after the finite check."""
+    clock.count_step()
     running.add(metrics)
     if step % log_every == 0:
         running.check_finite(step)
         rate = running.count / max(time.monotonic() - running.since, 1e-9)
         log.write({"step": step, **running.means(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate,
-                   "minutes": clock.minutes})
+                   "minutes": clock.minutes, "step_minutes": clock.step_minutes})
     if is_main and clock.checkpoint_due():
         running.check_finite(step)
         save()
+        clock.pause()
 
 
 __all__ = ["RunContext", "setup_run", "make_optimizer", "bf16_autocast", "trained_steps", "weights_init", "wrap_ddp", "EMA", "LoopClock", "scheduled_lr", "RunLog", "resume_or_init",
