@@ -36,7 +36,7 @@ GRADIENT_SCRIPT = textwrap.dedent("""
     from splatgen.core.render import choose_backend
     from splatgen.core.training.config import TrainConfig
     from splatgen.core.training.recon import reconstruction_loss
-    from splatgen.core.training.trainer import end_run, setup_run, wrap_ddp
+    from splatgen.core.training.trainer import average_gradients, end_run, setup_run, wrap_ddp
     from splatgen.core.training.viewbank import load_view_bank
 
     data, regressor, out = sys.argv[1:4]
@@ -49,13 +49,18 @@ GRADIENT_SCRIPT = textwrap.dedent("""
     from splatgen.core.training.viewbank import ViewBatch
     part = ViewBatch(*(getattr(batch, f)[mine] for f in ViewBatch.__dataclass_fields__))
     net = load_network(SplatterNet, regressor, "regressor").float().train().requires_grad_(True)
-    model = wrap_ddp(net, ctx)
     config = TrainConfig(model="regressor", data=data, out=out, device="cpu")
-    loss, _ = reconstruction_loss(model(part.input), part, config, choose_backend(ctx.device, differentiable=True))
-    loss.backward()
-    if ctx.rank == 0:
-        save_file({n: p.grad.contiguous() for n, p in net.named_parameters() if p.grad is not None},
-                  f"{out}/grads-world{ctx.world_size}.safetensors")
+    backend = choose_backend(ctx.device, differentiable=True)
+    # 1. wrapped in DDP (the regressor, VAR and denoiser loops); 2. plain, then average_gradients (mv stages)
+    for how, model in (("ddp", wrap_ddp(net, ctx)), ("average", net)):
+        net.zero_grad(set_to_none=True)
+        loss, _ = reconstruction_loss(model(part.input), part, config, backend)
+        loss.backward()
+        if how == "average":
+            average_gradients(list(net.parameters()), ctx)
+        if ctx.rank == 0:
+            save_file({n: p.grad.contiguous() for n, p in net.named_parameters() if p.grad is not None},
+                      f"{out}/grads-{how}-world{ctx.world_size}.safetensors")
     end_run(ctx)
 """)
 
@@ -84,14 +89,16 @@ def test_two_ranks_gradients_equal_one_process_on_the_whole_batch(dataset, tmp_p
     for nproc in (1, 2):
         r = torchrun(nproc, script, dataset, SHIPPED_REGRESSOR, tmp_path)
         assert r.returncode == 0, r.stderr[-3000:]
-    one, two = (load_file(tmp_path / f"grads-world{n}.safetensors") for n in (1, 2))
-    assert one.keys() == two.keys() and len(one) > 50
-    # DDP averages the ranks' gradients of their half-batch means: the gradient of the whole batch's mean
+    one = load_file(tmp_path / "grads-ddp-world1.safetensors")
     flat1 = torch.cat([one[k].flatten() for k in one])
-    flat2 = torch.cat([two[k].flatten() for k in one])
-    assert flat1.norm() > 0
-    assert torch.allclose(flat2, flat1, rtol=1e-4, atol=1e-6 * float(flat1.abs().max())), \
-        f"relative difference {float((flat2 - flat1).norm() / flat1.norm()):.2e}"
+    assert len(one) > 50 and flat1.norm() > 0
+    for how in ("ddp", "average"):
+        # the ranks' gradients of their half-batch means, averaged: the gradient of the whole batch's mean
+        two = load_file(tmp_path / f"grads-{how}-world2.safetensors")
+        assert two.keys() == one.keys(), how
+        flat2 = torch.cat([two[k].flatten() for k in one])
+        assert torch.allclose(flat2, flat1, rtol=1e-4, atol=1e-6 * float(flat1.abs().max())), \
+            f"{how}: relative difference {float((flat2 - flat1).norm() / flat1.norm()):.2e}"
 
 
 def test_ranks_hold_disjoint_shards_that_cover_the_split(dataset):
@@ -119,3 +126,15 @@ def test_torchrun_training_stops_together_and_rank_zero_alone_writes(dataset, tm
     done = {line.split("(")[0] for line in r.stdout.splitlines() if "done: step" in line}
     assert len(done) == 1, done
     assert (out / "checkpoint").is_dir() and (out / "export" / "config.json").is_file()
+
+
+def test_torchrun_trains_a_multi_view_stage_on_two_ranks(dataset, tmp_path):
+    out = tmp_path / "mvae"
+    r = torchrun(2, "-m", "splatgen.core.cli", "train", "mv-autoencoder", "--data", dataset, "--device", "cpu",
+                 "--batch-size", 1, "--num-views", 2, "--log-every", 1, "--max-steps", 3, "--out", out,
+                 "--export", out / "export")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "x2" in r.stdout and r.stdout.count("done: step 3 ") == 2, r.stdout[-2000:]
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and 3 in steps
+    assert (out / "export" / "config.json").is_file()

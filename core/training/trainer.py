@@ -4,8 +4,10 @@ A run lives in one output folder: ``checkpoint/`` (resumable, see :mod:`.checkpo
 (one JSON line per logging step) and ``samples_*.png``. ``--max-minutes`` ends the loop cleanly with a
 checkpoint, so one device call of bounded length always leaves something to resume from.
 
-Multi-GPU: started under ``torchrun``, the run joins the process group (NCCL), wraps the model in
-DistributedDataParallel and draws a different batch stream per rank; rank 0 alone logs and saves.
+Distributed: started under ``torchrun``, the run joins the process group (NCCL on GPUs, gloo on the
+CPU), wraps the model in DistributedDataParallel (or averages gradients itself,
+:func:`average_gradients`), loads its rank's shard of the split and draws its own batches; the ranks
+agree on the clock (:func:`make_clock`); rank 0 alone logs and saves.
 """
 
 from __future__ import annotations
@@ -261,13 +263,39 @@ def resume_or_init(out_dir: Path, resume: bool, init_from: str | None, model, em
     return 0, 0
 
 
+def average_gradients(params, ctx: RunContext) -> None:
+    """All-reduce the gradients of ``params`` to their mean over the ranks, in one flat message.
+
+    For loops whose networks are called inside other code (the multi-view stages) and so are not
+    wrapped in DistributedDataParallel; it gives the same mean gradient as DDP, without DDP's overlap of
+    communication with the backward pass (these networks are small)."""
+    if not ctx.distributed:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= ctx.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 def optimise(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: "EMA", step: int,
-             grad_clip: float) -> torch.Tensor:
+             grad_clip: float, sync: RunContext | None = None) -> torch.Tensor:
     """One optimiser step shared by every training loop: backpropagate, clip, step, update the EMA.
+    With ``sync`` (a distributed run whose model is not wrapped in DDP) the gradients are averaged over
+    the ranks first (:func:`average_gradients`).
     Returns the gradient norm before clipping (a GPU tensor: reading it every step would stall the GPU
     once per step, so the loops read losses and norms only when they log, see :class:`RunningMetrics`)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if sync is not None:
+        average_gradients([p for g in optimizer.param_groups for p in g["params"]], sync)
     grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), grad_clip)
     optimizer.step()
     ema.update(model, step)
@@ -333,5 +361,5 @@ def after_step(step: int, metrics: dict[str, torch.Tensor], running: RunningMetr
         clock.pause()
 
 
-__all__ = ["RunContext", "setup_run", "broadcast_floats", "end_run", "make_clock", "make_optimizer", "bf16_autocast", "trained_steps", "weights_init", "wrap_ddp", "EMA", "LoopClock", "scheduled_lr", "RunLog", "resume_or_init",
+__all__ = ["RunContext", "setup_run", "broadcast_floats", "end_run", "make_clock", "average_gradients", "make_optimizer", "bf16_autocast", "trained_steps", "weights_init", "wrap_ddp", "EMA", "LoopClock", "scheduled_lr", "RunLog", "resume_or_init",
            "save_checkpoint", "finite_or_raise", "optimise", "RunningMetrics", "after_step"]
