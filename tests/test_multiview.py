@@ -157,7 +157,7 @@ def trained(bank, tmp_path_factory):
                              device="cpu", batch_size=1, num_views=2, num_targets=1, log_every=1, max_steps=1,
                              checkpoint_minutes=1e9, **kw)
         folders[model] = Path(config.export)
-        return run_stage(config, lambda device: bank)
+        return run_stage(config, lambda device, rank=0, world_size=1: bank)
 
     run("mv-autoencoder", mv_channels=list(AE_CHANNELS))
     ae = str(folders["mv-autoencoder"])
@@ -205,7 +205,7 @@ def test_distill_stage_trains_adapters_over_the_frozen_denoiser_and_reports(trai
                          warmup=1, cond_dropout=0.0, checkpoint_minutes=1e9, lora_rank=2,
                          autoencoder=str(trained["mv-autoencoder"]), denoiser=str(trained["mv-denoiser"]),
                          decoder=str(trained["mv-decoder"]))
-    result = run_stage(config, lambda device: bank)
+    result = run_stage(config, lambda device, rank=0, world_size=1: bank)
     for key in ("consistency_psnr", "render_psnr", "generated_psnr"):
         assert 0 < result[f"{key}_before"] < 100 and 0 < result[f"{key}_after"] < 100
     record = json.loads((tmp_path / "d" / "log.jsonl").read_text().splitlines()[1])

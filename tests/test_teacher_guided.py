@@ -128,12 +128,12 @@ def runs(bank, teacher_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tg-runs")
     train_teacher_guided(config(root / "straight", teacher_dir, max_steps=2, export=str(root / "model")),
-                         lambda device: bank)
+                         lambda device, rank=0, world_size=1: bank)
     cli = ["train", "teacher-guided", "--data", str(root / "unused"), "--out", str(root / "resumed"), "--device", "cpu",
            "--batch-size", "1", "--num-targets", "1", "--log-every", "1", "--checkpoint-minutes", "1e9", "--teacher",
            str(teacher_dir), "--splat-channels", "8", "16", "16", "--warmup", "1", "--lr", "1e-3"]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(viewbank, "load_view_bank", lambda path, device="cpu": bank)
+        mp.setattr(viewbank, "load_view_bank", lambda path, device="cpu", **kw: bank)
         assert main([*cli, "--max-steps", "1"]) == 0
         assert main([*cli, "--max-steps", "2", "--resume"]) == 0
     return {"straight": root / "straight", "resumed": root / "resumed", "model": root / "model"}

@@ -120,22 +120,26 @@ def run(args: argparse.Namespace) -> int:
                          batch_size=batch, seed=args.seed)
         return 0
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
+
+    def bank(device, rank: int = 0, world_size: int = 1):  # rank's shard of the train split
+        return load_view_bank(config.data, device, rank=rank, world_size=world_size)
+
     if config.model.startswith("mv-"):
         from ..training.multiview import run_stage
 
-        result = run_stage(config, lambda device: load_view_bank(config.data, device))
+        result = run_stage(config, bank)
     elif config.model == "teacher-guided":
         from ..training.teacher_guided import train_teacher_guided
 
-        result = train_teacher_guided(config, lambda device: load_view_bank(config.data, device))
+        result = train_teacher_guided(config, bank)
     elif config.model in ("regressor", "var"):
         from ..training.recon import train_reconstruction
 
-        result = train_reconstruction(config, lambda device: load_view_bank(config.data, device))
+        result = train_reconstruction(config, bank)
     else:
         from ..training.diffusion import train_diffusion
 
-        result = train_diffusion(config, lambda device: load_view_bank(config.data, device))
+        result = train_diffusion(config, bank)
     print(f"done: step {result['step']} ({result['steps_this_run']} this run, {result['minutes']:.1f} min, "
           f"{result['step_minutes']:.2f} of them in optimiser steps)")
     return 0

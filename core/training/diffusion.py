@@ -39,7 +39,7 @@ from .config import TrainConfig
 from .checkpoint import load_into, load_weights, unwrap
 from .latent_pool import LatentPool, var_posterior
 from .recon import export_model, reconstruction_loss
-from .trainer import (bf16_autocast, trained_steps, EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
+from .trainer import (bf16_autocast, trained_steps, EMA, make_optimizer, make_clock, end_run, broadcast_floats, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, scheduled_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
@@ -140,7 +140,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
     start.update(teacher_config(start, teacher.config.channels[-1] if teacher else 0, digest, resuming,
                                 config.teacher_latent))
     t_load = time.perf_counter()
-    bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
+    bank: ViewBank = bank_loader(ctx.device, ctx.rank, ctx.world_size)  # a wrong --data fails before the run folder exists
     if ctx.is_main:
         print(f"views: {bank.num_objects} objects x {bank.views_per_object} "
               f"({loading_rate(bank, time.perf_counter() - t_load)})", flush=True)
@@ -177,7 +177,8 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
         stats_pool = pool or LatentPool(var, bank, config.num_context, 1024, 256, config.mirror, config.seed, ctx.rank,
                                         teacher=teacher, teacher_latent=denoiser.config.teacher_latent)
         stats_pool.advance(step)
-        shift, scale = stats_pool.latent_stats(generator)
+        # every rank normalises alike: rank 0's figures (each rank encodes its own shard)
+        shift, scale = broadcast_floats(list(stats_pool.latent_stats(generator)), ctx)
         denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
     ema.model.register_to_config(latent_shift=denoiser.config.latent_shift, latent_scale=denoiser.config.latent_scale)
     model = wrap_ddp(denoiser, ctx)
@@ -185,7 +186,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
     train_sched = denoiser.make_scheduler("ddim")
     alphas = train_sched.alphas_cumprod.to(ctx.device)
     log = RunLog(out_dir, ctx.is_main)
-    clock = LoopClock(config.max_steps, config.max_minutes, config.checkpoint_minutes)
+    clock = make_clock(config, ctx)
     if ctx.is_main:
         print(f"training diffusion: {sum(p.numel() for p in denoiser.parameters()) / 1e6:.2f}M parameters, "
               f"condition {denoiser.condition_width} channels{' (with the teacher regressor)' if teacher else ''}"
@@ -254,6 +255,7 @@ def train_diffusion(config: TrainConfig, bank_loader) -> dict:
         log.write({"step": step, **{k: v for k, v in result.items() if k.startswith("preview")}})
         if config.export:
             export_model(ema.model, Path(config.export))
+    end_run(ctx)
     return result
 
 

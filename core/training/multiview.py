@@ -12,7 +12,8 @@
 Every stage runs through :func:`run_stage`: the trainer's set-up, EMA, warm-up, logging, resumable
 checkpoints and the ``--export`` of the EMA weights as fp16. A batch holds, per object, an input view
 (view 0, camera = identity), ``num_views - 1`` further views and, for stages that render, held-out
-views; every camera in the input camera's frame. One GPU per run (the networks are small).
+views; every camera in the input camera's frame. Under torchrun each rank trains on its shard and
+the gradients are averaged after the backward pass (:func:`~.trainer.average_gradients`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ..render import choose_backend, render
 from .checkpoint import unwrap
 from .config import TrainConfig
 from .recon import export_model
-from .trainer import (bf16_autocast, weights_init, EMA, LoopClock, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
+from .trainer import (bf16_autocast, weights_init, EMA, make_clock, end_run, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
                       save_checkpoint, setup_run, scheduled_lr)
 from .viewbank import ViewBank, ViewBatch
 
@@ -179,16 +180,16 @@ def starting_size(config: TrainConfig, out_dir: Path, keys=SIZE_KEYS) -> dict:
 
 
 def run_stage(config: TrainConfig, bank_loader) -> dict:
-    """The loop behind ``splatgen train mv-*``. ``bank_loader(device) -> ViewBank``."""
+    """The loop behind ``splatgen train mv-*``. ``bank_loader(device, rank, world_size) -> ViewBank``
+    (the rank's shard). Under torchrun every rank builds the same network (same seed), draws its own
+    batches from its shard, and the gradients are averaged over the ranks before each step."""
     ctx = setup_run(config.device)
-    if ctx.distributed:
-        raise SplatgenError("the multi-view stages train on one GPU: start them without torchrun")
     if config.compile:
         raise SplatgenError("the multi-view stages do not use --compile (yet): leave it out")
     torch.manual_seed(config.seed)
     out_dir = Path(config.out)
-    bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
-    generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000)
+    bank: ViewBank = bank_loader(ctx.device, ctx.rank, ctx.world_size)  # a wrong --data fails before the run folder exists
+    generator = torch.Generator(device=ctx.device).manual_seed(config.seed * 1000 + ctx.rank)
     stage: Stage = stage_builder(config.model)(config, ctx, bank, starting_size(config, out_dir)
                                                if config.model != "mv-autoencoder" else {})
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,13 +198,14 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
     ema = EMA(model, config.ema_decay)
     step, warmup_start = resume_or_init(out_dir, config.resume, config.init_from, model, ema, optimizer, generator,
                                         stage.init_weights or weights_init(model))
-    log = RunLog(out_dir, True)
-    clock = LoopClock(config.max_steps, config.max_minutes, config.checkpoint_minutes)
+    log = RunLog(out_dir, ctx.is_main)
+    clock = make_clock(config, ctx)
     total = sum(p.numel() for p in model.parameters())
     trained = sum(p.numel() for p in stage.trainable)
-    print(f"training {config.model}: {total / 1e6:.2f}M parameters ({trained / 1e6:.3f}M trained), "
-          f"{bank.num_objects} objects x {bank.views_per_object} views, {config.num_views} views a step, "
-          f"device {ctx.device}, from step {step}", flush=True)
+    if ctx.is_main:
+        print(f"training {config.model}: {total / 1e6:.2f}M parameters ({trained / 1e6:.3f}M trained), "
+              f"{bank.num_objects} objects x {bank.views_per_object} views, {config.num_views} views a step, "
+              f"device {ctx.device} x{ctx.world_size}, from step {step}", flush=True)
     amp = bf16_autocast(ctx.device)
     steps_this_run, running = 0, RunningMetrics()
 
@@ -212,7 +214,7 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
                         {"args": config.to_json(), "warmup_start": warmup_start})
 
     result = {}
-    if stage.report is not None and step == 0:
+    if stage.report is not None and step == 0 and ctx.is_main:
         result.update({f"{k}_before": v for k, v in stage.report(model, bank, generator).items()})
         log.write({"step": step, **result})
     while not clock.done(step, steps_this_run):
@@ -220,23 +222,25 @@ def run_stage(config: TrainConfig, bank_loader) -> dict:
         batch = draw_views(bank, config, stage.extra_views, generator)
         with amp:
             loss, metrics = stage.step(batch, generator)
-        grad_norm = optimise(loss, model, optimizer, ema, step, config.grad_clip)
+        grad_norm = optimise(loss, model, optimizer, ema, step, config.grad_clip, sync=ctx if ctx.distributed else None)
         step += 1
         steps_this_run += 1
-        after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, config.log_every, True,
-                   checkpoint)
+        after_step(step, {**metrics, "grad_norm": grad_norm}, running, log, clock, optimizer, config.log_every,
+                   ctx.is_main, checkpoint)
     running.check_finite(step)
     key = "distilled_steps" if config.model == "mv-distill" else "trained_steps"
     for m in (ema.model, unwrap(model)):
         if key in m.config:  # the autoencoder is diffusers' own class: no bookkeeping keys
             m.register_to_config(**{key: step})
-    checkpoint()
-    if stage.report is not None:
-        after = {f"{k}_after": v for k, v in stage.report(ema.model, bank, generator).items()}
-        result.update(after)
-        log.write({"step": step, **after})
-    if config.export:
-        stage.export(ema.model, Path(config.export))
+    if ctx.is_main:
+        checkpoint()
+        if stage.report is not None:
+            after = {f"{k}_after": v for k, v in stage.report(ema.model, bank, generator).items()}
+            result.update(after)
+            log.write({"step": step, **after})
+        if config.export:
+            stage.export(ema.model, Path(config.export))
+    end_run(ctx)
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, "step_minutes": clock.step_minutes, **result}
 
 

@@ -35,6 +35,7 @@ from ..errors import SplatgenError
 from ..render import choose_backend, render
 from .checkpoint import unwrap
 from .config import TrainConfig
+from .trainer import broadcast_floats
 from .multiview import Stage, draw_views, full_precision, load_frozen, rgba
 from .trainer import weights_init
 from .viewbank import ViewBank, ViewBatch
@@ -77,6 +78,7 @@ def denoiser_stage(config: TrainConfig, ctx, bank: ViewBank, start: dict) -> Sta
                                  num_views=config.num_views, **size).to(ctx.device)
     if "latent_scale" not in start:  # a new denoiser: measure the normalisation of this autoencoder's latents
         shift, scale = latent_stats(vae, bank, config, torch.Generator(device=ctx.device).manual_seed(config.seed))
+        shift, scale = broadcast_floats([shift, scale], ctx)  # every rank alike: rank 0's shard's figures
         denoiser.register_to_config(latent_shift=shift, latent_scale=scale)
     alphas = denoiser.make_scheduler("ddim").alphas_cumprod.to(ctx.device)
     n = config.num_views

@@ -25,7 +25,7 @@ from ..render import choose_backend, render
 from .config import TrainConfig
 from .checkpoint import unwrap
 from ..metrics import psnr, ssim
-from .trainer import (bf16_autocast, weights_init, EMA, make_optimizer, LoopClock, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
+from .trainer import (bf16_autocast, weights_init, EMA, make_optimizer, make_clock, end_run, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, scheduled_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
@@ -117,12 +117,12 @@ def save_samples(path: Path, model, batch: ViewBatch, backend: str, num_context:
 
 
 def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
-    """The training loop behind ``splatgen train regressor|var``. ``bank_loader(device) -> ViewBank``."""
+    """The training loop behind ``splatgen train regressor|var``. ``bank_loader(device, rank, world_size) -> ViewBank`` (rank's shard of the split)."""
     ctx = setup_run(config.device)
     torch.manual_seed(config.seed + ctx.rank)
     out_dir = Path(config.out)
     t_load = time.perf_counter()
-    bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
+    bank: ViewBank = bank_loader(ctx.device, ctx.rank, ctx.world_size)  # a wrong --data fails before the run folder exists
     load_s = time.perf_counter() - t_load
     out_dir.mkdir(parents=True, exist_ok=True)
     variational = config.model == "var"
@@ -140,7 +140,7 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
     ddp_model = wrap_ddp(model, ctx)
     backend = choose_backend(ctx.device, differentiable=True)
     log = RunLog(out_dir, ctx.is_main)
-    clock = LoopClock(config.max_steps, config.max_minutes, config.checkpoint_minutes)
+    clock = make_clock(config, ctx)
     if ctx.is_main:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"training {config.model}: {n_params / 1e6:.2f}M parameters, {bank.num_objects} objects x "
@@ -179,6 +179,7 @@ def train_reconstruction(config: TrainConfig, bank_loader) -> dict:
             export_model(ema.model, Path(config.export))
             if not variational:  # a regressor is a generator on its own: its export loads as a model folder
                 write_regressor_manifest(Path(config.export), step)
+    end_run(ctx)
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, "step_minutes": clock.step_minutes}
 
 

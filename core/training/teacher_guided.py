@@ -35,7 +35,7 @@ from ..render import choose_backend
 from .checkpoint import unwrap
 from .config import TrainConfig
 from .recon import export_model, reconstruction_loss
-from .trainer import (bf16_autocast, weights_init, EMA, LoopClock, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
+from .trainer import (bf16_autocast, weights_init, EMA, make_clock, end_run, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
                       save_checkpoint, setup_run, scheduled_lr, wrap_ddp)
 from .viewbank import ViewBank, ViewBatch, loading_rate
 
@@ -124,14 +124,14 @@ def write_model_folder(ema_model: SplatterDenoiser, folder: Path, teacher: Path)
 
 
 def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
-    """The loop behind ``splatgen train teacher-guided``. ``bank_loader(device) -> ViewBank``."""
+    """The loop behind ``splatgen train teacher-guided``. ``bank_loader(device, rank, world_size) -> ViewBank`` (rank's shard of the split)."""
     from ..generator.teacher import weights_sha256
 
     ctx = setup_run(config.device)
     torch.manual_seed(config.seed + ctx.rank)
     out_dir = Path(config.out)
     t_load = time.perf_counter()
-    bank: ViewBank = bank_loader(ctx.device)  # a wrong --data fails before the run folder exists
+    bank: ViewBank = bank_loader(ctx.device, ctx.rank, ctx.world_size)  # a wrong --data fails before the run folder exists
     load_s = time.perf_counter() - t_load
     tfolder = teacher_folder(config)
     teacher = load_teacher(tfolder, ctx.device)
@@ -152,7 +152,7 @@ def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
     forward = torch.compile(ddp_model, dynamic=False) if config.compile else ddp_model
     backend = choose_backend(ctx.device, differentiable=True)
     log = RunLog(out_dir, ctx.is_main)
-    clock = LoopClock(config.max_steps, config.max_minutes, config.checkpoint_minutes)
+    clock = make_clock(config, ctx)
     if ctx.is_main:
         n = sum(p.numel() for p in model.parameters())
         print(f"training teacher-guided: {n / 1e6:.2f}M parameters, {bank.num_objects} objects x "
@@ -181,6 +181,7 @@ def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
         checkpoint()
         if config.export:
             write_model_folder(ema.model, Path(config.export), tfolder)
+    end_run(ctx)
     return {"step": step, "steps_this_run": steps_this_run, "minutes": clock.minutes, "step_minutes": clock.step_minutes}
 
 

@@ -4,8 +4,10 @@ A run lives in one output folder: ``checkpoint/`` (resumable, see :mod:`.checkpo
 (one JSON line per logging step) and ``samples_*.png``. ``--max-minutes`` ends the loop cleanly with a
 checkpoint, so one device call of bounded length always leaves something to resume from.
 
-Multi-GPU: started under ``torchrun``, the run joins the process group (NCCL), wraps the model in
-DistributedDataParallel and draws a different batch stream per rank; rank 0 alone logs and saves.
+Distributed: started under ``torchrun``, the run joins the process group (NCCL on GPUs, gloo on the
+CPU), wraps the model in DistributedDataParallel (or averages gradients itself,
+:func:`average_gradients`), loads its rank's shard of the split and draws its own batches; the ranks
+agree on the clock (:func:`make_clock`); rank 0 alone logs and saves.
 """
 
 from __future__ import annotations
@@ -38,20 +40,46 @@ class RunContext:
 
 
 def setup_run(device_name: str = "auto") -> RunContext:
-    """Pick the device; join the process group when started by torchrun (``LOCAL_RANK`` set)."""
+    """Pick the device; join the process group when started by torchrun (``LOCAL_RANK`` set, ``WORLD_SIZE`` > 1):
+    NCCL with one GPU per rank, or gloo when the run is on the CPU (``--device cpu``, or no CUDA)."""
+    device = pick_device(device_name)
     if "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch.distributed as dist
 
         local_rank = int(os.environ["LOCAL_RANK"])
-        torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl")
-        return RunContext(torch.device("cuda", local_rank), dist.get_rank(), dist.get_world_size(), True)
-    device = pick_device(device_name)
+        if device.type == "cuda":
+            torch.cuda.set_device(local_rank)
+            device = torch.device("cuda", local_rank)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        ctx = RunContext(device, dist.get_rank(), dist.get_world_size(), True)
+    else:
+        ctx = RunContext(device)
     if device.type == "cuda":
         # TF32 for convolutions only: the networks' matmuls run in bf16 autocast, and the float32 ones
         # outside it (SSIM's moments, see metrics.ssim) need full precision
         torch.backends.cudnn.allow_tf32 = True
-    return RunContext(device)
+    return ctx
+
+
+def broadcast_floats(values: list[float], ctx: RunContext) -> list[float]:
+    """Rank 0's ``values`` on every rank (unchanged when the run is not distributed)."""
+    if not ctx.distributed:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=ctx.device)
+    dist.broadcast(t, 0)
+    return t.tolist()
+
+
+def end_run(ctx: RunContext) -> None:
+    """Leave the process group (every rank, after the last collective)."""
+    if ctx.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -85,7 +113,7 @@ def wrap_ddp(model: torch.nn.Module, ctx: RunContext) -> torch.nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[ctx.device.index])
+    return DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
 
 class EMA:
@@ -110,7 +138,11 @@ class EMA:
 @dataclass
 class LoopClock:
     """Stops a loop after ``max_steps`` or ``max_minutes`` (whichever first), times checkpoints, and
-    counts the wall time spent in optimiser steps (:meth:`count_step`; ``step_minutes``)."""
+    counts the wall time spent in optimiser steps (:meth:`count_step`; ``step_minutes``).
+
+    In a distributed run every rank must stop at the same step (DDP's all-reduce would wait forever
+    for a rank that stopped) and use the same learning rate, so the minutes that the stop and the
+    schedule read are rank 0's, broadcast every ``agree_every`` steps (``agree``: see :func:`make_clock`)."""
 
     max_steps: int | None
     max_minutes: float | None
@@ -119,6 +151,22 @@ class LoopClock:
     last_checkpoint: float = field(default_factory=time.monotonic)
     step_seconds: float = 0.0
     last_step_end: float | None = None
+    agree: Callable[[float], float] | None = None
+    agree_every: int = 20
+    agreed_minutes: float = 0.0
+
+    def _budget_minutes(self, step: int) -> float:
+        """The minutes the stop and the schedule go by: live, or the ranks' agreed value."""
+        if self.agree is None:
+            return self.minutes
+        if step % self.agree_every == 0:
+            self.agreed_minutes = self.agree(self.minutes)
+        return self.agreed_minutes
+
+    def done(self, step: int, steps_this_run: int) -> bool:
+        if self.max_steps is not None and step >= self.max_steps:
+            return True
+        return self.max_minutes is not None and self._budget_minutes(step) >= self.max_minutes
 
     def count_step(self) -> None:
         """Called at the end of every optimiser step: adds the time since the previous step ended.
@@ -138,11 +186,6 @@ class LoopClock:
     def step_minutes(self) -> float:
         return self.step_seconds / 60
 
-    def done(self, step: int, steps_this_run: int) -> bool:
-        if self.max_steps is not None and step >= self.max_steps:
-            return True
-        return self.max_minutes is not None and (time.monotonic() - self.start) / 60 >= self.max_minutes
-
     def checkpoint_due(self) -> bool:
         if (time.monotonic() - self.last_checkpoint) / 60 >= self.checkpoint_minutes:
             self.last_checkpoint = time.monotonic()
@@ -156,12 +199,19 @@ class LoopClock:
         if self.max_steps is not None and self.max_steps > first_step:
             spent = (step - first_step) / (self.max_steps - first_step)
         if self.max_minutes is not None:
-            spent = max(spent, self.minutes / self.max_minutes)
+            minutes = self.minutes if self.agree is None else self.agreed_minutes
+            spent = max(spent, minutes / self.max_minutes)
         return min(1.0, max(0.0, spent))
 
     @property
     def minutes(self) -> float:
         return (time.monotonic() - self.start) / 60
+
+
+def make_clock(config, ctx: RunContext) -> LoopClock:
+    """The loop clock of a run with ``config``'s budget; in a distributed run the ranks agree on its minutes."""
+    agree = (lambda minutes: broadcast_floats([minutes], ctx)[0]) if ctx.distributed else None
+    return LoopClock(config.max_steps, config.max_minutes, config.checkpoint_minutes, agree=agree)
 
 
 def scheduled_lr(optimizer: torch.optim.Optimizer, base_lr: float, step: int, warmup_start: int, warmup: int,
@@ -213,13 +263,39 @@ def resume_or_init(out_dir: Path, resume: bool, init_from: str | None, model, em
     return 0, 0
 
 
+def average_gradients(params, ctx: RunContext) -> None:
+    """All-reduce the gradients of ``params`` to their mean over the ranks, in one flat message.
+
+    For loops whose networks are called inside other code (the multi-view stages) and so are not
+    wrapped in DistributedDataParallel; it gives the same mean gradient as DDP, without DDP's overlap of
+    communication with the backward pass (these networks are small)."""
+    if not ctx.distributed:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= ctx.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 def optimise(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: "EMA", step: int,
-             grad_clip: float) -> torch.Tensor:
+             grad_clip: float, sync: RunContext | None = None) -> torch.Tensor:
     """One optimiser step shared by every training loop: backpropagate, clip, step, update the EMA.
+    With ``sync`` (a distributed run whose model is not wrapped in DDP) the gradients are averaged over
+    the ranks first (:func:`average_gradients`).
     Returns the gradient norm before clipping (a GPU tensor: reading it every step would stall the GPU
     once per step, so the loops read losses and norms only when they log, see :class:`RunningMetrics`)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if sync is not None:
+        average_gradients([p for g in optimizer.param_groups for p in g["params"]], sync)
     grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), grad_clip)
     optimizer.step()
     ema.update(model, step)
@@ -285,5 +361,5 @@ def after_step(step: int, metrics: dict[str, torch.Tensor], running: RunningMetr
         clock.pause()
 
 
-__all__ = ["RunContext", "setup_run", "make_optimizer", "bf16_autocast", "trained_steps", "weights_init", "wrap_ddp", "EMA", "LoopClock", "scheduled_lr", "RunLog", "resume_or_init",
+__all__ = ["RunContext", "setup_run", "broadcast_floats", "end_run", "make_clock", "average_gradients", "make_optimizer", "bf16_autocast", "trained_steps", "weights_init", "wrap_ddp", "EMA", "LoopClock", "scheduled_lr", "RunLog", "resume_or_init",
            "save_checkpoint", "finite_or_raise", "optimise", "RunningMetrics", "after_step"]

@@ -125,8 +125,13 @@ def loading_rate(bank: ViewBank, seconds: float) -> str:
     return f"loaded in {seconds:.1f} s, {views / max(seconds, 1e-9):,.0f} views/s"
 
 
-def load_view_bank(path, device="cpu", split: str = "train", cache_dir=None) -> ViewBank:
+def load_view_bank(path, device="cpu", split: str = "train", cache_dir=None, rank: int = 0,
+                   world_size: int = 1) -> ViewBank:
     """Load a dataset split into a :class:`ViewBank` (see :func:`splatgen.core.data.dataset.load_split_arrays`).
+
+    With ``world_size`` > 1 the bank holds rank ``rank``'s shard only: objects ``rank, rank + world_size,
+    …`` (so each GPU of a distributed run keeps 1/world_size of the views, and the ranks together
+    see every object once).
 
     With ``cache_dir`` (or ``SPLATGEN_VIEW_CACHE`` set), the decoded arrays are kept there as ``.npy``
     files (no pickle) keyed by the dataset's index and split, so a later run on the same machine maps
@@ -141,6 +146,12 @@ def load_view_bank(path, device="cpu", split: str = "train", cache_dir=None) -> 
         from ..data.dataset import load_split_arrays
 
         images, viewmats, names = load_split_arrays(path, split=split)
+    if world_size > 1:
+        if len(names) < world_size:
+            from ..errors import SplatgenError
+
+            raise SplatgenError(f"{path}: {len(names)} objects cannot be shared among {world_size} ranks")
+        images, viewmats, names = images[rank::world_size], viewmats[rank::world_size], list(names)[rank::world_size]
     return ViewBank(torch.as_tensor(images), torch.as_tensor(viewmats), device=device, names=names)
 
 
