@@ -61,6 +61,17 @@ class ElevationNet(ModelMixin, ConfigMixin):
         out = self.head(self.body(self.to_input(image)))
         return out[:, 0], out[:, 1].clamp(-7.0, 3.0)
 
+    def read(self, image: torch.Tensor, mirror: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`, with ``mirror`` averaged with the image mirrored left-right (the elevation is the
+        same): ``(mu, log_b)``, each ``(B,)``. Off by default: on the val split (2,328 views) the average
+        lowered the mean and p90 errors (8.23° → 8.07°, 18.5° → 18.1°) but not the median the
+        target is set on (5.97° → 6.02°), for twice the work."""
+        if not mirror:
+            return self(image)
+        mu, log_b = self(torch.cat([image, image.flip(-1)]))
+        b = image.shape[0]
+        return 0.5 * (mu[:b] + mu[b:]), 0.5 * (log_b[:b] + log_b[b:])
+
     def normalise(self, elevation_deg: torch.Tensor) -> torch.Tensor:
         """Elevation in degrees → the network's units (0 = the middle of ``elevation_range``, ±1 its ends)."""
         lo, hi = self.config.elevation_range

@@ -78,13 +78,15 @@ def prepared_views(root, split: str, views_per_object: int = VIEWS_PER_OBJECT, s
 
 
 @torch.no_grad()
-def predict(net: ElevationNet, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 inputs ``(N, 4, s, s)`` → (elevations ``(N,)`` degrees, expected absolute errors ``(N,)`` degrees)."""
+def predict(net: ElevationNet, images: np.ndarray, batch: int = 512, mirror: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 inputs ``(N, 4, s, s)`` → (elevations ``(N,)`` degrees, expected absolute errors ``(N,)``
+    degrees), read as :meth:`ElevationNet.read` does (``mirror``: averaged with the mirrored image)."""
     was = net.training
     net.eval()
     mus, bs = [], []
     for i in range(0, len(images), batch):
-        mu, log_b = net(torch.from_numpy(images[i:i + batch]).float() / 255)
+        mu, log_b = net.read(torch.from_numpy(images[i:i + batch]).float() / 255, mirror)
         mus.append(net.degrees(mu))
         bs.append(torch.exp(log_b) * net.degrees_per_unit)
     net.train(was)
@@ -165,9 +167,11 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
     evaluate()
     ema.load_state_dict(best_state)
     val = error_report(predict(ema, val_x)[0], val_el)
+    val_mirrored = error_report(predict(ema, val_x, mirror=True)[0], val_el)
     report = {"steps": step, "minutes": round((time.time() - start) / 60, 2), "batch_size": batch_size,
               "lr": lr, "train_views": len(train_x), "train_objects": len(set(train_ids)),
               "views_per_object": views_per_object, "val_views_per_object": val_views_per_object, "val": {**val, "objects": len(set(val_ids))},
+              "val_mirror_average": val_mirrored,
               "val_history": history, "data": str(data), "val_data": str(val_data or data)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
