@@ -213,7 +213,8 @@ class Generator:
     def resolve(self, settings: GenerationSettings) -> GenerationSettings:
         """Fill ``None`` fields from :attr:`defaults` (the camera's ``None`` stays: it needs the image,
         see :func:`with_camera`)."""
-        if settings.elevation is not None and not isinstance(settings.elevation, str):
+        if settings.elevation is not None and not (isinstance(settings.elevation, str)
+                                                   and settings.elevation.strip().lower() == "auto"):
             check_elevation(settings.elevation)
         if settings.fov is not None:
             check_fov(settings.fov)
