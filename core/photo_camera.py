@@ -117,7 +117,7 @@ def estimate_elevation(image: torch.Tensor, net=None) -> ElevationEstimate | Non
         return None
     x = torch.as_tensor(image).detach().float().cpu()
     x = x[None] if x.dim() == 3 else x[:1]
-    mu, log_b = net(x)
+    mu, log_b = net.read(x)
     raw = float(net.degrees(mu)[0])
     lo, hi = net.config.elevation_range
     return ElevationEstimate(elevation_deg=min(max(raw, lo), hi),
