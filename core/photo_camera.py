@@ -82,9 +82,9 @@ class ElevationEstimate:
 
 def estimator_folder() -> Path:
     """The shipped estimator's folder, ``assets/models/camera``."""
-    from .generator.model_folder import models_dir
+    import splatgen.assets
 
-    return models_dir() / ESTIMATOR_FOLDER
+    return Path(next(iter(splatgen.assets.__path__))) / "models" / ESTIMATOR_FOLDER
 
 
 _lock = threading.Lock()

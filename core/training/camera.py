@@ -16,8 +16,9 @@ gain (photos are not lit like renders). Loss: the Laplace negative log-likelihoo
 an exponential moving average of the weights (decay 0.998) is what is evaluated and kept.
 
 Model choice is on the **val** split only (the split's median absolute error, measured on the EMA
-weights every ``eval_every`` steps; the best is kept); the test split is never read here — it is
-measured once, afterwards, by ``splatgen bench camera``. Runs on the CPU (one thread is enough:
+weights every ``eval_every`` steps; the best is kept; ``training.json`` also has the val figures
+read with the mirrored average of :meth:`ElevationNet.read`); the test split is never read here —
+it is measured once, afterwards, by ``splatgen bench camera``. Runs on the CPU (one thread is enough:
 about 0.3M weights at 64²).
 """
 
