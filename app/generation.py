@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 
 from . import tasks
 from .samples import ResampleCommand, SampleEntry
@@ -116,7 +117,8 @@ class Generation:
         self.pending = False
         if w.runner.is_running("generate"):
             return
-        settings = w.controls.settings()
+        elevation, fov = w.input_panel.camera_setting()
+        settings = replace(w.controls.settings(), elevation=elevation, fov=fov)
         w.settings.set_generation(info.key, w.controls.values())
         self.new_run()
         run, record, prepared, photo = self._run, w.input_record, w.prepared, w.input_path

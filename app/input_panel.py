@@ -12,7 +12,18 @@ with Box drags a rectangle to start from; each one re-runs GrabCut with those hi
 (the window's ``io`` runner, else one of the panel's own), the new mask is kept for the photo in
 :func:`splatgen.app.tasks.cutouts` and ``preparation_changed`` asks for the photo to be prepared
 again, now with that mask. Signals: ``open_requested()``, ``image_chosen(str path)``,
-``preparation_changed()`` (ratio, background option or cut-out edited), ``cutout_changed()``.
+``preparation_changed()`` (ratio, background option or cut-out edited), ``cutout_changed()``,
+``camera_changed()``.
+
+The photo's camera (:mod:`splatgen.core.photo_camera`): an elevation slider and a field-of-view
+slider. The elevation starts in the *auto* state, showing the shipped estimator's reading of the
+prepared input (read when the input is shown: a 64² CNN, milliseconds); moving the slider sets it by
+hand, *Auto* goes back to the estimate. The field of view starts at the canonical 40°, the one every
+shipped model was trained at (another value is recorded with the samples and the model says it
+assumed 40°). Both are drawn over the model input as a ground grid, up axis and horizon
+(:func:`~splatgen.core.photo_camera.draw_ground_grid`; *Camera guide* hides it) and remembered per
+photo for the session. :meth:`InputPanel.camera_setting` gives them to a request (``None`` = auto).
+Like the object size, they are not on the undo stack (which holds edits of samples).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from PyQt6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                              QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
+from splatgen.core import framing, photo_camera
 from splatgen.core.cutout import Cutout, Stroke
 from splatgen.core.images import to_uint8
 
@@ -230,6 +242,7 @@ class InputPanel(QGroupBox):
     image_chosen = pyqtSignal(str)
     preparation_changed = pyqtSignal()
     cutout_changed = pyqtSignal()
+    camera_changed = pyqtSignal()
 
     def __init__(self, default_ratio: float, parent=None):
         super().__init__("Input", parent)
@@ -315,6 +328,8 @@ class InputPanel(QGroupBox):
         fix_row.addStretch(1)
         layout.addLayout(fix_row)
 
+        self._build_camera_rows(layout)
+
         self.skip_bg = QCheckBox("Skip background removal", objectName="skipBackground")
         self.skip_bg.setToolTip("Use the image as it is: its alpha channel if it has one, else the whole picture "
                                 "is the object")
@@ -325,6 +340,133 @@ class InputPanel(QGroupBox):
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.info)
         self.set_ratio(self.default_ratio)
+
+    # ------------------------------------------------------------------ the photo's camera
+    def _build_camera_rows(self, layout) -> None:
+        self.estimate: photo_camera.ElevationEstimate | None = None   # of the shown input
+        self.elevation_auto = True
+        self._cameras: dict[str, tuple[float | None, float]] = {}    # photo → (elevation or None = auto, fov)
+        self._prepared_rgb: np.ndarray | None = None
+        lo, hi = photo_camera.ELEVATION_LIMITS_DEG
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Elevation"))
+        self.elevation_slider = QSlider(Qt.Orientation.Horizontal, objectName="photoElevationSlider",
+                                        minimum=int(lo), maximum=int(hi))
+        self.elevation = QDoubleSpinBox(objectName="photoElevation", decimals=1, minimum=lo, maximum=hi, singleStep=1.0,
+                                        suffix=" °")
+        tip = ("The photo's camera height above the object's horizon: it decides which way is up in the result. "
+               "Auto: estimated from the model input (the estimator knows -10° to 40°; set a steeper photo by hand)")
+        for w in (self.elevation_slider, self.elevation):
+            w.setToolTip(tip)
+        self.elevation_auto_button = QToolButton(text="Auto", objectName="photoElevationAuto", checkable=True)
+        self.elevation_auto_button.setToolTip("Use the estimated elevation")
+        row.addWidget(self.elevation_slider, 1)
+        row.addWidget(self.elevation)
+        row.addWidget(self.elevation_auto_button)
+        layout.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Field of view"))
+        flo, fhi = photo_camera.FOV_LIMITS_DEG
+        self.fov_slider = QSlider(Qt.Orientation.Horizontal, objectName="photoFovSlider", minimum=int(flo), maximum=int(fhi))
+        self.fov = QDoubleSpinBox(objectName="photoFov", decimals=1, minimum=flo, maximum=fhi, singleStep=1.0, suffix=" °")
+        tip = (f"The model input's field of view. The models were all trained at {framing.FOV_DEG:g}°: another "
+               "value is recorded with the samples and drawn here, and the model says it assumed "
+               f"{framing.FOV_DEG:g}°")
+        for w in (self.fov_slider, self.fov):
+            w.setToolTip(tip)
+        self.fov_reset = QToolButton(text="↺", objectName="photoFovReset")
+        self.fov_reset.setToolTip(f"Back to {framing.FOV_DEG:g}°")
+        self.camera_guide = QCheckBox("Camera guide", objectName="cameraGuide", checked=True)
+        self.camera_guide.setToolTip("Draw the chosen camera's ground grid (blue), up axis (red) and horizon (green) "
+                                     "over the model input")
+        row.addWidget(self.fov_slider, 1)
+        row.addWidget(self.fov)
+        row.addWidget(self.fov_reset)
+        layout.addLayout(row)
+        layout.addWidget(self.camera_guide)
+        self.elevation_slider.valueChanged.connect(lambda v: self.elevation.setValue(float(v)))
+        self.elevation.valueChanged.connect(self._elevation_changed)
+        self.elevation_auto_button.toggled.connect(self._auto_toggled)
+        self.fov_slider.valueChanged.connect(lambda v: self.fov.setValue(float(v)))
+        self.fov.valueChanged.connect(self._fov_changed)
+        self.fov_reset.clicked.connect(lambda: self.fov.setValue(framing.FOV_DEG))
+        self.camera_guide.toggled.connect(lambda _: self._show_guide())
+        self._set_camera(None, framing.FOV_DEG)
+
+    def _set_camera(self, elevation: float | None, fov: float) -> None:
+        """Show ``elevation`` (None: auto, the estimate) and ``fov`` without emitting per widget."""
+        self.elevation_auto = elevation is None
+        value = self.auto_elevation() if elevation is None else float(elevation)
+        widgets = (self.elevation, self.elevation_slider, self.elevation_auto_button, self.fov, self.fov_slider)
+        for w in widgets:
+            w.blockSignals(True)
+        self.elevation.setValue(value)
+        self.elevation_slider.setValue(round(value))
+        self.elevation_auto_button.setChecked(self.elevation_auto)
+        self.fov.setValue(float(fov))
+        self.fov_slider.setValue(round(float(fov)))
+        for w in widgets:
+            w.blockSignals(False)
+        self._camera_edited(emit=False)
+
+    def auto_elevation(self) -> float:
+        """The elevation *auto* stands for: the estimate of the shown input, else the canonical one."""
+        return self.estimate.elevation_deg if self.estimate is not None else float(framing.INPUT_ELEVATION_DEG)
+
+    def _elevation_changed(self, value: float) -> None:
+        self.elevation_slider.blockSignals(True)
+        self.elevation_slider.setValue(round(value))
+        self.elevation_slider.blockSignals(False)
+        self.elevation_auto = False
+        self.elevation_auto_button.blockSignals(True)
+        self.elevation_auto_button.setChecked(False)
+        self.elevation_auto_button.blockSignals(False)
+        self._camera_edited()
+
+    def _auto_toggled(self, on: bool) -> None:
+        if on:
+            self._set_camera(None, self.fov.value())
+            self.camera_changed.emit()
+        else:
+            self.elevation_auto = False
+            self._camera_edited()
+
+    def _fov_changed(self, value: float) -> None:
+        self.fov_slider.blockSignals(True)
+        self.fov_slider.setValue(round(value))
+        self.fov_slider.blockSignals(False)
+        self._camera_edited()
+
+    def _camera_edited(self, emit: bool = True) -> None:
+        if self.path:
+            self._cameras[self.path] = self.camera_setting()
+        if self.elevation_auto:
+            how = (f"auto: estimated, ±{self.estimate.spread_deg:.0f}°" if self.estimate is not None
+                   else "auto: no estimator, the canonical elevation")
+        else:
+            how = "set by hand"
+        self.elevation_auto_button.setToolTip(f"Use the estimated elevation (now {how})")
+        self.elevation.setPrefix("auto " if self.elevation_auto else "")
+        self._show_guide()
+        if emit:
+            self.camera_changed.emit()
+
+    def camera_setting(self) -> tuple[float | None, float]:
+        """(elevation in degrees, or None for auto = the estimate; field of view in degrees) for a request."""
+        return (None if self.elevation_auto else float(self.elevation.value())), float(self.fov.value())
+
+    def camera_values(self) -> tuple[float, float]:
+        """The elevation and field of view shown (auto resolved to the estimate), degrees."""
+        return float(self.elevation.value()), float(self.fov.value())
+
+    def _show_guide(self) -> None:
+        rgb = self._prepared_rgb
+        if rgb is None:
+            return
+        if self.camera_guide.isChecked():
+            elevation, fov = self.camera_values()
+            rgb = photo_camera.draw_ground_grid(rgb, elevation, fov)
+        self.prepared.set_array(rgb)
 
     # ------------------------------------------------------------------ values
     def set_ratio(self, value: float) -> None:
@@ -425,7 +567,13 @@ class InputPanel(QGroupBox):
         self.original.set_hints(self.cutout())
         self.original.set_array(over_checkerboard(prepared.original))
         rgb = to_uint8(prepared.image[:3].permute(1, 2, 0).numpy())
+        self._prepared_rgb = rgb
         self.prepared.set_array(rgb)
+        try:
+            self.estimate = photo_camera.estimate_elevation(prepared.image)
+        except Exception:  # noqa: BLE001 - a broken estimator folder: the canonical elevation, said in the tooltip
+            self.estimate = None
+        self._set_camera(*self._cameras.get(self.path, (None, framing.FOV_DEG)))
         self.mask.set_array(np.repeat(to_uint8(np.asarray(prepared.mask))[..., None], 3, 2))
         how, tip = {"alpha": ("alpha mask", "The mask is the image's alpha channel"),
                     "grabcut": ("background cut out", "The background was removed (GrabCut)"),
@@ -442,5 +590,6 @@ class InputPanel(QGroupBox):
         for w in (self.original, self.prepared, self.mask):
             w.set_array(None)
         self.path = None
+        self._prepared_rgb, self.estimate = None, None
         self.original.set_hints(None)
         self.info.setText("")

@@ -25,7 +25,6 @@ from PyQt6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDialog, QDoubl
                              QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
                              QWidget)
 
-from splatgen.core import framing
 from splatgen.core.turntable import MAX_FRAMES, MAX_SIDE, TurntableSettings
 
 #: Turntable formats: (label, suffix; "" is a folder of PNG frames, whether it keeps alpha).
@@ -324,8 +323,8 @@ class TurntableDialog(_RenderDialog):
         row.addWidget(self.fps, 1)
         self.elevation = QDoubleSpinBox(objectName="elevationBox", minimum=-89.0, maximum=89.0, decimals=1,
                                         suffix=" °", value=float(options["elevation"]))
-        self.elevation.setToolTip("The camera's height above the object's horizontal plane "
-                                  f"(the photo's camera: {framing.INPUT_ELEVATION_DEG:g}°)")
+        self.elevation.setToolTip("The camera's height above the object's horizontal plane, degrees (each "
+                                  "sample records its photo's elevation; the input panel sets it)")
         self.frames.valueChanged.connect(self._show_fps)
         self.seconds.valueChanged.connect(self._show_fps)
         self._show_fps()

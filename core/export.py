@@ -73,6 +73,13 @@ def model_licence(model: str) -> str:
     return "unknown"
 
 
+def camera_metadata(sample: Sample) -> dict:
+    """The photo's camera a sample was placed with, for a splat file's metadata:
+    ``{"input_elevation_deg": "45", "input_fov_deg": "40"}`` (empty for a sample without the record)."""
+    cam = (getattr(sample, "info", None) or {}).get("camera") or {}
+    return {f"input_{k}": f"{float(cam[k]):g}" for k in ("elevation_deg", "fov_deg") if k in cam}
+
+
 def _splat_writer(name: str):
     """A writer of :data:`EXPORT_FORMATS` for the splat format ``name`` of :data:`~.io.SPLAT_FORMATS`.
     For a :class:`Sample`, formats that keep per-splat values get ``splatgen_observed`` (what the photo
@@ -82,7 +89,8 @@ def _splat_writer(name: str):
         from .io import SPLAT_FORMATS, save_splats
 
         is_sample = isinstance(sample, Sample)
-        meta = {"model": sample.model, "licence": model_licence(sample.model)} if is_sample else None
+        meta = {"model": sample.model, "licence": model_licence(sample.model), **camera_metadata(sample)} \
+            if is_sample else None
         g = (sample.gaussians if is_sample else sample).to("cpu")
         keep = g.opacities >= MIN_EXPORT_OPACITY
         extras = {}

@@ -23,8 +23,8 @@ CAMERA_DISTANCE = 2.0
 OBJECT_RADIUS = 0.5
 #: Elevation range of dataset cameras above the horizon, degrees (azimuth is uniform in [0, 360)).
 ELEVATION_RANGE_DEG = (-10.0, 40.0)
-#: Elevation assumed for an input photo's camera, degrees: its true elevation is unknown, and the
-#: middle of the training range is the best guess (it only tilts the orbit's up direction).
+#: Elevation assumed for an input photo's camera when it is neither set nor estimated, degrees: the
+#: middle of the training range (see :mod:`splatgen.core.photo_camera`; it decides which way is up).
 INPUT_ELEVATION_DEG = sum(ELEVATION_RANGE_DEG) / 2
 #: Background colour every view is composited on, linear RGB in [0, 1].
 BACKGROUND = (1.0, 1.0, 1.0)

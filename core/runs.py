@@ -319,7 +319,7 @@ class RunWriter:
 
 
 def _add_sample(folder: Path, meta: dict, sample, thumbnail, resampled: int, index, seconds: float, save) -> Path:
-    from .export import model_licence
+    from .export import camera_metadata, model_licence
     from .io import save_splats
 
     base = f"{safe_stem(meta.get('name', 'sample'))}-seed{sample.seed}-{settings_tag(sample)}" \
@@ -333,7 +333,8 @@ def _add_sample(folder: Path, meta: dict, sample, thumbnail, resampled: int, ind
         n += 1
     path = folder / f"{stem}.ply"
     model = str(getattr(sample, "model", ""))
-    save_splats(path, sample.gaussians.detach().to("cpu"), {"model": model, "licence": model_licence(model)})
+    save_splats(path, sample.gaussians.detach().to("cpu"), {"model": model, "licence": model_licence(model),
+                                                            **camera_metadata(sample)})
     record = {"file": path.name, "bytes": path.stat().st_size, "seed": int(sample.seed), "model": model,
               "settings": sample.settings.as_dict() if hasattr(sample.settings, "as_dict") else {},
               "image_size": int(getattr(sample, "image_size", 128)),

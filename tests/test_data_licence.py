@@ -38,15 +38,16 @@ def test_exports_record_model_and_licence(regressor_sample, tmp_path):
     ply = plyfile.PlyData.read(str(tmp_path / "s.ply"))  # an independent reader
     assert f"model: {sample.model}" in ply.comments and "licence: GPL-3.0-or-later" in ply.comments
     assert ply["vertex"].count == n
+    camera = {"input_elevation_deg": f"{sample.info['camera']['elevation_deg']:g}", "input_fov_deg": "40"}
     assert read_ply_metadata(tmp_path / "s.ply") == {"model": sample.model, "licence": "GPL-3.0-or-later",
-                                                     "frame": "ply"}
+                                                     "frame": "ply", **camera}  # and the photo's camera
     g = load_splats(tmp_path / "s.ply")  # stored turned 180° about Z (the PLY frame), read back turned
     assert np.array_equal(g.means.numpy() * [-1, -1, 1], np.stack([ply["vertex"][c] for c in "xyz"], 1))
 
     save_sample(tmp_path / "s.splat", sample)
     side = splat_sidecar(tmp_path / "s.splat")
     assert side.name == "s.splat.json" and json.loads(side.read_text()) == {
-        "model": sample.model, "licence": "GPL-3.0-or-later"}
+        "model": sample.model, "licence": "GPL-3.0-or-later", **camera}
     assert read_splat_metadata(tmp_path / "s.splat")["licence"] == "GPL-3.0-or-later"
     assert read_splat(tmp_path / "s.splat").num_gaussians == n
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary sidecar left behind

@@ -59,6 +59,7 @@ def test_generate_writes_the_output_folder(tmp_path, photo, run_cli):
     r = run_cli("generate", photo, "-n", "2", "--steps", "3", "--out", tmp_path, "--video", "--sheet",
                 "--no-progress", "--format", "both")
     assert r.returncode == 0, r.stderr
+    assert "bear_photo: photo camera: elevation " in r.stdout and "(estimated, expected error ±" in r.stdout
     folder = tmp_path / "bear_photo"
     names = sorted(p.name for p in folder.iterdir())
     assert names == [".splatgen-output.json", "cameras.json", "input.png", "sample_00.ply", "sample_00.splat",

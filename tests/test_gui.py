@@ -242,7 +242,7 @@ def test_orbit_follows_the_view_size_and_a_new_photo_starts_at_its_input_view(ge
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c + QPoint(0, 160))
     turned = vp.camera.elevation - el
     assert turned == pytest.approx(160 / min(vp.width(), vp.height()) * ORBIT_DEG_PER_VIEW, rel=0.05)
-    assert vp.camera.elevation < 65                      # far from top-down
+    assert vp.camera.elevation < 80                      # short of top-down (from the photo's estimated elevation)
     w.open_image(str(EXAMPLE.with_name("bar_stool.png")))
     _wait(w)
     np.testing.assert_allclose(vp.camera.viewmat(), input_view, atol=1e-6)   # back to the input view
@@ -868,6 +868,53 @@ def test_settings_are_remembered_by_the_next_window(generated, qtbot):
         assert [a.text() for a in again.recent_menu.actions()][0] == EXAMPLE.name
     finally:
         _dispose(again)
+
+
+def test_photo_camera_sliders_preview_record_and_are_remembered_per_photo(generated, qtbot):
+    """The elevation starts at the estimate (auto); moving its slider redraws the guide on the model
+    input, leaves auto, and the next sample records that elevation, its input camera there (R goes
+    back to it); another photo starts at its own estimate, the first keeps its setting; Auto returns."""
+    from splatgen.core import photo_camera
+
+    w = generated
+    panel = w.input_panel
+    assert panel.elevation_auto and panel.camera_setting() == (None, 40.0)
+    estimate = photo_camera.estimate_elevation(w.prepared.image)
+    assert panel.camera_values()[0] == pytest.approx(estimate.elevation_deg, abs=0.05)
+    before = panel.prepared._pixmap.toImage()
+    panel.elevation_slider.setValue(35)
+    assert not panel.elevation_auto and panel.camera_setting() == (35.0, 40.0)
+    assert not panel.elevation_auto_button.isChecked()
+    assert panel.prepared._pixmap.toImage() != before  # the guide moved
+    panel.fov_slider.setValue(60)
+    assert panel.camera_setting() == (35.0, 60.0)
+    n = len(w.store)
+    w.controls.num_samples.setValue(1)
+    w.generate()
+    _wait(w)
+    sample = w.store.entries[-1].sample
+    assert len(w.store) == n + 1
+    assert sample.info["camera"]["elevation_deg"] == 35.0 and sample.info["camera"]["elevation_source"] == "set"
+    assert sample.settings.fov == 60.0 and any("40° field of view" in t for t in sample.info["notices"])
+    w.gallery.show_entry(w.store.entries[-1])
+    w.viewport.reset_camera()
+    assert w.viewport.camera.elevation == pytest.approx(35.0, abs=1e-3)
+    # per photo: another one starts in auto, coming back restores 35° / 60°
+    w.open_image(str(EXAMPLE.with_name("bar_stool.png")))
+    _wait(w)
+    assert panel.elevation_auto and panel.camera_setting() == (None, 40.0)
+    w.open_image(str(EXAMPLE))
+    _wait(w)
+    assert panel.camera_setting() == (35.0, 60.0)
+    guide_on = panel.prepared._pixmap.toImage()
+    panel.camera_guide.setChecked(False)
+    assert panel.prepared._pixmap.toImage() != guide_on
+    panel.camera_guide.setChecked(True)
+    panel.elevation_auto_button.click()
+    panel.fov_reset.click()
+    assert panel.elevation_auto and panel.camera_setting() == (None, 40.0)
+    assert panel.camera_values()[0] == pytest.approx(estimate.elevation_deg, abs=0.05)
+    w.controls.num_samples.setValue(3)
 
 
 def test_entry_points():

@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 
 from splatgen.core.errors import SettingsError
 from splatgen.core.generator import GenerationSettings, load_generator
-from splatgen.core.generator.base import input_camera
 from splatgen.core.generator.registry import GENERATORS
 from splatgen.core.generator.teacher_guided import sample_splatter
 from splatgen.core.metrics import psnr
@@ -168,7 +167,8 @@ def test_export_loads_through_the_model_folder_with_identical_outputs(runs, bank
     from splatgen.core.generator.base import to_object_frame
     from splatgen.core.models.splatter_image import raw_to_gaussians
 
-    assert torch.equal(sample.gaussians.means, to_object_frame(raw_to_gaussians(expected, 1))[0].means)
+    placed = to_object_frame(raw_to_gaussians(expected, 1)[0], sample.settings.elevation)  # at the photo's camera
+    assert torch.equal(sample.gaussians.means, placed.means)
 
 
 def write_model_folder(root: Path, teacher_dir: Path, stats: dict, defaults: dict | None = None) -> Path:
@@ -205,16 +205,15 @@ def test_strength_keeps_the_input_view_close_to_the_teacher(bank, teacher, teach
     stats = spread(measured(bank, teacher, tmp_path, teacher_dir))
     gen = load_generator(write_model_folder(tmp_path / "m", teacher_dir, stats, {"steps": 20}), device="cpu")
     image = bank.sample(1, 1, torch.Generator().manual_seed(1)).input[0]
-    viewmat, K = input_camera()
-
-    def input_view(gaussians):
-        return render(gaussians, viewmat[None], K, 128, 128, backend="torch").rgb[0].clamp(0, 1)
+    def input_view(sample):  # from the sample's own input camera (at the photo's estimated elevation)
+        return render(sample.gaussians, sample.input_viewmat[None], sample.K, 128, 128,
+                      backend="torch").rgb[0].clamp(0, 1)
 
     with torch.no_grad():
-        reference = input_view(gen.make_sample(teacher(image[None]).gaussians[0], 0, gen.defaults).gaussians)
-        near = [float(psnr(input_view(gen.generate(image, GenerationSettings(seed=s, strength=0.05))[0].gaussians),
+        reference = input_view(gen.make_sample(teacher(image[None]).gaussians[0], 0, gen.defaults))
+        near = [float(psnr(input_view(gen.generate(image, GenerationSettings(seed=s, strength=0.05))[0]),
                            reference)) for s in (0, 1)]
-        far = float(psnr(input_view(gen.generate(image, GenerationSettings(seed=0, strength=1.0))[0].gaussians),
+        far = float(psnr(input_view(gen.generate(image, GenerationSettings(seed=0, strength=1.0))[0]),
                          reference))
     assert min(near) > 30 and far < 25, (near, far)
 
@@ -225,7 +224,7 @@ def test_resample_redraws_the_hidden_side_and_pins_the_input_view(bank, teacher,
     image = bank.sample(1, 1, torch.Generator().manual_seed(2)).input[0]
     original = gen.generate(image, GenerationSettings(seed=0))[0]
     fresh = gen.generate(image, GenerationSettings(seed=5))[0]
-    viewmat, K = input_camera()
+    viewmat, K = original.input_viewmat, original.K  # the input view (at the photo's estimated elevation)
 
     def view(sample):
         return render(sample.gaussians, viewmat[None], K, 128, 128, backend="torch").rgb[0].clamp(0, 1)

@@ -108,6 +108,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
     m.set_defaults(bench_run=run_mesh)
 
+    c = bench_sub.add_parser("camera", help="the photo-camera estimator's elevation error (median, mean, p90) on a "
+                             "dataset split, prepared as photos are")
+    c.add_argument("--data", type=Path, required=True, help="a built or packed dataset holding --split")
+    c.add_argument("--split", default="test", help="the split to measure (default test)")
+    c.add_argument("--also", nargs="*", default=["val"], metavar="SPLIT",
+                   help="further splits of --data measured the same way (default val: the split the weights "
+                        "were chosen on)")
+    c.add_argument("--model", type=Path, default=None, help="estimator folder (default: the shipped assets/models/camera)")
+    c.add_argument("--views-per-object", type=int, default=24)
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("-o", "--out-dir", type=Path, default=Path("benchmarks"))
+    c.set_defaults(bench_run=run_camera)
+
     for module in plugin_benchmarks().values():
         module.add_parser(bench_sub).set_defaults(bench_run=module.run)
     return p
@@ -183,4 +196,35 @@ def run_parity(args: argparse.Namespace) -> int:
               f"--other {args.other}", "results": rows}
     path = write_result(f"parity-{args.reference}-{args.other}", result, args.out_dir)
     print(f"wrote {path}")
+    return 0
+
+
+def run_camera(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from ..benchmarks import machine_info
+    from ..errors import ModelError
+    from ..photo_camera import estimator_folder, load_estimator
+    from ..training.camera import evaluate_estimator
+
+    torch.set_num_threads(max(1, args.threads))
+    folder = args.model or estimator_folder()
+    net = load_estimator(folder)
+    if net is None:
+        raise ModelError(f"{folder}: no estimator shipped")
+    result = {"machine": machine_info(), "model": str(folder), "data": str(args.data)}
+    for split in [args.split, *[s for s in args.also if s != args.split]]:
+        t0 = time.perf_counter()
+        r = evaluate_estimator(net, args.data, split, args.views_per_object)
+        r["seconds"] = round(time.perf_counter() - t0, 1)
+        result[split] = r
+        print(f"{split}: median {r['median_deg']:.2f}° mean {r['mean_deg']:.2f}° p90 {r['p90_deg']:.2f}° over "
+              f"{r['views']} views of {r['objects']} objects (constant {r['constant_guess']['elevation_deg']:g}°: "
+              f"median {r['constant_guess']['median_deg']:.2f}°)")
+    result["command"] = (f"splatgen bench camera --data {args.data} --split {args.split} --also {' '.join(args.also)}"
+                         f" --views-per-object {args.views_per_object} --threads {args.threads}"
+                         + (f" --model {args.model}" if args.model else ""))
+    print("wrote", write_result("camera-elevation", result, args.out_dir))
     return 0

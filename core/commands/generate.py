@@ -34,6 +34,33 @@ MARKER = ".splatgen-output.json"
 MADE_BY = "splatgen generate"
 
 
+def elevation_arg(text: str):
+    """``--elevation``: ``auto`` → None (the estimate), else degrees checked by
+    :func:`splatgen.core.photo_camera.check_elevation` (argparse reports a bad value, no traceback)."""
+    from ..errors import SettingsError
+    from ..photo_camera import check_elevation
+
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return check_elevation(text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def fov_arg(text: str):
+    """``--fov``: ``auto`` → None (the canonical field of view), else degrees (:func:`~splatgen.core.photo_camera.check_fov`)."""
+    from ..errors import SettingsError
+    from ..photo_camera import check_fov
+
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return check_fov(text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "generate", help="generate 3D Gaussian splats from photos",
@@ -51,6 +78,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="fraction of the denoising schedule to run: 1 = from pure noise; below 1 the samples start "
                         "from the teacher regressor's object, noised to that level (model default)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
+    p.add_argument("--elevation", type=elevation_arg, default=None, metavar="DEG|auto",
+                   help="the photo's camera elevation above the horizon in degrees, -60 to 85 (default auto: "
+                        "estimated from the prepared input by the shipped estimator, which knows -10 to 40; set a "
+                        "steeper photo by hand). It decides which way is up in the result")
+    p.add_argument("--fov", type=fov_arg, default=None, metavar="DEG",
+                   help="the prepared input's field of view in degrees, 10 to 120 (default: the canonical 40, "
+                        "the only one the models were trained at; another value is recorded and the model says "
+                        "it assumed 40)")
     p.add_argument("--resample-occluded", action="store_true",
                    help="also write sample_XX_resampled.ply: the hidden side redrawn, the visible side kept")
     p.add_argument("-o", "--out", type=Path, default=Path("splatgen-out"), help="output folder (default splatgen-out)")
@@ -137,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
     gen = load_generator(args.model, args.device)
     settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
                                   scheduler=args.scheduler, seed=args.seed, strength=args.strength,
-                                  num_samples=args.samples if gen.stochastic else 1)
+                                  num_samples=args.samples if gen.stochastic else 1,
+                                  elevation=getattr(args, "elevation", None), fov=getattr(args, "fov", None))
     if gen.stochastic:
         gen.validate(settings)
     print(f"model: {gen.name} on {gen.device} ({time.time() - t0:.1f} s)")
@@ -160,6 +196,17 @@ def run(args: argparse.Namespace) -> int:
             out.rmdir()  # made by this run and nothing came of it
     print(f"done in {time.time() - t0:.1f} s")
     return 1 if failures else 0
+
+
+def describe_camera(camera: dict) -> str:
+    """``sample.info["camera"]`` in words: ``"photo camera: elevation 23.4° (estimated, expected error
+    ±4.1°), field of view 40°"``."""
+    source = camera.get("elevation_source")
+    how = {"set": "set", "default": "default: no estimator shipped"}.get(source, "estimated")
+    if source == "estimate" and "estimate_spread_deg" in camera:
+        how += f", expected error ±{camera['estimate_spread_deg']:.1f}°"
+    return (f"photo camera: elevation {camera.get('elevation_deg', float('nan')):.1f}° ({how}), "
+            f"field of view {camera.get('fov_deg', float('nan')):g}°")
 
 
 def read_mask(path: Path):
@@ -321,6 +368,9 @@ def _generate_one(gen, prepared, settings, args, final: Path, photo: Path | None
 
             t_gen = time.time()
             samples = gen.generate(prepared.image, settings, progress=progress, cancel=threading.Event())
+            print(f"{final.name}: {describe_camera(samples[0].info.get('camera') or {})}", flush=True)
+            for notice in samples[0].info.get("notices", []):
+                print(f"{final.name}: note: {notice}", flush=True)
             if getattr(args, "runs", None) is not None:
                 from ..runs import record_run
 

@@ -1,4 +1,4 @@
-"""``splatgen train {regressor,var,diffusion,mv-*,teacher-guided}``: the command line of :mod:`splatgen.core.training`."""
+"""``splatgen train {regressor,var,diffusion,mv-*,teacher-guided,perceptual,camera}``: the command line of :mod:`splatgen.core.training`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "with a resumable checkpoint in OUT/checkpoint; --resume continues exactly. "
                                    "Under torchrun the run uses every GPU (DistributedDataParallel).")
     p.add_argument("model", choices=("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder",
-                                      "mv-distill", "teacher-guided", "perceptual"),
+                                      "mv-distill", "teacher-guided", "perceptual", "camera"),
                    help="teacher-guided: a denoiser over the --teacher regressor's noised Splatter Images, trained "
                         "on renders only (seed 000); mv-*: the stages of the multi-view model, in this order: autoencoder, denoiser, decoder, "
-                        "distill (the decoder needs only the autoencoder)")
+                        "distill (the decoder needs only the autoencoder); perceptual: the category classifier of the "
+                        "eval's KID; camera: the photo-camera (elevation) estimator, chosen on --test-data's val split")
     p.add_argument("--data", type=Path, required=True,
                    help="a dataset built by `splatgen data build` (its train split is used) or packed by `splatgen data pack`")
     p.add_argument("-o", "--out", type=Path, required=True, help="run folder (checkpoint/, log.jsonl, samples)")
@@ -89,7 +90,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    metavar="C", help="teacher-guided, a new denoiser: UNet channels per level over the 128² Splatter "
                                      "Image, multiples of 8 (default 32 64 128 128)")
     p.add_argument("--test-data", type=Path, default=None,
-                   help="perceptual: the dataset whose test split the accuracy is reported on (default --data)")
+                   help="perceptual: the dataset whose test split the accuracy is reported on; camera: the dataset whose "
+                        "val split picks the weights (default --data)")
     mv = p.add_argument_group("multi-view model (mv-*)")
     mv.add_argument("--num-views", type=int, default=TrainConfig.default("num_views"),
                     help="orbit views per object generated / decoded together (default 8)")
@@ -118,6 +120,13 @@ def run(args: argparse.Namespace) -> int:
         batch = args.batch_size if args.batch_size != TrainConfig.default("batch_size") else 128
         train_perceptual(args.data, args.export or args.out, args.test_data, minutes=args.max_minutes or 10.0,
                          batch_size=batch, seed=args.seed)
+        return 0
+    if args.model == "camera":  # the photo-camera estimator: a small CNN, its own short loop on the CPU
+        from ..training.camera import train_camera
+
+        batch = args.batch_size if args.batch_size != TrainConfig.default("batch_size") else 64
+        train_camera(args.data, args.export or args.out, args.test_data, minutes=args.max_minutes or 20.0,
+                     batch_size=batch, seed=args.seed, max_steps=args.max_steps)
         return 0
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
 

@@ -7,6 +7,8 @@
 >>> samples = gen.generate(prepared.image, GenerationSettings(num_samples=4, seed=7),
 ...                        on_sample=lambda sample, i: print("got", i))
 >>> again = gen.resample(prepared.image, samples[0], "occluded", seed=8)
+>>> steep = gen.generate(prepared.image, GenerationSettings(elevation=45))   # a photo from 45° above
+>>> steep[0].info["camera"], steep[0].info.get("notices")                    # what was used, what was not
 
 This package is the pipeline; the networks it runs live in :mod:`splatgen.core.models`.
 ``base`` (the API every generator shares) · ``registry`` (which generators exist; loading) ·

@@ -2,10 +2,16 @@
 
 A generator turns one prepared 128² input image (see :mod:`splatgen.core.imageprep`) into samples.
 Every sample's Gaussians live in one **object frame**: Y up, the object centred at the origin, the
-input camera on the +Z side looking at it from ``framing.CAMERA_DISTANCE`` at elevation
-``framing.INPUT_ELEVATION_DEG`` (a photo's true elevation is unknown; the middle of the training
-range is the best guess). The networks themselves predict in the
-input camera's frame (OpenCV axes); :func:`to_object_frame` is the one place that moves them out.
+input camera on the +Z side looking at it from ``framing.CAMERA_DISTANCE`` at the photo's elevation.
+The networks themselves predict in the input camera's frame (OpenCV axes); :func:`to_object_frame`
+is the one place that moves them out, so the elevation decides which way is up in the result.
+
+The photo's camera is part of the request (:class:`GenerationSettings` ``elevation`` / ``fov``,
+degrees): ``None`` ("auto") takes the shipped estimator's reading of the input (or
+``framing.INPUT_ELEVATION_DEG``, the middle of the training range, without one) and the canonical
+field of view; see :mod:`splatgen.core.photo_camera`. Each sample records the camera it was placed
+with in ``sample.info["camera"]`` and says what its generator could not honour in
+``sample.info["notices"]`` (every shipped network is trained at the one canonical field of view).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from ..cameras import canonical_intrinsics, orbit_viewmat
 from ..errors import SettingsError
 from ..framing import INPUT_ELEVATION_DEG
 from ..gaussians import Gaussians
+from ..photo_camera import camera_notices, check_elevation, check_fov, resolve_camera
 from .batching import BatchSizer
 
 #: The largest request a generator takes: samples per call, denoising steps.
@@ -51,10 +58,14 @@ class GenerationSettings:
     # fraction of the schedule to run: 1 = from pure noise; below 1, from the teacher's object noised
     # to that level (SDEdit; latent diffusion with a teacher regressor only)
     strength: float | None = None
+    # the photo's camera, degrees: elevation above the horizon (None = "auto": estimated from the input)
+    # and full field of view (None = the canonical framing.FOV_DEG); see splatgen.core.photo_camera
+    elevation: float | None = None
+    fov: float | None = None
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("guidance", "skip_weight", "steps", "scheduler", "seed", "num_samples",
-                                              "strength")}
+                                              "strength", "elevation", "fov")}
 
 
 @dataclass
@@ -83,16 +94,28 @@ class Sample:
                        K=self.K.to(device), latent=None if self.latent is None else self.latent.to(device))
 
 
-def input_camera(device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The input photo's camera in the object frame: (viewmat ``(4, 4)``, K ``(3, 3)``)."""
-    viewmat = orbit_viewmat(0.0, INPUT_ELEVATION_DEG, framing.CAMERA_DISTANCE)
+def input_camera(device=None, elevation_deg: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input photo's camera in the object frame: (viewmat ``(4, 4)``, K ``(3, 3)``), at
+    ``elevation_deg`` (default ``framing.INPUT_ELEVATION_DEG``). K is always the canonical intrinsics:
+    the networks unproject with them whatever the photo's field of view."""
+    elev = INPUT_ELEVATION_DEG if elevation_deg is None else float(elevation_deg)
+    viewmat = orbit_viewmat(0.0, elev, framing.CAMERA_DISTANCE)
     return viewmat.to(device), canonical_intrinsics(framing.IMAGE_SIZE).to(device)
 
 
-def to_object_frame(gaussians_camera: Gaussians) -> Gaussians:
-    """Gaussians in the input camera's frame (OpenCV) → the object frame (module docstring)."""
-    viewmat, _ = input_camera(gaussians_camera.device)
+def to_object_frame(gaussians_camera: Gaussians, elevation_deg: float | None = None) -> Gaussians:
+    """Gaussians in the input camera's frame (OpenCV) → the object frame (module docstring) of a photo
+    taken at ``elevation_deg`` (default ``framing.INPUT_ELEVATION_DEG``)."""
+    viewmat, _ = input_camera(gaussians_camera.device, elevation_deg)
     return gaussians_camera.transformed(torch.linalg.inv(viewmat.double()).to(gaussians_camera.dtype))
+
+
+def with_camera(settings: GenerationSettings, image: torch.Tensor | None) -> tuple[GenerationSettings, dict]:
+    """``settings`` with the photo's camera resolved (``elevation`` / ``fov`` in degrees, ``None`` →
+    the estimate for ``image`` / the canonical FOV; out-of-range values are a :class:`SettingsError`),
+    and the record for ``sample.info["camera"]`` (:func:`splatgen.core.photo_camera.resolve_camera`)."""
+    elev, fov, record = resolve_camera(settings.elevation, settings.fov, image)
+    return replace(settings, elevation=elev, fov=fov), record
 
 
 def check_sampling_settings(s: "GenerationSettings", schedulers: tuple[str, ...]) -> None:
@@ -179,8 +202,22 @@ class Generator:
         """Whether ``strength`` below 1 is possible: sampling can start from a teacher regressor's object."""
         return False
 
+    #: Whether the generator also makes views around the object at the input camera's elevation.
+    orbits: bool = False
+
+    def camera_notices(self, settings: GenerationSettings) -> list[str]:
+        """What this generator cannot honour of the input camera of resolved ``settings``, in words
+        (:func:`splatgen.core.photo_camera.camera_notices`); empty when it honours all of it."""
+        return camera_notices(self.name, float(settings.elevation), float(settings.fov), orbit=self.orbits)
+
     def resolve(self, settings: GenerationSettings) -> GenerationSettings:
-        """Fill ``None`` fields from :attr:`defaults`."""
+        """Fill ``None`` fields from :attr:`defaults` (the camera's ``None`` stays: it needs the image,
+        see :func:`with_camera`)."""
+        if settings.elevation is not None and not (isinstance(settings.elevation, str)
+                                                   and settings.elevation.strip().lower() == "auto"):
+            check_elevation(settings.elevation)
+        if settings.fov is not None:
+            check_fov(settings.fov)
         d = self.defaults
         return replace(settings, **{k: getattr(d, k) for k in ("guidance", "skip_weight", "steps", "scheduler",
                                                               "strength") if getattr(settings, k) is None})
@@ -205,8 +242,14 @@ class Generator:
                             "pick a diffusion model to draw other versions of the hidden side")
 
     def make_sample(self, camera_gaussians: Gaussians, seed: int, settings: GenerationSettings,
-                    latent: torch.Tensor | None = None) -> Sample:
-        """A :class:`Sample` of Gaussians ``(N,)`` predicted in the input camera's frame."""
-        viewmat, K = input_camera(self.device)
-        return Sample(gaussians=to_object_frame(camera_gaussians.to(dtype=torch.float32)), input_viewmat=viewmat,
-                      K=K, seed=seed, settings=settings, model=self.name, latent=latent)
+                    latent: torch.Tensor | None = None, camera: dict | None = None) -> Sample:
+        """A :class:`Sample` of Gaussians ``(N,)`` predicted in the input camera's frame, placed in the
+        object frame for ``settings.elevation`` (resolved by :func:`with_camera`; ``camera`` its record)."""
+        viewmat, K = input_camera(self.device, settings.elevation)
+        info = {"camera": dict(camera or {"elevation_deg": settings.elevation, "fov_deg": settings.fov})}
+        notices = self.camera_notices(settings) if settings.elevation is not None and settings.fov is not None else []
+        if notices:
+            info["notices"] = notices
+        return Sample(gaussians=to_object_frame(camera_gaussians.to(dtype=torch.float32), settings.elevation),
+                      input_viewmat=viewmat, K=K, seed=seed, settings=settings, model=self.name, latent=latent,
+                      info=info)

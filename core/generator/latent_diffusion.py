@@ -25,7 +25,8 @@ from ..models.denoiser import SCHEDULERS, LatentDenoiser
 from ..models.splatter_net import SplatterNet
 from ..render import choose_backend, render
 from .base import (GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback,
-                   check_image, check_sampling_settings, input_camera, seed_batches, to_object_frame)
+                   check_image, check_sampling_settings, input_camera, seed_batches, to_object_frame,
+                   with_camera)
 from .model_folder import load_component
 from .resample import merge_samples, pin_input_view, region_mask
 from .sampling import first_step, sample_latents
@@ -144,7 +145,7 @@ class LatentDiffusionGenerator(Generator):
                  cancel: threading.Event | None = None, on_sample: SampleCallback | None = None) -> list[Sample]:
         """Samples are denoised :attr:`max_batch` at a time (from the device's free memory); with
         ``on_sample`` the first one runs alone, so the caller has something to show after one sample's time."""
-        s = self.validate(settings)
+        s, camera = with_camera(self.validate(settings), image)
         features, condition = self.encode(image)
         start = self.start_latent(image, float(s.strength), condition)
         batches = seed_batches(s.seed, s.num_samples, self.max_batch, first_alone=on_sample is not None)
@@ -165,7 +166,7 @@ class LatentDiffusionGenerator(Generator):
                                    start=None if start is None else start.expand(len(batch), *start.shape[1:]))
                 gaussians = self.decode(features, z, float(s.skip_weight))
             for i, seed in enumerate(batch):
-                samples.append(self.make_sample(gaussians[i], seed, s, z[i]))
+                samples.append(self.make_sample(gaussians[i], seed, s, z[i], camera=camera))
                 if on_sample is not None:
                     on_sample(samples[-1], len(samples) - 1)
         return samples
@@ -175,7 +176,8 @@ class LatentDiffusionGenerator(Generator):
         """Redraw what the input view does not pin down (``region="occluded"``), or the splats of a
         bool mask ``(N,)``, from a fresh draw with ``seed``; see :mod:`splatgen.core.generator.resample`."""
         settings = GenerationSettings(**{**sample.settings.as_dict(), "seed": int(seed), "num_samples": 1})
-        s = self.validate(settings)
+        s, camera = with_camera(self.validate(settings), image)
+        camera = sample.info.get("camera", camera)
         original = sample.gaussians.to(self.device)
         if not isinstance(region, str):
             redraw = region_mask(original, region)
@@ -186,21 +188,21 @@ class LatentDiffusionGenerator(Generator):
                            scheduler=s.scheduler, noise=self.noise(seed), progress=progress, cancel=cancel,
                            graphs=self.graphs, strength=float(s.strength),
                            start=self.start_latent(image, float(s.strength), condition))
-        viewmat, K = input_camera(self.device)
+        viewmat, K = input_camera(self.device, s.elevation)
         info = {**sample.info, "resampled_from_seed": sample.seed}
         if isinstance(region, str):
             with torch.no_grad():
                 target = render(original, viewmat[None], K, sample.image_size, sample.image_size, backend=choose_backend(self.device, differentiable=True)).rgb[0]
 
             def decode(latent):
-                return to_object_frame(self.var.decode(features, latent, float(s.skip_weight)).gaussians[0])
+                return to_object_frame(self.var.decode(features, latent, float(s.skip_weight)).gaussians[0], s.elevation)
 
             z, fit = pin_input_view(decode, z, target, viewmat, K, sample.image_size)
             with torch.no_grad():
                 merged = decode(z)
             info.update(region="occluded", pin_iterations=fit["iterations"], input_view_psnr=round(fit["input_psnr"], 2))
         else:
-            fresh = self.make_sample(self.decode(features, z, float(s.skip_weight))[0], int(seed), s, z[0])
+            fresh = self.make_sample(self.decode(features, z, float(s.skip_weight))[0], int(seed), s, z[0], camera=camera)
             merged = merge_samples(original, fresh.gaussians, redraw)
             info.update(region="mask", redrawn_splats=int(redraw.sum()))
         return Sample(gaussians=merged, input_viewmat=sample.input_viewmat, K=sample.K, seed=int(seed),

@@ -27,19 +27,23 @@ from ..models import mv_autoencoder
 from ..models.mv_decoder import MultiViewGSDecoder
 from ..models.mv_denoiser import SCHEDULERS, MultiViewDenoiser
 from .base import (GenerationSettings, Generator, ProgressCallback, Sample,
-                   SampleCallback, check_image, check_sampling_settings, input_camera, seed_batches)
+                   SampleCallback, check_image, check_sampling_settings, input_camera, seed_batches,
+                   with_camera)
 from .sampling import guided_denoise
 from .model_folder import load_component
 
 __all__ = ["MultiViewGenerator", "orbit_cameras", "sample_views"]
 
 
-def orbit_cameras(num_views: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def orbit_cameras(num_views: int, device=None, elevation_deg: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The N generated views' cameras: (in the input camera's frame ``(N, 4, 4)``, in the object frame
-    ``(N, 4, 4)``); azimuths ``360°·k/N`` from the input camera at its elevation, view 0 = the input."""
+    ``(N, 4, 4)``); azimuths ``360°·k/N`` from the input camera at its elevation (``elevation_deg``,
+    default ``framing.INPUT_ELEVATION_DEG``), view 0 = the input. The denoiser was trained on the
+    data set's relative cameras (elevations −10° … 40°), so any elevation in that range is one it knows."""
+    elev = framing.INPUT_ELEVATION_DEG if elevation_deg is None else float(elevation_deg)
     az = [360.0 * k / num_views for k in range(num_views)]
-    world = orbit_viewmats(az, framing.INPUT_ELEVATION_DEG, framing.CAMERA_DISTANCE).float()
-    rel = relative_viewmats(world, input_camera()[0].float())
+    world = orbit_viewmats(az, elev, framing.CAMERA_DISTANCE).float()
+    rel = relative_viewmats(world, input_camera(None, elev)[0].float())
     return rel.to(device), world.to(device)
 
 
@@ -68,6 +72,7 @@ class MultiViewGenerator(Generator):
 
     kind = "multi-view"
     stochastic = True
+    orbits = True
     sample_bytes_estimate = 96 << 20  # an object is N views
     batch_ceiling = {"cuda": 64, "cpu": 2}
 
@@ -120,8 +125,9 @@ class MultiViewGenerator(Generator):
                  cancel: threading.Event | None = None, on_sample: SampleCallback | None = None) -> list[Sample]:
         s = self.validate(settings)
         image = check_image(image, self.autoencoder.config.sample_size).to(self.device).float()[None]
+        s, camera = with_camera(s, image[0])
         z_in = mv_autoencoder.encode(self.autoencoder, image)  # (1, C, s, s)
-        rel, world = orbit_cameras(self.num_views, self.device)
+        rel, world = orbit_cameras(self.num_views, self.device, s.elevation)
         batches = seed_batches(s.seed, s.num_samples, self.max_batch, first_alone=on_sample is not None)
         steps, samples = int(s.steps), []
         for k, batch in enumerate(batches):
@@ -138,7 +144,7 @@ class MultiViewGenerator(Generator):
                 gaussians = self.decoder(z, vms, cond)
                 views = mv_autoencoder.decode(self.autoencoder, z).clamp(0, 1)
             for i, seed in enumerate(batch):
-                sample = self.make_sample(gaussians[i], seed, s, z[i])
+                sample = self.make_sample(gaussians[i], seed, s, z[i], camera=camera)
                 sample.info.update(views=views[i], view_viewmats=world)
                 samples.append(sample)
                 if on_sample is not None:

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import ModelError
 from ..models.splatter_net import SplatterNet
-from .base import Cancelled, GenerationSettings, Generator, check_image
+from .base import Cancelled, GenerationSettings, Generator, check_image, with_camera
 from .model_folder import load_component
 
 
@@ -38,10 +38,11 @@ class RegressorGenerator(Generator):
         image = check_image(image, self.net.config.image_size).to(self.device)
         if cancel is not None and cancel.is_set():
             raise Cancelled()
+        s, camera = with_camera(self.resolve(settings), image)
         out = self.net(image[None].float())
         if progress is not None:
             progress(1, 1)
-        sample = self.make_sample(out.gaussians[0], settings.seed, self.resolve(settings))
+        sample = self.make_sample(out.gaussians[0], settings.seed, s, camera=camera)
         if on_sample is not None:
             on_sample(sample, 0)
         return [sample]

@@ -47,7 +47,8 @@ from ..models.splatter_image import raw_to_gaussians
 from ..models.splatter_net import SplatterNet
 from ..render import choose_backend, render
 from .base import (GenerationSettings, Generator, ProgressCallback, Sample, SampleCallback, check_image,
-                   check_sampling_settings, input_camera, seed_batches, to_object_frame)
+                   check_sampling_settings, input_camera, seed_batches, to_object_frame,
+                   with_camera)
 from .model_folder import load_component
 from .resample import merge_samples, pin_input_view, region_mask
 from .sampling import first_step, guided_denoise
@@ -159,7 +160,7 @@ class TeacherGuidedGenerator(Generator):
     @torch.no_grad()
     def generate(self, image, settings=GenerationSettings(), *, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None, on_sample: SampleCallback | None = None) -> list[Sample]:
-        s = self.validate(settings)
+        s, camera = with_camera(self.validate(settings), image)
         image = check_image(image, self.denoiser.config.image_size).to(self.device).float()[None]
         start = self.teacher(image).raw if s.strength < 1.0 else None
         batches = seed_batches(s.seed, s.num_samples, self.max_batch, first_alone=on_sample is not None)
@@ -180,7 +181,7 @@ class TeacherGuidedGenerator(Generator):
                                       cancel=cancel)
             gaussians = raw_to_gaussians(raw, self.denoiser.config.gaussians_per_pixel)
             for i, seed in enumerate(batch):
-                samples.append(self.make_sample(gaussians[i], seed, s))
+                samples.append(self.make_sample(gaussians[i], seed, s, camera=camera))
                 if on_sample is not None:
                     on_sample(samples[-1], len(samples) - 1)
         return samples
@@ -191,6 +192,8 @@ class TeacherGuidedGenerator(Generator):
         its Splatter Image refined until it renders the input view like ``sample`` did), or the splats of
         a mask / weights ``(N,)`` slot by slot; see :mod:`splatgen.core.generator.resample`."""
         s = self.validate(GenerationSettings(**{**sample.settings.as_dict(), "seed": int(seed), "num_samples": 1}))
+        s, camera = with_camera(s, image)
+        camera = sample.info.get("camera", camera)
         original = sample.gaussians.to(self.device)
         if not isinstance(region, str):
             redraw = region_mask(original, region)
@@ -204,20 +207,21 @@ class TeacherGuidedGenerator(Generator):
         m = self.denoiser.config.gaussians_per_pixel
         info = {**sample.info, "resampled_from_seed": sample.seed}
         if isinstance(region, str):
-            viewmat, K = input_camera(self.device)
+            viewmat, K = input_camera(self.device, s.elevation)
             backend = choose_backend(self.device, differentiable=True)
             with torch.no_grad():
                 target = render(original, viewmat[None], K, sample.image_size, sample.image_size, backend=backend).rgb[0]
 
             def decode(x):  # the normalised Splatter Image is the "latent" the input view is pinned through
-                return to_object_frame(raw_to_gaussians(self.denoiser.denormalise(x), m)[0])
+                return to_object_frame(raw_to_gaussians(self.denoiser.denormalise(x), m)[0], s.elevation)
 
             x, fit = pin_input_view(decode, self.denoiser.normalise(raw), target, viewmat, K, sample.image_size)
             with torch.no_grad():
                 merged = decode(x)
             info.update(region="occluded", pin_iterations=fit["iterations"], input_view_psnr=round(fit["input_psnr"], 2))
         else:
-            merged = merge_samples(original, self.make_sample(raw_to_gaussians(raw, m)[0], int(seed), s).gaussians,
+            merged = merge_samples(original, self.make_sample(raw_to_gaussians(raw, m)[0], int(seed), s,
+                                                              camera=camera).gaussians,
                                    redraw)
             info.update(region="mask", redrawn_splats=int((redraw > 0).sum()))
         return Sample(gaussians=merged, input_viewmat=sample.input_viewmat, K=sample.K, seed=int(seed), settings=s,

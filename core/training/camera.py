@@ -1,0 +1,209 @@
+"""``splatgen train camera``: the photo-camera estimator (:class:`~splatgen.core.models.elevation_net.ElevationNet`).
+
+Data: a built or packed dataset's views, whose cameras are known: each view's elevation is read off
+its camera (``asin(C_y / |C|)`` of the camera centre ``C``; world +Y up). Every view is passed through
+the very preparation a photo gets (:func:`splatgen.core.imageprep.prepare_image` with its alpha as the
+mask: the object's bounding box centred and scaled to the canonical foreground ratio), so the network
+never learns a cue a prepared photo does not have (the object's height in the frame, say), then
+area-downsampled to the network's input size and held in memory as uint8: :data:`VIEWS_PER_OBJECT`
+views of every train object (evenly spaced in its view order, whose elevations are uniform; many
+objects teach more than many views of few), :data:`EVAL_VIEWS_PER_OBJECT` of every val object. Every
+step draws a random batch.
+
+Augmentation: left-right mirroring (it leaves the elevation as it is) and a mild per-channel colour
+gain (photos are not lit like renders). Loss: the Laplace negative log-likelihood
+(:func:`~splatgen.core.models.elevation_net.laplace_nll`). AdamW with a cosine decay over the run,
+an exponential moving average of the weights (decay 0.998) is what is evaluated and kept.
+
+Model choice is on the **val** split only (the split's median absolute error, measured on the EMA
+weights every ``eval_every`` steps; the best is kept; ``training.json`` also has the val figures
+read with the mirrored average of :meth:`ElevationNet.read`); the test split is never read here —
+it is measured once, afterwards, by ``splatgen bench camera``. Runs on the CPU (one thread is enough:
+about 0.3M weights at 64²).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models.elevation_net import ElevationNet, laplace_nll
+
+#: Views an object used for training (of the dataset's 24: more objects beat more views of each).
+VIEWS_PER_OBJECT = 12
+#: Views an object used to choose the weights on val (and to measure on test).
+EVAL_VIEWS_PER_OBJECT = 8
+
+
+def view_elevations(viewmats: torch.Tensor) -> torch.Tensor:
+    """OpenCV world-to-camera ``(..., 4, 4)`` → each camera's elevation above the horizon ``(...,)``, degrees."""
+    vm = torch.as_tensor(viewmats).double()
+    centre = -(vm[..., :3, :3].transpose(-1, -2) @ vm[..., :3, 3:])[..., 0]
+    return torch.rad2deg(torch.asin((centre[..., 1] / centre.norm(dim=-1)).clamp(-1, 1))).float()
+
+
+def prepared_views(root, split: str, views_per_object: int = VIEWS_PER_OBJECT, size: int = 64,
+                   objects: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A split's views as prepared inputs → (images ``(N, 4, size, size)`` uint8, elevations ``(N,)``
+    float32 degrees, the object id of each image). ``views_per_object`` views of each object, evenly
+    spaced in its view order and offset by the object's index (so the objects together use every view
+    index); ``objects``: only the first that many objects. Only the chosen views are decoded."""
+    from ..data.dataset import MultiViewDataset
+    from ..imageprep import prepare_image
+
+    src = MultiViewDataset(root, split=split, num_targets=1).source
+    names = list(src.ids)[:objects] if objects is not None else list(src.ids)
+    images, elevations, ids = [], [], []
+    for o, name in enumerate(names):
+        viewmats = src.cameras(o)[0]
+        n_views = len(viewmats)
+        k = min(views_per_object, n_views)
+        which = sorted({(round(j * n_views / k) + o) % n_views for j in range(k)})
+        batch = []
+        for v, rgba in zip(which, src.views(o, which)):
+            if int(rgba[..., 3].max()) == 0:  # an empty view: kept as it is (the estimator sees nothing)
+                batch.append(torch.from_numpy(np.ascontiguousarray(rgba)).permute(2, 0, 1).float() / 255)
+            else:
+                batch.append(prepare_image(rgba, remove_background=False, name=f"{name}/{v}").image)
+            ids.append(name)
+        x = torch.nn.functional.interpolate(torch.stack(batch), size=(size, size), mode="area")
+        images.append((x * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy())
+        elevations.append(view_elevations(viewmats[which]).numpy())
+    return np.concatenate(images), np.concatenate(elevations).astype(np.float32), ids
+
+
+@torch.no_grad()
+def predict(net: ElevationNet, images: np.ndarray, batch: int = 512, mirror: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 inputs ``(N, 4, s, s)`` → (elevations ``(N,)`` degrees, expected absolute errors ``(N,)``
+    degrees), read as :meth:`ElevationNet.read` does (``mirror``: averaged with the mirrored image)."""
+    was = net.training
+    net.eval()
+    mus, bs = [], []
+    for i in range(0, len(images), batch):
+        mu, log_b = net.read(torch.from_numpy(images[i:i + batch]).float() / 255, mirror)
+        mus.append(net.degrees(mu))
+        bs.append(torch.exp(log_b) * net.degrees_per_unit)
+    net.train(was)
+    return torch.cat(mus).numpy(), torch.cat(bs).numpy()
+
+
+def error_report(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """Absolute elevation errors, degrees: median, mean, p90, max, and the count."""
+    err = np.abs(np.asarray(pred, np.float64) - np.asarray(truth, np.float64))
+    return {"median_deg": float(np.median(err)), "mean_deg": float(err.mean()),
+            "p90_deg": float(np.percentile(err, 90)), "max_deg": float(err.max()), "views": int(len(err))}
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    b = x.shape[0]
+    flip = torch.rand(b, generator=g) < 0.5
+    x[flip] = x[flip].flip(-1)
+    gain = 1 + 0.15 * (torch.rand(b, 3, 1, 1, generator=g) * 2 - 1)
+    alpha = x[:, 3:]
+    # scale the colour, keep the white background white: only where the object is
+    x[:, :3] = (x[:, :3] * gain * alpha + x[:, :3] * (1 - alpha)).clamp(0, 1)
+    return x
+
+
+def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: int = 64, lr: float = 2e-3,
+                 seed: int = 0, max_steps: int | None = None, views_per_object: int = VIEWS_PER_OBJECT,
+                 val_views_per_object: int = EVAL_VIEWS_PER_OBJECT, eval_every: int = 500, widths=None, objects: int | None = None) -> dict:
+    """Train for ``minutes`` (or ``max_steps``) and write the model folder ``out``: the weights of the
+    step with the lowest val median error (fp16 ``save_pretrained``) and ``training.json`` (the run's
+    figures). ``val_data``: the dataset whose val split chooses (default ``data``)."""
+    torch.manual_seed(seed)
+    t0 = time.time()
+    net = ElevationNet() if widths is None else ElevationNet(widths=tuple(widths))
+    size = int(net.config.input_size)
+    train_x, train_el, train_ids = prepared_views(data, "train", views_per_object, size, objects)
+    val_x, val_el, val_ids = prepared_views(val_data or data, "val", val_views_per_object, size, objects)
+    print(f"camera: {len(train_x)} train views of {len(set(train_ids))} objects, {len(val_x)} val views of "
+          f"{len(set(val_ids))} (prepared in {time.time() - t0:.0f} s); {sum(p.numel() for p in net.parameters()):,} "
+          "weights", flush=True)
+    targets = net.normalise(torch.from_numpy(train_el))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    g = torch.Generator().manual_seed(seed)
+    step, start = 0, time.time()
+    best, best_state, history = math.inf, None, []
+    budget = minutes * 60
+
+    def evaluate() -> None:
+        nonlocal best, best_state
+        report = error_report(predict(ema, val_x)[0], val_el)
+        history.append({"step": step, "minutes": round((time.time() - start) / 60, 2),
+                        **{k: round(v, 3) for k, v in report.items() if k != "views"}})
+        print(f"step {step} val median {report['median_deg']:.2f}° mean {report['mean_deg']:.2f}° "
+              f"p90 {report['p90_deg']:.2f}° ({(time.time() - start) / 60:.1f} min)", flush=True)
+        if report["median_deg"] < best:
+            best, best_state = report["median_deg"], copy.deepcopy(ema.state_dict())
+
+    while time.time() - start < budget and (max_steps is None or step < max_steps):
+        frac = min(1.0, (time.time() - start) / budget)
+        if max_steps:
+            frac = max(frac, step / max_steps)
+        for group in opt.param_groups:
+            group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+        idx = torch.randint(len(train_x), (batch_size,), generator=g)
+        x = _augment(torch.from_numpy(train_x[idx.numpy()]).float() / 255, g)
+        mu, log_b = net(x)
+        loss = laplace_nll(mu, log_b, targets[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            decay = min(0.998, (1 + step) / (10 + step))
+            for e, p in zip(ema.parameters(), net.parameters()):
+                e.lerp_(p, 1 - decay)
+        step += 1
+        if step % eval_every == 0:
+            evaluate()
+    evaluate()
+    ema.load_state_dict(best_state)
+    val = error_report(predict(ema, val_x)[0], val_el)
+    val_mirrored = error_report(predict(ema, val_x, mirror=True)[0], val_el)
+    report = {"steps": step, "minutes": round((time.time() - start) / 60, 2), "batch_size": batch_size,
+              "lr": lr, "train_views": len(train_x), "train_objects": len(set(train_ids)),
+              "views_per_object": views_per_object, "val_views_per_object": val_views_per_object, "val": {**val, "objects": len(set(val_ids))},
+              "val_mirror_average": val_mirrored,
+              "val_history": history, "data": str(data), "val_data": str(val_data or data)}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ema.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    (out / "training.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(f"camera: val median {val['median_deg']:.2f}° mean {val['mean_deg']:.2f}° p90 {val['p90_deg']:.2f}° "
+          f"→ {out}", flush=True)
+    return report
+
+
+def evaluate_estimator(net: ElevationNet, root, split: str, views_per_object: int = 24) -> dict:
+    """The estimator's absolute elevation errors on ``split`` of the dataset ``root`` (``views_per_object``
+    views of each object, prepared as photos are): :func:`error_report` of the estimates, the same of
+    the constant guess ``framing.INPUT_ELEVATION_DEG`` (what the generators assumed without an
+    estimate), the median error per third of the elevation range, and how the error grows with the
+    network's own expected error (median error of the views it is surest / least sure of, halves)."""
+    from .. import framing
+
+    x, truth, ids = prepared_views(root, split, views_per_object, int(net.config.input_size))
+    pred, spread = predict(net, x)
+    lo, hi = net.config.elevation_range
+    clamped = np.clip(pred, lo, hi)
+    err = np.abs(clamped - truth)
+    edges = np.linspace(lo, hi, 4)
+    bands = {f"{a:g}..{b:g}": float(np.median(err[(truth >= a) & (truth <= b)])) for a, b in zip(edges[:-1], edges[1:])}
+    order = np.argsort(spread)
+    half = len(order) // 2
+    return {"split": split, "objects": len(set(ids)), **error_report(clamped, truth),
+            "constant_guess": {"elevation_deg": framing.INPUT_ELEVATION_DEG,
+                               **error_report(np.full_like(truth, framing.INPUT_ELEVATION_DEG), truth)},
+            "median_by_true_elevation_deg": bands,
+            "median_surest_half_deg": float(np.median(err[order[:half]])),
+            "median_least_sure_half_deg": float(np.median(err[order[half:]])),
+            "median_expected_error_deg": float(np.median(spread))}
