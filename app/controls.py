@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                              QProgressBar, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout)
 
 from splatgen.core.generator import GenerationSettings
@@ -83,6 +83,11 @@ class GenerationControls(QGroupBox):
         self.num_samples = QSpinBox(objectName="num_samples", minimum=1, maximum=64)
         self.num_samples.setToolTip("How many different samples to generate")
         form.addRow("Samples", self.num_samples)
+
+        self.colour_match = QCheckBox("Match the photo's colours", objectName="colourMatch", checked=True)
+        self.colour_match.setToolTip("Correct each sample's colours by one colour transform fitted on its view "
+                                     "from the photo's camera (the hidden side gets the same correction)")
+        form.addRow("", self.colour_match)
 
         self.defaults = QPushButton("Model defaults", objectName="defaults")
         self.defaults.setToolTip("Reset guidance, skip weight, steps, scheduler and strength to the model's defaults")
@@ -161,6 +166,7 @@ class GenerationControls(QGroupBox):
         self.strength.setValue(float(values.get("strength") or 1.0) if teacher else 1.0)
         self.seed.setValue(int(values.get("seed", 0)) % (SEED_MAX + 1))
         self.num_samples.setValue(int(values.get("num_samples", 1)) if info.stochastic else 1)
+        self.colour_match.setChecked(bool(values.get("colour_match", True)))
         for w in self._param_widgets:
             w.setEnabled(info.stochastic)
         self.strength.setEnabled(info.stochastic and teacher)  # below 1 needs a teacher to start from
@@ -193,7 +199,7 @@ class GenerationControls(QGroupBox):
         return GenerationSettings(guidance=self.guidance.value(), skip_weight=self.skip_weight.value(),
                                   steps=self.steps.value(), scheduler=self.scheduler.currentText(),
                                   seed=self.seed.value(), num_samples=self.num_samples.value(),
-                                  strength=self.strength.value())
+                                  strength=self.strength.value(), colour_match=self.colour_match.isChecked())
 
     def values(self) -> dict:
         return self.settings().as_dict()

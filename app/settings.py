@@ -25,9 +25,9 @@ from PyQt6.QtCore import QByteArray, QSettings
 ORGANIZATION = "splatgen"
 APPLICATION = "splatgen-gui"
 MAX_RECENT = 10
-GENERATION_FIELDS = ("guidance", "skip_weight", "steps", "scheduler", "seed", "num_samples", "strength")
+GENERATION_FIELDS = ("guidance", "skip_weight", "steps", "scheduler", "seed", "num_samples", "strength", "colour_match")
 _TYPES = {"guidance": float, "skip_weight": float, "steps": int, "scheduler": str, "seed": int, "num_samples": int,
-          "strength": float}
+          "strength": float, "colour_match": bool}
 
 
 class Settings:

@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="fraction of the schedule to run: 1 = from pure noise, below 1 = from the teacher "
                         "regressor's object (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-colour-match", dest="colour_match", action="store_false",
+                   help="score the model's own colours (default: matched to the input view, as generation does)")
     p.add_argument("--max-objects", type=positive_int, default=None, help="only the first N objects")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--fscore-threshold", type=float, default=None, metavar="D",
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         k = args.samples if gen.stochastic else 1
         settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
-                                      scheduler=args.scheduler, seed=args.seed, num_samples=k, strength=args.strength)
+                                      scheduler=args.scheduler, seed=args.seed, num_samples=k, strength=args.strength,
+                                      colour_match=args.colour_match)
         perceptual = None
         if args.perceptual is not None:
             from ..perceptual import load_model, shipped_model

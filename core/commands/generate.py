@@ -86,6 +86,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="the prepared input's field of view in degrees, 10 to 120 (default: the canonical 40, "
                         "the only one the models were trained at; another value is recorded and the model says "
                         "it assumed 40)")
+    p.add_argument("--no-colour-match", dest="colour_match", action="store_false",
+                   help="keep the model's own colours (default: each sample's colours are matched to the photo by "
+                        "one affine colour transform fitted on its render of the input view)")
     p.add_argument("--resample-occluded", action="store_true",
                    help="also write sample_XX_resampled.ply: the hidden side redrawn, the visible side kept")
     p.add_argument("-o", "--out", type=Path, default=Path("splatgen-out"), help="output folder (default splatgen-out)")
@@ -173,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     settings = GenerationSettings(guidance=args.guidance, skip_weight=args.skip_weight, steps=args.steps,
                                   scheduler=args.scheduler, seed=args.seed, strength=args.strength,
                                   num_samples=args.samples if gen.stochastic else 1,
-                                  elevation=getattr(args, "elevation", None), fov=getattr(args, "fov", None))
+                                  elevation=getattr(args, "elevation", None), fov=getattr(args, "fov", None),
+                                  colour_match=getattr(args, "colour_match", True))
     if gen.stochastic:
         gen.validate(settings)
     print(f"model: {gen.name} on {gen.device} ({time.time() - t0:.1f} s)")

@@ -28,6 +28,7 @@ from ..cameras import canonical_intrinsics, orbit_viewmat
 from ..errors import SettingsError
 from ..framing import INPUT_ELEVATION_DEG
 from ..gaussians import Gaussians
+from ..colour_match import match_to_photo
 from ..photo_camera import camera_notices, check_elevation, check_fov, resolve_camera
 from .batching import BatchSizer
 
@@ -62,10 +63,14 @@ class GenerationSettings:
     # and full field of view (None = the canonical framing.FOV_DEG); see splatgen.core.photo_camera
     elevation: float | None = None
     fov: float | None = None
+    # fit one affine colour transform of each sample on its render of the input view against the photo
+    # and apply it to every splat (splatgen.core.colour_match): the photo's colours on the seen side,
+    # the same correction on the hidden one
+    colour_match: bool = True
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("guidance", "skip_weight", "steps", "scheduler", "seed", "num_samples",
-                                              "strength", "elevation", "fov")}
+                                              "strength", "elevation", "fov", "colour_match")}
 
 
 @dataclass
@@ -242,11 +247,17 @@ class Generator:
                             "pick a diffusion model to draw other versions of the hidden side")
 
     def make_sample(self, camera_gaussians: Gaussians, seed: int, settings: GenerationSettings,
-                    latent: torch.Tensor | None = None, camera: dict | None = None) -> Sample:
+                    latent: torch.Tensor | None = None, camera: dict | None = None,
+                    photo: torch.Tensor | None = None) -> Sample:
         """A :class:`Sample` of Gaussians ``(N,)`` predicted in the input camera's frame, placed in the
-        object frame for ``settings.elevation`` (resolved by :func:`with_camera`; ``camera`` its record)."""
+        object frame for ``settings.elevation`` (resolved by :func:`with_camera`; ``camera`` its record);
+        with the prepared ``photo`` ``(4, S, S)`` and ``settings.colour_match``, its colours matched to
+        the photo first (:func:`splatgen.core.colour_match.match_to_photo`, recorded in ``info``)."""
         viewmat, K = input_camera(self.device, settings.elevation)
         info = {"camera": dict(camera or {"elevation_deg": settings.elevation, "fov_deg": settings.fov})}
+        if photo is not None and settings.colour_match:
+            camera_gaussians, info["colour_match"] = match_to_photo(camera_gaussians.to(dtype=torch.float32), photo,
+                                                                    framing.BACKGROUND)
         notices = self.camera_notices(settings) if settings.elevation is not None and settings.fov is not None else []
         if notices:
             info["notices"] = notices

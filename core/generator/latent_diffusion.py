@@ -166,7 +166,7 @@ class LatentDiffusionGenerator(Generator):
                                    start=None if start is None else start.expand(len(batch), *start.shape[1:]))
                 gaussians = self.decode(features, z, float(s.skip_weight))
             for i, seed in enumerate(batch):
-                samples.append(self.make_sample(gaussians[i], seed, s, z[i], camera=camera))
+                samples.append(self.make_sample(gaussians[i], seed, s, z[i], camera=camera, photo=image))
                 if on_sample is not None:
                     on_sample(samples[-1], len(samples) - 1)
         return samples
@@ -202,7 +202,8 @@ class LatentDiffusionGenerator(Generator):
                 merged = decode(z)
             info.update(region="occluded", pin_iterations=fit["iterations"], input_view_psnr=round(fit["input_psnr"], 2))
         else:
-            fresh = self.make_sample(self.decode(features, z, float(s.skip_weight))[0], int(seed), s, z[0], camera=camera)
+            fresh = self.make_sample(self.decode(features, z, float(s.skip_weight))[0], int(seed), s, z[0], camera=camera,
+                                     photo=image)
             merged = merge_samples(original, fresh.gaussians, redraw)
             info.update(region="mask", redrawn_splats=int(redraw.sum()))
         return Sample(gaussians=merged, input_viewmat=sample.input_viewmat, K=sample.K, seed=int(seed),

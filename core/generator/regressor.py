@@ -42,7 +42,7 @@ class RegressorGenerator(Generator):
         out = self.net(image[None].float())
         if progress is not None:
             progress(1, 1)
-        sample = self.make_sample(out.gaussians[0], settings.seed, s, camera=camera)
+        sample = self.make_sample(out.gaussians[0], settings.seed, s, camera=camera, photo=image)
         if on_sample is not None:
             on_sample(sample, 0)
         return [sample]

@@ -181,7 +181,7 @@ class TeacherGuidedGenerator(Generator):
                                       cancel=cancel)
             gaussians = raw_to_gaussians(raw, self.denoiser.config.gaussians_per_pixel)
             for i, seed in enumerate(batch):
-                samples.append(self.make_sample(gaussians[i], seed, s, camera=camera))
+                samples.append(self.make_sample(gaussians[i], seed, s, camera=camera, photo=image[0]))
                 if on_sample is not None:
                     on_sample(samples[-1], len(samples) - 1)
         return samples
@@ -221,7 +221,7 @@ class TeacherGuidedGenerator(Generator):
             info.update(region="occluded", pin_iterations=fit["iterations"], input_view_psnr=round(fit["input_psnr"], 2))
         else:
             merged = merge_samples(original, self.make_sample(raw_to_gaussians(raw, m)[0], int(seed), s,
-                                                              camera=camera).gaussians,
+                                                              camera=camera, photo=image[0]).gaussians,
                                    redraw)
             info.update(region="mask", redrawn_splats=int((redraw > 0).sum()))
         return Sample(gaussians=merged, input_viewmat=sample.input_viewmat, K=sample.K, seed=int(seed), settings=s,

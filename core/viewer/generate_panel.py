@@ -101,6 +101,9 @@ class GeneratePanel:
             self.seed = gui.add_number("Seed", 0, min=0, max=2**31 - 1, step=1,
                                        hint="Sample i uses seed + i.")
             self.num_samples = gui.add_slider("Samples", 1, min(16, MAX_SAMPLES), 1, 1, disabled=not stochastic)
+            self.colour_match = gui.add_checkbox("Match the photo's colours", True,
+                                                 hint="One colour correction per sample, fitted on its view from "
+                                                      "the photo's camera")
             self.generate_button = gui.add_button("Generate", disabled=True)
             self.cancel_button = gui.add_button("Cancel", color="red", visible=False)
             self.progress = gui.add_progress_bar(0.0, visible=False, animated=True)
@@ -178,7 +181,8 @@ class GeneratePanel:
             raise SplatgenError("Scheduler: not one of the choices")
         return GenerationSettings(guidance=number("guidance"), skip_weight=number("skip_weight"),
                                   steps=number("steps", True), scheduler=scheduler, seed=number("seed", True),
-                                  num_samples=number("num_samples", True), strength=number("strength"))
+                                  num_samples=number("num_samples", True), strength=number("strength"),
+                                  colour_match=bool(self.colour_match.value))
 
     def load_photo(self, source, name: str | None = None):
         """Prepare ``source`` (path, bytes, or an already prepared image) as the input photo and show
