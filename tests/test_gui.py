@@ -855,6 +855,9 @@ def test_settings_are_remembered_by_the_next_window(generated, qtbot):
     assert w.controls.strength.isEnabled()  # the shipped diffusion model has a teacher to start from
     w.controls.strength.setValue(0.6)
     assert w.controls.settings().strength == pytest.approx(0.6)
+    assert w.controls.settings().colour_match is True        # on by default
+    w.controls.colour_match.setChecked(False)
+    assert w.controls.settings().colour_match is False
     w.settings.set_generation("diffusion", w.controls.values())
     w.settings.sync()
     again = MainWindow(Settings.from_file(w.settings_path), autosave_dir=None)
@@ -863,6 +866,7 @@ def test_settings_are_remembered_by_the_next_window(generated, qtbot):
         assert again.controls.info.key == "diffusion"
         assert again.controls.guidance.value() == pytest.approx(2.75)
         assert again.controls.strength.value() == pytest.approx(0.6)
+        assert not again.controls.colour_match.isChecked()
         assert again.controls.values() == w.controls.values()
         assert str(EXAMPLE.resolve()) in again.settings.recent_files()
         assert [a.text() for a in again.recent_menu.actions()][0] == EXAMPLE.name
