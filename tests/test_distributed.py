@@ -138,3 +138,12 @@ def test_torchrun_trains_a_multi_view_stage_on_two_ranks(dataset, tmp_path):
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and 3 in steps
     assert (out / "export" / "config.json").is_file()
+
+
+@pytest.mark.parametrize("model", ["camera", "perceptual"])
+def test_single_process_trainers_refuse_torchrun(model, dataset, tmp_path, monkeypatch, capsys):
+    from splatgen.core.cli import main
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code = main(["train", model, "--data", str(dataset), "--out", str(tmp_path / "run")])
+    assert code != 0 and "start it without torchrun" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from ..errors import SplatgenError
 from ..training.config import TrainConfig
 
 
@@ -114,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     from .common import check_output_dir
 
     check_output_dir(args.out)  # not a file, writable; created only once the data has loaded
+    if args.model in ("perceptual", "camera") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # each rank would train its own copy into the same folder
+        raise SplatgenError(f"`train {args.model}` runs in one process: start it without torchrun")
     if args.model == "perceptual":  # a classifier for the eval's KID, not a generator: its own short loop
         from ..training.perceptual import train_perceptual
 
