@@ -45,6 +45,20 @@ def _cli_process(args: list[str], cwd: str | None, out_path: str, err_path: str)
 
 
 @pytest.fixture(scope="session")
+def tiny_furniture_dataset(tmp_path_factory) -> Path:
+    """4 real SweetHome3D objects × 4 views at the models' 128² (built once; tests only read it)."""
+    from splatgen.core.data.build import build_dataset
+
+    furniture = Path("/usr/share/sweethome3d/furniture")
+    if not furniture.is_dir():
+        pytest.skip("sweethome3d-furniture is not installed")
+    root = tmp_path_factory.mktemp("furniture-data") / "ds"
+    summary = build_dataset(furniture, root, views=4, limit=4, workers=1, progress=False)
+    assert summary.counts["train"] >= 2, summary.line()
+    return root
+
+
+@pytest.fixture(scope="session")
 def run_splatgen(tmp_path_factory):
     """``run_splatgen(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess`` (text stdout / stderr).
 

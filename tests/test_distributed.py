@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from splatgen.core.data.build import build_dataset
 from splatgen.core.training.viewbank import load_view_bank
 
 FURNITURE = Path("/usr/share/sweethome3d/furniture")
@@ -66,12 +65,9 @@ GRADIENT_SCRIPT = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """4 real furniture objects × 4 views at 128²."""
-    root = tmp_path_factory.mktemp("ddp-data") / "ds"
-    summary = build_dataset(FURNITURE, root, views=4, limit=4, workers=1, progress=False)
-    assert summary.counts["train"] >= 2, summary.line()
-    return root
+def dataset(tiny_furniture_dataset) -> Path:
+    """4 real objects × 4 views at the models' 128² (conftest's, shared by the session)."""
+    return tiny_furniture_dataset
 
 
 def torchrun(nproc: int, *args, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -29,12 +29,9 @@ pytestmark = pytest.mark.skipif(not FURNITURE.is_dir(), reason="sweethome3d-furn
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """4 real objects × 4 views at the models' 128² (the train split holds at least one)."""
-    root = tmp_path_factory.mktemp("train-data") / "ds"
-    summary = build_dataset(FURNITURE, root, views=4, limit=4, workers=1, progress=False)
-    assert summary.counts["train"] >= 1, summary.line()
-    return root
+def dataset(tiny_furniture_dataset) -> Path:
+    """4 real objects × 4 views at the models' 128² (conftest's, shared by the session)."""
+    return tiny_furniture_dataset
 
 
 @pytest.fixture(autouse=True)

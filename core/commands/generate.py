@@ -34,31 +34,31 @@ MARKER = ".splatgen-output.json"
 MADE_BY = "splatgen generate"
 
 
-def elevation_arg(text: str):
-    """``--elevation``: ``auto`` → None (the estimate), else degrees checked by
-    :func:`splatgen.core.photo_camera.check_elevation` (argparse reports a bad value, no traceback)."""
+def _degrees_or_auto(text: str, check):
+    """``auto`` → None (the default), else the degrees ``check`` accepts (its :class:`SettingsError`
+    becomes argparse's one-line error, no traceback)."""
     from ..errors import SettingsError
-    from ..photo_camera import check_elevation
 
     if text.strip().lower() == "auto":
         return None
     try:
-        return check_elevation(text)
+        return check(text)
     except SettingsError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def elevation_arg(text: str):
+    """``--elevation``: ``auto`` → None (the estimate), else degrees (:func:`~splatgen.core.photo_camera.check_elevation`)."""
+    from ..photo_camera import check_elevation
+
+    return _degrees_or_auto(text, check_elevation)
 
 
 def fov_arg(text: str):
     """``--fov``: ``auto`` → None (the canonical field of view), else degrees (:func:`~splatgen.core.photo_camera.check_fov`)."""
-    from ..errors import SettingsError
     from ..photo_camera import check_fov
 
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        return check_fov(text)
-    except SettingsError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _degrees_or_auto(text, check_fov)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
