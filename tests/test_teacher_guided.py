@@ -269,3 +269,64 @@ def test_the_shipped_size_fits_and_a_folder_without_its_own_teacher_is_refused(b
                                                                                   "teacher": "../nowhere"}}))
     with pytest.raises(ModelError, match="keep the regressor folder beside"):
         load_generator(folder, device="cpu")
+
+
+def test_teacher_backbone_starts_as_the_teacher_at_every_t_and_learns_from_the_noisy_input(bank, teacher, teacher_dir,
+                                                                                         tmp_path):
+    stats = measured(bank, teacher, tmp_path, teacher_dir)
+    torch.manual_seed(5)
+    den = SplatterDenoiser(gaussians_per_pixel=1, block_out_channels=TEACHER["channels"], attention_head_dim=32,
+                           backbone="teacher", **stats)
+    den.init_from_teacher(teacher)
+    batch = bank.sample(2, 2, torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        expected = teacher(batch.input).raw
+        for t in (0, 400, 999):
+            x_t = torch.randn(expected.shape, generator=torch.Generator().manual_seed(t))
+            raw = den.denormalise(den(x_t, torch.full((2,), t), den.condition(batch.input)))
+            assert (raw - expected).abs().max() < 1e-4 * (1 + expected.abs().max()), t
+    # the noisy channels' input weights start at zero and are the ones a step moves first
+    w = den.encoder.conv_in.weight
+    assert float(w.detach()[:, 5:].abs().max()) == 0 and float(w.detach()[:, :4].abs().max()) > 0
+    den.train()
+    loss, _ = training_loss(den, den, teacher, batch, config(tmp_path, teacher_dir), torch.Generator().manual_seed(7),
+                            "torch", timesteps=torch.tensor([100, 600]))
+    loss.backward()
+    assert float(w.grad[:, 5:].abs().max()) > 0
+    with pytest.raises(ValueError, match="backbone"):
+        SplatterDenoiser(backbone="vit")
+
+
+def test_chained_steps_feed_the_samplers_own_state_and_train_its_step(bank, teacher, teacher_dir, tmp_path):
+    """With --chain-prob 1 the trained step's input is where the 4-step DDIM sampler stands before one of
+    its later steps (the denoiser's own earlier predictions), at that step's timestep."""
+    from splatgen.core.generator.sampling import guided_denoise
+
+    den = tiny_denoiser(**measured(bank, teacher, tmp_path, teacher_dir))
+    batch = bank.sample(2, 1, torch.Generator().manual_seed(8))
+    seen = []
+
+    def forward(x_t, t, cond):
+        seen.append((x_t.clone(), t.clone(), torch.is_grad_enabled()))
+        return den(x_t, t, cond)
+
+    cfg = config(tmp_path, teacher_dir, chain_prob=1.0, cond_dropout=0.0)
+    loss, _ = training_loss(forward, den, teacher, batch, cfg, torch.Generator().manual_seed(9), "torch", step=1)
+    assert torch.isfinite(loss)
+    # global step 1 trains the sampler's step 1 + 1 mod 3 = 2 of 4: steps 0 and 1 run without gradients (t 999, 749), step 2 (t 499) trains
+    assert [int(t[0]) for _, t, _ in seen] == [999, 749, 499] and [g for *_, g in seen] == [False, False, True]
+    # the trained input is what the generator's sampler reaches from the same noise
+    g = torch.Generator().manual_seed(9)
+    torch.randint(0, 1000, (2,), generator=g)
+    noise = torch.randn(seen[0][0].shape, generator=g)
+    sched = den.make_scheduler("ddim")
+    sched.set_timesteps(4)
+    cond = den.condition(batch.input)
+    with torch.no_grad():
+        reached = guided_denoise(lambda inp, t: den(inp, t, cond), sched, noise, [999, 749], 1.0)
+    assert torch.allclose(seen[2][0], reached, atol=1e-5)
+    # with --chain-prob 0 (the default) every step noises the teacher: one call, with gradients
+    seen.clear()
+    training_loss(forward, den, teacher, batch, config(tmp_path, teacher_dir), torch.Generator().manual_seed(9),
+                  "torch", step=2)
+    assert len(seen) == 1 and seen[0][2]

@@ -91,6 +91,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--splat-channels", type=int, nargs="+", default=TrainConfig.default("splat_channels"),
                    metavar="C", help="teacher-guided, a new denoiser: UNet channels per level over the 128² Splatter "
                                      "Image, multiples of 8 (default 32 64 128 128)")
+    p.add_argument("--splat-backbone", choices=("unet", "teacher"), default=TrainConfig.default("splat_backbone"),
+                   help="teacher-guided, a new denoiser: a new diffusers UNet ('unet'), or the teacher regressor's "
+                        "architecture starting from its weights ('teacher': the teacher's quality from the first step)")
+    p.add_argument("--chain-prob", type=float, default=TrainConfig.default("chain_prob"), metavar="P",
+                   help="teacher-guided: share of steps whose input is the denoiser's own sampling chain (the default "
+                        "sampler's steps from noise, without gradients) instead of the noised teacher; the step "
+                        "it reaches is trained on the rendered views (multi-step supervision; default 0)")
     p.add_argument("--test-data", type=Path, default=None,
                    help="perceptual: the dataset whose test split the accuracy is reported on; camera: the dataset whose "
                         "val split picks the weights (default --data)")

@@ -29,6 +29,7 @@ RANGES = {
     "render_items": (0, None, True), "render_weight": (0, None, True), "cond_dropout": (0, 1, True),
     "num_views": (2, 32, True), "lora_rank": (1, 256, True), "consistency_weight": (0, None, True),
     "depth_weight": (0, None, True), "loss_scale": (1, 4, True), "zoom_weight": (0, None, True),
+    "chain_prob": (0, 1, True),
 }
 
 
@@ -84,6 +85,9 @@ class TrainConfig:
     depth_weight: float = 0.5                    # mv-distill: weight of its depth term
     mv_channels: list[int] = field(default_factory=list)  # mv-*: a new network's block widths ([]: its default)
     splat_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # teacher-guided: a new UNet's widths
+    splat_backbone: str = "unet"                 # teacher-guided, a new denoiser: "unet", or "teacher" (the regressor's
+                                                 # architecture, starting from its weights)
+    chain_prob: float = 0.0                      # teacher-guided: share of steps trained through the sampler's own chain
 
     def __post_init__(self):
         self.data, self.out = Path(self.data), Path(self.out)
@@ -110,6 +114,8 @@ class TrainConfig:
             raise SplatgenError("--mv-channels takes two or more multiples of 8 (the networks' group norms)")
         if len(self.splat_channels) < 2 or any(c < 8 or c % 8 for c in self.splat_channels):
             raise SplatgenError("--splat-channels takes two or more multiples of 8")
+        if self.splat_backbone not in ("unet", "teacher"):
+            raise SplatgenError(f"--splat-backbone is 'unet' or 'teacher', got {self.splat_backbone!r}")
         if self.max_minutes is None and self.max_steps is None:
             self.max_steps = 100_000
         if self.lr_final is not None and self.lr_final > self.lr:

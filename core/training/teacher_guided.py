@@ -8,6 +8,16 @@ guidance); its Gaussians are rendered into the input and target views and compar
 :func:`~splatgen.core.training.recon.reconstruction_loss` (MSE + λ_ssim·(1-SSIM) + λ_alpha·L1(alpha)).
 No 3D ground truth: the only 3D is the teacher's, and it is only ever the noisy input.
 
+Multi-step supervision (``--chain-prob p``, the abstract's "transitioning from single-step to
+multi-step denoising"): in a share p of the steps the input is not the noised teacher but where the
+generator's own default sampler (DDIM, ``default_steps``, from pure noise) stands before one of its
+later steps, reached with the denoiser's predictions without gradients; that step's prediction is
+rendered and trained like any other. Single-step training only ever shows the denoiser noised
+*teacher* objects; the sampler feeds it its own, and this is where it learns to refine them.
+
+``--splat-backbone teacher`` starts a new denoiser from the teacher's weights (see
+:mod:`splatgen.core.models.splatter_denoiser`): the run begins at the teacher's quality.
+
 A new run measures the per-channel normalisation on the teacher's outputs of a few batches (drawn
 with their own generator, so the run's random stream does not depend on it); ``--resume`` and
 ``--init-from`` keep the normalisation and size of their weights. ``--export FOLDER`` writes a model
@@ -27,6 +37,7 @@ import torch
 
 from ..errors import SplatgenError
 from ..generator.model_folder import MANIFEST
+from ..generator.sampling import guided_denoise
 from ..models.splatter_denoiser import SplatterDenoiser
 from ..models.splatter_image import CHANNELS_PER_GAUSSIAN, raw_to_gaussians
 from ..models.splatter_net import SplatterNet, SplatterOutput
@@ -41,6 +52,8 @@ from .viewbank import ViewBank, ViewBatch, loading_rate
 
 #: Batches of teacher outputs a new run measures the normalisation on.
 STATS_BATCHES = 4
+#: The golden ratio's fractional part: step·GOLDEN mod 1 spreads the chained steps evenly.
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def teacher_folder(config: TrainConfig) -> Path:
@@ -83,19 +96,42 @@ def build_denoiser(config: TrainConfig, out_dir: Path, teacher: SplatterNet, ban
             except (OSError, ValueError) as exc:
                 raise SplatgenError(f"{path}: unreadable model config ({exc})") from None
             return SplatterDenoiser.from_config({**cfg, "teacher_sha256": sha256}).to(device)
+    stats = measure_stats(teacher, bank, config, device)
+    if config.splat_backbone == "teacher":  # the regressor's architecture, from its weights
+        tc = teacher.config
+        model = SplatterDenoiser(image_size=tc.image_size, gaussians_per_pixel=tc.gaussians_per_pixel,
+                                 block_out_channels=tuple(tc.channels), attention_head_dim=tc.attention_head_dim,
+                                 backbone="teacher", teacher_sha256=sha256, **stats).to(device)
+        model.init_from_teacher(teacher)
+        return model
     channels = list(config.splat_channels)
     return SplatterDenoiser(image_size=teacher.config.image_size,
                             gaussians_per_pixel=teacher.config.gaussians_per_pixel,
                             block_out_channels=tuple(channels), norm_num_groups=min(32, math.gcd(*channels)),
                             attention_head_dim=min(32, channels[-1]),
-                            teacher_sha256=sha256, **measure_stats(teacher, bank, config, device)).to(device)
+                            teacher_sha256=sha256, **stats).to(device)
+
+
+@torch.no_grad()
+def chain_input(forward, denoiser: SplatterDenoiser, cond: torch.Tensor, noise: torch.Tensor, stop: int,
+                steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the default sampler stands before its step ``stop`` (of ``steps``, DDIM from pure noise,
+    as the generator runs at strength 1), reached with the denoiser's own predictions and no gradients.
+    Returns (x, t): ``x`` ``(B, 15·M, S, S)`` normalised, ``t`` ``(B,)`` that step's timestep."""
+    sched = denoiser.make_scheduler("ddim")
+    sched.set_timesteps(int(steps), device=noise.device)
+    timesteps = [int(t) for t in sched.timesteps]
+    x = guided_denoise(lambda inp, t: forward(inp, t, cond), sched, noise * sched.init_noise_sigma,
+                       timesteps[:stop], 1.0)
+    return x, torch.full((noise.shape[0],), timesteps[stop], device=noise.device, dtype=torch.long)
 
 
 def training_loss(forward, denoiser: SplatterDenoiser, teacher: SplatterNet, batch: ViewBatch, config: TrainConfig,
-                  generator: torch.Generator, backend: str, amp=None, timesteps: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, dict]:
+                  generator: torch.Generator, backend: str, amp=None, timesteps: torch.Tensor | None = None,
+                  step: int = 0) -> tuple[torch.Tensor, dict]:
     """One step's loss: the noised teacher → the denoiser's clean Splatter Image → renders vs the views.
-    ``forward``: the (compiled / DDP) denoiser to call; ``timesteps`` ``(B,)`` fixes t (tests), else uniform.
+    ``forward``: the (compiled / DDP) denoiser to call; ``timesteps`` ``(B,)`` fixes t (tests), else uniform;
+    ``step``: the global step, which decides whether this one trains through the chain (``--chain-prob``).
     Returns (loss, metrics as 0-d device tensors)."""
     b, dev = batch.input.shape[0], batch.input.device
     amp = amp if amp is not None else torch.autocast(dev.type, enabled=False)
@@ -105,9 +141,20 @@ def training_loss(forward, denoiser: SplatterDenoiser, teacher: SplatterNet, bat
     t = t if timesteps is None else timesteps.to(t)
     noise = torch.randn(x0.shape, generator=generator, device=dev)
     keep = torch.rand(b, generator=generator, device=dev) >= config.cond_dropout
-    x_t = denoiser.add_noise(x0, noise, t)
+    cond = denoiser.condition(batch.input, keep)
+    steps = int(denoiser.config.default_steps)
+    # which steps chain: a golden-ratio sequence of the step counter (no host sync on a device draw,
+    # and a resumed run chains the same steps); `stop` cycles through the sampler's steps after the first
+    chained = steps > 1 and (step * GOLDEN) % 1.0 < config.chain_prob
+    if chained and timesteps is None:  # the sampler's own chain from noise up to its step `stop`
+        stop = 1 + step % (steps - 1)
+        with amp:
+            x_t, t = chain_input(forward, denoiser, cond, noise, stop, steps)
+        x_t = x_t.float()
+    else:
+        x_t = denoiser.add_noise(x0, noise, t)
     with amp:
-        pred = forward(x_t, t, denoiser.condition(batch.input, keep))
+        pred = forward(x_t, t, cond)
     raw = denoiser.denormalise(pred.float())
     out = SplatterOutput(raw=raw, gaussians=raw_to_gaussians(raw, denoiser.config.gaussians_per_pixel))
     loss, metrics = reconstruction_loss(out, batch, config, backend)
@@ -168,7 +215,7 @@ def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
     while not clock.done(step, steps_this_run):
         scheduled_lr(optimizer, config.lr, step, warmup_start, config.warmup, clock, config.lr_final)
         batch = bank.sample(config.batch_size, config.num_targets, generator, config.mirror)
-        loss, metrics = training_loss(forward, model, teacher, batch, config, generator, backend, amp)
+        loss, metrics = training_loss(forward, model, teacher, batch, config, generator, backend, amp, step=step)
         grad_norm = optimise(loss, model, optimizer, ema, step, config.grad_clip)
         step += 1
         steps_this_run += 1
