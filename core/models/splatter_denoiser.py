@@ -72,7 +72,6 @@ class SplatterDenoiser(NoiseScheduleMixin, ModelMixin, ConfigMixin):
             raise ValueError(f"param_shift and param_scale take {CHANNELS_PER_GAUSSIAN} numbers each")
         if backbone not in BACKBONES:
             raise ValueError(f"backbone is one of {', '.join(BACKBONES)}, got {backbone!r}")
-        n = len(block_out_channels)
         channels = CHANNELS_PER_GAUSSIAN * gaussians_per_pixel
         if backbone == "teacher":
             # condition planes first (the teacher's RGBA in [-1, 1] in channels 0-3), then x_t, then the noise level

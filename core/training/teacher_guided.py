@@ -135,11 +135,9 @@ def training_loss(forward, denoiser: SplatterDenoiser, teacher: SplatterNet, bat
     Returns (loss, metrics as 0-d device tensors)."""
     b, dev = batch.input.shape[0], batch.input.device
     amp = amp if amp is not None else torch.autocast(dev.type, enabled=False)
-    with torch.no_grad():
-        x0 = denoiser.normalise(teacher(batch.input).raw.float())
     t = torch.randint(0, denoiser.config.num_train_timesteps, (b,), generator=generator, device=dev)
     t = t if timesteps is None else timesteps.to(t)
-    noise = torch.randn(x0.shape, generator=generator, device=dev)
+    noise = torch.randn((b, denoiser.num_channels, *batch.input.shape[-2:]), generator=generator, device=dev)
     keep = torch.rand(b, generator=generator, device=dev) >= config.cond_dropout
     cond = denoiser.condition(batch.input, keep)
     steps = int(denoiser.config.default_steps)
@@ -151,7 +149,9 @@ def training_loss(forward, denoiser: SplatterDenoiser, teacher: SplatterNet, bat
         with amp:
             x_t, t = chain_input(forward, denoiser, cond, noise, stop, steps)
         x_t = x_t.float()
-    else:
+    else:  # the noised teacher (its pass only here: a chained step never reads it)
+        with torch.no_grad():
+            x0 = denoiser.normalise(teacher(batch.input).raw.float())
         x_t = denoiser.add_noise(x0, noise, t)
     with amp:
         pred = forward(x_t, t, cond)
