@@ -101,6 +101,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--test-data", type=Path, default=None,
                    help="perceptual: the dataset whose test split the accuracy is reported on; camera: the dataset whose "
                         "val split picks the weights (default --data)")
+    cam = p.add_argument_group("photo-camera estimator (camera)")
+    cam.add_argument("--camera-size", type=int, default=64, metavar="S",
+                     help="the estimator's input size, S² (default 64; the prepared 128² input area-downsampled)")
+    cam.add_argument("--camera-widths", type=int, nargs="+", default=None, metavar="C",
+                     help="its stages' widths, one stride-2 stage each, S / 2^stages ≥ 1 (default 16 32 64 128)")
+    cam.add_argument("--camera-views", type=int, default=None, metavar="N",
+                     help="views of each train object used (default 12 of the dataset's 24)")
+    cam.add_argument("--camera-jitter", type=float, default=0.0, metavar="J",
+                     help="augmentation: random scale 1 ± J and shift ± J/2 of the width (default 0)")
+    cam.add_argument("--camera-weight-decay", type=float, default=1e-4, metavar="W",
+                     help="AdamW's weight decay (default 1e-4)")
+    cam.add_argument("--workers", type=int, default=1, help="camera: processes preparing the views (default 1)")
     mv = p.add_argument_group("multi-view model (mv-*)")
     mv.add_argument("--num-views", type=int, default=TrainConfig.default("num_views"),
                     help="orbit views per object generated / decoded together (default 8)")
@@ -136,9 +148,15 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "camera":  # the photo-camera estimator: a small CNN, its own short loop on the CPU
         from ..training.camera import train_camera
 
+        from ..training.camera import VIEWS_PER_OBJECT
+
         batch = args.batch_size if args.batch_size != TrainConfig.default("batch_size") else 64
+        lr = args.lr if args.lr != TrainConfig.default("lr") else 2e-3
         train_camera(args.data, args.export or args.out, args.test_data, minutes=args.max_minutes or 20.0,
-                     batch_size=batch, seed=args.seed, max_steps=args.max_steps)
+                     batch_size=batch, lr=lr, seed=args.seed, max_steps=args.max_steps, widths=args.camera_widths,
+                     input_size=args.camera_size, views_per_object=args.camera_views or VIEWS_PER_OBJECT,
+                     device=args.device, workers=args.workers, jitter=args.camera_jitter,
+                     weight_decay=args.camera_weight_decay)
         return 0
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.field_names()})
 
