@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -161,7 +162,8 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
     step with the lowest val median error (fp16 ``save_pretrained``) and ``training.json`` (the run's
     figures). ``val_data``: the dataset whose val split chooses (default ``data``). ``device``: where
     the network and the prepared views (uint8) live; ``workers``: processes preparing the views;
-    ``jitter``: see :func:`_augment`. The clock (``minutes``) starts after the views are prepared."""
+    ``jitter``: see :func:`_augment`. The clock (``minutes``) starts after the views are prepared. While it
+    runs, the best weights so far are also in ``out/best-so-far`` (at most a minute old; removed at the end)."""
     from ..devices import pick_device
 
     torch.manual_seed(seed)
@@ -184,6 +186,7 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
     g = torch.Generator(device=dev).manual_seed(seed)
     step, start = 0, time.time()
     best, best_state, best_step, history = math.inf, None, 0, []
+    saved = [time.time()]
     budget = minutes * 60
 
     def evaluate() -> None:
@@ -196,6 +199,12 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
         if report["median_deg"] < best:
             best, best_step = report["median_deg"], step
             best_state = {k: v.detach().clone() for k, v in ema.state_dict().items()}
+            if time.time() - saved[0] > 60:  # the best so far on disk too, at most once a minute: a lost run keeps it
+                saved[0] = time.time()
+                keep = copy.deepcopy(ema).to("cpu", torch.float16)
+                Path(out, "best-so-far").mkdir(parents=True, exist_ok=True)
+                keep.save_pretrained(Path(out, "best-so-far"), safe_serialization=True)
+                Path(out, "best-so-far", "training.json").write_text(json.dumps({"step": step, "val": report}) + "\n")
 
     while time.time() - start < budget and (max_steps is None or step < max_steps):
         frac = min(1.0, (time.time() - start) / budget)
@@ -230,6 +239,7 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
               "val_history": history, "data": str(data), "val_data": str(val_data or data)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "best-so-far", ignore_errors=True)
     ema.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
     (out / "training.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"camera: val median {val['median_deg']:.2f}° mean {val['mean_deg']:.2f}° p90 {val['p90_deg']:.2f}° "
