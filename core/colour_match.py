@@ -55,17 +55,28 @@ def fit_colour_transform(render_rgb: torch.Tensor, render_alpha: torch.Tensor, p
 
 
 def apply_colour_transform(g: Gaussians, a: torch.Tensor, b: torch.Tensor) -> Gaussians:
-    """The Gaussians with colours ``A c + b`` (every SH coefficient transformed; see the module docstring)."""
+    """The Gaussians with colours ``A c + b`` (every SH coefficient transformed; see the module docstring).
+    ``g`` ``(*B, N)`` with ``a`` ``(*B, 3, 3)`` and ``b`` ``(*B, 3)`` (one transform per scene), or one
+    ``(3, 3)`` / ``(3,)`` for all."""
     a, b = a.to(g.sh), b.to(g.sh)
-    sh = g.sh @ a.T                                                                       # (..., K, 3)
-    sh[..., 0, :] += (a @ torch.full((3,), 0.5, dtype=a.dtype, device=a.device) + b - 0.5) / SH_C0
+    lead = a.shape[:-2]                                                                   # () or B
+    a_ = a.reshape(*lead, *([1] * (g.sh.dim() - 2 - len(lead))), 3, 3)                   # broadcast over N, K
+    sh = g.sh @ a_.transpose(-1, -2)                                                      # (..., K, 3)
+    half = torch.full((3,), 0.5, dtype=a.dtype, device=a.device)
+    shift = ((a @ half) + b - 0.5) / SH_C0                                                # (*B, 3)
+    sh[..., 0, :] += shift.reshape(*lead, *([1] * (g.sh.dim() - 2 - len(lead))), 3)
     return replace(g, sh=sh)
 
 
-def match_to_photo(camera_gaussians: Gaussians, photo: torch.Tensor, background) -> tuple[Gaussians, dict]:
-    """Gaussians ``(N,)`` in the input camera's frame and the prepared photo ``(4, S, S)`` (RGB on
-    ``background`` + alpha, [0, 1]) → the Gaussians with the transform fitted on their render of the
-    input view (one render at ``S``², canonical intrinsics), and the transform as a JSON-ready record."""
+def _record(a: torch.Tensor, b: torch.Tensor) -> dict:
+    return {"matrix": [[round(float(v), 5) for v in row] for row in a], "offset": [round(float(v), 5) for v in b]}
+
+
+def match_batch_to_photo(camera_gaussians: Gaussians, photo: torch.Tensor, background) -> tuple[Gaussians, list[dict]]:
+    """Scenes ``(B, N)`` in the input camera's frame (samples of one photo) and the prepared photo
+    ``(4, S, S)`` (RGB on ``background`` + alpha, [0, 1]) → the scenes, each with its own transform fitted
+    on its render of the input view, and the transforms as JSON-ready records. One render call draws
+    every scene at ``S``² (canonical intrinsics): a GPU would otherwise wait on B small launches."""
     from .render import choose_backend, render
 
     g = camera_gaussians
@@ -76,9 +87,17 @@ def match_to_photo(camera_gaussians: Gaussians, photo: torch.Tensor, background)
     with torch.no_grad():
         out = render(g, eye, K, size, size, background=bg, backend=choose_backend(g.means.device))
         photo = photo.to(g.means)
-        a, b = fit_colour_transform(out.rgb[0], out.alpha[0], photo[:3].permute(1, 2, 0), photo[3], bg)
-    return apply_colour_transform(g, a, b), {"matrix": [[round(float(v), 5) for v in row] for row in a],
-                                             "offset": [round(float(v), 5) for v in b]}
+        fits = [fit_colour_transform(out.rgb[i, 0], out.alpha[i, 0], photo[:3].permute(1, 2, 0), photo[3], bg)
+                for i in range(g.batch_shape[0])]
+    a = torch.stack([f[0] for f in fits])
+    b = torch.stack([f[1] for f in fits])
+    return apply_colour_transform(g, a, b), [_record(*f) for f in fits]
 
 
-__all__ = ["fit_colour_transform", "apply_colour_transform", "match_to_photo", "RIDGE"]
+def match_to_photo(camera_gaussians: Gaussians, photo: torch.Tensor, background) -> tuple[Gaussians, dict]:
+    """One scene ``(N,)``: :func:`match_batch_to_photo` of a batch of one → (Gaussians ``(N,)``, record)."""
+    matched, records = match_batch_to_photo(camera_gaussians[None], photo, background)
+    return matched[0], records[0]
+
+
+__all__ = ["fit_colour_transform", "apply_colour_transform", "match_batch_to_photo", "match_to_photo", "RIDGE"]

@@ -28,7 +28,7 @@ from ..cameras import canonical_intrinsics, orbit_viewmat
 from ..errors import SettingsError
 from ..framing import INPUT_ELEVATION_DEG
 from ..gaussians import Gaussians
-from ..colour_match import match_to_photo
+from ..colour_match import match_batch_to_photo
 from ..photo_camera import camera_notices, check_elevation, check_fov, resolve_camera
 from .batching import BatchSizer
 
@@ -253,14 +253,28 @@ class Generator:
         object frame for ``settings.elevation`` (resolved by :func:`with_camera`; ``camera`` its record);
         with the prepared ``photo`` ``(4, S, S)`` and ``settings.colour_match``, its colours matched to
         the photo first (:func:`splatgen.core.colour_match.match_to_photo`, recorded in ``info``)."""
+        return self.make_samples(camera_gaussians[None], [seed], settings,
+                                 None if latent is None else latent[None], camera, photo)[0]
+
+    def make_samples(self, camera_gaussians: Gaussians, seeds, settings: GenerationSettings,
+                     latents: torch.Tensor | None = None, camera: dict | None = None,
+                     photo: torch.Tensor | None = None) -> list[Sample]:
+        """:meth:`make_sample` for a batch ``(B, N)`` of one request's samples (``seeds``, ``latents``
+        ``(B, …)``): their colour matching renders the input view of all of them in one call."""
         viewmat, K = input_camera(self.device, settings.elevation)
-        info = {"camera": dict(camera or {"elevation_deg": settings.elevation, "fov_deg": settings.fov})}
+        g = camera_gaussians.to(dtype=torch.float32)
+        records = [None] * len(seeds)
         if photo is not None and settings.colour_match:
-            camera_gaussians, info["colour_match"] = match_to_photo(camera_gaussians.to(dtype=torch.float32), photo,
-                                                                    framing.BACKGROUND)
+            g, records = match_batch_to_photo(g, photo, framing.BACKGROUND)
         notices = self.camera_notices(settings) if settings.elevation is not None and settings.fov is not None else []
-        if notices:
-            info["notices"] = notices
-        return Sample(gaussians=to_object_frame(camera_gaussians.to(dtype=torch.float32), settings.elevation),
-                      input_viewmat=viewmat, K=K, seed=seed, settings=settings, model=self.name, latent=latent,
-                      info=info)
+        samples = []
+        for i, seed in enumerate(seeds):
+            info = {"camera": dict(camera or {"elevation_deg": settings.elevation, "fov_deg": settings.fov})}
+            if records[i] is not None:
+                info["colour_match"] = records[i]
+            if notices:
+                info["notices"] = list(notices)
+            samples.append(Sample(gaussians=to_object_frame(g[i], settings.elevation), input_viewmat=viewmat, K=K,
+                                  seed=seed, settings=settings, model=self.name,
+                                  latent=None if latents is None else latents[i], info=info))
+        return samples

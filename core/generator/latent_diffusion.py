@@ -165,10 +165,10 @@ class LatentDiffusionGenerator(Generator):
                                    graphs=self.graphs, strength=float(s.strength),
                                    start=None if start is None else start.expand(len(batch), *start.shape[1:]))
                 gaussians = self.decode(features, z, float(s.skip_weight))
-            for i, seed in enumerate(batch):
-                samples.append(self.make_sample(gaussians[i], seed, s, z[i], camera=camera, photo=image))
+            for sample in self.make_samples(gaussians, batch, s, z, camera=camera, photo=image):
+                samples.append(sample)
                 if on_sample is not None:
-                    on_sample(samples[-1], len(samples) - 1)
+                    on_sample(sample, len(samples) - 1)
         return samples
 
     def resample(self, image, sample: Sample, region="occluded", seed: int = 1, *, progress=None,

@@ -143,8 +143,7 @@ class MultiViewGenerator(Generator):
                                  progress=batch_progress, cancel=cancel)
                 gaussians = self.decoder(z, vms, cond)
                 views = mv_autoencoder.decode(self.autoencoder, z).clamp(0, 1)
-            for i, seed in enumerate(batch):
-                sample = self.make_sample(gaussians[i], seed, s, z[i], camera=camera, photo=image[0])
+            for i, sample in enumerate(self.make_samples(gaussians, batch, s, z, camera=camera, photo=image[0])):
                 sample.info.update(views=views[i], view_viewmats=world)
                 samples.append(sample)
                 if on_sample is not None:

@@ -180,10 +180,10 @@ class TeacherGuidedGenerator(Generator):
                                       guidance=float(s.guidance), scheduler=s.scheduler, progress=batch_progress,
                                       cancel=cancel)
             gaussians = raw_to_gaussians(raw, self.denoiser.config.gaussians_per_pixel)
-            for i, seed in enumerate(batch):
-                samples.append(self.make_sample(gaussians[i], seed, s, camera=camera, photo=image[0]))
+            for sample in self.make_samples(gaussians, batch, s, camera=camera, photo=image[0]):
+                samples.append(sample)
                 if on_sample is not None:
-                    on_sample(samples[-1], len(samples) - 1)
+                    on_sample(sample, len(samples) - 1)
         return samples
 
     def resample(self, image, sample: Sample, region="occluded", seed: int = 1, *, progress=None,
