@@ -263,7 +263,7 @@ def test_multi_view_orbit_follows_the_input_elevation():
     assert not torch.allclose(orbit_cameras(4, None, 0.0)[0], orbit_cameras(4, None, 35.0)[0], atol=1e-3)
 
 
-def test_camera_training_prepares_views_in_parallel_and_keeps_its_best_val_weights(tiny_furniture_dataset, tmp_path):
+def test_camera_training_prepares_views_in_parallel_and_keeps_its_best_val_weights(tiny_furniture_dataset, tmp_path, capsys):
     """`train camera` on a real (tiny) data set: the views prepared by 2 worker processes are those of
     one (same pixels, elevations and order), each elevation is its camera's, and a short run with the
     framing jitter writes an estimator folder that loads and whose recorded val median is what the
@@ -285,7 +285,7 @@ def test_camera_training_prepares_views_in_parallel_and_keeps_its_best_val_weigh
 
     out = tmp_path / "camera"
     report = train_camera(tiny_furniture_dataset, out, minutes=5, batch_size=8, max_steps=20, views_per_object=4,
-                          eval_every=10, widths=(8, 16), input_size=32, jitter=0.05)
+                          eval_every=10, widths=(8, 16), input_size=32, jitter=0.05, workers=2, save_every_s=0)
     net = ElevationNet.from_pretrained(out).float()
     assert net.config.input_size == 32 and list(net.config.widths) == [8, 16]
     assert report["steps"] == 20 and report["best_step"] in (10, 20)
@@ -293,3 +293,5 @@ def test_camera_training_prepares_views_in_parallel_and_keeps_its_best_val_weigh
     loaded = error_report(predict(net, val_x)[0], val_el)["median_deg"]
     assert loaded == pytest.approx(report["val"]["median_deg"], abs=0.05)  # fp16 storage
     assert json.loads((out / "training.json").read_text())["jitter"] == 0.05
+    assert "best so far (step 10" in capsys.readouterr().out                      # written while it ran,
+    assert not (out / "best-so-far").exists() and not (out / "best-so-far.tmp").exists()   # removed at the end

@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         train_perceptual(args.data, args.export or args.out, args.test_data, minutes=args.max_minutes or 10.0,
                          batch_size=batch, seed=args.seed)
         return 0
-    if args.model == "camera":  # the photo-camera estimator: a small CNN, its own short loop on the CPU
+    if args.model == "camera":  # the photo-camera estimator: a small CNN, its own short loop (--device: auto = a GPU if any)
         from ..training.camera import train_camera
 
         from ..training.camera import VIEWS_PER_OBJECT

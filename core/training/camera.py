@@ -19,8 +19,9 @@ Model choice is on the **val** split only (the split's median absolute error, me
 weights every ``eval_every`` steps; the best is kept; ``training.json`` also has the val figures
 read with the mirrored average of :meth:`ElevationNet.read`); the test split is never read here —
 it is measured once, afterwards, by ``splatgen bench camera``. Runs on the CPU (one thread is enough
-for the default 0.3M weights at 64²) or on a GPU, where the prepared views live in GPU memory as uint8
-and each batch is drawn and augmented there (``--device cuda``; larger networks, ``--camera-size 128``).
+for the default 0.3M weights at 64²) or on a GPU (``--device auto`` takes one when there is one), where
+the prepared views live in GPU memory as uint8 and each batch is drawn and augmented there (larger
+networks: ``--camera-size 128``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def prepared_views(root, split: str, views_per_object: int = VIEWS_PER_OBJECT, s
 
     total = len(MultiViewDataset(root, split=split, num_targets=1).source.ids)
     count = total if objects is None else min(objects, total)
-    if workers <= 1 or count < 2 * workers:
+    if workers <= 1 or count < 2:
         return _prepare_objects(root, split, 0, count, views_per_object, size)
     import concurrent.futures
     import multiprocessing
@@ -157,13 +158,14 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
                  seed: int = 0, max_steps: int | None = None, views_per_object: int = VIEWS_PER_OBJECT,
                  val_views_per_object: int = EVAL_VIEWS_PER_OBJECT, eval_every: int = 500, widths=None,
                  objects: int | None = None, input_size: int = 64, device: str = "cpu", workers: int = 1,
-                 jitter: float = 0.0, weight_decay: float = 1e-4) -> dict:
+                 jitter: float = 0.0, weight_decay: float = 1e-4, save_every_s: float = 60.0) -> dict:
     """Train for ``minutes`` (or ``max_steps``) and write the model folder ``out``: the weights of the
     step with the lowest val median error (fp16 ``save_pretrained``) and ``training.json`` (the run's
     figures). ``val_data``: the dataset whose val split chooses (default ``data``). ``device``: where
     the network and the prepared views (uint8) live; ``workers``: processes preparing the views;
     ``jitter``: see :func:`_augment`. The clock (``minutes``) starts after the views are prepared. While it
-    runs, the best weights so far are also in ``out/best-so-far`` (at most a minute old; removed at the end)."""
+    runs, the best weights so far are also in ``out/best-so-far`` (rewritten at the first evaluation
+    ``save_every_s`` or more after the last write, when there is a newer best; removed at the end)."""
     from ..devices import pick_device
 
     torch.manual_seed(seed)
@@ -186,7 +188,7 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
     g = torch.Generator(device=dev).manual_seed(seed)
     step, start = 0, time.time()
     best, best_state, best_step, history = math.inf, None, 0, []
-    saved = [time.time()]
+    saved, pending = [time.time()], [None]   # when the best so far was last written; a newer best not yet written
     budget = minutes * 60
 
     def evaluate() -> None:
@@ -199,12 +201,23 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
         if report["median_deg"] < best:
             best, best_step = report["median_deg"], step
             best_state = {k: v.detach().clone() for k, v in ema.state_dict().items()}
-            if time.time() - saved[0] > 60:  # the best so far on disk too, at most once a minute: a lost run keeps it
-                saved[0] = time.time()
-                keep = copy.deepcopy(ema).to("cpu", torch.float16)
-                Path(out, "best-so-far").mkdir(parents=True, exist_ok=True)
-                keep.save_pretrained(Path(out, "best-so-far"), safe_serialization=True)
-                Path(out, "best-so-far", "training.json").write_text(json.dumps({"step": step, "val": report}) + "\n")
+            pending[0] = {"step": step, "val": report}
+        if pending[0] is not None and time.time() - saved[0] >= save_every_s:
+            save_best_so_far(pending[0])
+
+    def save_best_so_far(record: dict) -> None:
+        """The best weights so far on disk: a run lost with its machine keeps them."""
+        saved[0], pending[0] = time.time(), None
+        net_ = copy.deepcopy(ema)
+        net_.load_state_dict(best_state)
+        tmp, final = Path(out, "best-so-far.tmp"), Path(out, "best-so-far")
+        shutil.rmtree(tmp, ignore_errors=True)
+        net_.cpu().half().save_pretrained(tmp, safe_serialization=True)
+        (tmp / "training.json").write_text(json.dumps(record) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)   # never half a folder under the name
+        print(f"camera: best so far (step {record['step']}, val median {record['val']['median_deg']:.2f}°) → {final}",
+              flush=True)
 
     while time.time() - start < budget and (max_steps is None or step < max_steps):
         frac = min(1.0, (time.time() - start) / budget)
@@ -240,7 +253,7 @@ def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: in
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "best-so-far", ignore_errors=True)
-    ema.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
+    ema.cpu().half().save_pretrained(out, safe_serialization=True)
     (out / "training.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"camera: val median {val['median_deg']:.2f}° mean {val['mean_deg']:.2f}° p90 {val['p90_deg']:.2f}° "
           f"(step {best_step} of {step}) → {out}", flush=True)

@@ -17,14 +17,15 @@ cmd=${1:?usage: background.sh start|watch|status NAME ...}; name=${2:?NAME}; shi
 dir=runs/background; mkdir -p "$dir"
 pidf=$dir/$name.pid; logf=$dir/$name.log; rcf=$dir/$name.rc
 
-running() { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }
+# running: a pid that answers and no status written yet (a finished job left as a zombie still answers kill -0)
+running() { [ -f "$pidf" ] && [ ! -f "$rcf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }
 
 case $cmd in
   start)
     if running; then echo "background: $name is running already (pid $(cat "$pidf"))" >&2; exit 1; fi
     rm -f "$rcf"
     # setsid: a new process session, which the end of this call does not kill; the status goes to rc
-    setsid bash -c '"$@"; echo $? > "'"$rcf"'"' background "$@" > "$logf" 2>&1 < /dev/null &
+    setsid bash -c 'rc_file=$1; shift; "$@"; echo $? > "$rc_file"' background "$rcf" "$@" > "$logf" 2>&1 < /dev/null &
     echo $! > "$pidf"
     echo "background: started $name (pid $(cat "$pidf")), log $logf"
     ;;
