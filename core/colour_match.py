@@ -60,11 +60,11 @@ def apply_colour_transform(g: Gaussians, a: torch.Tensor, b: torch.Tensor) -> Ga
     ``(3, 3)`` / ``(3,)`` for all."""
     a, b = a.to(g.sh), b.to(g.sh)
     lead = a.shape[:-2]                                                                   # () or B
-    a_ = a.reshape(*lead, *([1] * (g.sh.dim() - 2 - len(lead))), 3, 3)                   # broadcast over N, K
-    sh = g.sh @ a_.transpose(-1, -2)                                                      # (..., K, 3)
+    ones = [1] * (g.sh.dim() - 2 - len(lead))                # the dimensions a transform broadcasts over
+    sh = g.sh @ a.reshape(*lead, *ones, 3, 3).transpose(-1, -2)                          # (..., K, 3)
     half = torch.full((3,), 0.5, dtype=a.dtype, device=a.device)
     shift = ((a @ half) + b - 0.5) / SH_C0                                                # (*B, 3)
-    sh[..., 0, :] += shift.reshape(*lead, *([1] * (g.sh.dim() - 2 - len(lead))), 3)
+    sh[..., 0, :] += shift.reshape(*lead, *ones, 3)
     return replace(g, sh=sh)
 
 

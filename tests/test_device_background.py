@@ -41,3 +41,11 @@ def test_watch_returns_while_the_run_goes_on(tmp_path):
     assert watched.returncode == 0 and "still running after 2 s" in watched.stdout and time.monotonic() - t < 15
     pid = int((tmp_path / "runs" / "background" / "slow.pid").read_text())
     os.killpg(pid, signal.SIGTERM)   # setsid made it the leader of its own group
+
+
+def test_a_name_that_would_reach_outside_its_folder_is_refused(tmp_path):
+    (tmp_path / "runs").mkdir()
+    for name in ("../escape", "a/b", ".hidden"):
+        refused = _bg(tmp_path, "start", name, "touch", "ran")
+        assert refused.returncode == 2 and "must be letters" in refused.stderr, name
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "escape.pid").exists()

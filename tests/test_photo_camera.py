@@ -295,3 +295,19 @@ def test_camera_training_prepares_views_in_parallel_and_keeps_its_best_val_weigh
     assert json.loads((out / "training.json").read_text())["jitter"] == 0.05
     assert "best so far (step 10" in capsys.readouterr().out                      # written while it ran,
     assert not (out / "best-so-far").exists() and not (out / "best-so-far.tmp").exists()   # removed at the end
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--camera-size", "50"], "multiple of 2^4"),
+    (["--camera-size", "64", "--camera-widths", "8", "16", "32", "64", "128", "256", "512"], "multiple of 2^7"),
+    (["--camera-size", "256"], "at most 128"),
+    (["--camera-jitter", "nan"], "--camera-jitter"),
+    (["--camera-views", "0"], "--camera-views 0"),
+    (["--workers", "-3"], "--workers -3"),
+])
+def test_camera_training_refuses_options_it_cannot_train_with(run_splatgen, tmp_path, argv, message):
+    """A one-line error before any data is read, and nothing written."""
+    out = tmp_path / "out"
+    result = run_splatgen("train", "camera", "--data", tmp_path / "no-such-data", "--out", out, *argv)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()

@@ -146,10 +146,9 @@ def run(args: argparse.Namespace) -> int:
                          batch_size=batch, seed=args.seed)
         return 0
     if args.model == "camera":  # the photo-camera estimator: a small CNN, its own short loop (--device: auto = a GPU if any)
-        from ..training.camera import train_camera
+        from ..training.camera import VIEWS_PER_OBJECT, check_camera_options, train_camera
 
-        from ..training.camera import VIEWS_PER_OBJECT
-
+        check_camera_options(args.camera_size, args.camera_widths, args.camera_views, args.camera_jitter, args.workers)
         batch = args.batch_size if args.batch_size != TrainConfig.default("batch_size") else 64
         lr = args.lr if args.lr != TrainConfig.default("lr") else 2e-3
         train_camera(args.data, args.export or args.out, args.test_data, minutes=args.max_minutes or 20.0,

@@ -138,7 +138,7 @@ def _augment(x: torch.Tensor, g: torch.Generator, jitter: float = 0.0) -> torch.
     width): a photo's mask is never as tight as a render's alpha, so its framing is off by a little."""
     b = x.shape[0]
     flip = torch.rand(b, generator=g, device=x.device) < 0.5
-    x[flip] = x[flip].flip(-1)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)   # no boolean indexing: no host sync on a GPU
     gain = 1 + 0.15 * (torch.rand(b, 3, 1, 1, generator=g, device=x.device) * 2 - 1)
     alpha = x[:, 3:]
     # scale the colour, keep the white background white: only where the object is
@@ -152,6 +152,27 @@ def _augment(x: torch.Tensor, g: torch.Generator, jitter: float = 0.0) -> torch.
         # border padding repeats the background at the edges (the object is framed with a margin)
         x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return x
+
+
+def check_camera_options(input_size: int, widths, views_per_object: int | None, jitter: float, workers: int) -> None:
+    """The options of ``train camera`` that would otherwise fail deep inside (or train nonsense): a
+    :class:`~splatgen.core.errors.SettingsError` naming the bad value."""
+    from ..errors import SettingsError
+
+    stages = len(widths) if widths else 4
+    if widths is not None and (not widths or min(widths) < 4):
+        raise SettingsError(f"--camera-widths: each stage needs 4 channels or more, got {list(widths)}")
+    if input_size < 2 ** stages or input_size % 2 ** stages:
+        raise SettingsError(f"--camera-size {input_size}: must be a multiple of 2^{stages} = {2 ** stages} "
+                            f"({stages} stride-2 stages)")
+    if input_size > 128:
+        raise SettingsError(f"--camera-size {input_size}: at most 128, the prepared input's size")
+    if views_per_object is not None and views_per_object < 1:
+        raise SettingsError(f"--camera-views {views_per_object}: must be 1 or more")
+    if not 0 <= jitter < 0.5:
+        raise SettingsError(f"--camera-jitter {jitter}: must be in [0, 0.5)")
+    if workers < 1:
+        raise SettingsError(f"--workers {workers}: must be 1 or more")
 
 
 def train_camera(data, out, val_data=None, minutes: float = 20.0, batch_size: int = 64, lr: float = 2e-3,

@@ -14,6 +14,8 @@
 # State lives in runs/background/NAME.{pid,log,rc} (runs/ is git-ignored, so a warm machine keeps it).
 set -uo pipefail
 cmd=${1:?usage: background.sh start|watch|status NAME ...}; name=${2:?NAME}; shift 2
+# a NAME is a plain file name: it names files under runs/background and nothing outside it
+case $name in ""|.*|*[!A-Za-z0-9_.-]*) echo "background.sh: NAME '$name' must be letters, digits, '_', '-', '.' (not first)" >&2; exit 2 ;; esac
 dir=runs/background; mkdir -p "$dir"
 pidf=$dir/$name.pid; logf=$dir/$name.log; rcf=$dir/$name.rc
 
