@@ -7,6 +7,7 @@ the benchmarks' synthetic bank (soft discs seen from orbit cameras).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from splatgen.core.errors import SettingsError
+from splatgen.core.errors import SettingsError, SplatgenError
 from splatgen.core.generator import GenerationSettings, load_generator
 from splatgen.core.generator.registry import GENERATORS
 from splatgen.core.generator.teacher_guided import sample_splatter
@@ -25,9 +26,12 @@ from splatgen.core.models.weights import load_network
 from splatgen.core.render import render
 from splatgen.core.training.benchmark import synthetic_bank
 from splatgen.core.training.config import TrainConfig
-from splatgen.core.training.teacher_guided import measure_stats, train_teacher_guided, training_loss
+from splatgen.core.training.teacher_guided import (PosteriorSource, TeacherSource, clean_source, measure_stats,
+                                                   train_teacher_guided, training_loss)
 
 TEACHER = dict(channels=(8, 16, 32), attention_head_dim=32, gaussians_per_pixel=1)
+VAR = dict(channels=(8, 16, 32), attention_head_dim=32, gaussians_per_pixel=1, variational=True,
+           view_encoder_channels=(8, 16, 32))
 DENOISER = dict(gaussians_per_pixel=1, block_out_channels=(8, 16, 16), norm_num_groups=8, attention_head_dim=8)
 
 
@@ -42,6 +46,14 @@ def teacher_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tg") / "regressor"
     SplatterNet(**TEACHER).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def var_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(2)
+    folder = tmp_path_factory.mktemp("tg") / "var"
+    SplatterNet(**VAR).save_pretrained(folder, safe_serialization=True)
     return folder
 
 
@@ -74,9 +86,9 @@ def test_training_noises_the_teachers_output(bank, teacher, teacher_dir, tmp_pat
 
     cfg = config(tmp_path, teacher_dir)
     with torch.no_grad():
-        training_loss(forward, den, teacher, batch, cfg, torch.Generator().manual_seed(1), "torch",
+        training_loss(forward, den, TeacherSource(teacher), batch, cfg, torch.Generator().manual_seed(1), "torch",
                       timesteps=torch.zeros(2, dtype=torch.long))
-        training_loss(forward, den, teacher, batch, cfg, torch.Generator().manual_seed(1), "torch",
+        training_loss(forward, den, TeacherSource(teacher), batch, cfg, torch.Generator().manual_seed(1), "torch",
                       timesteps=torch.full((2,), 999))
     early, late = (den.denormalise(x) for x in seen)
     scale = expected.std()
@@ -105,7 +117,7 @@ def test_gradient_reaches_the_denoiser_and_not_the_teacher(bank, teacher, teache
     den = tiny_denoiser(**measured(bank, teacher, tmp_path, teacher_dir)).train()
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     batch = bank.sample(2, 2, torch.Generator().manual_seed(3))
-    loss, metrics = training_loss(den, den, teacher, batch, config(tmp_path, teacher_dir), torch.Generator().manual_seed(4),
+    loss, metrics = training_loss(den, den, TeacherSource(teacher), batch, config(tmp_path, teacher_dir), torch.Generator().manual_seed(4),
                                   "torch", timesteps=torch.tensor([300, 800]))
     assert torch.isfinite(loss) and 0 < float(metrics["psnr_novel"]) < 60
     loss.backward()
@@ -289,7 +301,7 @@ def test_teacher_backbone_starts_as_the_teacher_at_every_t_and_learns_from_the_n
     w = den.encoder.conv_in.weight
     assert float(w.detach()[:, 5:].abs().max()) == 0 and float(w.detach()[:, :4].abs().max()) > 0
     den.train()
-    loss, _ = training_loss(den, den, teacher, batch, config(tmp_path, teacher_dir), torch.Generator().manual_seed(7),
+    loss, _ = training_loss(den, den, TeacherSource(teacher), batch, config(tmp_path, teacher_dir), torch.Generator().manual_seed(7),
                             "torch", timesteps=torch.tensor([100, 600]))
     loss.backward()
     assert float(w.grad[:, 5:].abs().max()) > 0
@@ -311,7 +323,7 @@ def test_chained_steps_feed_the_samplers_own_state_and_train_its_step(bank, teac
         return den(x_t, t, cond)
 
     cfg = config(tmp_path, teacher_dir, chain_prob=1.0, cond_dropout=0.0)
-    loss, _ = training_loss(forward, den, teacher, batch, cfg, torch.Generator().manual_seed(9), "torch", step=1)
+    loss, _ = training_loss(forward, den, TeacherSource(teacher), batch, cfg, torch.Generator().manual_seed(9), "torch", step=1)
     assert torch.isfinite(loss)
     # global step 1 trains the sampler's step 1 + 1 mod 3 = 2 of 4: steps 0 and 1 run without gradients (t 999, 749), step 2 (t 499) trains
     assert [int(t[0]) for _, t, _ in seen] == [999, 749, 499] and [g for *_, g in seen] == [False, False, True]
@@ -327,6 +339,84 @@ def test_chained_steps_feed_the_samplers_own_state_and_train_its_step(bank, teac
     assert torch.allclose(seen[2][0], reached, atol=1e-5)
     # with --chain-prob 0 (the default) every step noises the teacher: one call, with gradients
     seen.clear()
-    training_loss(forward, den, teacher, batch, config(tmp_path, teacher_dir), torch.Generator().manual_seed(9),
+    training_loss(forward, den, TeacherSource(teacher), batch, config(tmp_path, teacher_dir), torch.Generator().manual_seed(9),
                   "torch", step=2)
     assert len(seen) == 1 and seen[0][2]
+
+
+def test_posterior_source_noises_the_vars_object_from_the_input_and_context_views(bank, teacher, teacher_dir,
+                                                                                   var_dir, tmp_path):
+    """--noisy-source posterior: x_t at t = 0 is the VAR's posterior-mean object from the input view and
+    the first --num-context targets (not the teacher's); other context views give another object, the
+    views beyond them do not enter; the VAR stays frozen and the step trains the denoiser."""
+    cfg = config(tmp_path, teacher_dir, noisy_source="posterior", var=str(var_dir), num_targets=2, num_context=1)
+    source = clean_source(cfg, teacher, "cpu")
+    assert isinstance(source, PosteriorSource)
+    batch = bank.sample(2, 2, torch.Generator().manual_seed(11))
+    var = load_network(SplatterNet, var_dir)
+    with torch.no_grad():
+        views = torch.cat([batch.rgb[:, :2], batch.alpha[:, :2]], -1).permute(0, 1, 4, 2, 3)
+        mean, _ = var.encode_views(views, batch.viewmats[:, :2])
+        expected = var.decode(var.encode_image(batch.input), mean, var.config.default_skip_weight).raw
+    got = source(batch)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert (got - TeacherSource(teacher)(batch)).abs().max() > 1e-3
+    # another first target (the context view) changes the object; the last target (unseen) does not
+    other = bank.sample(2, 2, torch.Generator().manual_seed(12))
+    swap_context = dataclasses.replace(batch, rgb=torch.cat([batch.rgb[:, :1], other.rgb[:, 1:2], batch.rgb[:, 2:]], 1),
+                                  alpha=torch.cat([batch.alpha[:, :1], other.alpha[:, 1:2], batch.alpha[:, 2:]], 1),
+                                  viewmats=torch.cat([batch.viewmats[:, :1], other.viewmats[:, 1:2],
+                                                      batch.viewmats[:, 2:]], 1))
+    swap_unseen = dataclasses.replace(batch, rgb=torch.cat([batch.rgb[:, :2], other.rgb[:, 2:]], 1))
+    assert (source(swap_context) - got).abs().max() > 1e-4
+    assert torch.equal(source(swap_unseen), got)
+
+    den = tiny_denoiser(**measured(bank, teacher, tmp_path, teacher_dir)).train()
+    seen = []
+
+    def forward(x_t, t, cond):
+        seen.append(x_t)
+        return den(x_t, t, cond)
+
+    loss, _ = training_loss(forward, den, source, batch, cfg, torch.Generator().manual_seed(13), "torch",
+                            timesteps=torch.zeros(2, dtype=torch.long))
+    assert (den.denormalise(seen[0]) - expected).abs().max() < 0.1 * expected.std()
+    loss.backward()
+    assert float(den.unet.conv_in.weight.grad.abs().max()) > 0
+    assert all(not p.requires_grad and p.grad is None for p in source.net.parameters())
+
+
+def test_posterior_source_refuses_what_it_cannot_noise(teacher, teacher_dir, var_dir, tmp_path):
+    with pytest.raises(SplatgenError, match="--var"):
+        clean_source(config(tmp_path, teacher_dir, noisy_source="posterior", num_targets=3), teacher, "cpu")
+    with pytest.raises(SplatgenError, match="variational"):
+        clean_source(config(tmp_path, teacher_dir, noisy_source="posterior", var=str(teacher_dir), num_targets=3),
+                     teacher, "cpu")
+    with pytest.raises(SplatgenError, match="must exceed"):
+        clean_source(config(tmp_path, teacher_dir, noisy_source="posterior", var=str(var_dir), num_targets=2),
+                     teacher, "cpu")
+    wide = tmp_path / "var4"
+    SplatterNet(**{**VAR, "gaussians_per_pixel": 2}).save_pretrained(wide, safe_serialization=True)
+    with pytest.raises(SplatgenError, match="layout"):
+        clean_source(config(tmp_path, teacher_dir, noisy_source="posterior", var=str(wide), num_targets=3),
+                     teacher, "cpu")
+    with pytest.raises(SplatgenError, match="noisy-source"):
+        config(tmp_path, teacher_dir, noisy_source="prior")
+
+
+def test_a_posterior_run_through_the_cli_trains_and_records_its_source(bank, teacher_dir, var_dir, tmp_path):
+    from splatgen.core.cli import main
+    from splatgen.core.training import viewbank
+
+    out = tmp_path / "post"
+    cli = ["train", "teacher-guided", "--data", str(tmp_path / "unused"), "--out", str(out), "--device", "cpu",
+           "--batch-size", "2", "--num-targets", "2", "--num-context", "1", "--log-every", "1", "--checkpoint-minutes",
+           "1e9", "--teacher", str(teacher_dir), "--splat-channels", "8", "16", "16", "--warmup", "1", "--lr", "1e-3",
+           "--noisy-source", "posterior", "--var", str(var_dir), "--max-steps", "2"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(viewbank, "load_view_bank", lambda path, device="cpu", **kw: bank)
+        assert main(cli) == 0
+    last = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 2 and 0 < last["loss"] < 10
+    args = json.loads((out / "checkpoint" / "trainer.json").read_text())["args"]
+    assert args["noisy_source"] == "posterior" and args["var"] == str(var_dir)

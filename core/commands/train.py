@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=TrainConfig.default("batch_size"))
     p.add_argument("--num-targets", type=int, default=TrainConfig.default("num_targets"), help="novel views rendered per object and step")
     p.add_argument("--num-context", type=int, default=TrainConfig.default("num_context"),
-                   help="var: target views the encoder also sees (the others test 3D consistency)")
+                   help="var / diffusion: target views the VAR encoder also sees (the others test 3D consistency); "
+                        "teacher-guided with --noisy-source posterior: the views its posterior is drawn from")
     p.add_argument("--lr", type=float, default=TrainConfig.default("lr"))
     p.add_argument("--warmup", type=int, default=TrainConfig.default("warmup"))
     p.add_argument("--lr-final", type=float, default=TrainConfig.default("lr_final"), metavar="LR",
@@ -61,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--decoder-only", action="store_true",
                    help="var: train the reconstructor only (encoders frozen), so a denoiser trained on this "
                         "VAR's latents stays valid")
-    p.add_argument("--var", help="diffusion: the trained VAR model folder whose latent space to model")
+    p.add_argument("--var", help="diffusion: the trained VAR model folder whose latent space to model; teacher-guided "
+                                 "with --noisy-source posterior: the VAR whose posterior objects are noised")
     p.add_argument("--teacher", metavar="REGRESSOR_FOLDER",
                    help="diffusion: append this frozen regressor's 16×16 features of the input view to the denoiser's "
                         "condition (e.g. assets/models/regressor; the model set must then ship that very regressor); "
@@ -98,6 +100,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="teacher-guided: share of steps whose input is the denoiser's own sampling chain (the default "
                         "sampler's steps from noise, without gradients) instead of the noised teacher; the step "
                         "it reaches is trained on the rendered views (multi-step supervision; default 0)")
+    p.add_argument("--noisy-source", choices=("teacher", "posterior"), default=TrainConfig.default("noisy_source"),
+                   help="teacher-guided: what is noised into the denoiser's input: the teacher's object ('teacher'), "
+                        "or the --var VAR's posterior from the input and --num-context target views ('posterior': "
+                        "an object that has seen more than the image, so the noisy input carries what the image "
+                        "lacks)")
     p.add_argument("--test-data", type=Path, default=None,
                    help="perceptual: the dataset whose test split the accuracy is reported on; camera: the dataset whose "
                         "val split picks the weights (default --data)")

@@ -64,7 +64,8 @@ class TrainConfig:
     zoom_weight: float = 0.5                     # regressor / var: weight of that zoomed term (loss_scale > 1)
     kl_weight: float = 1e-4                      # var: β of the KL term
     decoder_only: bool = False                   # var: train the reconstructor only (encoders frozen)
-    var: str | None = None                       # diffusion: the VAR model folder whose latents to model
+    var: str | None = None                       # diffusion: the VAR model folder whose latents to model;
+                                                 # teacher-guided, --noisy-source posterior: the VAR whose objects are noised
     teacher: str | None = None                   # diffusion: a frozen regressor whose features join the condition;
                                                  # teacher-guided: the frozen regressor whose objects are noised
     teacher_latent: bool = False                 # diffusion: the condition also carries the teacher's object
@@ -88,6 +89,8 @@ class TrainConfig:
     splat_backbone: str = "unet"                 # teacher-guided, a new denoiser: "unet", or "teacher" (the regressor's
                                                  # architecture, starting from its weights)
     chain_prob: float = 0.0                      # teacher-guided: share of steps trained through the sampler's own chain
+    noisy_source: str = "teacher"                # teacher-guided: what is noised, "teacher" (its object) or "posterior"
+                                                 # (the --var VAR's from the input and --num-context target views)
 
     def __post_init__(self):
         self.data, self.out = Path(self.data), Path(self.out)
@@ -116,6 +119,8 @@ class TrainConfig:
             raise SplatgenError("--splat-channels takes two or more multiples of 8")
         if self.splat_backbone not in ("unet", "teacher"):
             raise SplatgenError(f"--splat-backbone is 'unet' or 'teacher', got {self.splat_backbone!r}")
+        if self.noisy_source not in ("teacher", "posterior"):
+            raise SplatgenError(f"--noisy-source is 'teacher' or 'posterior', got {self.noisy_source!r}")
         if self.max_minutes is None and self.max_steps is None:
             self.max_steps = 100_000
         if self.lr_final is not None and self.lr_final > self.lr:
