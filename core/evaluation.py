@@ -11,6 +11,11 @@ dataset's cameras expressed relative to the input camera, then compared with PSN
   mean novel PSNR), ``diversity_novel_psnr`` and ``diversity_input_psnr`` (mean PSNR between all
   pairs of samples: high = the samples agree, lower = they differ).
 
+* ``consistency_psnr`` — generators whose samples carry the views they generated (the multi-view
+  model: ``sample.info["views"]`` at ``sample.info["view_viewmats"]``): PSNR between those views and
+  renders of the sample's own Gaussians at the same cameras, mean over the views and the K samples
+  (high = the splats agree with the views they were decoded from; seed 003's 3D consistency).
+
 Metrics are averaged per object, then over objects (dB).
 
 Where the objects have surface samples (``surface.safetensors`` of ``splatgen data build``, or the
@@ -267,12 +272,28 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
         pairs = list(itertools.combinations(range(len(samples)), 2))
         out["diversity_novel_psnr"] = float(np.mean([float(psnr(r[a, 1:], r[b, 1:]).mean()) for a, b in pairs]))
         out["diversity_input_psnr"] = float(np.mean([float(psnr(r[a, 0], r[b, 0])) for a, b in pairs]))
+    consistency = [c for c in (view_consistency(sample) for sample in samples) if c is not None]
+    if consistency:
+        out["consistency_psnr"] = float(np.mean(consistency))
     surfaces = [None if surface is None else gm.rigid_apply(world_to_sample(viewmats[0], sample.input_viewmat), surface)
                 for sample in samples]
     out.update(geometry_row([splat_points(sample.gaussians) for sample in samples], surfaces, fscore_threshold))
     if perceptual is not None:
         out.update(perceptual_row(perceptual, r[0, 1:], images[1:], object_category(obj)))
     return out
+
+
+def view_consistency(sample) -> float | None:
+    """PSNR (dB, mean over the views) between a sample's generated views (``info["views"]`` ``(N, 4, S, S)``
+    RGBA, RGB on the background) and renders of its Gaussians at their cameras (``info["view_viewmats"]``
+    ``(N, 4, 4)``, object frame → camera, at the sample's intrinsics); None for a sample without views."""
+    views, viewmats = sample.info.get("views"), sample.info.get("view_viewmats")
+    if views is None or viewmats is None:
+        return None
+    s = views.shape[-1]
+    with torch.no_grad():
+        rendered = render(sample.gaussians, viewmats.to(sample.K.device), sample.K, s, s).rgb.clamp(0, 1)
+    return float(psnr(rendered.cpu(), views[:, :3].permute(0, 2, 3, 1).cpu()).mean())
 
 
 def perceptual_row(perceptual, generated: torch.Tensor, real: torch.Tensor, category: str | None) -> dict:

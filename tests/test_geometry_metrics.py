@@ -19,7 +19,9 @@ import pytest
 import torch
 
 from splatgen.core import geometry_metrics as gm
+from splatgen.core.generator import GenerationSettings
 from splatgen.core.generator.base import Generator
+from splatgen.core.render import render
 
 trimesh = pytest.importorskip("trimesh")
 
@@ -153,6 +155,36 @@ def _evaluate(root: Path, built: Path, camera_frame: bool = True) -> dict:
     objects = find_objects(root, "test")
     gen = PerfectGenerator([built / o.name for o in objects], camera_frame)
     return evaluate(gen, objects, GenerationSettings(), progress=False)
+
+
+def test_eval_reports_view_consistency_only_for_samples_that_carry_views(built_with_surfaces, tmp_path):
+    """A generator whose samples carry their generated views (the multi-view model's form) gets
+    ``consistency_psnr``: high when the views are renders of the splats, low when they are not."""
+    from splatgen.core.evaluation import evaluate, find_objects
+
+    objects = find_objects(built_with_surfaces, "test")
+
+    class WithViews(PerfectGenerator):
+        def __init__(self, folders, views_of):
+            super().__init__(folders)
+            self.views_of = views_of
+
+        def generate(self, image, settings=None, **kw):
+            sample = super().generate(image, settings)[0]
+            vms = sample.input_viewmat[None].expand(2, 4, 4).clone()
+            vms[1, 0, 3] += 0.3  # a second camera beside the input's
+            out = render(sample.gaussians, vms, sample.K, 128, 128)
+            sample.info.update(views=self.views_of(torch.cat([out.rgb, out.alpha], -1).permute(0, 3, 1, 2)),
+                               view_viewmats=vms)
+            return [sample]
+
+    folders = [built_with_surfaces / o.name for o in objects]
+    agree = evaluate(WithViews(folders, lambda v: v.clamp(0, 1)), objects, GenerationSettings(), progress=False)
+    assert agree["consistency_psnr"] > 60 and all(r["consistency_psnr"] > 60 for r in agree["per_object"])
+    blank = evaluate(WithViews(folders, lambda v: torch.ones_like(v)), objects, GenerationSettings(), progress=False)
+    assert blank["consistency_psnr"] < 20
+    plain = _evaluate(built_with_surfaces, built_with_surfaces)
+    assert "consistency_psnr" not in plain and "consistency_psnr" not in plain["per_object"][0]
 
 
 def test_pack_carries_surface_samples_and_eval_reads_them_in_the_right_frame(built_with_surfaces, tmp_path):

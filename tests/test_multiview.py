@@ -14,6 +14,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from splatgen.core.errors import ModelError, SettingsError
+from splatgen.core.gaussians import Gaussians
 from splatgen.core.generator import GenerationSettings, load_generator
 from splatgen.core.generator.multi_view import orbit_cameras
 from splatgen.core.generator.registry import GENERATORS
@@ -310,3 +311,28 @@ def test_cli_trains_a_stage_and_resume_continues_exactly(trained, bank, tmp_path
     capsys.readouterr()
     assert main(["train", "mv-decoder", "-o", str(tmp_path / "x"), "--data", str(tmp_path), "--device", "cpu"]) == 2
     assert "pass --autoencoder MODEL_FOLDER" in capsys.readouterr().err
+
+
+def test_view_consistency_compares_the_generated_views_with_renders_of_the_splats_at_their_cameras(bank, tmp_path):
+    from splatgen.core.evaluation import view_consistency
+
+    gen = load_generator(write_model_folder(tmp_path / "model"), device="cpu")
+    image = bank.sample(1, 1, torch.Generator().manual_seed(2)).input[0]
+    sample = gen.generate(image, GenerationSettings(seed=5))[0]
+    generated = view_consistency(sample)  # a random tiny model: its splats and views disagree
+    # an opaque blob off the orbit's axis, so that each camera sees it elsewhere
+    n = 200
+    pts = torch.randn(n, 3, generator=torch.Generator().manual_seed(0)) * 0.05 + torch.tensor([0.25, 0.0, 0.0])
+    sample.gaussians = Gaussians.from_activated(pts, torch.tensor([1.0, 0, 0, 0]).expand(n, 4),
+                                                torch.full((n, 3), 0.03), torch.full((n,), 0.95),
+                                                torch.tensor([0.9, 0.2, 0.1]).expand(n, 3))
+    vms = sample.info["view_viewmats"]
+    own = render(sample.gaussians, vms, sample.K, 128, 128)
+    rgba = torch.cat([own.rgb, own.alpha], -1).permute(0, 3, 1, 2).clamp(0, 1)
+    sample.info["views"] = rgba
+    assert view_consistency(sample) > 60  # views that are the splats' own renders agree to rounding
+    sample.info["views"] = rgba.roll(1, dims=0)  # the right images at the wrong cameras
+    rolled = view_consistency(sample)
+    assert rolled < 40 and generated < 40
+    del sample.info["views"]
+    assert view_consistency(sample) is None

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     for key in ("objects", "input_psnr", "input_ssim", "input_ms_ssim", "input_saturation_ratio", "novel_psnr",
                 "novel_ssim", "novel_ms_ssim",
                 "best_of_k_novel_psnr", "k",
-                "diversity_novel_psnr", "diversity_input_psnr", "kid_novel", "novel_category_accuracy",
+                "diversity_novel_psnr", "diversity_input_psnr", "consistency_psnr", "kid_novel", "novel_category_accuracy",
                 "real_category_accuracy", "context_psnr", "num_context",
                 "geometry_objects", "chamfer", "chamfer_accuracy", "chamfer_completeness", "fscore", "precision",
                 "recall", "volume_iou", "best_of_k_chamfer", "best_of_k_fscore", "best_of_k_volume_iou",
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 TABLE_COLUMNS = (
     ("input_psnr", "input PSNR", 2), ("novel_psnr", "novel PSNR", 2), ("novel_ssim", "novel SSIM", 3),
     ("best_of_k_novel_psnr", "best-of-k novel PSNR", 2), ("diversity_novel_psnr", "diversity PSNR", 2),
-    ("context_psnr", "context PSNR", 2),
+    ("context_psnr", "context PSNR", 2), ("consistency_psnr", "view consistency PSNR", 2),
     ("chamfer", "Chamfer", 4), ("fscore", "F-score", 3), ("volume_iou", "volume IoU", 3),
     ("best_of_k_chamfer", "best-of-k Chamfer", 4), ("best_of_k_fscore", "best-of-k F-score", 3),
     ("best_of_k_volume_iou", "best-of-k IoU", 3), ("diversity_chamfer", "diversity Chamfer", 4),
