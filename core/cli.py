@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "splatgen.core.commands.view",
     "splatgen.core.commands.data",
     "splatgen.core.commands.train",
+    "splatgen.core.commands.distil",
     "splatgen.core.commands.eval",
     "splatgen.core.commands.bench",
     "splatgen.core.commands.doctor",

@@ -29,7 +29,8 @@ STAMP="$VENV/.splatgen-install"
 # D-Bus libraries the Qt in PyQt6 loads; EGL/GL with Mesa's software drivers (moderngl renders
 # headless through EGL); ffmpeg (videos); sweethome3d-furniture (3D models the dataset is built from);
 # chromium + its driver (tests drive the browser pages in it) and node (tests check exports with npm's
-# @playcanvas/splat-transform; npm itself is added below when node did not bring it).
+# @playcanvas/splat-transform; npm itself is added below when node did not bring it); tuxpaint-stamps-default
+# (cut-out photos with alpha: the one-step generator's distillation images, `splatgen distil images`).
 APT_PACKAGES=(
   python3 python3-venv
   xvfb xauth
@@ -41,6 +42,7 @@ APT_PACKAGES=(
   sweethome3d-furniture
   chromium chromium-driver
   nodejs
+  tuxpaint-stamps-default
 )
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 

@@ -1,0 +1,184 @@
+"""The teacher's quadruples over the distillation image set (issue #33, seed 002).
+
+DD3G distils a multi-view diffusion model into a one-step generator with no 3D data: it runs the
+teacher's deterministic DDIM ODE from a noise N for an input image II and keeps {N, cameras C, II,
+output views OI}. Here the teacher is the multi-view generator (seed 003,
+:class:`~splatgen.core.generator.multi_view.MultiViewGenerator`): for every image of an image set's
+``distil`` split (:mod:`.images`) and ``noises_per_image`` seeds, its N-view latents are sampled
+from ``teacher.noise(seed)`` (so ``splatgen generate --seed`` with the same settings reproduces an
+item) with DDIM (η = 0: an ODE, the same noise always gives the same views), ``steps`` steps and
+classifier-free guidance; the guidance values cycle over an image's seeds and are kept per item,
+so the student can take the guidance as an input. The cameras are the teacher's orbit at the
+elevation the photo-camera estimator reads from each image, as generation does. Items are batched
+across images (one guidance value a batch).
+
+Shard ``quads-NNNNN.safetensors`` (M items, N views, latents C × s², S = 128):
+
+* ``image`` ``(M,)`` int64 — the item's row ``id`` in the image set; ``seed`` ``(M,)`` int64;
+  ``guidance`` and ``elevation`` (degrees) ``(M,)`` float32;
+* ``noise`` and ``latents`` ``(M, N, C, s, s)`` float16 — the start and the teacher's clean latents;
+* ``views`` ``(M, N, S, S, 4)`` uint8 — the autoencoder's decoding of the latents (RGB on the
+  background, alpha): OI, what the student's renders must match;
+* ``viewmats`` ``(M, N, 4, 4)`` float32 — the views' cameras in the input camera's frame (OpenCV).
+
+``index.json`` names the teacher (folder, weights' sha256, settings), the image set (folder, its
+index's sha256) and the shards written. A collection stopped midway continues where it stopped:
+every shard is written whole (atomically) before the index names it, and a later run with the same
+teacher, image set and settings skips the items already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_write
+from ..errors import DatasetError, SplatgenError
+from ..models import mv_autoencoder
+from .images import ImageSet
+
+FORMAT = 1
+#: Items per shard: 128 × (8 views × 64 KiB + latents) ≈ 66 MiB.
+SHARD_ITEMS = 128
+
+
+def _sha256_folder(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*.safetensors")):
+        h.update(f.relative_to(folder).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def plan_items(image_ids: list[int], noises_per_image: int, guidances: list[float], seed: int = 0
+               ) -> list[tuple[int, int, float]]:
+    """``(image id, seed, guidance)`` of every item, in order: image by image, ``noises_per_image``
+    each; the item's seed is unique (``seed + id·noises + k``) and its guidance cycles over ``guidances``."""
+    return [(i, seed + i * noises_per_image + k, float(guidances[k % len(guidances)]))
+            for i in image_ids for k in range(noises_per_image)]
+
+
+@torch.no_grad()
+def teacher_items(teacher, inputs: torch.Tensor, seeds: list[int], guidance: float, steps: int) -> dict:
+    """The teacher's deterministic DDIM views for ``inputs`` ``(B, 4, S, S)`` (one seed each, one guidance):
+    the shard fields of the module docstring, on the CPU."""
+    from ..generator.base import GenerationSettings, with_camera
+    from ..generator.multi_view import orbit_cameras, sample_views
+
+    dev = teacher.device
+    inputs = inputs.to(dev).float()
+    elevations, cams = [], []
+    for image in inputs:
+        settings, _ = with_camera(GenerationSettings(), image)
+        elevations.append(float(settings.elevation))
+        cams.append(orbit_cameras(teacher.num_views, dev, settings.elevation)[0])
+    viewmats = torch.stack(cams)
+    noise = torch.cat([teacher.noise(s) for s in seeds])
+    z_in = mv_autoencoder.encode(teacher.autoencoder, inputs)
+    z = sample_views(teacher.denoiser, z_in, viewmats, noise, steps=steps, guidance=guidance, scheduler="ddim")
+    views = mv_autoencoder.decode(teacher.autoencoder, z).clamp(0, 1)  # (B, N, 4, S, S)
+    return {"seed": torch.tensor(seeds, dtype=torch.int64), "guidance": torch.full((len(seeds),), guidance),
+            "elevation": torch.tensor(elevations, dtype=torch.float32),
+            "noise": noise.half().cpu(), "latents": z.half().cpu(),
+            "views": (views.permute(0, 1, 3, 4, 2) * 255.0).round().to(torch.uint8).cpu(),
+            "viewmats": viewmats.float().cpu()}
+
+
+def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out: str | os.PathLike, *,
+            noises_per_image: int = 2, guidances: tuple[float, ...] = (2.0,), steps: int = 30, batch_size: int = 32,
+            shard_items: int = SHARD_ITEMS, max_items: int | None = None, seed: int = 0, device="auto",
+            progress=None) -> dict:
+    """Write (or continue) a collection (module docstring) into ``out``; returns its index.
+    ``max_items`` stops after that many items in all (a call's share of a long collection)."""
+    from ..generator import load_generator
+
+    if noises_per_image < 1 or steps < 1 or batch_size < 1 or shard_items < 1 or not guidances:
+        raise SplatgenError("noises per image, steps, batch size and shard size must be at least 1, with a guidance")
+    if any(not (0.0 <= g <= 20.0) for g in guidances):
+        raise SplatgenError(f"guidance values must be between 0 and 20, got {list(guidances)}")
+    teacher_folder, image_set, out = Path(teacher_folder), Path(image_set), Path(out)
+    teacher = load_generator(teacher_folder, device=device)
+    if teacher.kind != "multi-view":
+        raise SplatgenError(f"{teacher_folder}: the one-step student's teacher is the multi-view model "
+                            f"(kind 'multi-view'), not {teacher.kind!r}")
+    images = ImageSet(image_set, split="distil")
+    if len(images) == 0:
+        raise DatasetError(f"{image_set}: no image in its distil split")
+    header = {"format": FORMAT,
+              "teacher": {"folder": str(teacher_folder), "name": teacher.name, "sha256": _sha256_folder(teacher_folder),
+                          "num_views": teacher.num_views, "scheduler": "ddim", "eta": 0.0, "steps": int(steps)},
+              "image_set": {"folder": str(image_set),
+                            "index_sha256": hashlib.sha256((image_set / "index.json").read_bytes()).hexdigest()},
+              "noises_per_image": int(noises_per_image), "guidances": [float(g) for g in guidances],
+              "seed": int(seed), "shard_items": int(shard_items)}
+    index_path = out / "index.json"
+    shards: list[dict] = []
+    if index_path.is_file():
+        try:
+            old = json.loads(index_path.read_text())
+        except ValueError as exc:
+            raise DatasetError(f"{index_path}: unreadable ({exc})") from None
+        if {k: old.get(k) for k in header} != header:
+            raise DatasetError(f"{out}: holds a collection with another teacher, image set or settings; "
+                               "collect into a new folder")
+        shards = old["shards"]
+    elif out.exists() and any(out.iterdir()):
+        raise DatasetError(f"{out}: not empty and not a collection")
+    out.mkdir(parents=True, exist_ok=True)
+    row_of = {int(r["id"]): k for k, r in enumerate(images.rows)}
+    items = plan_items([int(r["id"]) for r in images.rows], noises_per_image, list(guidances), seed)
+    done = sum(s["items"] for s in shards)
+    stop = len(items) if max_items is None else min(len(items), done + int(max_items))
+    while done < stop:
+        chunk = items[done:min(done + shard_items, stop)]
+        parts = []
+        for g in dict.fromkeys(it[2] for it in chunk):  # one guidance value a batch, the shard keeps the order
+            group = [it for it in chunk if it[2] == g]
+            for b in range(0, len(group), batch_size):
+                sub = group[b:b + batch_size]
+                part = teacher_items(teacher, images.inputs([row_of[i] for i, _, _ in sub]), [s for _, s, _ in sub], g,
+                                     steps)
+                part["image"] = torch.tensor([i for i, _, _ in sub], dtype=torch.int64)
+                parts.append(part)
+        fields = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        order = torch.argsort(fields["seed"])  # the plan's order (seeds increase along it)
+        fields = {k: v[order].contiguous() for k, v in fields.items()}
+        name = f"quads-{len(shards):05d}.safetensors"
+        tmp = out / (name + ".partial")
+        save_file(fields, str(tmp))
+        os.replace(tmp, out / name)
+        shards.append({"file": name, "items": len(chunk)})
+        done += len(chunk)
+        atomic_write(index_path, (json.dumps({**header, "shards": shards, "items": done,
+                                              "planned_items": len(items)}, indent=1) + "\n").encode())
+        if progress is not None:
+            progress(done, stop)
+    return json.loads(index_path.read_text()) if index_path.is_file() else {**header, "shards": [], "items": 0}
+
+
+def load_quads(folder: str | os.PathLike, device="cpu") -> dict:
+    """Every shard of a collection, concatenated: the fields of the module docstring on ``device``."""
+    folder = Path(folder)
+    try:
+        index = json.loads((folder / "index.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{folder}: not a collection ({exc})") from None
+    if index.get("format") != FORMAT:
+        raise DatasetError(f"{folder}: collection format {index.get('format')!r}, this splatgen reads {FORMAT}")
+    parts = []
+    for shard in index.get("shards", []):
+        name = str(shard.get("file", ""))
+        if Path(name).name != name or not name.startswith("quads-") or not (folder / name).is_file():
+            raise DatasetError(f"{folder}: shard {name!r} is missing or not a shard name")
+        parts.append(load_file(str(folder / name)))
+    if not parts:
+        raise DatasetError(f"{folder}: the collection has no shard yet")
+    return {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
+
+
+__all__ = ["collect", "load_quads", "plan_items", "teacher_items", "SHARD_ITEMS"]
