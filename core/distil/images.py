@@ -119,7 +119,7 @@ def held_out(key: str, share: float = HOLDOUT_SHARE) -> bool:
 def find_stamp_photos(root: str | os.PathLike = STAMPS_DIR) -> tuple[list[ImageEntry], list[tuple[str, str]]]:
     """The photos among the stamps under ``root`` (module docstring), sorted by path, and
     ``(path, why)`` for every PNG left out."""
-    from PIL import Image
+    from ..image_loading import load_image
 
     root = Path(root)
     if not root.is_dir():
@@ -135,11 +135,11 @@ def find_stamp_photos(root: str | os.PathLike = STAMPS_DIR) -> tuple[list[ImageE
             skipped.append((rel, "a cartoon or a premade mirror copy"))
             continue
         try:
-            with Image.open(png) as im:
-                rgba = np.asarray(im.convert("RGBA"))
-        except (OSError, ValueError) as exc:
+            px = load_image(png).pixels
+        except ImageError as exc:
             skipped.append((rel, f"unreadable ({exc})"))
             continue
+        rgba = px if px.shape[2] == 4 else np.dstack([px, np.full(px.shape[:2], 255, np.uint8)])
         scores = photo_scores(rgba)
         if not is_photo(scores):
             skipped.append((rel, f"a drawing (flat-colour share {scores[1]:.3f}, colour share {scores[0]:.3f})"))
