@@ -286,14 +286,23 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
 def view_consistency(sample) -> float | None:
     """PSNR (dB, mean over the views) between a sample's generated views (``info["views"]`` ``(N, 4, S, S)``
     RGBA, RGB on the background) and renders of its Gaussians at their cameras (``info["view_viewmats"]``
-    ``(N, 4, 4)``, object frame → camera, at the sample's intrinsics); None for a sample without views."""
+    ``(N, 4, 4)``, object frame → camera, at the sample's intrinsics); None for a sample without views.
+    A sample whose colours were matched to the photo (``info["colour_match"]``) is compared with its
+    views under the same colour transform, so the figure does not depend on ``--no-colour-match``."""
     views, viewmats = sample.info.get("views"), sample.info.get("view_viewmats")
     if views is None or viewmats is None:
         return None
     s = views.shape[-1]
     with torch.no_grad():
         rendered = render(sample.gaussians, viewmats.to(sample.K.device), sample.K, s, s).rgb.clamp(0, 1)
-    return float(psnr(rendered.cpu(), views[:, :3].permute(0, 2, 3, 1).cpu()).mean())
+    rgb, alpha = views[:, :3].permute(0, 2, 3, 1).float().cpu(), views[:, 3:].permute(0, 2, 3, 1).float().cpu()
+    match = sample.info.get("colour_match")
+    if match:  # the splats' colours were matched to the photo: the views get the same transform
+        a, b = torch.tensor(match["matrix"]), torch.tensor(match["offset"])
+        bg = torch.tensor(framing.BACKGROUND, dtype=torch.float32)
+        premultiplied = rgb - (1 - alpha) * bg
+        rgb = (premultiplied @ a.T + alpha * b + (1 - alpha) * bg).clamp(0, 1)
+    return float(psnr(rendered.cpu(), rgb).mean())
 
 
 def perceptual_row(perceptual, generated: torch.Tensor, real: torch.Tensor, category: str | None) -> dict:

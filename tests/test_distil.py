@@ -214,3 +214,52 @@ def test_the_cli_builds_a_set_and_collects(stamps, teacher, tmp_path, run_splatg
                        "--no-progress")
     assert res.returncode == 0, res.stderr
     assert "items in 1 shards" in res.stdout and load_quads(tmp_path / "q")["views"].shape[0] >= 1
+
+
+def test_every_guidance_value_is_used_and_a_damaged_collection_is_named(image_set, teacher, tmp_path):
+    import shutil
+
+    plan = plan_items([0, 1, 2], 2, [1.5, 2.0, 3.0])
+    assert [g for *_, g in plan] == [1.5, 2.0, 3.0, 1.5, 2.0, 3.0]  # more values than noises per image
+    kw = dict(noises_per_image=1, steps=1, batch_size=4, shard_items=2, device="cpu")
+    collect(teacher, image_set, tmp_path / "a", max_items=4, **kw)
+    # the same contents elsewhere continue (paths do not identify a collection); a leftover temp file is ignored
+    moved_set, moved_teacher = tmp_path / "set-moved", tmp_path / "teacher-moved"
+    shutil.copytree(image_set, moved_set)
+    shutil.copytree(teacher, moved_teacher)
+    (tmp_path / "a" / ".quads-00002.safetensors.abc123.tmp").write_bytes(b"")
+    done = collect(moved_teacher, moved_set, tmp_path / "a", **kw)
+    assert done["items"] == done["planned_items"] == len(ImageSet(image_set))
+    (tmp_path / "a" / "quads-00000.safetensors").unlink()
+    with pytest.raises(DatasetError, match="quads-00000.*missing"):
+        collect(teacher, image_set, tmp_path / "a", **kw)
+    with pytest.raises(DatasetError, match="quads-00000"):
+        load_quads(tmp_path / "a")
+    (tmp_path / "a" / "index.json").write_text("[1, 2]")
+    with pytest.raises(DatasetError, match="unreadable|not a collection"):
+        collect(teacher, image_set, tmp_path / "a", **kw)
+    with pytest.raises(SplatgenError, match="seeds"):
+        collect(teacher, image_set, tmp_path / "b", seed=-1, **kw)
+
+
+def test_a_damaged_image_set_is_named_not_a_traceback(image_set, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(image_set, bad)
+    index = json.loads((bad / "index.json").read_text())
+    index["images"][0]["index"] = 99
+    (bad / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DatasetError, match="past the end"):
+        ImageSet(bad, split=None)
+    index["images"][0]["index"] = -1
+    (bad / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DatasetError, match="bad image entry"):
+        ImageSet(bad, split=None)
+    (bad / "index.json").write_text(json.dumps({"format": 1}))
+    with pytest.raises(DatasetError, match="not an image set"):
+        ImageSet(bad)
+    (bad / "index.json").write_text(json.dumps(json.loads((image_set / "index.json").read_text())))
+    (bad / "images-00001.safetensors").write_bytes(b"not a shard")
+    with pytest.raises(DatasetError, match="images-00001"):
+        ImageSet(bad, split=None)

@@ -319,13 +319,13 @@ def test_view_consistency_compares_the_generated_views_with_renders_of_the_splat
     gen = load_generator(write_model_folder(tmp_path / "model"), device="cpu")
     image = bank.sample(1, 1, torch.Generator().manual_seed(2)).input[0]
     sample = gen.generate(image, GenerationSettings(seed=5))[0]
-    generated = view_consistency(sample)  # a random tiny model: its splats and views disagree
     # an opaque blob off the orbit's axis, so that each camera sees it elsewhere
     n = 200
     pts = torch.randn(n, 3, generator=torch.Generator().manual_seed(0)) * 0.05 + torch.tensor([0.25, 0.0, 0.0])
     sample.gaussians = Gaussians.from_activated(pts, torch.tensor([1.0, 0, 0, 0]).expand(n, 4),
                                                 torch.full((n, 3), 0.03), torch.full((n,), 0.95),
                                                 torch.tensor([0.9, 0.2, 0.1]).expand(n, 3))
+    sample.info.pop("colour_match", None)  # those splats' colours are not matched to anything
     vms = sample.info["view_viewmats"]
     own = render(sample.gaussians, vms, sample.K, 128, 128)
     rgba = torch.cat([own.rgb, own.alpha], -1).permute(0, 3, 1, 2).clamp(0, 1)
@@ -333,6 +333,16 @@ def test_view_consistency_compares_the_generated_views_with_renders_of_the_splat
     assert view_consistency(sample) > 60  # views that are the splats' own renders agree to rounding
     sample.info["views"] = rgba.roll(1, dims=0)  # the right images at the wrong cameras
     rolled = view_consistency(sample)
-    assert rolled < 40 and generated < 40
+    assert rolled < 40
+    # colours matched to the photo after decoding: the views are compared under the same transform
+    from splatgen.core.colour_match import apply_colour_transform
+
+    a, b = torch.diag(torch.tensor([0.7, 1.2, 0.9])), torch.tensor([0.08, -0.05, 0.02])
+    sample.info["views"] = rgba
+    sample.gaussians = apply_colour_transform(sample.gaussians, a, b)
+    sample.info["colour_match"] = {"matrix": a.tolist(), "offset": b.tolist()}
+    assert view_consistency(sample) > 45
+    del sample.info["colour_match"]
+    assert view_consistency(sample) < 35
     del sample.info["views"]
     assert view_consistency(sample) is None

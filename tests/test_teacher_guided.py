@@ -367,7 +367,9 @@ def test_posterior_source_noises_the_vars_object_from_the_input_and_context_view
                                   alpha=torch.cat([batch.alpha[:, :1], other.alpha[:, 1:2], batch.alpha[:, 2:]], 1),
                                   viewmats=torch.cat([batch.viewmats[:, :1], other.viewmats[:, 1:2],
                                                       batch.viewmats[:, 2:]], 1))
-    swap_unseen = dataclasses.replace(batch, rgb=torch.cat([batch.rgb[:, :2], other.rgb[:, 2:]], 1))
+    swap_unseen = dataclasses.replace(batch, rgb=torch.cat([batch.rgb[:, :2], other.rgb[:, 2:]], 1),
+                                      alpha=torch.cat([batch.alpha[:, :2], other.alpha[:, 2:]], 1),
+                                      viewmats=torch.cat([batch.viewmats[:, :2], other.viewmats[:, 2:]], 1))
     assert (source(swap_context) - got).abs().max() > 1e-4
     assert torch.equal(source(swap_unseen), got)
 
@@ -420,3 +422,12 @@ def test_a_posterior_run_through_the_cli_trains_and_records_its_source(bank, tea
     assert last["step"] == 2 and 0 < last["loss"] < 10
     args = json.loads((out / "checkpoint" / "trainer.json").read_text())["args"]
     assert args["noisy_source"] == "posterior" and args["var"] == str(var_dir)
+    # resuming it with the teacher as the source is another run: refused before anything is written
+    teacher_cli = [a for a in cli if a not in ("posterior", "--var", str(var_dir))]
+    teacher_cli[teacher_cli.index("--noisy-source")] = "--no-such"  # drop the flag and its value
+    teacher_cli.remove("--no-such")
+    before = (out / "log.jsonl").read_text()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(viewbank, "load_view_bank", lambda path, device="cpu", **kw: bank)
+        assert main([*teacher_cli, "--max-steps", "3", "--resume"]) != 0
+    assert (out / "log.jsonl").read_text() == before

@@ -39,7 +39,7 @@ def collect(args: argparse.Namespace) -> int:
                         shard_items=args.shard_items, max_items=args.max_items, seed=args.seed, device=args.device,
                         progress=progress)
     print(f"{args.out}: {index['items']} of {index['planned_items']} items in {len(index['shards'])} shards "
-          f"(teacher {index['teacher']['name']}, DDIM {index['teacher']['steps']} steps, guidance "
+          f"(teacher {index['teacher']['name']}, DDIM {index['steps']} steps, guidance "
           f"{', '.join(f'{g:g}' for g in index['guidances'])})")
     return 0
 
@@ -82,7 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     c.add_argument("--out", "-o", type=Path, required=True, help="the collection folder (new, or one to continue)")
     c.add_argument("--noises-per-image", type=positive_int, default=2, metavar="K")
     c.add_argument("--guidance", type=float, nargs="+", default=[2.0], metavar="G",
-                   help="classifier-free guidance; several values cycle over each image's seeds (default 2)")
+                   help="classifier-free guidance; several values cycle over the items (default 2)")
     c.add_argument("--steps", type=positive_int, default=30, help="DDIM steps (default 30)")
     c.add_argument("--batch-size", type=positive_int, default=32)
     c.add_argument("--shard-items", type=positive_int, default=128)

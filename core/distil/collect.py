@@ -21,10 +21,11 @@ Shard ``quads-NNNNN.safetensors`` (M items, N views, latents C × s², S = 128):
   background, alpha): OI, what the student's renders must match;
 * ``viewmats`` ``(M, N, 4, 4)`` float32 — the views' cameras in the input camera's frame (OpenCV).
 
-``index.json`` names the teacher (folder, weights' sha256, settings), the image set (folder, its
-index's sha256) and the shards written. A collection stopped midway continues where it stopped:
-every shard is written whole (atomically) before the index names it, and a later run with the same
-teacher, image set and settings skips the items already written.
+``index.json`` names the teacher (the sha256 of its folder's files, its name and path), the image set
+(the sha256 of its index, its path), the device kind, the settings and the shards written. A
+collection stopped midway continues where it stopped: every shard is written whole (atomically)
+before the index names it, and a later run with the same teacher and image set contents, device
+kind and settings checks the shards listed and skips their items.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..atomic import atomic_write
+from ..atomic import atomic_path, atomic_write
 from ..errors import DatasetError, SplatgenError
 from ..models import mv_autoencoder
 from .images import ImageSet
@@ -48,19 +49,23 @@ SHARD_ITEMS = 128
 
 
 def _sha256_folder(folder: Path) -> str:
+    """sha256 over every file of a model folder (names and contents, read in chunks)."""
     h = hashlib.sha256()
-    for f in sorted(folder.rglob("*.safetensors")):
-        h.update(f.relative_to(folder).as_posix().encode())
-        h.update(f.read_bytes())
+    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0")
+        with open(f, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
 def plan_items(image_ids: list[int], noises_per_image: int, guidances: list[float], seed: int = 0
                ) -> list[tuple[int, int, float]]:
     """``(image id, seed, guidance)`` of every item, in order: image by image, ``noises_per_image``
-    each; the item's seed is unique (``seed + id·noises + k``) and its guidance cycles over ``guidances``."""
-    return [(i, seed + i * noises_per_image + k, float(guidances[k % len(guidances)]))
-            for i in image_ids for k in range(noises_per_image)]
+    each; the item's seed is unique (``seed + id·noises + k``) and the guidance values cycle over the
+    items in that order (so every value is used, whatever the number of noises per image)."""
+    return [(i, seed + i * noises_per_image + k, float(guidances[(n * noises_per_image + k) % len(guidances)]))
+            for n, i in enumerate(image_ids) for k in range(noises_per_image)]
 
 
 @torch.no_grad()
@@ -94,7 +99,7 @@ def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out
             shard_items: int = SHARD_ITEMS, max_items: int | None = None, seed: int = 0, device="auto",
             progress=None) -> dict:
     """Write (or continue) a collection (module docstring) into ``out``; returns its index.
-    ``max_items`` stops after that many items in all (a call's share of a long collection)."""
+    ``max_items``: stop after that many more items (a call's share of a long collection)."""
     from ..generator import load_generator
 
     if noises_per_image < 1 or steps < 1 or batch_size < 1 or shard_items < 1 or not guidances:
@@ -109,30 +114,35 @@ def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out
     images = ImageSet(image_set, split="distil")
     if len(images) == 0:
         raise DatasetError(f"{image_set}: no image in its distil split")
-    header = {"format": FORMAT,
-              "teacher": {"folder": str(teacher_folder), "name": teacher.name, "sha256": _sha256_folder(teacher_folder),
-                          "num_views": teacher.num_views, "scheduler": "ddim", "eta": 0.0, "steps": int(steps)},
-              "image_set": {"folder": str(image_set),
-                            "index_sha256": hashlib.sha256((image_set / "index.json").read_bytes()).hexdigest()},
-              "noises_per_image": int(noises_per_image), "guidances": [float(g) for g in guidances],
-              "seed": int(seed), "shard_items": int(shard_items)}
+    size = int(teacher.autoencoder.config.sample_size)
+    if images.rgba.shape[1] != size:
+        raise DatasetError(f"{image_set}: {images.rgba.shape[1]}² images, the teacher takes {size}²")
+    ids = [int(r["id"]) for r in images.rows]
+    if not 0 <= seed or seed + (max(ids) + 1) * noises_per_image >= 2 ** 63:
+        raise SplatgenError(f"the seeds must stay in [0, 2^63): --seed {seed} does not fit")
+    # what identifies a collection: the teacher's and the image set's contents and the settings (not
+    # the paths, so the folders may move), and the device kind (CPU and GPU kernels round differently)
+    key = {"format": FORMAT, "teacher_sha256": _sha256_folder(teacher_folder),
+           "image_set_sha256": hashlib.sha256((image_set / "index.json").read_bytes()).hexdigest(),
+           "device": teacher.device.type, "num_views": teacher.num_views, "scheduler": "ddim", "eta": 0.0,
+           "steps": int(steps), "noises_per_image": int(noises_per_image),
+           "guidances": [float(g) for g in guidances], "seed": int(seed), "shard_items": int(shard_items)}
     index_path = out / "index.json"
-    shards: list[dict] = []
-    if index_path.is_file():
-        try:
-            old = json.loads(index_path.read_text())
-        except ValueError as exc:
-            raise DatasetError(f"{index_path}: unreadable ({exc})") from None
-        if {k: old.get(k) for k in header} != header:
-            raise DatasetError(f"{out}: holds a collection with another teacher, image set or settings; "
-                               "collect into a new folder")
-        shards = old["shards"]
-    elif out.exists() and any(out.iterdir()):
+    shards = _resumable_shards(out, key) if index_path.is_file() else []
+    if not index_path.is_file() and out.exists() and any(not f.name.startswith(".") for f in out.iterdir()):
         raise DatasetError(f"{out}: not empty and not a collection")
     out.mkdir(parents=True, exist_ok=True)
-    row_of = {int(r["id"]): k for k, r in enumerate(images.rows)}
-    items = plan_items([int(r["id"]) for r in images.rows], noises_per_image, list(guidances), seed)
-    done = sum(s["items"] for s in shards)
+    items = plan_items(ids, noises_per_image, list(guidances), seed)
+    header = {**key, "teacher": {"folder": str(teacher_folder), "name": teacher.name},
+              "image_set": {"folder": str(image_set)}, "planned_items": len(items)}
+
+    def write_index(done: int) -> None:
+        atomic_write(index_path, (json.dumps({**header, "shards": shards, "items": done}, indent=1) + "\n").encode(),
+                     error=DatasetError)
+
+    row_of = {i: k for k, i in enumerate(ids)}
+    done = sum(sh["items"] for sh in shards)
+    write_index(done)
     stop = len(items) if max_items is None else min(len(items), done + int(max_items))
     while done < stop:
         chunk = items[done:min(done + shard_items, stop)]
@@ -149,16 +159,43 @@ def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out
         order = torch.argsort(fields["seed"])  # the plan's order (seeds increase along it)
         fields = {k: v[order].contiguous() for k, v in fields.items()}
         name = f"quads-{len(shards):05d}.safetensors"
-        tmp = out / (name + ".partial")
-        save_file(fields, str(tmp))
-        os.replace(tmp, out / name)
+        with atomic_path(out / name, error=DatasetError) as tmp:
+            save_file(fields, str(tmp))
         shards.append({"file": name, "items": len(chunk)})
         done += len(chunk)
-        atomic_write(index_path, (json.dumps({**header, "shards": shards, "items": done,
-                                              "planned_items": len(items)}, indent=1) + "\n").encode())
+        write_index(done)
         if progress is not None:
             progress(done, stop)
-    return json.loads(index_path.read_text()) if index_path.is_file() else {**header, "shards": [], "items": 0}
+    return json.loads(index_path.read_text())
+
+
+def _resumable_shards(out: Path, key: dict) -> list[dict]:
+    """The shards of the collection in ``out`` that a run with ``key`` continues (each checked to be
+    there with its item count); a :class:`DatasetError` for another collection or a damaged one."""
+    from safetensors import safe_open
+
+    try:
+        old = json.loads((out / "index.json").read_text())
+        shards = old["shards"]
+        if not isinstance(old, dict) or not isinstance(shards, list):
+            raise ValueError("no shard list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{out / 'index.json'}: unreadable ({exc})") from None
+    if {k: old.get(k) for k in key} != key:
+        raise DatasetError(f"{out}: holds a collection with another teacher, image set, device or settings; "
+                           "collect into a new folder")
+    for k, shard in enumerate(shards):
+        name = f"quads-{k:05d}.safetensors"
+        if not isinstance(shard, dict) or shard.get("file") != name or not isinstance(shard.get("items"), int):
+            raise DatasetError(f"{out}: its index lists a bad shard entry {shard!r}")
+        try:
+            with safe_open(str(out / name), "pt") as f:
+                rows = f.get_slice("seed").get_shape()[0]
+        except Exception as exc:  # noqa: BLE001 - a missing or damaged file, named
+            raise DatasetError(f"{out / name}: missing or unreadable ({exc}); collect into a new folder") from None
+        if rows != shard["items"]:
+            raise DatasetError(f"{out / name}: holds {rows} items, its index says {shard['items']}")
+    return shards
 
 
 def load_quads(folder: str | os.PathLike, device="cpu") -> dict:
@@ -168,14 +205,17 @@ def load_quads(folder: str | os.PathLike, device="cpu") -> dict:
         index = json.loads((folder / "index.json").read_text())
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{folder}: not a collection ({exc})") from None
-    if index.get("format") != FORMAT:
-        raise DatasetError(f"{folder}: collection format {index.get('format')!r}, this splatgen reads {FORMAT}")
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise DatasetError(f"{folder}: not a collection of format {FORMAT}")
     parts = []
-    for shard in index.get("shards", []):
-        name = str(shard.get("file", ""))
-        if Path(name).name != name or not name.startswith("quads-") or not (folder / name).is_file():
-            raise DatasetError(f"{folder}: shard {name!r} is missing or not a shard name")
-        parts.append(load_file(str(folder / name)))
+    for k, shard in enumerate(index.get("shards") or []):
+        name = f"quads-{k:05d}.safetensors"  # the names are the writer's own, never read from the index
+        if not isinstance(shard, dict) or shard.get("file") != name or not (folder / name).is_file():
+            raise DatasetError(f"{folder}: shard {name} is missing or its index entry is not {name!r}")
+        try:
+            parts.append(load_file(str(folder / name)))
+        except Exception as exc:  # noqa: BLE001 - a damaged file, named
+            raise DatasetError(f"{folder / name}: unreadable shard ({exc})") from None
     if not parts:
         raise DatasetError(f"{folder}: the collection has no shard yet")
     return {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}

@@ -1,12 +1,12 @@
 """The distillation image set (issue #33, seed 002): RGBA images of single objects, no 3D.
 
 The one-step student learns the teacher's lifting from images alone, so its set needs many objects
-that the 3D dataset does not hold. Two sources, each image framed exactly as a photo is for
-generation (:func:`splatgen.core.imageprep.prepare_image` with its alpha as the mask, the training
-data's foreground ratio), 128² RGBA uint8:
+that the 3D dataset does not hold. Two sources, 128² RGBA uint8 at the generator's input framing:
 
 * **Photos among Debian's ``tuxpaint-stamps-default``** (``/usr/share/tuxpaint/stamps``; ~800 PNG
-  cut-outs with alpha, GPL-2, by Bill Kendrick and contributors). The package mixes photographs with
+  cut-outs with alpha, GPL-2, by Bill Kendrick and contributors), each framed exactly as a photo is
+  for generation (:func:`splatgen.core.imageprep.prepare_image`, its alpha as the mask, the training
+  data's foreground ratio). The package mixes photographs with
   drawings, letters and symbols. A stamp is kept as a photo when it is not a tuxpaint *colorable* or
   *tintable* stamp (its ``.dat``: a mask meant to be painted), not under a ``cartoon`` folder, not a
   premade ``_mirror`` copy, and :func:`photo_scores` finds it photographic: few of its opaque pixels
@@ -14,8 +14,9 @@ data's foreground ratio), 128² RGBA uint8:
   filled with flat colour, photos have sensor noise and shading: the median stamp kept has 0.2 %) and
   it has more than a handful of colours (distinct colours per opaque pixel at 6 bits a channel
   ≥ :data:`MIN_COLOUR_SHARE`: line drawings with smooth edges are rejected here).
-* **Views of a packed dataset's train split** (``views_per_object`` per object, spread over its
-  orbit), with each object's licence and creator from the dataset's index.
+* **Views of a built or packed dataset's split** (``views_per_object`` per object, spread over its
+  orbit), as rendered (already at that framing), with each object's licence and creator from the
+  dataset's index.
 
 A share :data:`HOLDOUT_SHARE` of the photos (chosen by a hash of their path, so the choice does not
 move when the package grows) forms the ``holdout`` split, never distilled on: the real photos on
@@ -40,7 +41,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .. import framing
-from ..atomic import atomic_write
+from ..atomic import atomic_path, atomic_write
 from ..errors import DatasetError, ImageError
 
 #: Where Debian's tuxpaint-stamps-default puts its stamps.
@@ -158,6 +159,9 @@ def dataset_views(dataset: str | os.PathLike, split: str = "train", views_per_ob
     from ..data.dataset import MultiViewDataset
 
     source = MultiViewDataset(dataset, split=split, num_targets=1).source
+    if source.size != framing.IMAGE_SIZE:
+        raise DatasetError(f"{dataset}: its views are {source.size}² pixels, the image set's {framing.IMAGE_SIZE}²: "
+                           f"build the dataset with --size {framing.IMAGE_SIZE}")
     entries, out = [], []
     for o, name in enumerate(source.ids):
         v = len(source.cameras(o)[0])
@@ -210,7 +214,8 @@ def build_image_set(out: str | os.PathLike, stamps: str | os.PathLike | None = S
     for start in range(0, len(entries), shard_images):
         shard = start // shard_images
         block = np.stack(images[start:start + shard_images])
-        save_file({"rgba": torch.from_numpy(np.ascontiguousarray(block))}, str(out / f"images-{shard:05d}.safetensors"))
+        with atomic_path(out / f"images-{shard:05d}.safetensors", error=DatasetError) as tmp:
+            save_file({"rgba": torch.from_numpy(np.ascontiguousarray(block))}, str(tmp))
         for i, e in enumerate(entries[start:start + shard_images]):
             rows.append({"id": start + i, "split": e.split, "shard": shard, "index": i, "source": e.source,
                          "origin": e.origin, "category": e.category, "licence": e.licence, "creator": e.creator,
@@ -265,20 +270,28 @@ class ImageSet:
             index = json.loads((folder / "index.json").read_text())
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{folder}: not an image set ({exc})") from None
-        if index.get("format") != FORMAT:
-            raise DatasetError(f"{folder}: image set format {index.get('format')!r}, this splatgen reads {FORMAT}")
-        rows = [r for r in index["images"] if split is None or r["split"] == split]
+        if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(index.get("images"), list):
+            raise DatasetError(f"{folder}: not an image set of format {FORMAT}")
+        size = index.get("size", framing.IMAGE_SIZE)
+        rows = [r for r in index["images"] if isinstance(r, dict) and (split is None or r.get("split") == split)]
         shards: dict[int, torch.Tensor] = {}
         picked = []
         for r in rows:
-            shard = int(r["shard"])
+            shard, i = r.get("shard"), r.get("index")
+            if not (isinstance(shard, int) and isinstance(i, int) and shard >= 0 and i >= 0):
+                raise DatasetError(f"{folder}: a bad image entry {r!r}")
             if shard not in shards:
-                name = f"images-{shard:05d}.safetensors"
-                if Path(name).name != name or not (folder / name).is_file():
-                    raise DatasetError(f"{folder}: shard {name} is missing")
-                shards[shard] = load_file(str(folder / name))["rgba"]
-            picked.append(shards[shard][int(r["index"])])
-        size = int(index.get("size", framing.IMAGE_SIZE))
+                name = f"images-{shard:05d}.safetensors"  # built from an int: never a path out of the folder
+                try:
+                    rgba = load_file(str(folder / name))["rgba"]
+                except Exception as exc:  # noqa: BLE001 - a missing or damaged shard, named
+                    raise DatasetError(f"{folder / name}: missing or unreadable ({exc})") from None
+                if rgba.dtype != torch.uint8 or rgba.dim() != 4 or tuple(rgba.shape[1:]) != (size, size, 4):
+                    raise DatasetError(f"{folder / name}: not ({size}, {size}, 4) uint8 images")
+                shards[shard] = rgba
+            if i >= len(shards[shard]):
+                raise DatasetError(f"{folder}: image {r.get('id')} points past the end of shard {shard}")
+            picked.append(shards[shard][i])
         self.rgba = torch.stack(picked) if picked else torch.zeros((0, size, size, 4), dtype=torch.uint8)
         self.rows, self.folder, self.index = rows, folder, index
 

@@ -125,6 +125,24 @@ def clean_source(config: TrainConfig, teacher: SplatterNet, device):
     return PosteriorSource(var.to(device).eval().requires_grad_(False), config.num_context)
 
 
+def check_source_on_resume(out_dir: Path, config: TrainConfig) -> None:
+    """Refuse ``--resume`` with another ``--noisy-source`` (or another ``--var`` for the posterior) than
+    the checkpoint's run: the noisy inputs would change their distribution midway through one run."""
+    meta_path = out_dir / "checkpoint" / "trainer.json"
+    if not (config.resume and meta_path.exists()):
+        return
+    try:
+        saved = json.loads(meta_path.read_text()).get("args", {})
+    except (OSError, ValueError, AttributeError):
+        return  # an unreadable checkpoint is reported by the loader
+    before = (saved.get("noisy_source", "teacher"), saved.get("var") if saved.get("noisy_source") == "posterior" else None)
+    now = (config.noisy_source, config.var if config.noisy_source == "posterior" else None)
+    if before[0] != now[0] or (now[0] == "posterior" and Path(str(before[1])).resolve() != Path(str(now[1])).resolve()):
+        raise SplatgenError(f"{out_dir}: this run noises the {before[0]}"
+                            f"{f' of {before[1]}' if before[1] else ''}; resume it the same way, or start a new "
+                            "run folder (--init-from its exported model)")
+
+
 def load_teacher(folder: Path, device) -> SplatterNet:
     teacher = load_network(SplatterNet, folder, "teacher regressor", error=SplatgenError)
     if teacher.config.variational:
@@ -238,13 +256,14 @@ def train_teacher_guided(config: TrainConfig, bank_loader) -> dict:
     ctx = setup_run(config.device)
     torch.manual_seed(config.seed + ctx.rank)
     out_dir = Path(config.out)
+    check_source_on_resume(out_dir, config)
+    tfolder = teacher_folder(config)
+    teacher = load_teacher(tfolder, ctx.device)
+    source = clean_source(config, teacher, ctx.device)  # a wrong --var fails before the data loads
     t_load = time.perf_counter()
     bank: ViewBank = bank_loader(ctx.device, ctx.rank, ctx.world_size)  # a wrong --data fails before the run folder exists
     load_s = time.perf_counter() - t_load
-    tfolder = teacher_folder(config)
-    teacher = load_teacher(tfolder, ctx.device)
     model = build_denoiser(config, out_dir, teacher, bank, ctx.device, weights_sha256(tfolder))
-    source = clean_source(config, teacher, ctx.device)
     if model.config.gaussians_per_pixel != teacher.config.gaussians_per_pixel:
         raise SplatgenError(f"the denoiser has {model.config.gaussians_per_pixel} Gaussians per pixel, the teacher "
                             f"{teacher.config.gaussians_per_pixel}: use the teacher it was trained with")
