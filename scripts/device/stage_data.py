@@ -9,7 +9,8 @@ there, and once every group has arrived training reads that folder.
     python3 scripts/device/stage_data.py data/packed_train --budget-mib 30 --call 0  # stage call 0's share
 
 Each call's command can check ``/tmp/splatgen-data/NAME`` holds every shard the index names before it
-trains (``--check DIR`` does, exit 1 when some are missing).
+trains (``--check DIR`` does, exit 1 when some are missing; ``--split val`` checks only the shards a
+job reads, e.g. an eval folder whose test shards were not staged).
 """
 
 from __future__ import annotations
@@ -36,10 +37,15 @@ def shard_groups(packed: Path, budget_mib: float) -> list[list[Path]]:
     return [g for g in groups if g]
 
 
-def missing_shards(folder: Path) -> list[str]:
-    """Shard files ``folder/index.json`` names that are not in ``folder``."""
-    index = json.loads((folder / "index.json").read_text())
-    names = {shard["file"] for shards in index["splits"].values() for shard in shards}
+def missing_shards(folder: Path, splits: list[str] | None = None) -> list[str]:
+    """Shard files ``folder/index.json`` names (of ``splits`` only, when given) that are not in
+    ``folder``; ``["index.json"]`` when the index itself has not arrived."""
+    try:
+        index = json.loads((folder / "index.json").read_text())
+    except (OSError, ValueError):
+        return ["index.json"]
+    wanted = index["splits"] if splits is None else {k: index["splits"].get(k, []) for k in splits}
+    names = {shard["file"] for shards in wanted.values() for shard in shards}
     return sorted(n for n in names if not (folder / n).is_file())
 
 
@@ -50,10 +56,13 @@ def main() -> int:
     ap.add_argument("--call", type=int, help="stage this call's group into .devdata/NAME/ (replacing it)")
     ap.add_argument("--list", action="store_true", help="print the groups")
     ap.add_argument("--check", type=Path, help="exit 1 unless this cache folder holds every shard of its index")
+    ap.add_argument("--split", action="append", default=None, metavar="NAME",
+                    help="with --check: only the shards of this split (repeatable), e.g. val when test is not used")
     a = ap.parse_args()
     if a.check:
-        missing = missing_shards(a.check)
-        print(f"{a.check}: " + (f"{len(missing)} shards missing" if missing else "complete"))
+        missing = missing_shards(a.check, a.split)
+        what = f" ({', '.join(a.split)})" if a.split else ""
+        print(f"{a.check}{what}: " + (f"{len(missing)} files missing: {' '.join(missing[:6])}" if missing else "complete"))
         return 1 if missing else 0
     groups = shard_groups(a.packed, a.budget_mib)
     if a.list or a.call is None:
