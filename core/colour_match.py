@@ -68,6 +68,16 @@ def apply_colour_transform(g: Gaussians, a: torch.Tensor, b: torch.Tensor) -> Ga
     return replace(g, sh=sh)
 
 
+def transform_image(rgb: torch.Tensor, alpha: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                    background) -> torch.Tensor:
+    """An image under the transform :func:`apply_colour_transform` gives splats: ``rgb`` ``(..., 3)`` over
+    ``background``, ``alpha`` ``(..., 1)`` → ``A P + α b`` over the background (``P`` the premultiplied
+    colour), clamped to [0, 1]: what the transformed splats render where the image is their render."""
+    bg = torch.as_tensor(background, dtype=rgb.dtype, device=rgb.device)
+    a, b = a.to(rgb), b.to(rgb)
+    return ((rgb - (1 - alpha) * bg) @ a.T + alpha * b + (1 - alpha) * bg).clamp(0, 1)
+
+
 def _record(a: torch.Tensor, b: torch.Tensor) -> dict:
     return {"matrix": [[round(float(v), 5) for v in row] for row in a], "offset": [round(float(v), 5) for v in b]}
 
@@ -100,4 +110,4 @@ def match_to_photo(camera_gaussians: Gaussians, photo: torch.Tensor, background)
     return matched[0], records[0]
 
 
-__all__ = ["fit_colour_transform", "apply_colour_transform", "match_batch_to_photo", "match_to_photo", "RIDGE"]
+__all__ = ["fit_colour_transform", "apply_colour_transform", "transform_image", "match_batch_to_photo", "match_to_photo", "RIDGE"]

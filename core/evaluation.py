@@ -298,10 +298,10 @@ def view_consistency(sample) -> float | None:
     rgb, alpha = views[:, :3].permute(0, 2, 3, 1).float().cpu(), views[:, 3:].permute(0, 2, 3, 1).float().cpu()
     match = sample.info.get("colour_match")
     if match:  # the splats' colours were matched to the photo: the views get the same transform
-        a, b = torch.tensor(match["matrix"]), torch.tensor(match["offset"])
-        bg = torch.tensor(framing.BACKGROUND, dtype=torch.float32)
-        premultiplied = rgb - (1 - alpha) * bg
-        rgb = (premultiplied @ a.T + alpha * b + (1 - alpha) * bg).clamp(0, 1)
+        from .colour_match import transform_image
+
+        rgb = transform_image(rgb, alpha, torch.tensor(match["matrix"]), torch.tensor(match["offset"]),
+                              framing.BACKGROUND)
     return float(psnr(rendered.cpu(), rgb).mean())
 
 

@@ -41,20 +41,22 @@ def bank():
     return synthetic_bank(3, 6, "cpu")
 
 
+def saved_net(tmp_path_factory, name: str, seed: int, **kw) -> Path:
+    """A tiny random SplatterNet written to a folder of its own."""
+    torch.manual_seed(seed)
+    folder = tmp_path_factory.mktemp("tg") / name
+    SplatterNet(**kw).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tg") / "regressor"
-    SplatterNet(**TEACHER).save_pretrained(folder, safe_serialization=True)
-    return folder
+    return saved_net(tmp_path_factory, "regressor", 0, **TEACHER)
 
 
 @pytest.fixture(scope="module")
 def var_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(2)
-    folder = tmp_path_factory.mktemp("tg") / "var"
-    SplatterNet(**VAR).save_pretrained(folder, safe_serialization=True)
-    return folder
+    return saved_net(tmp_path_factory, "var", 2, **VAR)
 
 
 @pytest.fixture(scope="module")

@@ -127,12 +127,13 @@ def find_stamp_photos(root: str | os.PathLike = STAMPS_DIR) -> tuple[list[ImageE
         raise DatasetError(f"{root}: no stamps folder (install Debian's {STAMPS_PACKAGE}, or pass its folder)")
     kept, skipped = [], []
     for png in sorted(root.rglob("*.png")):
-        rel = png.relative_to(root).as_posix()
+        parts = png.relative_to(root).parts
+        rel = "/".join(parts)
         flags = _stamp_flags(png)
         if flags & {"colorable", "tintable"}:
             skipped.append((rel, "a stamp meant to be painted (colorable / tintable)"))
             continue
-        if "cartoon" in png.relative_to(root).parts[:-1] or png.stem.endswith("_mirror"):
+        if "cartoon" in parts[:-1] or png.stem.endswith("_mirror"):
             skipped.append((rel, "a cartoon or a premade mirror copy"))
             continue
         try:
@@ -145,7 +146,7 @@ def find_stamp_photos(root: str | os.PathLike = STAMPS_DIR) -> tuple[list[ImageE
         if not is_photo(scores):
             skipped.append((rel, f"a drawing (flat-colour share {scores[1]:.3f}, colour share {scores[0]:.3f})"))
             continue
-        category = png.relative_to(root).parts[0] if len(png.relative_to(root).parts) > 1 else "stamps"
+        category = parts[0] if len(parts) > 1 else "stamps"
         kept.append(ImageEntry("stamp", rel, category, STAMPS_LICENCE, STAMPS_CREATOR,
                                (round(scores[0], 4), round(scores[1], 4)), png,
                                "holdout" if held_out(rel) else "distil"))
@@ -299,11 +300,11 @@ class ImageSet:
         return len(self.rows)
 
     def inputs(self, idx, background=framing.BACKGROUND) -> torch.Tensor:
-        """Images ``idx`` as the generator's input ``(B, 4, S, S)`` float: RGB on the background + alpha."""
-        x = self.rgba[idx].float() / 255.0
-        rgb, a = x[..., :3], x[..., 3:]
-        bg = torch.tensor(background, dtype=torch.float32)
-        return torch.cat([rgb * a + bg * (1 - a), a], -1).permute(0, 3, 1, 2).contiguous()
+        """Images ``idx`` as the generator's input ``(B, 4, S, S)`` float: RGB on the background + alpha
+        (:func:`splatgen.core.imageprep.composite`, the training input's arithmetic)."""
+        from ..imageprep import composite
+
+        return torch.stack([composite(self.rgba[i].numpy(), background) for i in idx])
 
 
 __all__ = ["photo_scores", "is_photo", "find_stamp_photos", "dataset_views", "build_image_set", "ImageSet", "ImageEntry",

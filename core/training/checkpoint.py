@@ -113,6 +113,19 @@ def load_checkpoint(folder: str | os.PathLike, model, ema_model, optimizer: torc
     return meta
 
 
+def resumed_run_args(out_dir: str | os.PathLike, resume: bool) -> dict | None:
+    """The arguments the run in ``out_dir`` was started with (``trainer.json``'s ``args``) when
+    ``--resume`` will continue it, else None (no resume, no checkpoint, or one the loader will report)."""
+    meta_path = Path(out_dir) / "checkpoint" / "trainer.json"
+    if not (resume and meta_path.exists()):
+        return None
+    try:
+        saved = json.loads(meta_path.read_text()).get("args", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
 def load_weights(model_folder: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The safetensors weights of a ``save_pretrained`` folder (one file or shards); never a pickle."""
     return read_weights(model_folder, error=CheckpointError)

@@ -23,7 +23,7 @@ from ..images import to_uint8
 from ..models.splatter_net import SplatterNet
 from ..render import choose_backend, render
 from .config import TrainConfig
-from .checkpoint import unwrap
+from .checkpoint import resumed_run_args, unwrap
 from ..metrics import psnr, ssim
 from .trainer import (bf16_autocast, weights_init, EMA, make_optimizer, make_clock, end_run, RunLog, RunningMetrics, after_step, optimise, resume_or_init,
                       save_checkpoint, setup_run, scheduled_lr, wrap_ddp)
@@ -187,13 +187,9 @@ def check_resume_settings(out_dir: Path, config) -> None:
     """Refuse ``--resume`` with another ``--decoder-only`` than the checkpoint's run: unfreezing the
     encoders midway would move the latent space a denoiser was trained on (and freezing them midway
     is a different run)."""
-    meta_path = out_dir / "checkpoint" / "trainer.json"
-    if not (config.resume and meta_path.exists()):
+    saved = resumed_run_args(out_dir, config.resume)
+    if saved is None:
         return
-    try:
-        saved = json.loads(meta_path.read_text()).get("args", {})
-    except (OSError, ValueError):
-        return  # an unreadable checkpoint is reported by the loader
     before, now = bool(saved.get("decoder_only", False)), bool(config.decoder_only)
     if before != now:
         flag = "with" if before else "without"

@@ -55,7 +55,7 @@ from ..models.splatter_image import CHANNELS_PER_GAUSSIAN, raw_to_gaussians
 from ..models.splatter_net import SplatterNet, SplatterOutput
 from ..models.weights import load_network
 from ..render import choose_backend
-from .checkpoint import unwrap
+from .checkpoint import resumed_run_args, unwrap
 from .config import TrainConfig
 from .recon import encoder_views, export_model, reconstruction_loss
 from .trainer import (bf16_autocast, weights_init, EMA, make_clock, end_run, RunLog, RunningMetrics, after_step, make_optimizer, optimise, resume_or_init,
@@ -128,13 +128,9 @@ def clean_source(config: TrainConfig, teacher: SplatterNet, device):
 def check_source_on_resume(out_dir: Path, config: TrainConfig) -> None:
     """Refuse ``--resume`` with another ``--noisy-source`` (or another ``--var`` for the posterior) than
     the checkpoint's run: the noisy inputs would change their distribution midway through one run."""
-    meta_path = out_dir / "checkpoint" / "trainer.json"
-    if not (config.resume and meta_path.exists()):
+    saved = resumed_run_args(out_dir, config.resume)
+    if saved is None:
         return
-    try:
-        saved = json.loads(meta_path.read_text()).get("args", {})
-    except (OSError, ValueError, AttributeError):
-        return  # an unreadable checkpoint is reported by the loader
     before = (saved.get("noisy_source", "teacher"), saved.get("var") if saved.get("noisy_source") == "posterior" else None)
     now = (config.noisy_source, config.var if config.noisy_source == "posterior" else None)
     if before[0] != now[0] or (now[0] == "posterior" and Path(str(before[1])).resolve() != Path(str(now[1])).resolve()):
