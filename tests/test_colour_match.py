@@ -135,3 +135,31 @@ def test_a_batch_of_samples_is_matched_in_one_render_each_with_its_own_transform
         assert torch.allclose(matched[i].sh, alone.sh, atol=1e-5)
     after = [float(psnr(input_view(matched[i])[0], rgb)) for i in range(3)]
     assert min(after) > 40, after
+
+
+def test_the_batched_fit_is_the_ridge_least_squares_of_each_render(regressor_output):
+    """The normal equations summed with the photo's mask as weights give, per render, the same transform
+    as an independent ridge least squares over the object's pixels alone (augmented rows, lstsq); and a
+    photo with no object pixel gives the identity."""
+    from splatgen.core.colour_match import OBJECT_ALPHA, RIDGE, fit_colour_transforms
+
+    _, g, photo = regressor_output
+    rgb, alpha = input_view(g)
+    renders = torch.stack([rgb, (rgb * torch.tensor([0.6, 0.9, 1.0])).clamp(0, 1), rgb.flip(0)])
+    alphas = torch.stack([alpha, alpha, alpha.flip(0)])
+    prgb, palpha = photo[:3].permute(1, 2, 0), photo[3]
+    a, b = fit_colour_transforms(renders, alphas, prgb, palpha, BG)
+    mask = palpha >= OBJECT_ALPHA
+    n = int(mask.sum())
+    assert n > 1000
+    target = (prgb[mask] - (1 - palpha[mask])[:, None] * BG).double()
+    w0 = torch.cat([torch.eye(3), torch.zeros(1, 3)]).double()
+    for i in range(3):
+        premult = (renders[i][mask] - (1 - alphas[i][..., 0][mask])[:, None] * BG).double()
+        x = torch.cat([premult, alphas[i][..., 0][mask].double()[:, None]], 1)
+        lam = (RIDGE * n) ** 0.5
+        w = torch.linalg.lstsq(torch.cat([x, lam * torch.eye(4).double()]), torch.cat([target, lam * w0])).solution
+        assert torch.allclose(a[i].double(), w[:3].T, atol=1e-5) and torch.allclose(b[i].double(), w[3], atol=1e-5)
+    assert not torch.allclose(a[0], a[1], atol=1e-3)  # each render its own transform
+    a0, b0 = fit_colour_transforms(renders, alphas, prgb, torch.zeros_like(palpha), BG)
+    assert torch.equal(a0, torch.eye(3).expand(3, 3, 3)) and torch.equal(b0, torch.zeros(3, 3))
