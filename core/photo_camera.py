@@ -29,6 +29,7 @@ it is in view, 75 % opaque. With OpenCV's anti-aliased lines (no hand-written ra
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from dataclasses import dataclass
@@ -88,23 +89,28 @@ def estimator_folder() -> Path:
 
 
 _lock = threading.Lock()
-_cache: dict[str, object] = {}
+_cache: dict[tuple[str, str], object] = {}
 
 
-def load_estimator(folder: str | Path | None = None):
-    """The estimator network of ``folder`` (default: the shipped one), loaded once and kept (CPU,
-    float32; strictly through :func:`~splatgen.core.models.weights.load_network`); ``None`` when the
+def load_estimator(folder: str | Path | None = None, device: torch.device | str = "cpu"):
+    """The estimator network of ``folder`` (default: the shipped one), loaded once and kept per device
+    (float32; strictly through :func:`~splatgen.core.models.weights.load_network`); ``None`` when the
     default folder is not shipped. A given folder that does not load is a :class:`ModelError`."""
     from .models.elevation_net import ElevationNet
     from .models.weights import load_network
 
     path = Path(folder) if folder is not None else estimator_folder()
-    key = str(path.resolve())
+    device = torch.device(device)
+    key = (str(path.resolve()), str(device))
     with _lock:
         if key not in _cache:
             if folder is None and not path.is_dir():
                 return None
-            _cache[key] = load_network(ElevationNet, path, "camera estimator", error=ModelError)
+            cpu_key = (key[0], "cpu")
+            if cpu_key not in _cache:
+                _cache[cpu_key] = load_network(ElevationNet, path, "camera estimator", error=ModelError)
+            if device.type != "cpu":
+                _cache[key] = copy.deepcopy(_cache[cpu_key]).to(device)
         return _cache[key]
 
 
@@ -112,10 +118,12 @@ def load_estimator(folder: str | Path | None = None):
 def estimate_elevation(image: torch.Tensor, net=None) -> ElevationEstimate | None:
     """The elevation of the camera that took the prepared input ``image`` ``(4, S, S)`` (or a batch
     ``(B, 4, S, S)``: the first is read) with ``net`` (default the shipped estimator); ``None`` without one."""
-    net = net if net is not None else load_estimator()
+    x = torch.as_tensor(image).detach().float()
+    # on the image's device: a GPU request then costs no copy to the host and no CPU network
+    net = net if net is not None else load_estimator(device=x.device)
     if net is None:
         return None
-    x = torch.as_tensor(image).detach().float().cpu()
+    x = x.to(next(net.parameters()).device)
     x = x[None] if x.dim() == 3 else x[:1]
     mu, log_b = net.read(x)
     raw = float(net.degrees(mu)[0])
