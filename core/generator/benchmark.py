@@ -105,7 +105,8 @@ def benchmark_model(name: str, dev: torch.device, image: torch.Tensor, steps: in
 
 
 def compare_cuda_graphs(dev: torch.device, image: torch.Tensor, steps: int, guidance: float, repeat: int) -> dict:
-    """Latent diffusion on CUDA: 4 samples eager and with CUDA graphs, times and max |latent difference|."""
+    """On CUDA, eager against CUDA graphs: latent diffusion's 4 samples (times, max |latent difference|)
+    and the regressor's one pass (times, max |means difference|)."""
     from .registry import load_generator
 
     gen = load_generator("diffusion", dev)
@@ -117,6 +118,16 @@ def compare_cuda_graphs(dev: torch.device, image: torch.Tensor, steps: int, guid
         out[f"{label}_4_samples_ms"] = time_call(lambda: gen.generate(image, s), warmup=1, repeat=repeat,
                                                  device=dev)["median_ms"]
     out["graphs_vs_eager_max_abs_latent_diff"] = (latents["eager"] - latents["CUDA graphs"]).abs().max().item()
+    reg = load_generator("regressor", dev)
+    means = {}
+    for label, graphs in (("eager", False), ("CUDA graphs", True)):
+        reg.use_cuda_graphs(graphs)
+        means[label] = reg.generate(image)[0].gaussians.means
+        out[f"regressor_{label}_ms"] = time_call(lambda: reg.generate(image), warmup=1, repeat=repeat,
+                                                 device=dev)["median_ms"]
+    out["regressor_graphs_vs_eager_max_abs_means_diff"] = (means["eager"] - means["CUDA graphs"]).abs().max().item()
+    print(f"regressor, CUDA graph vs eager: {out['regressor_CUDA graphs_ms']:.2f} ms vs {out['regressor_eager_ms']:.2f} ms, "
+          f"max |means difference| {out['regressor_graphs_vs_eager_max_abs_means_diff']:.2e}")
     print(f"CUDA graphs vs eager (4 samples): {out['CUDA graphs_4_samples_ms']:.1f} ms vs "
           f"{out['eager_4_samples_ms']:.1f} ms, max |latent difference| "
           f"{out['graphs_vs_eager_max_abs_latent_diff']:.2e}")

@@ -20,6 +20,8 @@ with an identity ``viewmat`` and the canonical intrinsics. Output layers are ini
 
 from __future__ import annotations
 
+import functools
+
 import math
 
 import torch
@@ -64,7 +66,14 @@ def init_head(conv: nn.Conv2d, gaussians_per_pixel: int) -> None:
 
 
 def pixel_rays(size: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Camera-space ray directions with z = 1 through each pixel centre, ``(size, size, 3)``."""
+    """Camera-space ray directions with z = 1 through each pixel centre, ``(size, size, 3)``; one
+    tensor per (size, device, dtype), made once and shared (read it, never write it): a forward pass
+    then copies nothing from the host, which a CUDA graph capture requires."""
+    return _pixel_rays(int(size), torch.device(device) if device is not None else torch.device("cpu"), dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _pixel_rays(size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     K = canonical_intrinsics(size).to(device=device, dtype=dtype)
     coords = torch.arange(size, device=device, dtype=dtype) + 0.5
     v, u = torch.meshgrid(coords, coords, indexing="ij")

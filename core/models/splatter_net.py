@@ -241,8 +241,8 @@ class SplatterNet(ModelMixin, ConfigMixin):
         regressor always decodes its own 16×16 features at full weight.
         """
         skips, top = features[:-1], features[-1]
-        w = torch.as_tensor(skip_weight, dtype=top.dtype, device=top.device)
         if self.config.variational:
+            w = torch.as_tensor(skip_weight, dtype=top.dtype, device=top.device)
             if latent is None:
                 raise ValueError("the VAR decodes from a latent; pass latent=")
             wb = w.reshape(-1, 1, 1, 1) if w.dim() else w

@@ -7,7 +7,8 @@
 #   scripts/device/session.sh stage                  setup (wheels, gsplat build, carried .devdata shards)
 #   scripts/device/session.sh start MINUTES SECONDS  check the staged data, start JOBS for MINUTES, watch SECONDS
 #   scripts/device/session.sh watch SECONDS          watch; every watching call returns the insurance copies
-#   scripts/device/session.sh bench                  the figures that need no data: bench viewport's grid (#35)
+#   scripts/device/session.sh bench                  the figures that need no data: the graphed loops' CUDA tests,
+#                                                    bench generate (#28), bench viewport's grid (#35)
 #   scripts/device/session.sh eval                   the val split's evaluation alone on the GPU, timed (#31)
 #
 # env JOBS (default "cam tgp mvden"):
@@ -101,6 +102,9 @@ case $what in
     insurance
     ;;
   bench)
+    # the CUDA-only tests of the graphed loops first (they decide whether the timings below count)
+    python3 -m pytest -q -p no:cacheprovider tests/test_graphed_forward.py tests/test_step_graphs.py 2>&1 | tail -n 5
+    python3 -m splatgen.core.cli bench generate --device cuda --out-dir "$OUT" 2>&1 | grep -v -e "config attributes" | tail -n 14
     python3 -m splatgen.core.cli bench viewport --backends gsplat gl --sizes 1024 --frames 60 --tiles 16 64 \
       --out-dir "$OUT" 2>&1 | grep -v -e "config attributes" | tail -n 20
     ;;
