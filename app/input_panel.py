@@ -17,7 +17,7 @@ again, now with that mask. Signals: ``open_requested()``, ``image_chosen(str pat
 
 The photo's camera (:mod:`splatgen.core.photo_camera`): an elevation slider and a field-of-view
 slider. The elevation starts in the *auto* state, showing the shipped estimator's reading of the
-prepared input (read when the input is shown: a 64² CNN, milliseconds); moving the slider sets it by
+prepared input (read when the input is shown: a small CNN, milliseconds); moving the slider sets it by
 hand, *Auto* goes back to the estimate. The field of view starts at the canonical 40°, the one every
 shipped model was trained at (another value is recorded with the samples and the model says it
 assumed 40°). Both are drawn over the model input as a ground grid, up axis and horizon
