@@ -28,7 +28,8 @@ class RegressorGenerator(Generator):
         self.name, self.device = name, device
         self.net = net.to(device).eval()
         self.defaults = GenerationSettings(guidance=1.0, skip_weight=1.0, steps=1, scheduler="none", strength=1.0)
-        self.use_cuda_graphs(True)
+        # off by default: the graphed pass has not yet matched the eager one on a GPU (tests/test_graphed_forward.py)
+        self.use_cuda_graphs(False)
 
     @classmethod
     def from_folder(cls, path, manifest, device):
@@ -39,8 +40,8 @@ class RegressorGenerator(Generator):
         return cls(net, name=str(manifest.get("name") or path.name), device=device)
 
     def use_cuda_graphs(self, enabled: bool = True) -> None:
-        """On CUDA, run the network as a captured CUDA graph per input shape (the default there: one
-        pass is otherwise bound by kernel launches). No effect on the CPU."""
+        """On CUDA, run the network as a captured CUDA graph per input shape (one pass is otherwise
+        bound by kernel launches). No effect on the CPU."""
         self.graphs = GraphedForward(self._gaussian_fields) \
             if enabled and self.device.type == "cuda" else None
 
