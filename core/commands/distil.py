@@ -37,7 +37,7 @@ def collect(args: argparse.Namespace) -> int:
     index = run_collect(args.teacher, args.images, args.out, noises_per_image=args.noises_per_image,
                         guidances=tuple(args.guidance), steps=args.steps, batch_size=args.batch_size,
                         shard_items=args.shard_items, max_items=args.max_items, seed=args.seed, device=args.device,
-                        progress=progress)
+                        progress=progress, num_views=args.num_views)
     print(f"{args.out}: {index['items']} of {index['planned_items']} items in {len(index['shards'])} shards "
           f"(teacher {index['teacher']['name']}, DDIM {index['steps']} steps, guidance "
           f"{', '.join(f'{g:g}' for g in index['guidances'])})")
@@ -78,7 +78,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                                    "multi-view teacher's deterministic DDIM from that seed's noise and write the "
                                    "quadruples in shards; a stopped collection continues where it stopped.")
     c.add_argument("--images", type=Path, required=True, help="an image set (splatgen distil images)")
-    c.add_argument("--teacher", "--model", dest="teacher", required=True, help="the multi-view model folder")
+    c.add_argument("--teacher", "--model", dest="teacher", required=True,
+                   help="the multi-view model folder (a latent-diffusion one, e.g. assets/models/diffusion, stands in "
+                        "until the multi-view model is good enough to distil)")
+    c.add_argument("--num-views", type=positive_int, default=8, metavar="N",
+                   help="the stand-in teacher's rendered views per item, view 0 the input camera (default 8)")
     c.add_argument("--out", "-o", type=Path, required=True, help="the collection folder (new, or one to continue)")
     c.add_argument("--noises-per-image", type=positive_int, default=2, metavar="K")
     c.add_argument("--guidance", type=float, nargs="+", default=[2.0], metavar="G",

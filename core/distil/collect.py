@@ -12,6 +12,12 @@ so the student can take the guidance as an input. The cameras are the teacher's 
 elevation the photo-camera estimator reads from each image, as generation does. Items are batched
 across images (one guidance value a batch).
 
+Until the multi-view teacher is good enough to distil, the latent-diffusion generator (seed 001)
+stands in, as #33 allows: its DDIM ODE from ``teacher.noise(seed)`` gives a latent, the VAR decodes it
+into Gaussians, and their renders at the same orbit cameras (``num_views`` of them, view 0 the input
+camera) are the views; ``latents`` is then the one latent ``(M, 1, C, s, s)``, and ``noise`` likewise.
+The index records the teacher's kind; a student says which teacher it learnt from.
+
 Shard ``quads-NNNNN.safetensors`` (M items, N views, latents C × s², S = 128):
 
 * ``image`` ``(M,)`` int64 — the item's row ``id`` in the image set; ``seed`` ``(M,)`` int64;
@@ -94,12 +100,57 @@ def teacher_items(teacher, inputs: torch.Tensor, seeds: list[int], guidance: flo
             "viewmats": viewmats.float().cpu()}
 
 
+@torch.no_grad()
+def stand_in_items(teacher, inputs: torch.Tensor, seeds: list[int], guidance: float, steps: int,
+                   num_views: int) -> dict:
+    """:func:`teacher_items` for the latent-diffusion stand-in teacher: its deterministic DDIM sample of
+    each input (one seed each), decoded to Gaussians in the input camera's frame and rendered at the
+    orbit's ``num_views`` cameras on the canonical background (no colour matching: the student's
+    generator matches its own samples to the photo, as the teacher's does)."""
+    from .. import framing
+    from ..cameras import canonical_intrinsics
+    from ..generator.base import GenerationSettings, with_camera
+    from ..generator.multi_view import orbit_cameras
+    from ..generator.sampling import sample_latents
+    from ..render import render
+
+    dev = teacher.device
+    inputs = inputs.to(dev).float()
+    size = inputs.shape[-1]
+    elevations, cams, features, conditions = [], [], [], []
+    for image in inputs:
+        settings, _ = with_camera(GenerationSettings(), image)
+        elevations.append(float(settings.elevation))
+        cams.append(orbit_cameras(num_views, dev, settings.elevation)[0])
+        f, c = teacher.encode(image)
+        features.append(f)
+        conditions.append(c)
+    features = [torch.cat([f[level] for f in features]) for level in range(len(features[0]))]
+    noise = torch.cat([teacher.noise(s) for s in seeds])
+    z = sample_latents(teacher.denoiser, torch.cat(conditions), steps=steps, guidance=guidance, scheduler="ddim",
+                       noise=noise, strength=1.0)
+    gaussians = teacher.var.decode(features, z, float(teacher.defaults.skip_weight)).gaussians
+    viewmats = torch.stack(cams)                                                          # (B, N, 4, 4)
+    K = canonical_intrinsics(size).to(dev)
+    bg = torch.as_tensor(framing.BACKGROUND, dtype=torch.float32, device=dev)
+    views = []
+    for i in range(len(seeds)):
+        out = render(gaussians[i], viewmats[i], K, size, size, background=bg)
+        views.append(torch.cat([out.rgb, out.alpha], -1).clamp(0, 1))                   # (N, S, S, 4)
+    return {"seed": torch.tensor(seeds, dtype=torch.int64), "guidance": torch.full((len(seeds),), guidance),
+            "elevation": torch.tensor(elevations, dtype=torch.float32),
+            "noise": noise[:, None].half().cpu(), "latents": z[:, None].half().cpu(),
+            "views": (torch.stack(views) * 255.0).round().to(torch.uint8).cpu(),
+            "viewmats": viewmats.float().cpu()}
+
+
 def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out: str | os.PathLike, *,
             noises_per_image: int = 2, guidances: tuple[float, ...] = (2.0,), steps: int = 30, batch_size: int = 32,
             shard_items: int = SHARD_ITEMS, max_items: int | None = None, seed: int = 0, device="auto",
-            progress=None) -> dict:
+            progress=None, num_views: int = 8) -> dict:
     """Write (or continue) a collection (module docstring) into ``out``; returns its index.
-    ``max_items``: stop after that many more items (a call's share of a long collection)."""
+    ``max_items``: stop after that many more items (a call's share of a long collection);
+    ``num_views``: the stand-in teacher's rendered views (the multi-view teacher has its own count)."""
     from ..generator import load_generator
 
     if noises_per_image < 1 or steps < 1 or batch_size < 1 or shard_items < 1 or not guidances:
@@ -108,13 +159,16 @@ def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out
         raise SplatgenError(f"guidance values must be between 0 and 20, got {list(guidances)}")
     teacher_folder, image_set, out = Path(teacher_folder), Path(image_set), Path(out)
     teacher = load_generator(teacher_folder, device=device)
-    if teacher.kind != "multi-view":
+    if teacher.kind not in ("multi-view", "latent-diffusion"):
         raise SplatgenError(f"{teacher_folder}: the one-step student's teacher is the multi-view model "
-                            f"(kind 'multi-view'), not {teacher.kind!r}")
+                            f"(kind 'multi-view'; 'latent-diffusion' stands in for it), not {teacher.kind!r}")
+    stand_in = teacher.kind == "latent-diffusion"
+    if num_views < 2:
+        raise SplatgenError(f"the stand-in teacher's views must be 2 or more, got {num_views}")
     images = ImageSet(image_set, split="distil")
     if len(images) == 0:
         raise DatasetError(f"{image_set}: no image in its distil split")
-    size = int(teacher.autoencoder.config.sample_size)
+    size = int(teacher.var.config.image_size if stand_in else teacher.autoencoder.config.sample_size)
     if images.rgba.shape[1] != size:
         raise DatasetError(f"{image_set}: {images.rgba.shape[1]}² images, the teacher takes {size}²")
     ids = [int(r["id"]) for r in images.rows]
@@ -124,7 +178,8 @@ def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out
     # the paths, so the folders may move), and the device kind (CPU and GPU kernels round differently)
     key = {"format": FORMAT, "teacher_sha256": _sha256_folder(teacher_folder),
            "image_set_sha256": hashlib.sha256((image_set / "index.json").read_bytes()).hexdigest(),
-           "device": teacher.device.type, "num_views": teacher.num_views, "scheduler": "ddim", "eta": 0.0,
+           "teacher_kind": teacher.kind, "device": teacher.device.type,
+           "num_views": int(num_views) if stand_in else teacher.num_views, "scheduler": "ddim", "eta": 0.0,
            "steps": int(steps), "noises_per_image": int(noises_per_image),
            "guidances": [float(g) for g in guidances], "seed": int(seed), "shard_items": int(shard_items)}
     index_path = out / "index.json"
@@ -134,6 +189,7 @@ def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out
     out.mkdir(parents=True, exist_ok=True)
     items = plan_items(ids, noises_per_image, list(guidances), seed)
     header = {**key, "teacher": {"folder": str(teacher_folder), "name": teacher.name},
+              "noise_shape": list(teacher.noise(0).shape),  # what the student's generator must draw per seed
               "image_set": {"folder": str(image_set)}, "planned_items": len(items)}
 
     def write_index(done: int) -> None:
@@ -151,8 +207,9 @@ def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out
             group = [it for it in chunk if it[2] == g]
             for b in range(0, len(group), batch_size):
                 sub = group[b:b + batch_size]
-                part = teacher_items(teacher, images.inputs([row_of[i] for i, _, _ in sub]), [s for _, s, _ in sub], g,
-                                     steps)
+                inputs, seeds = images.inputs([row_of[i] for i, _, _ in sub]), [s for _, s, _ in sub]
+                part = stand_in_items(teacher, inputs, seeds, g, steps, num_views) if stand_in else \
+                    teacher_items(teacher, inputs, seeds, g, steps)
                 part["image"] = torch.tensor([i for i, _, _ in sub], dtype=torch.int64)
                 parts.append(part)
         fields = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -221,4 +278,4 @@ def load_quads(folder: str | os.PathLike, device="cpu") -> dict:
     return {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
 
 
-__all__ = ["collect", "load_quads", "plan_items", "teacher_items", "SHARD_ITEMS"]
+__all__ = ["collect", "load_quads", "plan_items", "stand_in_items", "teacher_items", "SHARD_ITEMS"]
