@@ -16,13 +16,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "with a resumable checkpoint in OUT/checkpoint; --resume continues exactly. "
                                    "Under torchrun the run uses every GPU (DistributedDataParallel).")
     p.add_argument("model", choices=("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder",
-                                      "mv-distill", "teacher-guided", "perceptual", "camera"),
-                   help="teacher-guided: a denoiser over the --teacher regressor's noised Splatter Images, trained "
+                                      "mv-distill", "teacher-guided", "one-step", "perceptual", "camera"),
+                   help="one-step: the one-step student (seed 002) distilled from a collection of `splatgen distil "
+                        "collect` (--data), starting from --init-from REGRESSOR; teacher-guided: a denoiser over the --teacher regressor's noised Splatter Images, trained "
                         "on renders only (seed 000); mv-*: the stages of the multi-view model, in this order: autoencoder, denoiser, decoder, "
                         "distill (the decoder needs only the autoencoder); perceptual: the category classifier of the "
                         "eval's KID; camera: the photo-camera (elevation) estimator, chosen on --test-data's val split")
     p.add_argument("--data", type=Path, required=True,
-                   help="a dataset built by `splatgen data build` (its train split is used) or packed by `splatgen data pack`")
+                   help="a dataset built by `splatgen data build` (its train split is used) or packed by `splatgen data pack`; "
+                        "one-step: a collection of `splatgen distil collect`")
     p.add_argument("-o", "--out", type=Path, required=True, help="run folder (checkpoint/, log.jsonl, samples)")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/checkpoint if it exists")
     p.add_argument("--init-from", help="start from the weights of a model folder (e.g. assets/models/regressor)")
@@ -173,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
         from ..training.multiview import run_stage
 
         result = run_stage(config, bank)
+    elif config.model == "one-step":  # --data is a collection of `splatgen distil collect`, not a dataset
+        from ..training.one_step import train_one_step
+
+        result = train_one_step(config)
     elif config.model == "teacher-guided":
         from ..training.teacher_guided import train_teacher_guided
 

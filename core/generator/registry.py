@@ -19,6 +19,7 @@ from . import model_folder
 from .base import GenerationSettings, Generator
 from .latent_diffusion import LatentDiffusionGenerator
 from .multi_view import MultiViewGenerator
+from .one_step import OneStepGenerator
 from .regressor import RegressorGenerator
 from .teacher_guided import TeacherGuidedGenerator
 
@@ -28,6 +29,7 @@ GENERATORS: dict[str, type[Generator]] = {cls.kind: cls for cls in (
     RegressorGenerator,
     MultiViewGenerator,
     TeacherGuidedGenerator,
+    OneStepGenerator,
 )}
 
 

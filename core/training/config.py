@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import SplatgenError
 
 MODELS = ("regressor", "var", "diffusion", "mv-autoencoder", "mv-denoiser", "mv-decoder", "mv-distill",
-          "teacher-guided")
+          "teacher-guided", "one-step")
 
 
 #: Allowed values of the numeric settings: (lowest, highest, whether the lowest itself is allowed);
