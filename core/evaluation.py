@@ -272,6 +272,8 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
         pairs = list(itertools.combinations(range(len(samples)), 2))
         out["diversity_novel_psnr"] = float(np.mean([float(psnr(r[a, 1:], r[b, 1:]).mean()) for a, b in pairs]))
         out["diversity_input_psnr"] = float(np.mean([float(psnr(r[a, 0], r[b, 0])) for a, b in pairs]))
+    if hasattr(gen, "refine") and getattr(gen, "teacher", None) is not None:
+        out.update(teacher_agreement(gen, model_input, settings, r, images, rel, dev))
     consistency = [c for c in (view_consistency(sample) for sample in samples) if c is not None]
     if consistency:
         out["consistency_psnr"] = float(np.mean(consistency))
@@ -281,6 +283,29 @@ def evaluate_object(gen: Generator, obj: EvalObject, settings: GenerationSetting
     if perceptual is not None:
         out.update(perceptual_row(perceptual, r[0, 1:], images[1:], object_category(obj)))
     return out
+
+
+def teacher_agreement(gen, model_input: torch.Tensor, settings: GenerationSettings, renders: torch.Tensor,
+                      images: torch.Tensor, rel: torch.Tensor, dev) -> dict:
+    """A student (the one-step generator) against its teacher on the same seeds and guidance: the
+    teacher's samples (``gen.refine``) rendered at the dataset's cameras, and the PSNR between the
+    student's renders ``renders`` ``(K, V, S, S, 3)`` and the teacher's (input view and novel views;
+    #33 asks ≥ 28 dB on novel views), with the teacher's own one-sample and best-of-k novel PSNR."""
+    s = framing.IMAGE_SIZE
+    teacher = []
+    for sample in gen.refine(model_input, settings):
+        cams = rel.to(dev) @ sample.input_viewmat.to(dev)
+        with torch.no_grad():
+            teacher.append(render(sample.gaussians, cams, sample.K, s, s).rgb.clamp(0, 1).cpu())
+    t = torch.stack(teacher)                                                              # (K, V, S, S, 3)
+    agree = psnr(renders, t)                                                              # (K, V)
+    own = psnr(t, images.expand_as(t))
+    row = {"teacher_agreement_input_psnr": float(agree[:, 0].mean()),
+           "teacher_agreement_novel_psnr": float(agree[:, 1:].mean()),
+           "teacher_novel_psnr": float(own[0, 1:].mean())}
+    if len(t) > 1:
+        row["teacher_best_of_k_novel_psnr"] = float(own[:, 1:].mean(1).max())
+    return row
 
 
 def view_consistency(sample) -> float | None:

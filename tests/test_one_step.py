@@ -90,7 +90,7 @@ def test_the_stand_in_teacher_collects_its_own_samples_views(collection, image_s
     assert (q["views"][k, 1].float() - q["views"][k, 0].float()).abs().mean().item() > 1.0
 
 
-def test_train_export_generate_and_refine(collection, tmp_path, run_splatgen):
+def test_train_export_generate_and_refine(collection, dataset, tmp_path, run_splatgen):  # noqa: F811
     """`splatgen train one-step` on the collection (2 steps) exports a model folder that loads as the
     `one-step` generator: the seed's noise is the teacher's, one pass gives a sample per seed, and
     refine returns the teacher's samples for the same seeds."""
@@ -112,6 +112,14 @@ def test_train_export_generate_and_refine(collection, tmp_path, run_splatgen):
     assert all(s.model == gen.name for s in samples) and "colour_match" in samples[0].info
     refined = gen.refine(image, GenerationSettings(seed=11, num_samples=1, steps=2))
     assert refined[0].model == gen.teacher.name and refined[0].seed == 11
+    # eval reports the student's agreement with its teacher on the same seeds (a dataset object)
+    from splatgen.core.evaluation import evaluate, find_objects
+
+    objects = find_objects(dataset, split="train")[:1]
+    report = evaluate(gen, objects, GenerationSettings(num_samples=2, seed=0), progress=False)
+    assert report["kind"] == "one-step" and 15 < report["teacher_agreement_novel_psnr"] < 60
+    assert report["teacher_agreement_input_psnr"] > report["teacher_agreement_novel_psnr"] - 10
+    assert report["teacher_novel_psnr"] is not None and report["teacher_best_of_k_novel_psnr"] >= report["teacher_novel_psnr"] - 1e-6
     # resuming continues the run's step count
     r = run_splatgen("train", "one-step", "--data", str(collection), "--out", str(out), "--resume",
                      "--batch-size", "2", "--num-targets", "2", "--max-steps", "3", "--device", "cpu")

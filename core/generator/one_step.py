@@ -109,12 +109,15 @@ class OneStepGenerator(Generator):
 
     def refine(self, image, settings=GenerationSettings(), **kwargs) -> list[Sample]:
         """The teacher's samples for the same image, seeds and guidance: what the previews stand for.
-        ``settings``' steps, scheduler and strength go to the teacher's sampler (None: its defaults)."""
+        By default the teacher samples as the student learnt it (``teacher_steps`` of
+        ``teacher_scheduler``, from pure noise); ``settings``' steps, scheduler and strength override that."""
         teacher = self.teacher
         if teacher is None:
             raise SettingsError(f"{self.name} names no teacher (components.teacher): there is nothing to refine with")
         s = self.resolve(settings)
         return teacher.generate(image, GenerationSettings(
             seed=s.seed, num_samples=s.num_samples, guidance=s.guidance, elevation=s.elevation, fov=s.fov,
-            colour_match=s.colour_match, steps=settings.steps, scheduler=settings.scheduler,
-            strength=settings.strength), **kwargs)
+            colour_match=s.colour_match,
+            steps=settings.steps if settings.steps is not None else int(self.student.config.teacher_steps),
+            scheduler=settings.scheduler or self.student.config.teacher_scheduler,
+            strength=settings.strength if settings.strength is not None else 1.0), **kwargs)

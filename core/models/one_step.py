@@ -71,6 +71,9 @@ class OneStepNet(ModelMixin, ConfigMixin):
         # the teacher this student was distilled from (its kind and its folder's sha256), for the record
         teacher_kind: str = "",
         teacher_sha256: str = "",
+        # the teacher's sampler the student learnt (DDIM, η = 0, so an ODE: one noise, one object)
+        teacher_steps: int = 20,
+        teacher_scheduler: str = "ddim",
         default_guidance: float = 2.0,
         trained_steps: int = 0,
     ):

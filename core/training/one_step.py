@@ -95,6 +95,12 @@ class QuadBank:
         return idx, ViewBatch(input=inp, rgb=rgb, alpha=alpha, viewmats=viewmats, Ks=Ks, objects=idx)
 
 
+def _middle(values: list[float]) -> float:
+    """The middle of the collection's guidance values (the student's default guidance)."""
+    v = sorted(float(x) for x in values)
+    return v[len(v) // 2]
+
+
 def build_student(config: TrainConfig, out_dir: Path, bank: QuadBank, device) -> OneStepNet:
     """The checkpoint's student (``--resume``), else a new one made from the ``--init-from`` regressor."""
     ckpt = out_dir / "checkpoint" / "model" / "config.json"
@@ -114,7 +120,9 @@ def build_student(config: TrainConfig, out_dir: Path, bank: QuadBank, device) ->
     index = bank.index
     return OneStepNet.from_regressor(regressor, bank.noise_shape, teacher_kind=str(index.get("teacher_kind", "")),
                                      teacher_sha256=str(index.get("teacher_sha256", "")),
-                                     default_guidance=float((index.get("guidances") or [2.0])[0])).to(device)
+                                     teacher_steps=int(index.get("steps", 20)),
+                                     teacher_scheduler=str(index.get("scheduler", "ddim")),
+                                     default_guidance=_middle(index.get("guidances") or [2.0])).to(device)
 
 
 def write_model_folder(ema_model: OneStepNet, folder: Path, teacher: Path | None) -> None:
