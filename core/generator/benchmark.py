@@ -89,18 +89,19 @@ def benchmark_model(name: str, dev: torch.device, image: torch.Tensor, steps: in
         print(f"{name:10s} {what:46s} {r['median_ms']:9.1f} ms {row['samples_per_s']:8.1f} samples/s{busy}")
         return row
 
-    configs = [(f"{steps} DDIM steps", steps)] if gen.stochastic else [("one pass", None)]
-    if gen.stochastic:
+    one_pass = not gen.stochastic or gen.kind == "one-step"  # no sampler: steps mean nothing to it
+    configs = [("one pass", None)] if one_pass else [(f"{steps} DDIM steps", steps)]
+    if not one_pass:
         d = gen.defaults
         configs.append((f"defaults ({d.steps} {d.scheduler} steps)", None))
     for label, st in configs:
-        s = _settings(gen, st, guidance if st else None, 1)
+        s = _settings(gen, st, guidance if st or one_pass else None, 1)
         add(f"1 sample, {label}", lambda s=s: gen.generate(image, s), 1, repeat, steps=st or gen.defaults.steps)
     for n in counts if gen.stochastic else ():  # a deterministic model gives one sample whatever is asked
         s = _settings(gen, steps, guidance, n)
         reps = max(1, repeat // 2) if n > 64 else repeat
-        add(f"{n} samples, {configs[0][0]}", lambda s=s: gen.generate(image, s), n, reps, steps=steps,
-            batch=gen.max_batch)
+        add(f"{n} samples, {configs[0][0]}", lambda s=s: gen.generate(image, s), n, reps,
+            steps=gen.defaults.steps if one_pass else steps, batch=gen.max_batch)
     return rows
 
 
