@@ -52,9 +52,10 @@ def fit_colour_transforms(render_rgb: torch.Tensor, render_alpha: torch.Tensor, 
     xm = x * mask[None, :, None]
     eye, zero = torch.eye(3, dtype=torch.float64, device=ar.device), torch.zeros(3, dtype=torch.float64, device=ar.device)
     w0 = torch.cat([eye, zero[None]], 0)                                                  # (4, 3)
-    lam = ridge * mask.sum()           # 0 without object pixels: then the system is 0 = 0 and w = w0 below
-    lhs = xm.transpose(1, 2) @ x + (lam + (lam == 0).double()) * torch.eye(4, dtype=torch.float64, device=ar.device)
-    rhs = xm.transpose(1, 2) @ target + (lam + (lam == 0).double()) * w0
+    # without object pixels the system is 0 = 0: a unit pull to the identity then gives w = w0
+    lam = ridge * mask.sum() + (mask.sum() == 0).double()
+    lhs = xm.transpose(1, 2) @ x + lam * torch.eye(4, dtype=torch.float64, device=ar.device)
+    rhs = xm.transpose(1, 2) @ target + lam * w0
     w = torch.linalg.solve(lhs, rhs)                                                      # (B, 4, 3)
     return w[:, :3].transpose(1, 2).to(render_rgb), w[:, 3].to(render_rgb)
 

@@ -293,7 +293,10 @@ def teacher_agreement(gen, model_input: torch.Tensor, settings: GenerationSettin
     #33 asks ≥ 28 dB on novel views), with the teacher's own one-sample and best-of-k novel PSNR."""
     s = framing.IMAGE_SIZE
     teacher = []
-    for sample in gen.refine(model_input, settings):
+    # the sampler the student learnt (its teacher_steps of DDIM), whatever eval's --steps says
+    learnt = GenerationSettings(seed=settings.seed, num_samples=settings.num_samples, guidance=settings.guidance,
+                                elevation=settings.elevation, fov=settings.fov, colour_match=settings.colour_match)
+    for sample in gen.refine(model_input, learnt):
         cams = rel.to(dev) @ sample.input_viewmat.to(dev)
         with torch.no_grad():
             teacher.append(render(sample.gaussians, cams, sample.K, s, s).rgb.clamp(0, 1).cpu())

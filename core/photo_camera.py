@@ -101,6 +101,8 @@ def load_estimator(folder: str | Path | None = None, device: torch.device | str 
 
     path = Path(folder) if folder is not None else estimator_folder()
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" are one copy
+        device = torch.device("cuda", torch.cuda.current_device())
     key = (str(path.resolve()), str(device))
     with _lock:
         if key not in _cache:

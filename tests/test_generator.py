@@ -189,8 +189,8 @@ def test_the_model_list_holds_the_registered_kinds_default_first(tmp_path, monke
 def test_a_registry_entry_is_all_a_new_generator_needs(tmp_path, monkeypatch):
     from splatgen.core.generator import GENERATORS, Generator
 
-    class OneStep(Generator):
-        kind = "one-step"
+    class Instant(Generator):
+        kind = "instant"
 
         @classmethod
         def from_folder(cls, path, manifest, device):
@@ -198,14 +198,14 @@ def test_a_registry_entry_is_all_a_new_generator_needs(tmp_path, monkeypatch):
             made.name, made.device = manifest["name"], device
             return made
 
-    folder = tmp_path / "one-step"
+    folder = tmp_path / "instant"
     folder.mkdir()
-    (folder / "splatgen.json").write_text(json.dumps({"format": 1, "kind": "one-step", "name": "fast"}))
+    (folder / "splatgen.json").write_text(json.dumps({"format": 1, "kind": "instant", "name": "fast"}))
     with pytest.raises(ModelError, match="'kind' must be one of"):
         load_generator(folder, "cpu")
-    monkeypatch.setitem(GENERATORS, "one-step", OneStep)
+    monkeypatch.setitem(GENERATORS, "instant", Instant)
     made = load_generator(folder, "cpu")
-    assert isinstance(made, OneStep) and made.name == "fast" and made.path == folder
+    assert isinstance(made, Instant) and made.name == "fast" and made.path == folder
     assert made.device == torch.device("cpu")
 
 

@@ -112,6 +112,12 @@ def test_train_export_generate_and_refine(collection, dataset, tmp_path, run_spl
     assert all(s.model == gen.name for s in samples) and "colour_match" in samples[0].info
     refined = gen.refine(image, GenerationSettings(seed=11, num_samples=1, steps=2))
     assert refined[0].model == gen.teacher.name and refined[0].seed == 11
+    # a sample's own settings (one pass: steps 1, no scheduler) refine with the teacher's learnt sampler
+    assert gen.refine(image, samples[0].settings)[0].settings.scheduler == "ddim"
+    from splatgen.core.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="one-step"):
+        gen.resample(image, samples[0])
     # eval reports the student's agreement with its teacher on the same seeds (a dataset object)
     from splatgen.core.evaluation import evaluate, find_objects
 

@@ -188,9 +188,9 @@ def collect(teacher_folder: str | os.PathLike, image_set: str | os.PathLike, out
         raise DatasetError(f"{out}: not empty and not a collection")
     out.mkdir(parents=True, exist_ok=True)
     items = plan_items(ids, noises_per_image, list(guidances), seed)
-    header = {**key, "teacher": {"folder": str(teacher_folder), "name": teacher.name},
+    header = {**key, "teacher": {"folder": str(teacher_folder.resolve()), "name": teacher.name},
               "noise_shape": list(teacher.noise(0).shape),  # what the student's generator must draw per seed
-              "image_set": {"folder": str(image_set)}, "planned_items": len(items)}
+              "image_set": {"folder": str(image_set.resolve())}, "planned_items": len(items)}
 
     def write_index(done: int) -> None:
         atomic_write(index_path, (json.dumps({**header, "shards": shards, "items": done}, indent=1) + "\n").encode(),
@@ -238,6 +238,7 @@ def _resumable_shards(out: Path, key: dict) -> list[dict]:
             raise ValueError("no shard list")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"{out / 'index.json'}: unreadable ({exc})") from None
+    old.setdefault("teacher_kind", "multi-view")  # written before the stand-in teacher existed
     if {k: old.get(k) for k in key} != key:
         raise DatasetError(f"{out}: holds a collection with another teacher, image set, device or settings; "
                            "collect into a new folder")

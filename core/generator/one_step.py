@@ -43,6 +43,7 @@ class OneStepGenerator(Generator):
         self.student = student.to(device).eval()
         self.teacher_folder = teacher_folder
         self._teacher = None
+        self._teacher_lock = threading.Lock()
         d = dict(guidance=student.config.default_guidance, skip_weight=1.0, steps=1, scheduler="none", strength=1.0)
         d.update(defaults or {})
         self.defaults = GenerationSettings(**d)
@@ -101,11 +102,19 @@ class OneStepGenerator(Generator):
     @property
     def teacher(self) -> Generator | None:
         """The teacher generator (loaded on first use), or None when the folder names none."""
-        if self._teacher is None and self.teacher_folder is not None:
-            from .registry import load_generator
+        with self._teacher_lock:  # two threads asking at once load it once
+            if self._teacher is None and self.teacher_folder is not None:
+                from .registry import load_generator
 
-            self._teacher = load_generator(self.teacher_folder, self.device)
+                self._teacher = load_generator(self.teacher_folder, self.device)
         return self._teacher
+
+    def resample(self, image, sample: Sample, region="occluded", seed: int = 1, *, progress=None,
+                 cancel=None) -> Sample:
+        """Not offered: the student has no sampler to redraw part of a sample with; another seed is one
+        pass away, and :meth:`refine` gives the teacher's sample, whose model can resample."""
+        raise SettingsError(f"{self.name} is a one-step model: it cannot redraw part of a sample; draw another "
+                            "seed, or refine with its teacher and resample that")
 
     def refine(self, image, settings=GenerationSettings(), **kwargs) -> list[Sample]:
         """The teacher's samples for the same image, seeds and guidance: what the previews stand for.
@@ -118,6 +127,9 @@ class OneStepGenerator(Generator):
         return teacher.generate(image, GenerationSettings(
             seed=s.seed, num_samples=s.num_samples, guidance=s.guidance, elevation=s.elevation, fov=s.fov,
             colour_match=s.colour_match,
-            steps=settings.steps if settings.steps is not None else int(self.student.config.teacher_steps),
-            scheduler=settings.scheduler or self.student.config.teacher_scheduler,
+            # a sample's own settings say steps 1, scheduler "none" (one pass): those are not the teacher's
+            steps=settings.steps if settings.steps not in (None, 1) or settings.scheduler not in (None, "none")
+            else int(self.student.config.teacher_steps),
+            scheduler=settings.scheduler if settings.scheduler not in (None, "none")
+            else self.student.config.teacher_scheduler,
             strength=settings.strength if settings.strength is not None else 1.0), **kwargs)

@@ -9,8 +9,9 @@ phases, built here over the regressor's architecture (:mod:`.splatter_net`) so t
 * **Pattern extraction**: the image encoder's 16×16 features ``F`` (the regressor's encoder) meet the
   random information: ``P = FiLM_w(F + noise_in(N))``, then a self-attention block over the 16×16
   tokens, added through a gate that starts at 0 (``P + gate · block(P)``). ``N`` is the teacher's
-  starting noise laid out as ``noise_channels`` planes of ``s × s`` (the latent diffusion teacher's
-  ``(4, 16, 16)``; a multi-view teacher's ``(V, C, s, s)`` flattened to ``V·C`` planes); ``w`` is the
+  starting noise laid out as ``noise_channels`` planes at the features' 16×16 (the latent diffusion
+  teacher's ``(4, 16, 16)``; a multi-view teacher's ``(V, C, s, s)`` is flattened to ``V·C`` planes,
+  and one whose ``s`` is not 16 is refused for now: its noise would need folding to 16×16); ``w`` is the
   teacher's guidance, an input so that the guidance slider still acts (FiLM from ``[w, log(1 + w)]``,
   its last layer at zero).
 * **Progressive decoding**: the regressor's reconstructor (skips at full weight) gives per-pixel
@@ -110,6 +111,10 @@ class OneStepNet(ModelMixin, ConfigMixin):
         rc = regressor.config
         if rc.variational:
             raise ValueError("the student starts from the regressor, not a VAR")
+        top = rc.image_size // 2 ** (len(rc.channels) - 1)
+        if tuple(int(d) for d in noise_shape[-2:]) != (top, top):
+            raise ValueError(f"the teacher's noise is {tuple(noise_shape)}: its planes must be {top}×{top}, the "
+                             "image features' size, to be read by this student")
         noise_channels = 1
         for d in noise_shape[1:-2]:
             noise_channels *= int(d)

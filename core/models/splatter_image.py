@@ -72,7 +72,7 @@ def pixel_rays(size: int, device=None, dtype=torch.float32) -> torch.Tensor:
     return _pixel_rays(int(size), torch.device(device) if device is not None else torch.device("cpu"), dtype)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=None)  # never evicted: a captured CUDA graph reads these tensors' memory
 def _pixel_rays(size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     K = canonical_intrinsics(size).to(device=device, dtype=dtype)
     coords = torch.arange(size, device=device, dtype=dtype) + 0.5

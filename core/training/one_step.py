@@ -23,6 +23,7 @@ and ``--max-minutes`` as every loop (:mod:`.trainer`). ``--export`` writes a mod
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -39,6 +40,7 @@ from ..models.one_step import OneStepNet
 from ..models.splatter_net import SplatterNet
 from ..models.weights import load_network
 from ..render import choose_backend
+from .checkpoint import resumed_run_args
 from .config import TrainConfig
 from .recon import export_model, reconstruction_loss
 from .trainer import (EMA, RunLog, RunningMetrics, after_step, bf16_autocast, end_run, make_clock, make_optimizer,
@@ -56,13 +58,22 @@ class QuadBank:
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{folder}: not a collection of `splatgen distil collect` ({exc})") from None
         q = load_quads(folder, "cpu")
-        images = ImageSet(Path(self.index["image_set"]["folder"]), split="distil")
+        set_folder = Path(self.index["image_set"]["folder"])
+        sha = hashlib.sha256((set_folder / "index.json").read_bytes()).hexdigest() \
+            if (set_folder / "index.json").is_file() else None
+        if sha != self.index.get("image_set_sha256"):
+            raise DatasetError(f"{folder}: its image set {set_folder} is missing or not the one it was collected "
+                               "from (index.json differs): collect again over the set at hand")
+        images = ImageSet(set_folder, split="distil")
         row_of = {int(r["id"]): k for k, r in enumerate(images.rows)}
         missing = sorted({int(i) for i in q["image"].tolist()} - set(row_of))
         if missing:
             raise DatasetError(f"{folder}: items name images {missing[:5]} that its image set's distil split lacks")
         self.inputs = images.inputs([row_of[int(i)] for i in q["image"].tolist()]).to(device)   # (M, 4, S, S)
-        self.noise = q["noise"].float().to(device)                                             # (M, ...)
+        # the noise drawn again from each item's seed, as the generator draws it (the shard keeps fp16)
+        shape = self.noise_shape
+        self.noise = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
+                                for seed in q["seed"].tolist()]).to(device)                 # (M, ...)
         self.guidance = q["guidance"].float().to(device)                                       # (M,)
         self.views = q["views"].to(device)                                                     # (M, N, S, S, 4)
         self.viewmats = q["viewmats"].float().to(device)                                       # (M, N, 4, 4)
@@ -76,7 +87,9 @@ class QuadBank:
     def noise_shape(self) -> tuple[int, ...]:
         """The teacher's ``noise(seed)`` shape, ``(1, …)``, as the generator must draw it."""
         shape = self.index.get("noise_shape")
-        return tuple(int(d) for d in shape) if shape else (1, *self.noise.shape[2:])
+        if not shape:
+            raise DatasetError("the collection's index does not say its teacher's noise shape: collect it again")
+        return tuple(int(d) for d in shape)
 
     def sample(self, batch_size: int, num_targets: int, generator: torch.Generator):
         """(item indices ``(B,)``, a :class:`ViewBatch` whose view 0 is the input image itself and views
@@ -104,7 +117,7 @@ def _middle(values: list[float]) -> float:
 def build_student(config: TrainConfig, out_dir: Path, bank: QuadBank, device) -> OneStepNet:
     """The checkpoint's student (``--resume``), else a new one made from the ``--init-from`` regressor."""
     ckpt = out_dir / "checkpoint" / "model" / "config.json"
-    if config.resume and ckpt.exists():
+    if config.resume and (out_dir / "checkpoint").exists():
         return OneStepNet.from_config(json.loads(ckpt.read_text())).to(device)
     if not config.init_from:
         raise SplatgenError("a new one-step run starts from the regressor: pass --init-from REGRESSOR_FOLDER "
@@ -112,7 +125,8 @@ def build_student(config: TrainConfig, out_dir: Path, bank: QuadBank, device) ->
     init = Path(config.init_from)
     if (init / "config.json").is_file() and json.loads((init / "config.json").read_text()).get("_class_name") == \
             "OneStepNet":
-        return load_network(OneStepNet, init, "one-step student", error=SplatgenError).to(device)
+        # load_network hands back a frozen network (for inference): this one trains
+        return load_network(OneStepNet, init, "one-step student", error=SplatgenError).to(device).requires_grad_(True)
     regressor = load_network(SplatterNet, init, "regressor", error=SplatgenError)
     if regressor.config.image_size != bank.size:
         raise SplatgenError(f"{init}: a regressor of {regressor.config.image_size}² images; the collection's are "
@@ -142,6 +156,10 @@ def train_one_step(config: TrainConfig) -> dict:
         raise SplatgenError("`train one-step` runs in one process: start it without torchrun")
     torch.manual_seed(config.seed)
     out_dir = Path(config.out)
+    saved = resumed_run_args(out_dir, config.resume)
+    if saved is not None and Path(str(saved.get("data"))).resolve() != Path(config.data).resolve():
+        raise SplatgenError(f"{out_dir}: this run distils {saved.get('data')}; resume it with that --data, or start "
+                            "a new run folder (--init-from its exported model)")
     t_load = time.perf_counter()
     bank = QuadBank(Path(config.data), ctx.device)
     load_s = time.perf_counter() - t_load
