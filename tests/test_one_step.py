@@ -137,3 +137,17 @@ def test_a_new_run_needs_the_regressor_to_start_from(collection, tmp_path, run_s
     r = run_splatgen("train", "one-step", "--data", str(collection), "--out", str(tmp_path / "r"), "--max-steps", "1",
                      "--device", "cpu")
     assert r.returncode != 0 and "--init-from" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_damaged_collection_index_is_one_line_not_a_traceback(collection, tmp_path, run_splatgen):
+    import shutil
+
+    broken = tmp_path / "q"
+    shutil.copytree(collection, broken)
+    index = json.loads((broken / "index.json").read_text())
+    del index["image_set"]
+    (broken / "index.json").write_text(json.dumps(index))
+    r = run_splatgen("train", "one-step", "--data", str(broken), "--out", str(tmp_path / "r"), "--init-from",
+                     str(models_dir() / "regressor"), "--max-steps", "1", "--device", "cpu")
+    assert r.returncode != 0 and "names no image set" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r").exists()  # nothing written for a run that could not start

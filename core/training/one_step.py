@@ -57,8 +57,11 @@ class QuadBank:
             self.index = json.loads((folder / "index.json").read_text())
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{folder}: not a collection of `splatgen distil collect` ({exc})") from None
-        q = load_quads(folder, "cpu")
-        set_folder = Path(self.index["image_set"]["folder"])
+        q = load_quads(folder, "cpu")  # checks the index's format and every shard
+        try:
+            set_folder = Path(self.index["image_set"]["folder"])
+        except (KeyError, TypeError):
+            raise DatasetError(f"{folder}: its index names no image set (image_set.folder)") from None
         sha = hashlib.sha256((set_folder / "index.json").read_bytes()).hexdigest() \
             if (set_folder / "index.json").is_file() else None
         if sha != self.index.get("image_set_sha256"):
