@@ -74,27 +74,32 @@ def plan_items(image_ids: list[int], noises_per_image: int, guidances: list[floa
             for n, i in enumerate(image_ids) for k in range(noises_per_image)]
 
 
+def orbit_of(inputs: torch.Tensor, num_views: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each input's elevation as generation reads it (the photo-camera estimate) ``(B,)`` degrees, and
+    the orbit's ``num_views`` cameras at it in the input camera's frame ``(B, N, 4, 4)``."""
+    from ..generator.base import GenerationSettings, with_camera
+    from ..generator.multi_view import orbit_cameras
+
+    elevations = [float(with_camera(GenerationSettings(), image)[0].elevation) for image in inputs]
+    cams = [orbit_cameras(num_views, inputs.device, e)[0] for e in elevations]
+    return torch.tensor(elevations, dtype=torch.float32), torch.stack(cams)
+
+
 @torch.no_grad()
 def teacher_items(teacher, inputs: torch.Tensor, seeds: list[int], guidance: float, steps: int) -> dict:
     """The teacher's deterministic DDIM views for ``inputs`` ``(B, 4, S, S)`` (one seed each, one guidance):
     the shard fields of the module docstring, on the CPU."""
-    from ..generator.base import GenerationSettings, with_camera
-    from ..generator.multi_view import orbit_cameras, sample_views
+    from ..generator.multi_view import sample_views
 
     dev = teacher.device
     inputs = inputs.to(dev).float()
-    elevations, cams = [], []
-    for image in inputs:
-        settings, _ = with_camera(GenerationSettings(), image)
-        elevations.append(float(settings.elevation))
-        cams.append(orbit_cameras(teacher.num_views, dev, settings.elevation)[0])
-    viewmats = torch.stack(cams)
+    elevations, viewmats = orbit_of(inputs, teacher.num_views)
     noise = torch.cat([teacher.noise(s) for s in seeds])
     z_in = mv_autoencoder.encode(teacher.autoencoder, inputs)
     z = sample_views(teacher.denoiser, z_in, viewmats, noise, steps=steps, guidance=guidance, scheduler="ddim")
     views = mv_autoencoder.decode(teacher.autoencoder, z).clamp(0, 1)  # (B, N, 4, S, S)
     return {"seed": torch.tensor(seeds, dtype=torch.int64), "guidance": torch.full((len(seeds),), guidance),
-            "elevation": torch.tensor(elevations, dtype=torch.float32),
+            "elevation": elevations,
             "noise": noise.half().cpu(), "latents": z.half().cpu(),
             "views": (views.permute(0, 1, 3, 4, 2) * 255.0).round().to(torch.uint8).cpu(),
             "viewmats": viewmats.float().cpu()}
@@ -109,28 +114,19 @@ def stand_in_items(teacher, inputs: torch.Tensor, seeds: list[int], guidance: fl
     generator matches its own samples to the photo, as the teacher's does)."""
     from .. import framing
     from ..cameras import canonical_intrinsics
-    from ..generator.base import GenerationSettings, with_camera
-    from ..generator.multi_view import orbit_cameras
     from ..generator.sampling import sample_latents
     from ..render import render
 
     dev = teacher.device
     inputs = inputs.to(dev).float()
     size = inputs.shape[-1]
-    elevations, cams, features, conditions = [], [], [], []
-    for image in inputs:
-        settings, _ = with_camera(GenerationSettings(), image)
-        elevations.append(float(settings.elevation))
-        cams.append(orbit_cameras(num_views, dev, settings.elevation)[0])
-        f, c = teacher.encode(image)
-        features.append(f)
-        conditions.append(c)
+    elevations, viewmats = orbit_of(inputs, num_views)                                   # (B, N, 4, 4)
+    features, conditions = zip(*(teacher.encode(image) for image in inputs))
     features = [torch.cat([f[level] for f in features]) for level in range(len(features[0]))]
     noise = torch.cat([teacher.noise(s) for s in seeds])
     z = sample_latents(teacher.denoiser, torch.cat(conditions), steps=steps, guidance=guidance, scheduler="ddim",
                        noise=noise, strength=1.0)
     gaussians = teacher.var.decode(features, z, float(teacher.defaults.skip_weight)).gaussians
-    viewmats = torch.stack(cams)                                                          # (B, N, 4, 4)
     K = canonical_intrinsics(size).to(dev)
     bg = torch.as_tensor(framing.BACKGROUND, dtype=torch.float32, device=dev)
     views = []
@@ -138,7 +134,7 @@ def stand_in_items(teacher, inputs: torch.Tensor, seeds: list[int], guidance: fl
         out = render(gaussians[i], viewmats[i], K, size, size, background=bg)
         views.append(torch.cat([out.rgb, out.alpha], -1).clamp(0, 1))                   # (N, S, S, 4)
     return {"seed": torch.tensor(seeds, dtype=torch.int64), "guidance": torch.full((len(seeds),), guidance),
-            "elevation": torch.tensor(elevations, dtype=torch.float32),
+            "elevation": elevations,
             "noise": noise[:, None].half().cpu(), "latents": z[:, None].half().cpu(),
             "views": (torch.stack(views) * 255.0).round().to(torch.uint8).cpu(),
             "viewmats": viewmats.float().cpu()}
